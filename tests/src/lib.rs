@@ -1,0 +1,1 @@
+//! Shared test helpers: locating the binary and data, tshark, namespaces.

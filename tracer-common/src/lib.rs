@@ -1,0 +1,97 @@
+//! Types both sides of the tracer compile: the ring-buffer event layout, the per-CPU counter
+//! indices and the filter configuration. Nothing else lives here, so the eBPF object and the
+//! collector can never disagree about a byte offset.
+#![no_std]
+
+/// Bytes of the packet copied into each event, counted from the network (IP) header.
+///
+/// Enough for the largest IPv4 header (60) plus the largest TCP header (60), and for an IPv6
+/// header (40) with common extension headers (up to 92 bytes) plus the largest TCP header.
+pub const CAPTURE_LEN: usize = 192;
+
+/// Direction of a traced packet as seen from the traced interface.
+pub const DIRECTION_INGRESS: u8 = 0;
+pub const DIRECTION_EGRESS: u8 = 1;
+
+/// `EventHeader::flags`: the interface has no L2 header (tun, wireguard); the event's bytes start
+/// at the IP header anyway, this only records what the program saw.
+pub const FLAG_RAW_IP: u8 = 1 << 0;
+/// The packet carries at least one MPTCP option (kind 30). Clear only in `--all-tcp` mode.
+pub const FLAG_MPTCP: u8 = 1 << 1;
+/// The packet is IPv6.
+pub const FLAG_IPV6: u8 = 1 << 2;
+
+/// Fixed header of every ring-buffer event. `#[repr(C)]` and padded by hand so the layout is the
+/// same in the BPF object and on the host.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the program ran.
+    pub ktime_ns: u64,
+    /// `skb->ifindex` of the interface whose hook ran.
+    pub ifindex: u32,
+    /// `skb->len`: the packet's length from the network header on (the L2 header excluded).
+    pub skb_len: u32,
+    /// How many bytes of `Event::data` are valid (≤ `CAPTURE_LEN`).
+    pub cap_len: u16,
+    /// `DIRECTION_INGRESS` or `DIRECTION_EGRESS`.
+    pub direction: u8,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    pub _pad: u32,
+}
+
+/// One ring-buffer event: header plus the packet's first bytes from the network header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub header: EventHeader,
+    pub data: [u8; CAPTURE_LEN],
+}
+
+pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
+
+/// Indices into the per-CPU `COUNTERS` array.
+pub mod counter {
+    /// Every packet the classifier ran on.
+    pub const PACKETS: u32 = 0;
+    /// IPv4/IPv6 TCP packets.
+    pub const TCP: u32 = 1;
+    /// TCP packets with at least one MPTCP option.
+    pub const MPTCP: u32 = 2;
+    /// Events written to the ring buffer.
+    pub const EVENTS: u32 = 3;
+    /// Events lost because the ring buffer was full.
+    pub const RINGBUF_FULL: u32 = 4;
+    /// `bpf_skb_load_bytes` failures or headers that do not fit the packet (malformed).
+    pub const LOAD_ERRORS: u32 = 5;
+    /// Packets that matched the TCP/MPTCP test but were dropped by the user's filter.
+    pub const FILTERED: u32 = 6;
+    pub const COUNT: u32 = 7;
+}
+
+/// Filter configuration written by userspace into the `CONFIG` array map (index 0) before the
+/// programs are attached. Zero means "no filter" for each field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterConfig {
+    /// Emit every TCP packet, not only those with an MPTCP option.
+    pub all_tcp: u8,
+    pub _pad: [u8; 3],
+    /// Keep packets whose source or destination port equals this (host order); 0 = any.
+    pub port: u16,
+    pub _pad2: u16,
+    /// Keep IPv4 packets whose source or destination address is this (network order as read
+    /// from the packet, i.e. the four bytes in wire order); 0 = any.
+    pub ipv4_addr: [u8; 4],
+    /// Keep IPv6 packets whose source or destination address is this; all zero = any.
+    pub ipv6_addr: [u8; 16],
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data, #[repr(C)], no padding the kernel could leave uninitialised that
+    // userspace reads as anything but bytes.
+    unsafe impl aya::Pod for super::FilterConfig {}
+    unsafe impl aya::Pod for super::EventHeader {}
+}

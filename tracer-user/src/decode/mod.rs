@@ -1,0 +1,91 @@
+//! Bytes → `Packet`, without state. Link layer (`link`), IPv4/IPv6 (`ip`), TCP (`tcp`) and the
+//! MPTCP options (`mptcp`). The same function decodes pcap records and live ring-buffer events.
+
+use std::net::IpAddr;
+
+use arrayvec::ArrayVec;
+
+use crate::source::RawPacket;
+
+pub mod ip;
+pub mod link;
+pub mod mptcp;
+pub mod tcp;
+
+pub use mptcp::MptcpOption;
+
+/// TCP header flag bits (byte 13 of the TCP header).
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// The most MPTCP options one packet is decoded with. 40 bytes of TCP options hold at most
+/// thirteen 3-byte options; real stacks send one or two. More are counted in
+/// `Packet::mptcp_overflow` rather than kept.
+pub const MAX_MPTCP_OPTIONS: usize = 6;
+
+/// A decoded TCP segment with its MPTCP options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub number: u64,
+    pub ts_ns: u64,
+    pub iface: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// `tcp_flags::*` bits.
+    pub flags: u8,
+    pub window: u16,
+    /// TCP payload length computed from the IP and TCP headers (IPv4 total length or IPv6
+    /// payload length minus headers), never from the captured length, so truncated captures
+    /// count the same bytes as full ones.
+    pub payload_len: u32,
+    /// MPTCP options (kind 30) in the order they appear.
+    pub mptcp: ArrayVec<MptcpOption, MAX_MPTCP_OPTIONS>,
+    /// MPTCP options beyond `MAX_MPTCP_OPTIONS` (not decoded).
+    pub mptcp_overflow: u8,
+    /// The TCP option walk stopped early: an option's length ran past the header or was
+    /// invalid. Options before that point are kept.
+    pub options_truncated: bool,
+}
+
+impl Packet {
+    pub fn has_flag(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// What a raw packet turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Tcp(Packet),
+    /// Not IPv4/IPv6 TCP (ARP, UDP, ICMP, an IPv4 fragment other than the first, ...): ignored.
+    NotTcp,
+}
+
+/// Why a packet could not be decoded. The caller adds the file and packet number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated {layer} header: need {need} bytes, have {have}")]
+    Truncated { layer: &'static str, need: usize, have: usize },
+    #[error("malformed {layer} header: {what}")]
+    Malformed { layer: &'static str, what: String },
+}
+
+/// Decodes one raw packet.
+pub fn decode(raw: &RawPacket<'_>) -> Result<Decoded, DecodeError> {
+    let Some(l3) = link::strip(raw.link_type, raw.data)? else {
+        return Ok(Decoded::NotTcp);
+    };
+    ip::decode_ip(raw, l3)
+}

@@ -1,0 +1,13 @@
+//! mptcp-tracer as a library: capture sources, a stateless decoder, a one-packet-at-a-time
+//! analysis and the outputs. The binary (`main.rs`) is a thin layer over this.
+//!
+//! One path from packet to summary, shared by the live and the offline sources:
+//! `source` yields `RawPacket`s → `decode::decode` makes a `Packet` → `analysis::Analyzer::feed`
+//! updates state → `analysis::summary` builds the read-only results → `output` formats them.
+
+pub mod analysis;
+pub mod cli;
+pub mod decode;
+pub mod output;
+pub mod shell;
+pub mod source;

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    std::process::exit(mptcp_tracer::cli::main()?)
+}
