@@ -8,6 +8,8 @@
 pub mod analysis;
 pub mod cli;
 pub mod decode;
+pub mod lab;
+pub mod offline;
 pub mod output;
 pub mod shell;
 pub mod source;
