@@ -47,7 +47,7 @@ pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineRepo
             Ok(Some(packet)) => {
                 analyzer.feed_raw(&packet);
                 count += 1;
-                if count % PROGRESS_CHECK_EVERY == 0
+                if count.is_multiple_of(PROGRESS_CHECK_EVERY)
                     && let Some(progress) = &mut progress
                 {
                     progress.maybe_update(reader.bytes_read(), count);

@@ -37,6 +37,11 @@ const PCAPNG_INTERFACE_DESCRIPTION: u32 = 1;
 const PCAPNG_OBSOLETE_PACKET: u32 = 2;
 const PCAPNG_SIMPLE_PACKET: u32 = 3;
 const PCAPNG_ENHANCED_PACKET: u32 = 6;
+/// Blocks that are not packets but that tshark numbers as frames: systemd journal entries and
+/// custom blocks (copyable or not). Counting them keeps our numbers equal to frame.number.
+const PCAPNG_SYSTEMD_JOURNAL: u32 = 9;
+const PCAPNG_CUSTOM: u32 = 0x0000_0BAD;
+const PCAPNG_CUSTOM_NO_COPY: u32 = 0x4000_0BAD;
 /// Option code of `epb_flags` (and of the obsolete packet block's `pack_flags`).
 const PCAPNG_OPTION_FLAGS: u16 = 2;
 
@@ -176,6 +181,8 @@ enum TsScale {
     Divide(u64),
     /// Units of 2^-n seconds.
     PowerOfTwo(u32),
+    /// Units below 10^-28 s: every timestamp is 0 ns.
+    TooFine,
 }
 
 impl TsScale {
@@ -187,8 +194,9 @@ impl TsScale {
         } else if exponent <= 9 {
             TsScale::Multiply(10u64.pow(9 - exponent))
         } else {
-            // Beyond 10^-28 every timestamp rounds to 0 ns.
-            TsScale::Divide(10u64.checked_pow(exponent - 9).unwrap_or(u64::MAX))
+            10u64
+                .checked_pow(exponent - 9)
+                .map_or(TsScale::TooFine, TsScale::Divide)
         }
     }
 
@@ -196,6 +204,7 @@ impl TsScale {
         match self {
             TsScale::Multiply(factor) => units.saturating_mul(factor),
             TsScale::Divide(divisor) => units / divisor,
+            TsScale::TooFine => 0,
             TsScale::PowerOfTwo(exponent) => {
                 let ns = (u128::from(units) * 1_000_000_000) >> exponent;
                 u64::try_from(ns).unwrap_or(u64::MAX)
@@ -311,8 +320,9 @@ impl CaptureReader {
         self.map.len() as u64
     }
 
-    /// Packets delivered so far.
-    pub fn packets_read(&self) -> u64 {
+    /// Frames numbered so far: the packets delivered, plus the few non-packet blocks tshark
+    /// numbers as frames (pcapng custom and systemd journal blocks).
+    pub fn frames_read(&self) -> u64 {
         self.next_number - 1
     }
 
@@ -483,7 +493,7 @@ impl CaptureReader {
         let data: &[u8] = &self.map;
         let present = data.len() - offset;
         let block_len = read_u32(data, offset + 4, big_endian);
-        if block_len < 12 || block_len % 4 != 0 {
+        if block_len < 12 || !block_len.is_multiple_of(4) {
             return Err(self.corrupt(
                 offset,
                 format!("block length {block_len} is not a multiple of 4 of at least 12"),
@@ -600,7 +610,10 @@ impl CaptureReader {
                         section.interfaces.push(interface);
                     }
                 }
-                // Name resolution, statistics, secrets, custom blocks: nothing we use.
+                PCAPNG_SYSTEMD_JOURNAL | PCAPNG_CUSTOM | PCAPNG_CUSTOM_NO_COPY => {
+                    self.next_number += 1;
+                }
+                // Name resolution, statistics, secrets, unknown blocks: nothing we use.
                 _ => {}
             }
             self.offset = offset + block_len;
@@ -791,4 +804,1047 @@ fn direction_from_options(mut options: &[u8], big_endian: bool) -> Direction {
         options = &options[next..];
     }
     Direction::Unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        path::PathBuf,
+        process::{Command, Stdio},
+    };
+
+    use super::*;
+
+    /// A directory of test captures under the system temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(test: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("mptcp-tracer-pcap-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+
+        fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, bytes).expect("write test capture");
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A packet as the reader delivered it, owned so tests can keep it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct Got {
+        number: u64,
+        ts_ns: u64,
+        iface: u32,
+        direction: Direction,
+        link_type: LinkType,
+        data: Vec<u8>,
+        orig_len: u32,
+    }
+
+    fn read_all(path: &Path) -> (Vec<Got>, Result<(), CaptureError>) {
+        let mut reader = CaptureReader::open(path).expect("open capture");
+        let mut got = Vec::new();
+        let result = reader.for_each(|packet| {
+            got.push(Got {
+                number: packet.number,
+                ts_ns: packet.ts_ns,
+                iface: packet.iface,
+                direction: packet.direction,
+                link_type: packet.link_type,
+                data: packet.data.to_vec(),
+                orig_len: packet.orig_len,
+            });
+        });
+        (got, result)
+    }
+
+    fn open_error(path: &Path) -> CaptureError {
+        match CaptureReader::open(path) {
+            Ok(_) => panic!("{} opened, expected an error", path.display()),
+            Err(error) => error,
+        }
+    }
+
+    // ---- hand-built capture files ------------------------------------------------------------
+
+    fn put_u16(buf: &mut Vec<u8>, value: u16, big_endian: bool) {
+        buf.extend_from_slice(&if big_endian {
+            value.to_be_bytes()
+        } else {
+            value.to_le_bytes()
+        });
+    }
+
+    fn put_u32(buf: &mut Vec<u8>, value: u32, big_endian: bool) {
+        buf.extend_from_slice(&if big_endian {
+            value.to_be_bytes()
+        } else {
+            value.to_le_bytes()
+        });
+    }
+
+    fn pad(buf: &mut Vec<u8>) {
+        buf.resize(buf.len().next_multiple_of(4), 0);
+    }
+
+    struct PcapRecord<'a> {
+        seconds: u32,
+        fraction: u32,
+        data: &'a [u8],
+        orig_len: u32,
+    }
+
+    fn pcap_file(
+        nanosecond: bool,
+        big_endian: bool,
+        linktype: u32,
+        snaplen: u32,
+        records: &[PcapRecord<'_>],
+    ) -> Vec<u8> {
+        let mut buf = Vec::new();
+        put_u32(
+            &mut buf,
+            if nanosecond { 0xA1B2_3C4D } else { 0xA1B2_C3D4 },
+            big_endian,
+        );
+        put_u16(&mut buf, 2, big_endian);
+        put_u16(&mut buf, 4, big_endian);
+        put_u32(&mut buf, 0, big_endian);
+        put_u32(&mut buf, 0, big_endian);
+        put_u32(&mut buf, snaplen, big_endian);
+        put_u32(&mut buf, linktype, big_endian);
+        for record in records {
+            put_u32(&mut buf, record.seconds, big_endian);
+            put_u32(&mut buf, record.fraction, big_endian);
+            put_u32(&mut buf, record.data.len() as u32, big_endian);
+            put_u32(&mut buf, record.orig_len, big_endian);
+            buf.extend_from_slice(record.data);
+        }
+        buf
+    }
+
+    fn block(big_endian: bool, block_type: u32, body: &[u8]) -> Vec<u8> {
+        let len = 12 + body.len().next_multiple_of(4);
+        let mut buf = Vec::new();
+        put_u32(&mut buf, block_type, big_endian);
+        put_u32(&mut buf, len as u32, big_endian);
+        buf.extend_from_slice(body);
+        pad(&mut buf);
+        put_u32(&mut buf, len as u32, big_endian);
+        buf
+    }
+
+    fn options(big_endian: bool, options: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if options.is_empty() {
+            return buf;
+        }
+        for (code, value) in options {
+            put_u16(&mut buf, *code, big_endian);
+            put_u16(&mut buf, value.len() as u16, big_endian);
+            buf.extend_from_slice(value);
+            pad(&mut buf);
+        }
+        buf.extend_from_slice(&[0; 4]);
+        buf
+    }
+
+    fn shb(big_endian: bool) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_u32(&mut body, PCAPNG_BYTE_ORDER_MAGIC, big_endian);
+        put_u16(&mut body, 1, big_endian);
+        put_u16(&mut body, 0, big_endian);
+        body.extend_from_slice(&[0xff; 8]);
+        block(big_endian, PCAPNG_SECTION_HEADER, &body)
+    }
+
+    fn idb(big_endian: bool, linktype: u16, snaplen: u32, tsresol: Option<u8>) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_u16(&mut body, linktype, big_endian);
+        put_u16(&mut body, 0, big_endian);
+        put_u32(&mut body, snaplen, big_endian);
+        let resolution = tsresol.map(|tsresol| [tsresol]);
+        let opts: Vec<(u16, &[u8])> = resolution.iter().map(|r| (9, &r[..])).collect();
+        body.extend_from_slice(&options(big_endian, &opts));
+        block(big_endian, PCAPNG_INTERFACE_DESCRIPTION, &body)
+    }
+
+    fn epb(
+        big_endian: bool,
+        interface: u32,
+        units: u64,
+        data: &[u8],
+        orig_len: u32,
+        flags: Option<u32>,
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_u32(&mut body, interface, big_endian);
+        put_u32(&mut body, (units >> 32) as u32, big_endian);
+        put_u32(&mut body, units as u32, big_endian);
+        put_u32(&mut body, data.len() as u32, big_endian);
+        put_u32(&mut body, orig_len, big_endian);
+        body.extend_from_slice(data);
+        pad(&mut body);
+        let mut flag_bytes = Vec::new();
+        if let Some(flags) = flags {
+            put_u32(&mut flag_bytes, flags, big_endian);
+            // A comment before the flags: the option walk must step over it.
+            body.extend_from_slice(&options(
+                big_endian,
+                &[(1, b"hello"), (PCAPNG_OPTION_FLAGS, &flag_bytes)],
+            ));
+        }
+        block(big_endian, PCAPNG_ENHANCED_PACKET, &body)
+    }
+
+    fn spb(big_endian: bool, data: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_u32(&mut body, data.len() as u32, big_endian);
+        body.extend_from_slice(data);
+        block(big_endian, PCAPNG_SIMPLE_PACKET, &body)
+    }
+
+    fn obsolete_pb(
+        big_endian: bool,
+        interface: u16,
+        units: u64,
+        data: &[u8],
+        flags: u32,
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_u16(&mut body, interface, big_endian);
+        put_u16(&mut body, 0, big_endian);
+        put_u32(&mut body, (units >> 32) as u32, big_endian);
+        put_u32(&mut body, units as u32, big_endian);
+        put_u32(&mut body, data.len() as u32, big_endian);
+        put_u32(&mut body, data.len() as u32, big_endian);
+        body.extend_from_slice(data);
+        pad(&mut body);
+        let mut flag_bytes = Vec::new();
+        put_u32(&mut flag_bytes, flags, big_endian);
+        body.extend_from_slice(&options(big_endian, &[(PCAPNG_OPTION_FLAGS, &flag_bytes)]));
+        block(big_endian, PCAPNG_OBSOLETE_PACKET, &body)
+    }
+
+    fn payload(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    // ---- tshark as the independent reader ----------------------------------------------------
+
+    /// tshark's fields for every frame, or `None` (with the reason printed) without tshark.
+    fn tshark_fields(path: &Path, fields: &[&str]) -> Option<Vec<Vec<String>>> {
+        let mut command = Command::new("tshark");
+        command
+            .arg("-r")
+            .arg(path)
+            .args(["-T", "fields", "-E", "separator=/t"]);
+        for field in fields {
+            command.args(["-e", field]);
+        }
+        let output = match command.stderr(Stdio::null()).output() {
+            Ok(output) => output,
+            Err(error) => {
+                eprintln!("skipping the tshark cross-check: cannot run tshark: {error}");
+                return None;
+            }
+        };
+        assert!(
+            output.status.success(),
+            "tshark failed on {}",
+            path.display()
+        );
+        let text = String::from_utf8(output.stdout).expect("tshark prints UTF-8");
+        Some(
+            text.lines()
+                .map(|line| line.split('\t').map(str::to_owned).collect())
+                .collect(),
+        )
+    }
+
+    /// "1529037834.335235214" → nanoseconds; "" (no timestamp) → 0.
+    fn epoch_ns(text: &str) -> u64 {
+        if text.is_empty() {
+            return 0;
+        }
+        let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let fraction = format!("{fraction:0<9}");
+        seconds.parse::<u64>().expect("seconds") * 1_000_000_000
+            + fraction[..9].parse::<u64>().expect("fraction")
+    }
+
+    /// Compares our packets with tshark's view of the same file, field by field.
+    /// `not_packets`: frame numbers tshark gives to blocks that are not packets.
+    fn assert_matches_tshark(path: &Path, got: &[Got], not_packets: &[u64]) {
+        let fields = [
+            "frame.number",
+            "frame.time_epoch",
+            "frame.cap_len",
+            "frame.len",
+            "frame.interface_id",
+            "frame.packet_flags_direction",
+        ];
+        let Some(rows) = tshark_fields(path, &fields) else {
+            return;
+        };
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|row| {
+                !not_packets
+                    .iter()
+                    .any(|number| row[0] == number.to_string())
+            })
+            .collect();
+        assert_eq!(rows.len(), got.len(), "packet count of {}", path.display());
+        for (row, packet) in rows.iter().zip(got) {
+            let context = format!("{} packet {}", path.display(), packet.number);
+            assert_eq!(row[0].parse::<u64>().ok(), Some(packet.number), "{context}");
+            assert_eq!(epoch_ns(&row[1]), packet.ts_ns, "{context} time");
+            assert_eq!(
+                row[2].parse::<usize>().ok(),
+                Some(packet.data.len()),
+                "{context} caplen"
+            );
+            assert_eq!(
+                row[3].parse::<u32>().ok(),
+                Some(packet.orig_len),
+                "{context} len"
+            );
+            // tshark leaves interface_id empty for pcap files (one implicit interface).
+            let iface = if row[4].is_empty() {
+                0
+            } else {
+                row[4].parse().expect("iface")
+            };
+            assert_eq!(iface, packet.iface, "{context} interface");
+            let direction = match row[5].as_str() {
+                "1" | "0x00000001" => Direction::Inbound,
+                "2" | "0x00000002" => Direction::Outbound,
+                _ => Direction::Unknown,
+            };
+            assert_eq!(
+                direction, packet.direction,
+                "{context} direction ({:?})",
+                row[5]
+            );
+        }
+    }
+
+    // ---- formats ---------------------------------------------------------------------------
+
+    #[test]
+    fn pcap_all_four_magics() {
+        let dir = TempDir::new("magics");
+        let first = payload(60, 1);
+        let second = payload(128, 2);
+        for nanosecond in [false, true] {
+            for big_endian in [false, true] {
+                let records = [
+                    PcapRecord {
+                        seconds: 1_700_000_000,
+                        fraction: 123_456,
+                        data: &first,
+                        orig_len: 60,
+                    },
+                    PcapRecord {
+                        seconds: 1_700_000_001,
+                        fraction: 999_999,
+                        data: &second,
+                        orig_len: 1500,
+                    },
+                ];
+                let bytes = pcap_file(nanosecond, big_endian, 1, 128, &records);
+                let name = format!("ns{nanosecond}-be{big_endian}.pcap");
+                let path = dir.file(&name, &bytes);
+                let reader = CaptureReader::open(&path).expect("open");
+                assert_eq!(
+                    reader.format(),
+                    CaptureFormat::Pcap {
+                        nanosecond,
+                        big_endian
+                    }
+                );
+                assert_eq!(reader.total_bytes(), bytes.len() as u64);
+                let (got, result) = read_all(&path);
+                result.expect("whole file reads");
+                let unit = if nanosecond { 1 } else { 1_000 };
+                let expected = [
+                    Got {
+                        number: 1,
+                        ts_ns: 1_700_000_000_000_000_000 + 123_456 * unit,
+                        iface: 0,
+                        direction: Direction::Unknown,
+                        link_type: LinkType::Ethernet,
+                        data: first.clone(),
+                        orig_len: 60,
+                    },
+                    Got {
+                        number: 2,
+                        ts_ns: 1_700_000_001_000_000_000 + 999_999 * unit,
+                        iface: 0,
+                        direction: Direction::Unknown,
+                        link_type: LinkType::Ethernet,
+                        data: second.clone(),
+                        orig_len: 1500,
+                    },
+                ];
+                assert_eq!(got, expected, "{name}");
+                assert_matches_tshark(&path, &got, &[]);
+            }
+        }
+    }
+
+    /// Two sections (little then big endian); the first with three interfaces of different link
+    /// types and timestamp resolutions (µs default, ns, 2^-20 s), every packet block kind, and
+    /// blocks we skip.
+    fn multi_interface_pcapng() -> (Vec<u8>, Vec<Got>) {
+        let eth = payload(60, 3);
+        let raw = payload(40, 4);
+        let sll = payload(70, 5);
+        let simple = payload(33, 6);
+        let sll2 = payload(52, 7);
+        let mut file = shb(false);
+        file.extend(idb(false, 1, 262_144, None));
+        file.extend(idb(false, 101, 0, Some(9)));
+        file.extend(idb(false, 113, 0, Some(0x80 | 20)));
+        file.extend(epb(false, 0, 1_700_000_000_123_456, &eth, 60, Some(1)));
+        // A name resolution block and a block type of local use: skipped.
+        file.extend(block(false, 4, &[0; 4]));
+        file.extend(block(false, 0x8000_0001, &[1, 2, 3, 4, 5, 6, 7, 8]));
+        // A custom block: not a packet, but tshark numbers it as frame 2.
+        file.extend(block(false, PCAPNG_CUSTOM, &[1, 2, 3, 4, 5, 6, 7, 8]));
+        file.extend(epb(
+            false,
+            1,
+            1_700_000_001_987_654_321,
+            &raw,
+            1400,
+            Some(2),
+        ));
+        file.extend(epb(
+            false,
+            2,
+            (1_700_000_002 << 20) | (1 << 19),
+            &sll,
+            70,
+            None,
+        ));
+        file.extend(spb(false, &simple));
+        file.extend(obsolete_pb(false, 1, 1_700_000_003_000_000_007, &raw, 1));
+        // A second section restarts interface numbering, here in big endian.
+        file.extend(shb(true));
+        file.extend(idb(true, 276, 0, Some(6)));
+        file.extend(epb(true, 0, 1_700_000_004_000_001, &sll2, 52, Some(2)));
+        let got = |number, ts_ns, iface, direction, link_type, data: &[u8], orig_len| Got {
+            number,
+            ts_ns,
+            iface,
+            direction,
+            link_type,
+            data: data.to_vec(),
+            orig_len,
+        };
+        let expected = vec![
+            got(
+                1,
+                1_700_000_000_123_456_000,
+                0,
+                Direction::Inbound,
+                LinkType::Ethernet,
+                &eth,
+                60,
+            ),
+            got(
+                3,
+                1_700_000_001_987_654_321,
+                1,
+                Direction::Outbound,
+                LinkType::Raw,
+                &raw,
+                1400,
+            ),
+            got(
+                4,
+                1_700_000_002_500_000_000,
+                2,
+                Direction::Unknown,
+                LinkType::LinuxSll,
+                &sll,
+                70,
+            ),
+            got(5, 0, 0, Direction::Unknown, LinkType::Ethernet, &simple, 33),
+            got(
+                6,
+                1_700_000_003_000_000_007,
+                1,
+                Direction::Inbound,
+                LinkType::Raw,
+                &raw,
+                40,
+            ),
+            got(
+                7,
+                1_700_000_004_000_001_000,
+                0,
+                Direction::Outbound,
+                LinkType::LinuxSll2,
+                &sll2,
+                52,
+            ),
+        ];
+        (file, expected)
+    }
+
+    #[test]
+    fn pcapng_interfaces_sections_and_block_kinds() {
+        let dir = TempDir::new("pcapng");
+        let (bytes, expected) = multi_interface_pcapng();
+        let path = dir.file("multi.pcapng", &bytes);
+        let (got, result) = read_all(&path);
+        result.expect("whole file reads");
+        assert_eq!(got, expected);
+
+        let mut reader = CaptureReader::open(&path).expect("open");
+        assert_eq!(reader.format(), CaptureFormat::PcapNg);
+        while reader.next_packet().expect("read").is_some() {}
+        assert_eq!(reader.bytes_read(), reader.total_bytes());
+        assert_eq!(reader.frames_read(), 7);
+        assert_matches_tshark(&path, &got, &[2]);
+    }
+
+    #[test]
+    fn tsresol_scales() {
+        assert_eq!(TsScale::from_tsresol(6).to_ns(1_500_000), 1_500_000_000);
+        assert_eq!(TsScale::from_tsresol(9).to_ns(7), 7);
+        assert_eq!(TsScale::from_tsresol(0).to_ns(3), 3_000_000_000);
+        assert_eq!(TsScale::from_tsresol(12).to_ns(5_000_999), 5_000);
+        assert_eq!(
+            TsScale::from_tsresol(0x80 | 10).to_ns(3 << 10 | 512),
+            3_500_000_000
+        );
+        assert_eq!(TsScale::from_tsresol(0x80).to_ns(2), 2_000_000_000);
+        // Absurd resolutions do not overflow.
+        assert_eq!(TsScale::from_tsresol(127).to_ns(u64::MAX), 0);
+        assert_eq!(TsScale::from_tsresol(0).to_ns(u64::MAX), u64::MAX);
+        assert_eq!(TsScale::from_tsresol(0xff).to_ns(u64::MAX), 0);
+    }
+
+    // ---- the real captures -------------------------------------------------------------------
+
+    fn shared_pcaps() -> Option<PathBuf> {
+        let shared = std::env::var_os("MPTCP_SHARED_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")));
+        let pcaps = shared.join("pcaps");
+        if pcaps.is_dir() {
+            Some(pcaps)
+        } else {
+            eprintln!(
+                "skipping: {} is absent (set MPTCP_SHARED_DIR to the shared directory)",
+                pcaps.display()
+            );
+            None
+        }
+    }
+
+    #[test]
+    fn real_captures_match_tshark() {
+        let Some(pcaps) = shared_pcaps() else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&pcaps)
+            .expect("list pcaps")
+            .map(|entry| entry.expect("dir entry").path())
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|ext| ext == "pcap" || ext == "pcapng")
+            })
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no captures in {}", pcaps.display());
+        for path in &files {
+            let (got, result) = read_all(path);
+            result.unwrap_or_else(|error| panic!("{error}"));
+            assert!(
+                got.iter()
+                    .all(|packet| packet.link_type == LinkType::LinuxSll)
+            );
+            if path.file_name().is_some_and(|name| name == "client_2.pcap") {
+                // capinfos / tshark -r client_2.pcap | wc -l (shared/pcaps/README.md).
+                assert_eq!(got.len(), 2884);
+            }
+            assert_matches_tshark(path, &got, &[]);
+        }
+    }
+
+    #[test]
+    fn truncated_real_capture_delivers_all_but_the_cut_record() {
+        let Some(pcaps) = shared_pcaps() else {
+            return;
+        };
+        let bytes = std::fs::read(pcaps.join("client_2.pcap")).expect("read client_2.pcap");
+        let dir = TempDir::new("cut-real");
+        let path = dir.file("cut.pcap", &bytes[..bytes.len() - 10]);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 2883);
+        let error = result.expect_err("cut file");
+        let CaptureError::TruncatedRecord {
+            packet,
+            offset,
+            expected,
+            present,
+            ..
+        } = &error
+        else {
+            panic!("expected TruncatedRecord, got {error:?}");
+        };
+        assert_eq!(*packet, 2884);
+        // The last block starts where the reader stopped and lost 10 of its bytes.
+        assert_eq!(*expected - *present, 10);
+        assert_eq!(*offset + *expected, bytes.len() as u64);
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("packet 2884"), "{message}");
+        assert!(
+            message.contains(&format!("expected {expected} bytes, only {present}")),
+            "{message}"
+        );
+    }
+
+    // ---- damaged files -----------------------------------------------------------------------
+
+    fn assert_names(error: &CaptureError, path: &Path, needles: &[&str]) {
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&path.display().to_string()),
+            "{message}"
+        );
+        for needle in needles {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn missing_and_empty_and_random_files() {
+        let dir = TempDir::new("not-capture");
+        let missing = dir.0.join("missing.pcap");
+        let error = open_error(&missing);
+        assert!(
+            matches!(&error, CaptureError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        );
+        assert_names(&error, &missing, &["cannot read"]);
+
+        let error = open_error(&dir.0);
+        assert!(matches!(error, CaptureError::Io { .. }), "{error:?}");
+
+        let empty = dir.file("empty.pcap", &[]);
+        let error = open_error(&empty);
+        assert!(
+            matches!(error, CaptureError::NotCapture { .. }),
+            "{error:?}"
+        );
+        assert_names(&error, &empty, &["empty"]);
+
+        // Deterministic noise (an LCG), starting with bytes no magic has.
+        let mut state: u32 = 0x1234_5678;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            })
+            .collect();
+        let random = dir.file("random.pcap", &noise);
+        let error = open_error(&random);
+        let first = format!(
+            "{:02x} {:02x} {:02x} {:02x}",
+            noise[0], noise[1], noise[2], noise[3]
+        );
+        assert!(
+            matches!(error, CaptureError::NotCapture { .. }),
+            "{error:?}"
+        );
+        assert_names(&error, &random, &["not a pcap or pcapng file", &first]);
+
+        let text = dir.file("short.txt", b"hi");
+        let error = open_error(&text);
+        assert_names(&error, &text, &["68 69"]);
+    }
+
+    #[test]
+    fn truncated_file_headers() {
+        let dir = TempDir::new("short-header");
+        let pcap = pcap_file(false, false, 1, 65535, &[]);
+        let path = dir.file("short.pcap", &pcap[..10]);
+        let error = open_error(&path);
+        assert!(
+            matches!(
+                error,
+                CaptureError::TruncatedHeader {
+                    format: "pcap",
+                    expected: 24,
+                    present: 10,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_names(
+            &error,
+            &path,
+            &["truncated pcap file header", "10 of 24 bytes"],
+        );
+
+        let section = shb(true);
+        for cut in [4, 11, section.len() - 1] {
+            let path = dir.file(&format!("short{cut}.pcapng"), &section[..cut]);
+            let error = open_error(&path);
+            assert!(
+                matches!(
+                    error,
+                    CaptureError::TruncatedHeader {
+                        format: "pcapng",
+                        ..
+                    }
+                ),
+                "cut at {cut}: {error:?}"
+            );
+            assert_names(&error, &path, &["truncated pcapng file header"]);
+        }
+        // A header alone is an empty, valid capture.
+        let path = dir.file("header-only.pcap", &pcap);
+        let (got, result) = read_all(&path);
+        assert!(got.is_empty());
+        result.expect("no records is not an error");
+    }
+
+    #[test]
+    fn truncated_last_pcap_record() {
+        let dir = TempDir::new("short-record");
+        let data = payload(100, 8);
+        let records = [
+            PcapRecord {
+                seconds: 1,
+                fraction: 0,
+                data: &data,
+                orig_len: 100,
+            },
+            PcapRecord {
+                seconds: 2,
+                fraction: 0,
+                data: &data,
+                orig_len: 100,
+            },
+        ];
+        let bytes = pcap_file(false, true, 101, 65535, &records);
+        // Inside the second record's data: 30 of its 116 bytes missing.
+        let path = dir.file("cut-data.pcap", &bytes[..bytes.len() - 30]);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, data);
+        let error = result.expect_err("truncated");
+        assert!(
+            matches!(
+                error,
+                CaptureError::TruncatedRecord {
+                    packet: 2,
+                    offset: 140,
+                    expected: 116,
+                    present: 86,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_names(
+            &error,
+            &path,
+            &["packet 2", "byte offset 140", "expected 116 bytes, only 86"],
+        );
+
+        // Inside the second record's header.
+        let path = dir.file("cut-header.pcap", &bytes[..24 + 116 + 5]);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 1);
+        let error = result.expect_err("truncated");
+        assert!(
+            matches!(
+                error,
+                CaptureError::TruncatedRecord {
+                    packet: 2,
+                    expected: 16,
+                    present: 5,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn pcap_record_lengths_beyond_reason() {
+        let dir = TempDir::new("record-length");
+        let data = payload(64, 9);
+        let records = [
+            PcapRecord {
+                seconds: 1,
+                fraction: 0,
+                data: &data,
+                orig_len: 64,
+            },
+            PcapRecord {
+                seconds: 2,
+                fraction: 0,
+                data: &data,
+                orig_len: 64,
+            },
+            PcapRecord {
+                seconds: 3,
+                fraction: 0,
+                data: &data,
+                orig_len: 64,
+            },
+        ];
+        let mut bytes = pcap_file(false, false, 1, 0, &records);
+        // Record 3's caplen: 2 GiB, far beyond the file and any packet.
+        let third = 24 + 2 * (16 + 64);
+        bytes[third + 8..third + 12].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+        let path = dir.file("huge.pcap", &bytes);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 2]);
+        let error = result.expect_err("absurd length");
+        assert!(
+            matches!(
+                error,
+                CaptureError::BadRecordLength {
+                    packet: 3,
+                    caplen: 0x8000_0000,
+                    limit: MAX_CAPLEN,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_names(
+            &error,
+            &path,
+            &["packet 3", &format!("byte offset {third}"), "2147483648"],
+        );
+
+        // Within 256 KiB but beyond the file's snapshot length of 64.
+        let mut bytes = pcap_file(false, false, 1, 64, &records);
+        bytes[third + 8..third + 12].copy_from_slice(&65u32.to_le_bytes());
+        let path = dir.file("over-snaplen.pcap", &bytes);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 2);
+        let error = result.expect_err("over snaplen");
+        assert!(
+            matches!(
+                error,
+                CaptureError::BadRecordLength {
+                    packet: 3,
+                    caplen: 65,
+                    limit: 64,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_names(&error, &path, &["snapshot length"]);
+
+        // A plausible length that runs past the end of the file: the record is cut.
+        let mut bytes = pcap_file(false, false, 1, 0, &records);
+        bytes[third + 8..third + 12].copy_from_slice(&1000u32.to_le_bytes());
+        let path = dir.file("past-end.pcap", &bytes);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 2);
+        let error = result.expect_err("past the end");
+        assert!(
+            matches!(
+                error,
+                CaptureError::TruncatedRecord {
+                    packet: 3,
+                    expected: 1016,
+                    present: 80,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn corrupt_pcapng_block_lengths() {
+        let dir = TempDir::new("block-length");
+        let data = payload(50, 10);
+        let mut file = shb(false);
+        file.extend(idb(false, 101, 0, Some(9)));
+        let first_packet = file.len();
+        file.extend(epb(false, 0, 1, &data, 50, None));
+        let second_packet = file.len();
+        file.extend(epb(false, 0, 2, &data, 50, None));
+        file.extend(epb(false, 0, 3, &data, 50, None));
+        let block_len = second_packet - first_packet;
+
+        let cases: [(&str, u32, &str); 3] = [
+            ("unaligned", block_len as u32 + 1, "not a multiple of 4"),
+            (
+                "trailer",
+                block_len as u32 + 4,
+                "does not match its trailing copy",
+            ),
+            ("huge", 0xFFFF_FFF0, "implausible"),
+        ];
+        for (name, bad_len, why) in cases {
+            let mut bytes = file.clone();
+            bytes[second_packet + 4..second_packet + 8].copy_from_slice(&bad_len.to_le_bytes());
+            let path = dir.file(&format!("{name}.pcapng"), &bytes);
+            let (got, result) = read_all(&path);
+            assert_eq!(got.len(), 1, "{name}");
+            assert_eq!(got[0].data, data);
+            let error = result.expect_err(name);
+            let CaptureError::CorruptBlock { offset, packet, .. } = &error else {
+                panic!("{name}: expected CorruptBlock, got {error:?}");
+            };
+            assert_eq!((*offset, *packet), (second_packet as u64, 2), "{name}");
+            assert_names(
+                &error,
+                &path,
+                &[
+                    "before packet 2",
+                    &format!("byte offset {second_packet}"),
+                    why,
+                ],
+            );
+        }
+
+        // A captured length larger than its block.
+        let mut bytes = file.clone();
+        bytes[second_packet + 20..second_packet + 24].copy_from_slice(&60u32.to_le_bytes());
+        let path = dir.file("caplen.pcapng", &bytes);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 1);
+        let error = result.expect_err("caplen beyond block");
+        assert!(
+            matches!(error, CaptureError::CorruptBlock { packet: 2, .. }),
+            "{error:?}"
+        );
+        assert_names(&error, &path, &["captured length 60"]);
+
+        // The last block cut short.
+        let path = dir.file("cut.pcapng", &file[..file.len() - 8]);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 2);
+        let error = result.expect_err("cut");
+        assert!(
+            matches!(error, CaptureError::TruncatedRecord { packet: 3, .. }),
+            "{error:?}"
+        );
+        assert_names(&error, &path, &["packet 3", "expected 84 bytes, only 76"]);
+
+        // A packet on an interface the section never described.
+        let mut bytes = file.clone();
+        bytes[second_packet + 8..second_packet + 12].copy_from_slice(&5u32.to_le_bytes());
+        let path = dir.file("no-interface.pcapng", &bytes);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 1);
+        let error = result.expect_err("missing interface");
+        assert_names(&error, &path, &["interface 5", "describes 1 interfaces"]);
+    }
+
+    #[test]
+    fn unknown_link_types() {
+        let dir = TempDir::new("linktype");
+        // LINKTYPE_USER0 = 147: a valid number we do not decode.
+        let bytes = pcap_file(true, false, 147, 65535, &[]);
+        let path = dir.file("user0.pcap", &bytes);
+        let error = open_error(&path);
+        assert!(
+            matches!(error, CaptureError::UnknownLinkType { linktype: 147, .. }),
+            "{error:?}"
+        );
+        assert_names(&error, &path, &["unknown link type 147"]);
+
+        // pcapng: packets on the known interface come through up to the first on the unknown one.
+        let data = payload(20, 11);
+        let mut file = shb(false);
+        file.extend(idb(false, 1, 0, None));
+        file.extend(idb(false, 147, 0, None));
+        file.extend(epb(false, 0, 1, &data, 20, None));
+        file.extend(epb(false, 0, 2, &data, 20, None));
+        file.extend(epb(false, 1, 3, &data, 20, None));
+        let path = dir.file("user0.pcapng", &file);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 2);
+        let error = result.expect_err("unknown link type");
+        assert!(
+            matches!(error, CaptureError::UnknownLinkType { linktype: 147, .. }),
+            "{error:?}"
+        );
+        assert_names(
+            &error,
+            &path,
+            &["unknown link type 147", "interface 1", "packet 3"],
+        );
+    }
+
+    /// Every truncation and many single-byte corruptions of valid files: errors, never panics,
+    /// and never a packet outside the file.
+    #[test]
+    fn damaged_files_never_panic() {
+        let dir = TempDir::new("fuzz");
+        let (pcapng, _) = multi_interface_pcapng();
+        let data = payload(30, 12);
+        let records = [
+            PcapRecord {
+                seconds: 1,
+                fraction: 2,
+                data: &data,
+                orig_len: 30,
+            },
+            PcapRecord {
+                seconds: 3,
+                fraction: 4,
+                data: &data,
+                orig_len: 30,
+            },
+        ];
+        let pcap = pcap_file(false, false, 1, 0, &records);
+        let path = dir.0.join("damaged");
+        let mut runs = 0;
+        for original in [&pcapng, &pcap] {
+            let mut variants: Vec<Vec<u8>> = (0..original.len())
+                .map(|cut| original[..cut].to_vec())
+                .collect();
+            for at in 0..original.len() {
+                for value in [0x00, 0xff, 0x80, original[at] ^ 0x04] {
+                    let mut bytes = original.clone();
+                    bytes[at] = value;
+                    variants.push(bytes);
+                }
+            }
+            for bytes in variants {
+                std::fs::write(&path, &bytes).expect("write");
+                if let Ok(mut reader) = CaptureReader::open(&path) {
+                    let total = reader.total_bytes();
+                    let _ = reader.for_each(|packet| assert!(packet.data.len() as u64 <= total));
+                    assert!(reader.bytes_read() <= total);
+                }
+                runs += 1;
+            }
+        }
+        assert!(runs > 1000);
+    }
 }
