@@ -180,3 +180,206 @@ fn encode_error(path: &str, source: PcapError) -> PcapngWriteError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{
+        Direction, LinkType,
+        pcap::{
+            CaptureReader,
+            tests::{TempDir, epoch_ns, tshark_fields},
+        },
+    };
+
+    /// A minimal IPv4 header (20 bytes) with `total_len`, then `extra` payload bytes.
+    fn ipv4(total_len: u16, extra: usize) -> Vec<u8> {
+        let mut packet = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        packet[2..4].copy_from_slice(&total_len.to_be_bytes());
+        packet.extend((0..extra).map(|i| i as u8));
+        packet
+    }
+
+    struct Written {
+        iface: u32,
+        ts_ns: u64,
+        inbound: bool,
+        data: Vec<u8>,
+        orig_len: u32,
+    }
+
+    #[test]
+    fn round_trip_through_our_reader_and_tshark() {
+        let dir = TempDir::new("writer");
+        let path = dir.0.join("events.pcapng");
+        let mut writer = PcapngEventWriter::create(&path, false).expect("create");
+        let veth = writer
+            .add_interface("veth-client", 3, Some("mptcp-ns1"))
+            .expect("add");
+        let eth = writer.add_interface("eth1", 7, None).expect("add");
+        assert_eq!((veth, eth), (0, 1));
+        let packets = [
+            Written {
+                iface: veth,
+                ts_ns: 1_764_000_000_123_456_789,
+                inbound: false,
+                data: ipv4(60, 40),
+                orig_len: 60,
+            },
+            Written {
+                iface: eth,
+                ts_ns: 1_764_000_000_123_456_790,
+                inbound: true,
+                data: ipv4(1500, 172),
+                orig_len: 1500,
+            },
+            // An odd length: the writer pads the block.
+            Written {
+                iface: veth,
+                ts_ns: 1_764_000_001_000_000_001,
+                inbound: true,
+                data: ipv4(41, 21),
+                orig_len: 41,
+            },
+            Written {
+                iface: eth,
+                ts_ns: 1_764_000_002_999_999_999,
+                inbound: false,
+                data: ipv4(52, 32),
+                orig_len: 52,
+            },
+        ];
+        for packet in &packets {
+            writer
+                .write_packet(
+                    packet.iface,
+                    packet.ts_ns,
+                    packet.inbound,
+                    &packet.data,
+                    packet.orig_len,
+                )
+                .expect("write");
+        }
+        let error = writer
+            .write_packet(2, 0, true, &[0x45], 1)
+            .expect_err("interface 2 was never added");
+        assert!(
+            matches!(
+                error,
+                PcapngWriteError::UnknownInterface {
+                    id: 2,
+                    count: 2,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        writer.flush().expect("flush");
+        drop(writer);
+
+        let mut reader = CaptureReader::open(&path).expect("our reader opens it");
+        let mut read = Vec::new();
+        reader
+            .for_each(|packet| {
+                read.push((
+                    packet.number,
+                    packet.iface,
+                    packet.ts_ns,
+                    packet.direction,
+                    packet.link_type,
+                    packet.data.to_vec(),
+                    packet.orig_len,
+                ))
+            })
+            .expect("our reader reads it all");
+        let expected: Vec<_> = packets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let direction = if p.inbound {
+                    Direction::Inbound
+                } else {
+                    Direction::Outbound
+                };
+                (
+                    i as u64 + 1,
+                    p.iface,
+                    p.ts_ns,
+                    direction,
+                    LinkType::Raw,
+                    p.data.clone(),
+                    p.orig_len,
+                )
+            })
+            .collect();
+        assert_eq!(read, expected);
+
+        let fields = [
+            "frame.interface_name",
+            "frame.interface_description",
+            "frame.len",
+            "frame.cap_len",
+            "frame.time_epoch",
+            "frame.packet_flags_direction",
+            "frame.interface_id",
+        ];
+        let Some(rows) = tshark_fields(&path, &fields) else {
+            eprintln!("skipping the tshark half of the round trip: tshark is missing");
+            return;
+        };
+        assert_eq!(rows.len(), packets.len(), "tshark's packet count");
+        let names = ["veth-client", "eth1"];
+        let descriptions = ["ifindex 3, netns mptcp-ns1", "ifindex 7"];
+        for (row, packet) in rows.iter().zip(&packets) {
+            let iface = packet.iface as usize;
+            assert_eq!(row[0], names[iface]);
+            assert_eq!(row[1], descriptions[iface]);
+            assert_eq!(row[2], packet.orig_len.to_string());
+            assert_eq!(row[3], packet.data.len().to_string());
+            assert_eq!(epoch_ns(&row[4]), packet.ts_ns, "tshark's time {}", row[4]);
+            let direction = if packet.inbound {
+                "0x00000001"
+            } else {
+                "0x00000002"
+            };
+            assert_eq!(row[5], direction);
+            assert_eq!(row[6], iface.to_string());
+        }
+    }
+
+    #[test]
+    fn refuses_to_overwrite_without_force() {
+        let dir = TempDir::new("writer-exists");
+        let path = dir.file("mine.pcapng", b"the user's precious file");
+        let error = PcapngEventWriter::create(&path, false)
+            .err()
+            .expect("existing file");
+        assert!(
+            matches!(error, PcapngWriteError::Exists { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().starts_with(&path.display().to_string()),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"the user's precious file"
+        );
+
+        let mut writer = PcapngEventWriter::create(&path, true).expect("force");
+        writer.add_interface("lo", 1, None).expect("add");
+        writer.flush().expect("flush");
+        drop(writer);
+        let mut reader = CaptureReader::open(&path).expect("a capture now");
+        assert!(reader.next_packet().expect("read").is_none());
+
+        let missing_dir = dir.0.join("no-such-dir").join("out.pcapng");
+        let error = PcapngEventWriter::create(&missing_dir, false)
+            .err()
+            .expect("no directory");
+        assert!(matches!(error, PcapngWriteError::Io { .. }), "{error:?}");
+    }
+}

@@ -807,7 +807,7 @@ fn direction_from_options(mut options: &[u8], big_endian: bool) -> Direction {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::{
         path::PathBuf,
         process::{Command, Stdio},
@@ -816,10 +816,10 @@ mod tests {
     use super::*;
 
     /// A directory of test captures under the system temp dir, removed when dropped.
-    struct TempDir(PathBuf);
+    pub(crate) struct TempDir(pub(crate) PathBuf);
 
     impl TempDir {
-        fn new(test: &str) -> TempDir {
+        pub(crate) fn new(test: &str) -> TempDir {
             let dir = std::env::temp_dir()
                 .join(format!("mptcp-tracer-pcap-{test}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
@@ -827,7 +827,7 @@ mod tests {
             TempDir(dir)
         }
 
-        fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        pub(crate) fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
             let path = self.0.join(name);
             std::fs::write(&path, bytes).expect("write test capture");
             path
@@ -1046,7 +1046,12 @@ mod tests {
     // ---- tshark as the independent reader ----------------------------------------------------
 
     /// tshark's fields for every frame, or `None` (with the reason printed) without tshark.
-    fn tshark_fields(path: &Path, fields: &[&str]) -> Option<Vec<Vec<String>>> {
+    pub(crate) fn tshark_fields(path: &Path, fields: &[&str]) -> Option<Vec<Vec<String>>> {
+        tshark_fields_of(path, fields, false)
+    }
+
+    /// As `tshark_fields`; with `damaged`, tshark may fail after printing the frames it read.
+    fn tshark_fields_of(path: &Path, fields: &[&str], damaged: bool) -> Option<Vec<Vec<String>>> {
         let mut command = Command::new("tshark");
         command
             .arg("-r")
@@ -1063,7 +1068,7 @@ mod tests {
             }
         };
         assert!(
-            output.status.success(),
+            damaged || output.status.success(),
             "tshark failed on {}",
             path.display()
         );
@@ -1076,7 +1081,7 @@ mod tests {
     }
 
     /// "1529037834.335235214" → nanoseconds; "" (no timestamp) → 0.
-    fn epoch_ns(text: &str) -> u64 {
+    pub(crate) fn epoch_ns(text: &str) -> u64 {
         if text.is_empty() {
             return 0;
         }
@@ -1344,20 +1349,24 @@ mod tests {
 
     // ---- the real captures -------------------------------------------------------------------
 
+    /// The shared captures: `$MPTCP_SHARED_DIR/pcaps`, else `shared/pcaps` next to the
+    /// workspace or next to one of its parents (a git worktree lives deeper than the checkout).
     fn shared_pcaps() -> Option<PathBuf> {
-        let shared = std::env::var_os("MPTCP_SHARED_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")));
-        let pcaps = shared.join("pcaps");
-        if pcaps.is_dir() {
-            Some(pcaps)
-        } else {
+        let candidates: Vec<PathBuf> = match std::env::var_os("MPTCP_SHARED_DIR") {
+            Some(shared) => vec![PathBuf::from(shared).join("pcaps")],
+            None => Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .ancestors()
+                .map(|dir| dir.join("../shared/pcaps"))
+                .collect(),
+        };
+        let found = candidates.iter().find(|pcaps| pcaps.is_dir()).cloned();
+        if found.is_none() {
             eprintln!(
-                "skipping: {} is absent (set MPTCP_SHARED_DIR to the shared directory)",
-                pcaps.display()
+                "skipping: no shared captures at {} (set MPTCP_SHARED_DIR to the shared directory)",
+                candidates[0].display()
             );
-            None
         }
+        found
     }
 
     #[test]
@@ -1397,9 +1406,32 @@ mod tests {
         };
         let bytes = std::fs::read(pcaps.join("client_2.pcap")).expect("read client_2.pcap");
         let dir = TempDir::new("cut-real");
-        let path = dir.file("cut.pcap", &bytes[..bytes.len() - 10]);
+        // Block lengths from the file's own trailers: it ends with a statistics block after
+        // the block of the last packet (2884).
+        let trailer =
+            |end: usize| u32::from_le_bytes(bytes[end - 4..end].try_into().expect("4")) as usize;
+        let statistics_len = trailer(bytes.len());
+        let last_packet_end = bytes.len() - statistics_len;
+        let last_packet_len = trailer(last_packet_end);
+        let last_packet_start = last_packet_end - last_packet_len;
+
+        // Cut inside the statistics block: every packet arrives, then the error.
+        let path = dir.file("cut-statistics.pcap", &bytes[..bytes.len() - 10]);
+        let (got, result) = read_all(&path);
+        assert_eq!(got.len(), 2884);
+        let error = result.expect_err("cut file");
+        assert!(
+            matches!(error, CaptureError::TruncatedRecord { packet: 2885, .. }),
+            "{error:?}"
+        );
+
+        // Cut 10 bytes into the last packet's block.
+        let path = dir.file("cut-packet.pcap", &bytes[..last_packet_end - 10]);
         let (got, result) = read_all(&path);
         assert_eq!(got.len(), 2883);
+        if let Some(rows) = tshark_fields_of(&path, &["frame.number"], true) {
+            assert_eq!(rows.len(), got.len(), "tshark's count of the cut file");
+        }
         let error = result.expect_err("cut file");
         let CaptureError::TruncatedRecord {
             packet,
@@ -1412,12 +1444,19 @@ mod tests {
             panic!("expected TruncatedRecord, got {error:?}");
         };
         assert_eq!(*packet, 2884);
-        // The last block starts where the reader stopped and lost 10 of its bytes.
-        assert_eq!(*expected - *present, 10);
-        assert_eq!(*offset + *expected, bytes.len() as u64);
+        assert_eq!(*offset, last_packet_start as u64);
+        assert_eq!(*expected, last_packet_len as u64);
+        assert_eq!(*present, last_packet_len as u64 - 10);
         let message = error.to_string();
-        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(
+            message.starts_with(&path.display().to_string()),
+            "{message}"
+        );
         assert!(message.contains("packet 2884"), "{message}");
+        assert!(
+            message.contains(&format!("byte offset {last_packet_start}")),
+            "{message}"
+        );
         assert!(
             message.contains(&format!("expected {expected} bytes, only {present}")),
             "{message}"
