@@ -268,8 +268,8 @@ impl CaptureReader {
             });
         }
         // SAFETY: the map is read-only and private to this reader. If another process truncates
-        // the file while we read it, accessing the lost pages raises SIGBUS: the same trade-off
-        // every mmap-based reader (ripgrep, tshark's wiretap with mmap) makes for speed.
+        // the file while we read it, accessing the lost pages raises SIGBUS: the trade-off every
+        // mmap-based reader (ripgrep for one) accepts for reading without copies.
         let map = unsafe { Mmap::map(&file) }.map_err(io_error)?;
         #[cfg(unix)]
         {
@@ -627,8 +627,8 @@ impl CaptureReader {
         };
         let description = match section.parser.next_block(&data[offset..offset + block_len]) {
             Ok((_, Block::InterfaceDescription(description))) => description,
-            Ok((_, other)) => {
-                let what = format!("expected an interface description, parsed {other:?}");
+            Ok(_) => {
+                let what = String::from("interface description parsed as another block");
                 return Err(self.corrupt(offset, what));
             }
             Err(error) => {
@@ -970,13 +970,22 @@ pub(crate) mod tests {
     }
 
     fn idb(big_endian: bool, linktype: u16, snaplen: u32, tsresol: Option<u8>) -> Vec<u8> {
+        let resolution = tsresol.map(|tsresol| [tsresol]);
+        let opts: Vec<(u16, &[u8])> = resolution.iter().map(|r| (9, &r[..])).collect();
+        idb_with_options(big_endian, linktype, snaplen, &opts)
+    }
+
+    fn idb_with_options(
+        big_endian: bool,
+        linktype: u16,
+        snaplen: u32,
+        opts: &[(u16, &[u8])],
+    ) -> Vec<u8> {
         let mut body = Vec::new();
         put_u16(&mut body, linktype, big_endian);
         put_u16(&mut body, 0, big_endian);
         put_u32(&mut body, snaplen, big_endian);
-        let resolution = tsresol.map(|tsresol| [tsresol]);
-        let opts: Vec<(u16, &[u8])> = resolution.iter().map(|r| (9, &r[..])).collect();
-        body.extend_from_slice(&options(big_endian, &opts));
+        body.extend_from_slice(&options(big_endian, opts));
         block(big_endian, PCAPNG_INTERFACE_DESCRIPTION, &body)
     }
 
@@ -1328,6 +1337,24 @@ pub(crate) mod tests {
         assert_eq!(reader.bytes_read(), reader.total_bytes());
         assert_eq!(reader.frames_read(), 7);
         assert_matches_tshark(&path, &got, &[2]);
+    }
+
+    #[test]
+    fn pcapng_tsoffset_and_name_options() {
+        let dir = TempDir::new("tsoffset");
+        let data = payload(40, 13);
+        let mut file = shb(false);
+        // if_name (skipped over), if_tsresol = 3 (ms), if_tsoffset = 1_000_000_000 s.
+        let offset = 1_000_000_000i64.to_le_bytes();
+        let opts: [(u16, &[u8]); 3] = [(2, b"eth0"), (9, &[3]), (14, &offset)];
+        file.extend(idb_with_options(false, 101, 0, &opts));
+        file.extend(epb(false, 0, 700_000_000_250, &data, 40, None));
+        let path = dir.file("tsoffset.pcapng", &file);
+        let (got, result) = read_all(&path);
+        result.expect("reads");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].ts_ns, 1_700_000_000_250_000_000);
+        assert_matches_tshark(&path, &got, &[]);
     }
 
     #[test]
