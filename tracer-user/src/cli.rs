@@ -156,7 +156,8 @@ impl Command {
             Command::MptcpSummary { file, args } => {
                 (file.as_path(), Query::MptcpSummary(args.clone()))
             }
-            Command::Shell | Command::Trace(_) => return None,
+            // Commands that do not query a capture.
+            _ => return None,
         })
     }
 }

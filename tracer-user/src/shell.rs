@@ -280,14 +280,17 @@ fn interactive(session: &mut Session) -> i32 {
             log::warn!("cannot read the history {}: {e}", path.display());
         }
     }
-    println!("mptcp-tracer shell: `help` lists the commands, `quit` or Ctrl-D leaves.");
     let mut stdout = io::stdout();
+    let _ = writeln!(
+        stdout,
+        "mptcp-tracer shell: `help` lists the commands, `quit` or Ctrl-D leaves."
+    );
     let mut stderr = io::stderr();
     loop {
         match editor.readline(&session.prompt()) {
             Ok(line) => {
                 if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
+                    let _ = editor.add_history_entry(line.trim());
                 }
                 if session.execute(&line, &mut stdout, &mut stderr) == Step::Quit {
                     break;
