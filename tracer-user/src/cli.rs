@@ -1,5 +1,736 @@
 //! The clap command definitions, used by the one-shot CLI and the interactive shell.
+//!
+//! The query commands' arguments (everything but the capture file) are defined once, in
+//! `Query`; the one-shot commands add the file in front, the shell (`shell::ShellCommand`)
+//! flattens `Query` as it is. Both run the query through `run_query`, so a flag or an output
+//! format cannot differ between them. This module is the edge where errors become messages
+//! and exit codes.
 
-pub fn main() -> anyhow::Result<i32> {
-    todo!()
+use std::{
+    io::{self, Write},
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, anyhow};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    analysis::{Analyzer, Diagnostics, summary::MptcpSummary},
+    offline::{self, OfflineOptions, OfflineReport},
+    output::{json, table},
+    shell,
+    source::live::{self, AttachMode, LiveStats, TraceOptions},
+};
+
+/// Everything worked.
+pub const EXIT_OK: i32 = 0;
+/// An error: bad command line, unreadable capture, unknown stream or connection id, failed
+/// live trace. In the shell's batch mode: at least one command failed.
+pub const EXIT_ERROR: i32 = 1;
+/// Results were printed but cover only part of the data: the capture is truncated or damaged
+/// after some point, or a live trace lost events.
+pub const EXIT_PARTIAL: i32 = 2;
+
+/// How many of the kept decode problems a warning lists.
+const PROBLEMS_SHOWN: usize = 5;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mptcp-tracer",
+    version,
+    about = "Trace Multipath TCP live with eBPF and analyse MPTCP captures.",
+    long_about = "Trace Multipath TCP live with eBPF and analyse MPTCP captures.\n\n\
+                  Without a command, starts the interactive shell (or reads shell commands \
+                  from stdin when it is not a terminal)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct GlobalArgs {
+    /// Do not draw progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log more on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+const ABOUT_LIST_TCP: &str = "List the TCP connections (streams) of the capture";
+const ABOUT_LIST_MPTCP: &str = "List the MPTCP connections, their keys, tokens and subflows";
+const ABOUT_TCP_SUMMARY: &str = "Per-direction byte counts of one TCP stream";
+const ABOUT_MPTCP_SUMMARY: &str =
+    "Per-direction data-level byte counts, subflow shares and events of one MPTCP connection";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(about = ABOUT_LIST_TCP)]
+    ListTcp {
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        #[command(flatten)]
+        args: ListArgs,
+    },
+    #[command(about = ABOUT_LIST_MPTCP)]
+    ListMptcp {
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        #[command(flatten)]
+        args: ListArgs,
+    },
+    #[command(about = ABOUT_TCP_SUMMARY)]
+    TcpSummary {
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        #[command(flatten)]
+        args: TcpSummaryArgs,
+    },
+    #[command(about = ABOUT_MPTCP_SUMMARY)]
+    MptcpSummary {
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        #[command(flatten)]
+        args: MptcpSummaryArgs,
+    },
+    /// Interactive prompt: load a capture once, then query it (the default command).
+    Shell,
+    /// Trace MPTCP live on network interfaces with eBPF (needs root).
+    Trace(TraceArgs),
+}
+
+/// A question about an analysed capture: the commands the one-shot CLI and the shell share.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Query {
+    #[command(about = ABOUT_LIST_TCP)]
+    ListTcp(ListArgs),
+    #[command(about = ABOUT_LIST_MPTCP)]
+    ListMptcp(ListArgs),
+    #[command(about = ABOUT_TCP_SUMMARY)]
+    TcpSummary(TcpSummaryArgs),
+    #[command(about = ABOUT_MPTCP_SUMMARY)]
+    MptcpSummary(MptcpSummaryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TcpSummaryArgs {
+    /// TCP stream number, as list-tcp shows it (Wireshark's tcp.stream).
+    pub stream: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MptcpSummaryArgs {
+    /// MPTCP connection id, as list-mptcp shows it.
+    pub id: u64,
+    /// Also show every per-subflow counter and the signalling event timeline (tables only;
+    /// the JSON always has everything).
+    #[arg(long)]
+    pub full: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Command {
+    /// The capture file and the query of a one-shot offline command.
+    pub fn as_query(&self) -> Option<(&Path, Query)> {
+        Some(match self {
+            Command::ListTcp { file, args } => (file.as_path(), Query::ListTcp(args.clone())),
+            Command::ListMptcp { file, args } => (file.as_path(), Query::ListMptcp(args.clone())),
+            Command::TcpSummary { file, args } => (file.as_path(), Query::TcpSummary(args.clone())),
+            Command::MptcpSummary { file, args } => {
+                (file.as_path(), Query::MptcpSummary(args.clone()))
+            }
+            // Commands that do not query a capture.
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// Interface to attach to (repeat for several).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    pub interfaces: Vec<String>,
+    /// Network namespace the interfaces live in (a name under /run/netns).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Also write the captured packets to this pcapng file.
+    #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
+    pub write: Option<PathBuf>,
+    /// Overwrite the --write file if it exists.
+    #[arg(long, requires = "write")]
+    pub force: bool,
+    /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Seconds between live tables.
+    #[arg(long, value_name = "S", value_parser = parse_seconds, default_value = "1")]
+    pub interval: Duration,
+    /// Print one JSON document at the end (live tables go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Capture every TCP packet, not only those carrying MPTCP options.
+    #[arg(long)]
+    pub all_tcp: bool,
+    /// Only packets from or to this TCP port.
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
+    /// Only packets from or to this IP address.
+    #[arg(long, value_name = "IP")]
+    pub addr: Option<IpAddr>,
+    /// How to attach the classifiers.
+    #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
+    pub attach: AttachArg,
+}
+
+/// `--attach`: the command-line spelling of `live::AttachMode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttachArg {
+    /// TCX where the kernel has it (6.6+), netlink clsact otherwise.
+    Auto,
+    /// TCX links (kernel 6.6+); fails on older kernels.
+    Tcx,
+    /// A clsact qdisc with tc filters, through netlink.
+    Netlink,
+}
+
+impl From<AttachArg> for AttachMode {
+    fn from(value: AttachArg) -> Self {
+        match value {
+            AttachArg::Auto => AttachMode::Auto,
+            AttachArg::Tcx => AttachMode::Tcx,
+            AttachArg::Netlink => AttachMode::Netlink,
+        }
+    }
+}
+
+impl TraceArgs {
+    pub fn to_options(&self) -> TraceOptions {
+        TraceOptions {
+            interfaces: self.interfaces.clone(),
+            netns: self.netns.clone(),
+            write: self.write.clone(),
+            force: self.force,
+            duration: self.duration,
+            interval: self.interval,
+            all_tcp: self.all_tcp,
+            port: self.port,
+            addr: self.addr,
+            attach: self.attach.into(),
+        }
+    }
+}
+
+/// A positive number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(format!("`{text}`: must be more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// The binary's entry point: parses the command line, runs the command, returns the exit code.
+/// Every error ends here as a message on stderr.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+        }
+    };
+    init_logging(cli.global.verbose);
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .parse_default_env()
+        .format_timestamp(None)
+        .try_init();
+}
+
+/// A reader that went away (`| head`) is not an error worth a message.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        None | Some(Command::Shell) => Ok(shell::run(cli.global)),
+        Some(Command::Trace(args)) => trace(args),
+        Some(command) => {
+            let (file, query) = command.as_query().ok_or_else(|| anyhow!("not a query"))?;
+            one_shot(file, &query, cli.global)
+        }
+    }
+}
+
+fn one_shot(file: &Path, query: &Query, global: GlobalArgs) -> anyhow::Result<i32> {
+    let report = load(file, global)?;
+    let mut stdout = io::stdout().lock();
+    let result = run_query(&report.analyzer, file, query, &mut stdout)
+        .and_then(|()| stdout.flush().context("writing to stdout"));
+    let damage = warn_damage(&report, &mut io::stderr().lock());
+    result.map(|()| damage)
+}
+
+/// Analyses a capture file. `Err` when nothing could be read.
+pub fn load(file: &Path, global: GlobalArgs) -> anyhow::Result<OfflineReport> {
+    Ok(offline::analyze_file(
+        file,
+        &OfflineOptions {
+            progress: !global.quiet,
+        },
+    )?)
+}
+
+/// Answers `query` about an analysed capture (`capture` names it in errors) on `out`. The
+/// one-shot commands and the shell both answer through here.
+pub fn run_query(
+    analyzer: &Analyzer,
+    capture: &Path,
+    query: &Query,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let text = match query {
+        Query::ListTcp(args) => {
+            let list = analyzer.tcp_list();
+            if args.json {
+                json::to_pretty(&list)?
+            } else {
+                table::tcp_list(&list)
+            }
+        }
+        Query::ListMptcp(args) => {
+            let list = analyzer.mptcp_list();
+            if args.json {
+                json::to_pretty(&list)?
+            } else {
+                table::mptcp_list(&list)
+            }
+        }
+        Query::TcpSummary(args) => {
+            let summary = analyzer.tcp_summary(args.stream).ok_or_else(|| {
+                anyhow!(
+                    "{}: no TCP stream {} (list-tcp shows the streams)",
+                    capture.display(),
+                    args.stream
+                )
+            })?;
+            if args.json {
+                json::to_pretty(&summary)?
+            } else {
+                table::tcp_summary(&summary)
+            }
+        }
+        Query::MptcpSummary(args) => {
+            let summary = analyzer.mptcp_summary(args.id).ok_or_else(|| {
+                anyhow!(
+                    "{}: no MPTCP connection {} (list-mptcp shows the connections)",
+                    capture.display(),
+                    args.id
+                )
+            })?;
+            if args.json {
+                json::to_pretty(&summary)?
+            } else {
+                table::mptcp_summary(&summary, args.full)
+            }
+        }
+    };
+    out.write_all(text.as_bytes())
+        .context("writing the output")?;
+    Ok(())
+}
+
+/// Warns on `err` about a capture that stopped early and about packets the decoder could not
+/// make sense of; returns the exit code the damage calls for.
+pub fn warn_damage(report: &OfflineReport, err: &mut dyn Write) -> i32 {
+    warn_stopped_early(
+        report.analyzer.diagnostics(),
+        report.error.as_ref().map(|e| e as _),
+        err,
+    )
+}
+
+/// `warn_damage` on its parts: `error` is why reading stopped early, if it did.
+fn warn_stopped_early(
+    diagnostics: &Diagnostics,
+    error: Option<&dyn std::fmt::Display>,
+    err: &mut dyn Write,
+) -> i32 {
+    warn_diagnostics(diagnostics, err);
+    match error {
+        Some(error) => {
+            let _ = writeln!(err, "warning: {error}; results cover the packets before it");
+            EXIT_PARTIAL
+        }
+        None => EXIT_OK,
+    }
+}
+
+/// One line per kind of problem with its count, then the first problems kept. These packets
+/// are counted, not lost, so they do not change the exit code.
+pub fn warn_diagnostics(diagnostics: &Diagnostics, err: &mut dyn Write) {
+    let categories = [
+        (
+            diagnostics.decode_errors,
+            "packet could not be decoded",
+            "packets could not be decoded",
+        ),
+        (
+            diagnostics.truncated_options,
+            "packet has invalid TCP option lengths (options after it ignored)",
+            "packets have invalid TCP option lengths (options after it ignored)",
+        ),
+        (
+            diagnostics.unknown_mptcp_options,
+            "MPTCP option of unknown subtype",
+            "MPTCP options of unknown subtype",
+        ),
+        (
+            diagnostics.malformed_mptcp_options,
+            "MPTCP option has an impossible length",
+            "MPTCP options have an impossible length",
+        ),
+    ];
+    let mut any = false;
+    for (count, one, many) in categories {
+        if count > 0 {
+            any = true;
+            let _ = writeln!(
+                err,
+                "warning: {count} {}",
+                if count == 1 { one } else { many }
+            );
+        }
+    }
+    if !any || diagnostics.problems.is_empty() {
+        return;
+    }
+    let total = diagnostics.decode_errors
+        + diagnostics.truncated_options
+        + diagnostics.unknown_mptcp_options
+        + diagnostics.malformed_mptcp_options;
+    for problem in diagnostics.problems.iter().take(PROBLEMS_SHOWN) {
+        let _ = writeln!(err, "  {problem}");
+    }
+    let shown = diagnostics.problems.len().min(PROBLEMS_SHOWN) as u64;
+    if total > shown {
+        let _ = writeln!(err, "  ... and {} more", total - shown);
+    }
+}
+
+fn summaries_of(
+    analyzer: &Analyzer,
+    list: &crate::analysis::summary::MptcpList,
+) -> Vec<MptcpSummary> {
+    list.mptcp_connections
+        .iter()
+        .filter_map(|c| analyzer.mptcp_summary(c.id))
+        .collect()
+}
+
+fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
+    let options = args.to_options();
+    let started = Instant::now();
+    let mut on_interval = |analyzer: &Analyzer, stats: &LiveStats| {
+        let list = analyzer.mptcp_list();
+        let summaries = summaries_of(analyzer, &list);
+        let text = table::live(stats, started.elapsed().as_secs_f64(), &list, &summaries);
+        // A live table that cannot be written is not worth stopping the trace for.
+        let _ = if args.json {
+            io::stderr()
+                .lock()
+                .write_all(format!("{text}\n").as_bytes())
+        } else {
+            io::stdout()
+                .lock()
+                .write_all(format!("{text}\n").as_bytes())
+        };
+    };
+    let outcome = live::trace(&options, &mut on_interval)
+        .with_context(|| format!("tracing on {}", args.interfaces.join(", ")))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let list = outcome.analyzer.mptcp_list();
+    let summaries = summaries_of(&outcome.analyzer, &list);
+
+    let mut stdout = io::stdout().lock();
+    if args.json {
+        let report = json::TraceReport {
+            stats: &outcome.stats,
+            mptcp: &list,
+            summaries: &summaries,
+            warnings: &outcome.warnings,
+        };
+        stdout.write_all(json::to_pretty(&report)?.as_bytes())?;
+    } else {
+        let mut text = table::live_stats(&outcome.stats, elapsed);
+        text.push('\n');
+        text.push_str(&table::mptcp_list(&list));
+        for summary in &summaries {
+            text.push('\n');
+            text.push_str(&table::mptcp_summary(summary, false));
+        }
+        stdout.write_all(text.as_bytes())?;
+    }
+    stdout.flush()?;
+
+    let mut stderr = io::stderr().lock();
+    for warning in &outcome.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
+    warn_diagnostics(outcome.analyzer.diagnostics(), &mut stderr);
+    let lost = outcome.stats.ringbuf_full + outcome.stats.userspace_lost;
+    if lost > 0 {
+        let _ = writeln!(
+            stderr,
+            "warning: {lost} events lost ({} ring buffer full, {} in userspace); results miss \
+             those packets",
+            outcome.stats.ringbuf_full, outcome.stats.userspace_lost
+        );
+        return Ok(EXIT_PARTIAL);
+    }
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mptcp-tracer").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_means_shell() {
+        let cli = parse(&[]).expect("parses");
+        assert!(cli.command.is_none());
+        assert!(matches!(
+            parse(&["shell"]).expect("parses").command,
+            Some(Command::Shell)
+        ));
+    }
+
+    #[test]
+    fn offline_commands_take_the_file_first() {
+        let cli = parse(&["tcp-summary", "a.pcap", "7", "--json"]).expect("parses");
+        let command = cli.command.expect("a command");
+        let (file, query) = command.as_query().expect("a query");
+        assert_eq!(file, Path::new("a.pcap"));
+        assert!(matches!(
+            query,
+            Query::TcpSummary(TcpSummaryArgs {
+                stream: 7,
+                json: true
+            })
+        ));
+
+        let cli = parse(&["mptcp-summary", "b.pcapng", "3", "--full"]).expect("parses");
+        let (file, query) = cli
+            .command
+            .as_ref()
+            .and_then(Command::as_query)
+            .expect("a query");
+        assert_eq!(file, Path::new("b.pcapng"));
+        assert!(matches!(
+            query,
+            Query::MptcpSummary(MptcpSummaryArgs {
+                id: 3,
+                full: true,
+                json: false
+            })
+        ));
+
+        let cli = parse(&["list-mptcp", "c.pcap"]).expect("parses");
+        assert!(matches!(
+            cli.command.as_ref().and_then(Command::as_query),
+            Some((_, Query::ListMptcp(ListArgs { json: false })))
+        ));
+    }
+
+    #[test]
+    fn offline_commands_reject_missing_or_bad_arguments() {
+        assert!(parse(&["list-tcp"]).is_err());
+        assert!(parse(&["tcp-summary", "a.pcap"]).is_err());
+        assert!(parse(&["tcp-summary", "a.pcap", "-1"]).is_err());
+        assert!(parse(&["mptcp-summary", "a.pcap", "x"]).is_err());
+        assert!(parse(&["list-tcp", "a.pcap", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = parse(&["list-tcp", "a.pcap", "--quiet", "-vv"]).expect("parses");
+        assert!(cli.global.quiet);
+        assert_eq!(cli.global.verbose, 2);
+        let cli = parse(&["-q", "shell"]).expect("parses");
+        assert!(cli.global.quiet);
+    }
+
+    #[test]
+    fn trace_options() {
+        let cli = parse(&[
+            "trace",
+            "-i",
+            "veth0",
+            "-i",
+            "veth1",
+            "--netns",
+            "ns1",
+            "-w",
+            "out.pcapng",
+            "--force",
+            "--duration",
+            "2.5",
+            "--interval",
+            "0.5",
+            "--json",
+            "--all-tcp",
+            "--port",
+            "5201",
+            "--addr",
+            "fd00::1",
+            "--attach",
+            "netlink",
+        ])
+        .expect("parses");
+        let Some(Command::Trace(args)) = cli.command else {
+            panic!("not trace")
+        };
+        let options = args.to_options();
+        assert_eq!(options.interfaces, ["veth0", "veth1"]);
+        assert_eq!(options.netns.as_deref(), Some("ns1"));
+        assert_eq!(options.write.as_deref(), Some(Path::new("out.pcapng")));
+        assert!(options.force && options.all_tcp && args.json);
+        assert_eq!(options.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(options.interval, Duration::from_millis(500));
+        assert_eq!(options.port, Some(5201));
+        assert_eq!(options.addr, Some("fd00::1".parse().expect("an address")));
+        assert_eq!(options.attach, AttachMode::Netlink);
+    }
+
+    #[test]
+    fn trace_defaults_and_errors() {
+        let Some(Command::Trace(args)) = parse(&["trace", "-i", "eth0"]).expect("parses").command
+        else {
+            panic!("not trace")
+        };
+        let options = args.to_options();
+        assert_eq!(options.interval, Duration::from_secs(1));
+        assert_eq!(options.duration, None);
+        assert_eq!(options.attach, AttachMode::Auto);
+        assert!(!options.force && !options.all_tcp);
+
+        assert!(parse(&["trace"]).is_err(), "an interface is required");
+        assert!(parse(&["trace", "-i", "eth0", "--duration", "0"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--duration", "NaN"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--port", "70000"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--attach", "xdp"]).is_err());
+        assert!(
+            parse(&["trace", "-i", "eth0", "--force"]).is_err(),
+            "--force needs -w"
+        );
+    }
+
+    #[test]
+    fn diagnostics_warnings_count_each_category() {
+        let diagnostics = Diagnostics {
+            packets: 100,
+            decode_errors: 2,
+            unknown_mptcp_options: 1,
+            problems: vec![
+                "packet 3: truncated TCP header".into(),
+                "packet 9: truncated IPv4 header".into(),
+                "packet 12: MPTCP subtype 15".into(),
+            ],
+            ..Default::default()
+        };
+        let mut err = Vec::new();
+        warn_diagnostics(&diagnostics, &mut err);
+        assert_eq!(
+            String::from_utf8(err).expect("UTF-8"),
+            "\
+warning: 2 packets could not be decoded
+warning: 1 MPTCP option of unknown subtype
+  packet 3: truncated TCP header
+  packet 9: truncated IPv4 header
+  packet 12: MPTCP subtype 15
+"
+        );
+        let mut err = Vec::new();
+        warn_diagnostics(
+            &Diagnostics {
+                packets: 5,
+                ..Default::default()
+            },
+            &mut err,
+        );
+        assert!(err.is_empty());
+    }
+
+    #[test]
+    fn damaged_capture_is_exit_code_two() {
+        let diagnostics = Diagnostics::default();
+        let mut err = Vec::new();
+        let error = "x.pcap: truncated record";
+        assert_eq!(
+            warn_stopped_early(&diagnostics, Some(&error), &mut err),
+            EXIT_PARTIAL
+        );
+        assert_eq!(
+            String::from_utf8(err).expect("UTF-8"),
+            "warning: x.pcap: truncated record; results cover the packets before it\n"
+        );
+        let report = OfflineReport {
+            analyzer: Analyzer::new(),
+            error: None,
+        };
+        assert_eq!(warn_damage(&report, &mut Vec::new()), EXIT_OK);
+    }
 }
