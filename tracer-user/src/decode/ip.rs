@@ -216,3 +216,370 @@ fn truncated(layer: &'static str, need: usize, have: &[u8]) -> DecodeError {
 fn malformed(layer: &'static str, what: String) -> DecodeError {
     DecodeError::Malformed { layer, what }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        decode::{MptcpOption, Packet, decode},
+        source::{Direction, LinkType},
+    };
+
+    /// A 20-byte TCP header from port 40000 to 443, data offset 5 + `extra_words`, followed by the
+    /// option bytes given (already a multiple of 4).
+    fn tcp_header(options: &[u8]) -> Vec<u8> {
+        assert_eq!(options.len() % 4, 0);
+        let data_offset = (5 + options.len() / 4) as u8;
+        let mut h = vec![
+            0x9c,
+            0x40, // source port 40000
+            0x01,
+            0xbb, // destination port 443
+            0,
+            0,
+            0,
+            100, // sequence number 100
+            0,
+            0,
+            0,
+            200, // acknowledgment number 200
+            data_offset << 4,
+            0x18, // PSH ACK
+            0x01,
+            0x00, // window 256
+            0,
+            0,
+            0,
+            0, // checksum, urgent pointer
+        ];
+        h.extend_from_slice(options);
+        h
+    }
+
+    /// An IPv4 header: IHL from `options`, total length `total_len`, flags/fragment offset word
+    /// `frag`, protocol `proto`, 192.0.2.1 → 198.51.100.2.
+    fn ipv4_header(options: &[u8], total_len: u16, frag: u16, proto: u8) -> Vec<u8> {
+        let ihl = (5 + options.len() / 4) as u8;
+        let mut h = vec![0x40 | ihl, 0x00];
+        h.extend_from_slice(&total_len.to_be_bytes());
+        h.extend_from_slice(&[0x12, 0x34]); // identification
+        h.extend_from_slice(&frag.to_be_bytes());
+        h.extend_from_slice(&[64, proto, 0, 0]); // TTL, protocol, checksum
+        h.extend_from_slice(&[192, 0, 2, 1, 198, 51, 100, 2]);
+        h.extend_from_slice(options);
+        h
+    }
+
+    /// An IPv6 header with payload length `payload_len` and next header `next`, 2001:db8::1 →
+    /// 2001:db8::2.
+    fn ipv6_header(payload_len: u16, next: u8) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0];
+        h.extend_from_slice(&payload_len.to_be_bytes());
+        h.extend_from_slice(&[next, 64]);
+        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        h
+    }
+
+    fn raw(link_type: LinkType, data: &[u8], orig_len: usize) -> RawPacket<'_> {
+        RawPacket {
+            number: 1,
+            ts_ns: 0,
+            iface: 0,
+            direction: Direction::Unknown,
+            link_type,
+            data,
+            orig_len: orig_len as u32,
+        }
+    }
+
+    fn decode_raw_ip(data: &[u8]) -> Result<Decoded, DecodeError> {
+        decode(&raw(LinkType::Raw, data, data.len()))
+    }
+
+    fn tcp(decoded: Result<Decoded, DecodeError>) -> Packet {
+        match decoded {
+            Ok(Decoded::Tcp(packet)) => packet,
+            other => panic!("expected TCP, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipv4_with_options() {
+        // IHL 6: Router Alert (type 0x94, length 4, value 0).
+        let ip_options = [0x94, 0x04, 0x00, 0x00];
+        let tcp_h = tcp_header(&[]);
+        let payload = [0xaa; 10];
+        let total = (24 + tcp_h.len() + payload.len()) as u16;
+        let pkt = [
+            ipv4_header(&ip_options, total, 0x4000, 6),
+            tcp_h,
+            payload.to_vec(),
+        ]
+        .concat();
+        let p = tcp(decode_raw_ip(&pkt));
+        assert_eq!(p.src, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(p.dst, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)));
+        assert_eq!(
+            (p.src_port, p.dst_port, p.seq, p.ack),
+            (40000, 443, 100, 200)
+        );
+        assert_eq!(p.payload_len, 10);
+    }
+
+    #[test]
+    fn ipv4_padding_and_snaplen_do_not_change_payload_len() {
+        // MP_PRIO in the TCP options so the option walk runs.
+        let tcp_h = tcp_header(&[30, 3, 0x51, 0]);
+        let total = (20 + tcp_h.len() + 1400) as u16;
+        let full = [
+            ipv4_header(&[], total, 0, 6),
+            tcp_h.clone(),
+            vec![0x55; 1400],
+        ]
+        .concat();
+        let whole = tcp(decode_raw_ip(&full));
+        assert_eq!(whole.payload_len, 1400);
+        // tcpdump -s 64: IP + TCP header + 16 bytes of payload.
+        let cut = &full[..64];
+        let p = tcp(decode(&raw(LinkType::Raw, cut, full.len())));
+        assert_eq!(p, whole, "a snaplen-cut capture decodes to the same packet");
+        // Ethernet padding: a 1-byte segment in a 60-byte frame; the padding is neither payload
+        // nor TCP options.
+        let total = (20 + tcp_h.len() + 1) as u16;
+        let mut frame = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend([ipv4_header(&[], total, 0, 6), tcp_h, vec![0x42]].concat());
+        frame.resize(60, 0xff);
+        let p = tcp(decode(&raw(LinkType::Ethernet, &frame, frame.len())));
+        assert_eq!(p.payload_len, 1);
+        assert_eq!(
+            p.mptcp.as_slice(),
+            &[MptcpOption::Prio {
+                backup: true,
+                addr_id: None
+            }]
+        );
+        assert!(!p.options_truncated);
+    }
+
+    #[test]
+    fn ipv4_total_length_zero_uses_the_wire_length() {
+        // TSO super-packet seen on the sender: total length 0, 3000 bytes of payload on the wire,
+        // captured with a snap length behind Ethernet.
+        let mut frame = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend(ipv4_header(&[], 0, 0x4000, 6));
+        frame.extend(tcp_header(&[]));
+        frame.extend([0u8; 10]);
+        let orig_len = 14 + 20 + 20 + 3000;
+        let p = tcp(decode(&raw(LinkType::Ethernet, &frame, orig_len)));
+        assert_eq!(p.payload_len, 3000);
+        // A source without a usable on-wire length: the captured bytes are all there is.
+        let p = tcp(decode(&raw(LinkType::Ethernet, &frame, 0)));
+        assert_eq!(p.payload_len, 10);
+    }
+
+    #[test]
+    fn ipv4_fragments_and_other_protocols() {
+        let tcp_h = tcp_header(&[]);
+        let body = [tcp_h, vec![0; 8]].concat();
+        let total = (20 + body.len()) as u16;
+        // First fragment (MF set, offset 0): TCP, with this fragment's share of the payload.
+        let first = [ipv4_header(&[], total, 0x2000, 6), body.clone()].concat();
+        assert_eq!(tcp(decode_raw_ip(&first)).payload_len, 8);
+        // Later fragment (offset 185 × 8 bytes): no TCP header in it.
+        let later = [ipv4_header(&[], total, 0x00b9, 6), body.clone()].concat();
+        assert_eq!(decode_raw_ip(&later), Ok(Decoded::NotTcp));
+        // UDP.
+        let udp = [ipv4_header(&[], total, 0, 17), body].concat();
+        assert_eq!(decode_raw_ip(&udp), Ok(Decoded::NotTcp));
+    }
+
+    #[test]
+    fn ipv4_truncated_and_malformed() {
+        let tcp_h = tcp_header(&[]);
+        let good = [ipv4_header(&[], 40, 0, 6), tcp_h.clone()].concat();
+        assert_eq!(
+            decode_raw_ip(&good[..19]),
+            Err(DecodeError::Truncated {
+                layer: "IPv4",
+                need: 20,
+                have: 19
+            })
+        );
+        // IHL 6 but only 22 bytes.
+        let with_opts = ipv4_header(&[1, 1, 1, 1], 44, 0, 6);
+        assert_eq!(
+            decode_raw_ip(&with_opts[..22]),
+            Err(DecodeError::Truncated {
+                layer: "IPv4 options",
+                need: 24,
+                have: 22
+            })
+        );
+        // IHL 4.
+        let mut bad_ihl = good.clone();
+        bad_ihl[0] = 0x44;
+        assert!(matches!(
+            decode_raw_ip(&bad_ihl),
+            Err(DecodeError::Malformed { layer: "IPv4", .. })
+        ));
+        // Total length smaller than the IP header.
+        let short = [ipv4_header(&[], 16, 0, 6), tcp_h.clone()].concat();
+        assert!(matches!(
+            decode_raw_ip(&short),
+            Err(DecodeError::Malformed { layer: "IPv4", .. })
+        ));
+        // Total length leaves room for 10 bytes of TCP header only.
+        let short_tcp = [ipv4_header(&[], 30, 0, 6), tcp_h.clone()].concat();
+        assert!(matches!(
+            decode_raw_ip(&short_tcp),
+            Err(DecodeError::Malformed { layer: "TCP", .. })
+        ));
+        // IP header captured, TCP header not.
+        assert_eq!(
+            decode_raw_ip(&good[..30]),
+            Err(DecodeError::Truncated {
+                layer: "TCP",
+                need: 20,
+                have: 10
+            })
+        );
+        // Version 5 behind an IPv4 ethertype.
+        let mut frame = vec![0; 12];
+        frame.extend([0x08, 0x00, 0x55, 0x00]);
+        assert!(matches!(
+            decode(&raw(LinkType::Ethernet, &frame, frame.len())),
+            Err(DecodeError::Malformed { layer: "IP", .. })
+        ));
+    }
+
+    #[test]
+    fn ipv6_plain() {
+        let tcp_h = tcp_header(&[]);
+        let pkt = [ipv6_header(20 + 5, 6), tcp_h, vec![1, 2, 3, 4, 5]].concat();
+        let p = tcp(decode_raw_ip(&pkt));
+        assert_eq!(
+            p.src,
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+        );
+        assert_eq!(
+            p.dst,
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))
+        );
+        assert_eq!(p.payload_len, 5);
+        // Snaplen inside the payload: same length.
+        assert_eq!(
+            tcp(decode(&raw(LinkType::Raw, &pkt[..62], pkt.len()))).payload_len,
+            5
+        );
+    }
+
+    #[test]
+    fn ipv6_extension_header_chain() {
+        // Hop-by-hop (next: routing), length 0 → 8 bytes: PadN option of 4 bytes.
+        let hop = [43, 0, 1, 4, 0, 0, 0, 0];
+        // Routing (next: fragment), length 2 → 24 bytes: type 0, segments left 0, reserved, one
+        // address.
+        let mut routing = vec![44, 2, 0, 0, 0, 0, 0, 0];
+        routing.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        // Fragment (next: destination options), offset 0, M=1, identification.
+        let frag = [60, 0, 0x00, 0x01, 0, 0, 0, 7];
+        // Destination options (next: AH), length 0 → 8 bytes, Pad1 ×6.
+        let dest = [51, 0, 0, 0, 0, 0, 0, 0];
+        // AH (next: TCP), payload length 4 → (4 + 2) × 4 = 24 bytes: SPI, sequence, 12-byte ICV.
+        let mut ah = vec![6, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+        ah.extend([0xcc; 12]);
+        let ext = [hop.to_vec(), routing, frag.to_vec(), dest.to_vec(), ah].concat();
+        assert_eq!(ext.len(), 8 + 24 + 8 + 8 + 24);
+        let tcp_h = tcp_header(&[30, 3, 0x50, 0]);
+        let payload_len = (ext.len() + tcp_h.len() + 100) as u16;
+        let pkt = [
+            ipv6_header(payload_len, 0),
+            ext.clone(),
+            tcp_h,
+            vec![0; 100],
+        ]
+        .concat();
+        let p = tcp(decode_raw_ip(&pkt));
+        assert_eq!(p.payload_len, 100);
+        assert_eq!(
+            p.mptcp.as_slice(),
+            &[MptcpOption::Prio {
+                backup: false,
+                addr_id: None
+            }]
+        );
+        // A later fragment: not TCP.
+        let mut later = pkt.clone();
+        let frag_at = 40 + 8 + 24;
+        later[frag_at + 2..frag_at + 4].copy_from_slice(&[0x00, 0xb8]); // offset 23 × 8
+        assert_eq!(decode_raw_ip(&later), Ok(Decoded::NotTcp));
+        // Cut inside the routing header.
+        assert_eq!(
+            decode_raw_ip(&pkt[..60]),
+            Err(DecodeError::Truncated {
+                layer: "IPv6 extension",
+                need: 72,
+                have: 60
+            })
+        );
+        // Payload length shorter than the extension headers.
+        let mut short = pkt.clone();
+        short[4..6].copy_from_slice(&50u16.to_be_bytes());
+        assert!(matches!(
+            decode_raw_ip(&short),
+            Err(DecodeError::Malformed { layer: "IPv6", .. })
+        ));
+    }
+
+    #[test]
+    fn ipv6_not_tcp() {
+        let tcp_h = tcp_header(&[]);
+        for next in [
+            50u8, /* ESP */
+            59,   /* no next header */
+            17,   /* UDP */
+            58,   /* ICMPv6 */
+        ] {
+            let pkt = [ipv6_header(20, next), tcp_h.clone()].concat();
+            assert_eq!(
+                decode_raw_ip(&pkt),
+                Ok(Decoded::NotTcp),
+                "next header {next}"
+            );
+        }
+        // Destination options then ESP.
+        let pkt = [ipv6_header(28, 60), vec![50, 0, 1, 4, 0, 0, 0, 0], tcp_h].concat();
+        assert_eq!(decode_raw_ip(&pkt), Ok(Decoded::NotTcp));
+        assert_eq!(
+            decode_raw_ip(&ipv6_header(0, 6)[..39]),
+            Err(DecodeError::Truncated {
+                layer: "IPv6",
+                need: 40,
+                have: 39
+            })
+        );
+    }
+
+    #[test]
+    fn ipv6_jumbogram_and_zero_payload_length() {
+        // Payload length 0; hop-by-hop of length 1 (16 bytes): Pad1, Pad1, Jumbo Payload (type
+        // 0xc2, 4 bytes of length counting everything after the IPv6 header), PadN of 6 bytes.
+        let jumbo_len: u32 = 16 + 20 + 70_000;
+        let mut hop = vec![6, 1, 0, 0, 0xc2, 4];
+        hop.extend(jumbo_len.to_be_bytes());
+        hop.extend([1, 4, 0, 0, 0, 0]);
+        assert_eq!(hop.len(), 16);
+        let pkt = [ipv6_header(0, 0), hop, tcp_header(&[]), vec![0; 40]].concat();
+        assert_eq!(
+            tcp(decode(&raw(LinkType::Raw, &pkt, pkt.len()))).payload_len,
+            70_000
+        );
+        // Payload length 0 without a jumbo option (BIG TCP / TSO on the sender): on-wire length.
+        let pkt = [ipv6_header(0, 6), tcp_header(&[]), vec![0; 40]].concat();
+        assert_eq!(
+            tcp(decode(&raw(LinkType::Raw, &pkt, 40 + 20 + 5000))).payload_len,
+            5000
+        );
+    }
+}

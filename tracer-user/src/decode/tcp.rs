@@ -23,6 +23,11 @@ pub fn decode_tcp(
     captured: &[u8],
     segment_len: usize,
 ) -> Result<Packet, DecodeError> {
+    if segment_len < HEADER_LEN {
+        return Err(malformed(format!(
+            "the IP header leaves {segment_len} bytes for the segment, less than a TCP header"
+        )));
+    }
     let Some(fixed) = captured.first_chunk::<HEADER_LEN>() else {
         return Err(DecodeError::Truncated {
             layer: "TCP",
