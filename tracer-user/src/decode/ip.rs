@@ -87,7 +87,7 @@ fn ipv4(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
     let src = IpAddr::V4(Ipv4Addr::new(fixed[12], fixed[13], fixed[14], fixed[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(fixed[16], fixed[17], fixed[18], fixed[19]));
     let captured = clip(&l3[header_len..], segment_len);
-    tcp::decode_tcp(raw, src, dst, captured, segment_len).map(Decoded::Tcp)
+    tcp::decode_tcp(raw, src, dst, captured, segment_len)
 }
 
 fn ipv6(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
@@ -150,7 +150,7 @@ fn ipv6(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
         *fixed[24..40].as_array::<16>().unwrap_or(&[0; 16]),
     ));
     let captured = clip(l3.get(offset..).unwrap_or_default(), segment_len);
-    tcp::decode_tcp(raw, src, dst, captured, segment_len).map(Decoded::Tcp)
+    tcp::decode_tcp(raw, src, dst, captured, segment_len)
 }
 
 /// The extension header at `offset`: its first `min_len` bytes must be captured to read its
