@@ -1086,7 +1086,7 @@ mod capture_tests {
         0101080a01c21dce000000e20101050ac696eed7c698129b1e0c70001513f7895ef77b72";
 
     /// Hex to bytes; whitespace in the constants only breaks lines by header.
-    fn bytes(hex: &str) -> Vec<u8> {
+    pub(super) fn bytes(hex: &str) -> Vec<u8> {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
         digits
             .chunks(2)
@@ -1343,5 +1343,245 @@ mod capture_tests {
         }
         // Most damage leaves a decodable TCP packet: the loop did exercise the option walk.
         assert!(decoded > 1000, "{decoded}");
+    }
+}
+
+/// MPTCP v1 packets from Linux 6.18, captured for these tests in two network namespaces with
+/// `tcpdump -i any -y LINUX_SLL2 -s 128` (so also a real SLL2 link layer and real snap-length
+/// truncation): a Python MPTCP client sending 800,000 bytes to a server with checksums enabled
+/// and an extra `signal` endpoint, closed by the server with SO_LINGER 0; and a second
+/// connection during which the client marked its subflow endpoint backup and the server deleted
+/// its signal endpoint. Expected values are tshark 4.0's dissection; tshark does not show the DSS
+/// checksum value, which is read from the option's last two bytes by hand.
+#[cfg(test)]
+mod v1_capture_tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::{capture_tests::bytes, *};
+    use crate::{
+        decode::{Decoded, Packet, decode, tcp_flags},
+        source::{Direction, LinkType, RawPacket},
+    };
+
+    const V1_FRAME_1: &str = "0800000000000002000104068a4ec4b154b40000\
+        45000040f80a400040062c090a5101010a510102\
+        d02014519fb527ed00000000b002faf016d70000\
+        020405b40402080a8d57e953000000000103030a1e040101";
+    const V1_FRAME_2: &str = "08000000000000020001000692bac1d162410000\
+        45000048000040004006240c0a5101020a510101\
+        1451d02055b2c1809fb527eed012fe8816df0000\
+        020405b40402080ab5268a6c8d57e9530103030a1e0c0181e6c29540cebbb585";
+    const V1_FRAME_3: &str = "0800000000000002000104068a4ec4b154b40000\
+        45000048f80b400040062c000a5101010a510102\
+        d02014519fb527ee55b2c181d010003f16df0000\
+        0101080a8d57e953b5268a6c1e14018149c2833029799b1ae6c29540cebbb585";
+    const V1_FRAME_5: &str = "08000000000000020001000692bac1d162410000\
+        45000044858e400040069e810a5101020a510101\
+        1451d02055b2c1819fb527eec010003f16db0000\
+        0101080ab5268a6c8d57e9531e1030010a5102029cab755efff6ebc6";
+    const V1_FRAME_6: &str = "0800000000000002000104068a4ec4b154b40000\
+        4500003cf80c400040062c0b0a5101010a510102\
+        d02014519fb527ee55b2c181a010003f16d30000\
+        0101080a8d57e953b5268a6c1e0831010a510202";
+    const V1_FRAME_13: &str = "0800000000000002000104068a4ec4b154b40000\
+        45001c1cf80d40004006102a0a5101010a510102\
+        d02014519fb527ee55b2c181e018003f32b30000\
+        0101080a8d57e953b5268a6c1e18200ddfeb3853cbd62451a9e958c8000000014e20a5eb\
+        7979797979797979797979797979797979797979797979797979797979797979";
+    const V1_FRAME_214: &str = "86dd0000000000020001000692bac1d162410000\
+        600a094500300640fd810001000000000000000000000002fd810001000000000000000000000001\
+        1451ca50e4e083ec0aa33cecc01405e1fb3e0000\
+        0101080a9602c70744b59f791e0c70003f82d53505273ec81e048000";
+    const V1_PM_FRAME_41: &str = "080000000000000300010406e21df56cb3f80000\
+        45000040d692400040064c810a5102010a510102\
+        cfa5145171712c62e26e0dc4b010003f17d70000\
+        0101080a3e07224820dd3a531e08200166466e861e035101";
+    const V1_PM_FRAME_64: &str = "08000000000000020001000692bac1d162410000\
+        4500004491d040004006923f0a5101020a510101\
+        14519c5c40859b6026030784c010015016db0000\
+        0101080a6cc1d8f2437ac6661e0c2003c36fba14b8708fa91e044001";
+
+    /// Decodes an SLL2 frame whose on-wire length was `orig_len`.
+    fn packet(hex: &str, orig_len: usize) -> Packet {
+        let data = bytes(hex);
+        let raw = RawPacket {
+            number: 1,
+            ts_ns: 0,
+            iface: 0,
+            direction: Direction::Unknown,
+            link_type: LinkType::LinuxSll2,
+            data: &data,
+            orig_len: orig_len as u32,
+        };
+        match decode(&raw) {
+            Ok(Decoded::Tcp(p)) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn only(p: &Packet) -> &MptcpOption {
+        assert_eq!(p.mptcp.len(), 1, "{:?}", p.mptcp);
+        &p.mptcp[0]
+    }
+
+    #[test]
+    fn mp_capable_v1_handshake() {
+        // SYN: length 4, version 1, flags 0x01 (H: HMAC-SHA256), no key.
+        let syn = packet(V1_FRAME_1, 84);
+        assert_eq!(
+            (syn.src_port, syn.dst_port, syn.seq),
+            (53280, 5201, 2_679_449_581)
+        );
+        assert_eq!(syn.flags, tcp_flags::SYN);
+        assert_eq!(
+            only(&syn),
+            &MptcpOption::Capable {
+                version: 1,
+                flags: 0x01,
+                sender_key: None,
+                receiver_key: None,
+                data_len: None,
+                checksum: None
+            }
+        );
+        // SYN/ACK: the server's key; flags 0x81, A set: the server requires checksums.
+        let syn_ack = packet(V1_FRAME_2, 92);
+        assert_eq!(
+            only(&syn_ack),
+            &MptcpOption::Capable {
+                version: 1,
+                flags: 0x81,
+                sender_key: Some(16_628_016_879_784_146_309),
+                receiver_key: None,
+                data_len: None,
+                checksum: None
+            }
+        );
+        // Third ACK: client key then server key.
+        let ack = packet(V1_FRAME_3, 92);
+        assert_eq!(
+            only(&ack),
+            &MptcpOption::Capable {
+                version: 1,
+                flags: 0x81,
+                sender_key: Some(5_314_954_753_128_110_874),
+                receiver_key: Some(16_628_016_879_784_146_309),
+                data_len: None,
+                checksum: None
+            }
+        );
+    }
+
+    #[test]
+    fn add_addr_v1_with_hmac_and_echo() {
+        let announce = packet(V1_FRAME_5, 88);
+        assert_eq!(
+            only(&announce),
+            &MptcpOption::AddAddr {
+                v0: false,
+                echo: false,
+                addr_id: 1,
+                addr: IpAddr::V4(Ipv4Addr::new(10, 81, 2, 2)),
+                port: None,
+                hmac: Some(11_289_245_941_816_028_102),
+            }
+        );
+        let echo = packet(V1_FRAME_6, 80);
+        assert_eq!(
+            only(&echo),
+            &MptcpOption::AddAddr {
+                v0: false,
+                echo: true,
+                addr_id: 1,
+                addr: IpAddr::V4(Ipv4Addr::new(10, 81, 2, 2)),
+                port: None,
+                hmac: None,
+            }
+        );
+    }
+
+    /// A 7216-byte GSO super-packet captured with a snap length of 128: payload length from the
+    /// IP header (tshark: 7120), DSS with 4-byte data ACK, 8-byte DSN and checksum (length 24).
+    #[test]
+    fn dss_with_checksum_from_a_snaplen_capture() {
+        let data = packet(V1_FRAME_13, 7216);
+        assert_eq!(bytes(V1_FRAME_13).len(), 128);
+        assert_eq!(data.payload_len, 7120);
+        assert_eq!(data.flags, tcp_flags::PSH | tcp_flags::ACK);
+        assert!(!data.options_truncated);
+        assert_eq!(
+            only(&data),
+            &MptcpOption::Dss {
+                data_fin: false,
+                data_ack: Some(WireSeq::U32(3_756_734_547)),
+                mapping: Some(DssMapping {
+                    dsn: WireSeq::U64(14_687_967_167_877_044_424),
+                    ssn: 1,
+                    len: 20000,
+                    checksum: Some(0xa5eb),
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn fastclose_and_tcprst_over_ipv6() {
+        let rst = packet(V1_FRAME_214, 108);
+        assert_eq!(
+            rst.src,
+            IpAddr::V6(Ipv6Addr::new(0xfd81, 1, 0, 0, 0, 0, 0, 2))
+        );
+        assert_eq!(
+            rst.dst,
+            IpAddr::V6(Ipv6Addr::new(0xfd81, 1, 0, 0, 0, 0, 0, 1))
+        );
+        assert_eq!((rst.src_port, rst.dst_port), (5201, 51792));
+        assert_eq!(rst.flags, tcp_flags::RST | tcp_flags::ACK);
+        assert_eq!(rst.payload_len, 0);
+        assert_eq!(
+            rst.mptcp.as_slice(),
+            &[
+                MptcpOption::FastClose {
+                    receiver_key: 4_576_454_595_058_286_280
+                },
+                MptcpOption::TcpRst {
+                    flags: 0,
+                    reason: 0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn mp_prio_and_remove_addr() {
+        let prio = packet(V1_PM_FRAME_41, 84);
+        assert_eq!(
+            prio.mptcp.as_slice(),
+            &[
+                MptcpOption::Dss {
+                    data_fin: false,
+                    data_ack: Some(WireSeq::U32(1_715_891_846)),
+                    mapping: None
+                },
+                MptcpOption::Prio {
+                    backup: true,
+                    addr_id: None
+                },
+            ]
+        );
+        let remove = packet(V1_PM_FRAME_64, 88);
+        assert_eq!(
+            remove.mptcp.as_slice(),
+            &[
+                MptcpOption::Dss {
+                    data_fin: false,
+                    data_ack: Some(WireSeq::U64(14_082_679_157_967_327_145)),
+                    mapping: None
+                },
+                MptcpOption::RemoveAddr {
+                    addr_ids: ArrayVec::try_from(&[1u8][..]).expect("one")
+                },
+            ]
+        );
     }
 }
