@@ -436,11 +436,9 @@ pub fn tshark_mptcp(file: &Path) -> TsharkMptcp {
             if let (Some(send), Some(receive), false) = (send_key, receive_key, syn) {
                 result.keys.entry(mptcp_stream).or_insert((send, receive));
             }
-            if let (Some(key), Some(Ok(token))) =
-                (send_key, parse_u64(field(7)).map(u32::try_from))
+            if let (Some(key), Some(Ok(token))) = (send_key, parse_u64(field(7)).map(u32::try_from))
             {
                 result.tokens.insert(key, token);
-            }
             }
         }
     }
