@@ -162,6 +162,7 @@ impl Lab {
         if config.paths == 0 || config.paths > MAX_PATHS {
             return Err(LabError::PathCount(config.paths));
         }
+        remove_stale_namespaces();
         let sequence = LAB_SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let stem = format!("{NAMESPACE_PREFIX}-{}-{sequence}", std::process::id());
         let mut lab = Self {
@@ -630,6 +631,32 @@ impl Drop for Lab {
         for namespace in self.created_namespaces.drain(..).rev() {
             if let Err(error) = run("ip", &["netns", "del", &namespace]) {
                 log::warn!("lab cleanup: {error}");
+            }
+        }
+    }
+}
+
+/// Deletes lab namespaces whose creating process no longer exists: a lab killed by a signal
+/// (SIGKILL, a CI timeout) never ran its Drop.
+fn remove_stale_namespaces() {
+    let Ok(listing) = run("ip", &["netns", "list"]) else {
+        return;
+    };
+    for namespace in listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
+        let Some(pid) = namespace
+            .strip_prefix(NAMESPACE_PREFIX)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            log::info!("removing stale lab namespace {namespace}");
+            if let Err(error) = run("ip", &["netns", "del", namespace]) {
+                log::warn!("{error}");
             }
         }
     }
