@@ -1,1 +1,17 @@
-//! Integration tests: one target, modules by area.
+//! Integration tests: one target, modules by area. Shared helpers are in `tests/src/lib.rs`.
+//!
+//! - `own_captures`: tests/data captures against their truth files (application byte counts,
+//!   `ip mptcp monitor`, tcpdump).
+//! - `tshark`: connections, keys and tokens against tshark's dissection, with the cases where
+//!   tshark is known to be wrong spelled out.
+//! - `shared_captures`: the third-party MPTCP v0 captures.
+//! - `malformed`: damaged files give errors that name the file and packet, never a panic.
+//! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
+//! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
+
+mod lab;
+mod malformed;
+mod own_captures;
+mod shared_captures;
+mod shell;
+mod tshark;
