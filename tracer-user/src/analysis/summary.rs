@@ -112,6 +112,8 @@ pub struct MptcpSummary {
     pub directions: Vec<MptcpDirectionSummary>,
     /// Signalling timeline, in capture order.
     pub events: Vec<MptcpEvent>,
+    /// Events beyond the per-connection limit (`analysis::mptcp::MAX_EVENTS`), counted only.
+    pub events_dropped: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -138,6 +140,10 @@ pub struct MptcpDirectionSummary {
     pub goodput_bps: f64,
     /// wire_bytes × 8 / duration_s, bits per second (0 when duration is 0).
     pub throughput_bps: f64,
+    /// Segments (and their payload bytes) with payload no known DSS mapping covered: their
+    /// data sequence numbers are unknown, so they count in `wire_bytes` only.
+    pub unmapped_segments: u64,
+    pub unmapped_bytes: u64,
     pub subflows: Vec<SubflowDirectionSummary>,
 }
 
