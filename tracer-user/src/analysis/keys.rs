@@ -83,5 +83,14 @@ mod tests {
                 idsn: 0x5707_62cd_38be_9818
             }
         );
+        // printf '\xfe\xdc\xba\x98\x76\x54\x32\x10' | sha256sum →
+        // 18f9781b1b2c2d85dc80ea6af8a7acf9bf1911a768411d39280818bf0fa7e28e
+        assert_eq!(
+            key_material(1, 0xfedc_ba98_7654_3210),
+            KeyMaterial {
+                token: 0x18f9_781b,
+                idsn: 0x2808_18bf_0fa7_e28e
+            }
+        );
     }
 }

@@ -1025,3 +1025,646 @@ fn endpoints(tcp: &TcpTracker, stream: u32) -> (String, String) {
         .map(|s| (s.client.to_string(), s.server.to_string()))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{
+        Analyzer,
+        tcp::tests::{A, B, pkt},
+    };
+
+    // Stream 0 of /work/shared/pcaps/client_2.pcap (v0): keys and, per tshark 4.0,
+    // mptcp.expected_token / mptcp.expected_idsn.
+    const C_KEY: u64 = 14568871653868829995;
+    const S_KEY: u64 = 12070231261294881532;
+    const C_TOKEN: u32 = 2280993044;
+    const S_TOKEN: u32 = 804647408;
+    const C_IDSN: u64 = 5947950023132234492;
+    const S_IDSN: u64 = 5227567736771178707;
+    // v1 keys; truth from `printf <8 key bytes> | sha256sum` (see keys.rs tests).
+    const V1_S_KEY: u64 = 0x0123_4567_89ab_cdef;
+    const V1_S_TOKEN: u32 = 0x55c5_3f5d;
+    const V1_C_KEY: u64 = 0xfedc_ba98_7654_3210;
+    const V1_C_IDSN: u64 = 0x2808_18bf_0fa7_e28e;
+
+    const A2: &str = "11.0.0.1";
+    const SYN: u8 = tcp_flags::SYN;
+    const SYNACK: u8 = tcp_flags::SYN | tcp_flags::ACK;
+    const ACK: u8 = tcp_flags::ACK;
+    /// Client and server ISNs of the initial subflow in these tests.
+    const C_ISN: u32 = 100;
+    const S_ISN: u32 = 900;
+
+    fn capable(version: u8, sender: Option<u64>, receiver: Option<u64>) -> MptcpOption {
+        MptcpOption::Capable {
+            version,
+            flags: 0x81,
+            sender_key: sender,
+            receiver_key: receiver,
+            data_len: None,
+            checksum: None,
+        }
+    }
+
+    fn dss(data_ack: Option<WireSeq>, map: Option<(WireSeq, u32, u16)>, fin: bool) -> MptcpOption {
+        MptcpOption::Dss {
+            data_fin: fin,
+            data_ack,
+            mapping: map.map(|(dsn, ssn, len)| DssMapping {
+                dsn,
+                ssn,
+                len,
+                checksum: None,
+            }),
+        }
+    }
+
+    fn join_syn(token: u32, backup: bool, addr_id: u8) -> MptcpOption {
+        MptcpOption::Join(JoinOption::Syn {
+            backup,
+            addr_id,
+            token,
+            nonce: 7,
+        })
+    }
+
+    /// v0 handshake on A:1000 → B:5201 (stream 0, connection 0), at t = 0..2 ms.
+    fn v0_handshake(a: &mut Analyzer) {
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(0, Some(C_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .at(2, 1_000_000)
+                .opt(capable(0, Some(S_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .ack(S_ISN + 1)
+                .flags(ACK)
+                .at(3, 2_000_000)
+                .opt(capable(0, Some(C_KEY), Some(S_KEY)))
+                .done(),
+        );
+    }
+
+    /// A join from A2:2000 to B:5201 asking for the server's token (stream 1, subflow 1),
+    /// client ISN 5000, server ISN 7000.
+    fn v0_join(a: &mut Analyzer) {
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5000)
+                .flags(SYN)
+                .opt(join_syn(S_TOKEN, true, 2))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 5201, A2, 2000)
+                .seq(7000)
+                .ack(5001)
+                .flags(SYNACK)
+                .opt(MptcpOption::Join(JoinOption::SynAck {
+                    backup: false,
+                    addr_id: 0,
+                    hmac: 1,
+                    nonce: 2,
+                }))
+                .done(),
+        );
+    }
+
+    #[test]
+    fn v0_handshake_keys_and_tokens() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        let list = a.mptcp_list();
+        assert_eq!(list.mptcp_connections.len(), 1);
+        let c = &list.mptcp_connections[0];
+        assert_eq!(c.version, 0);
+        assert_eq!(c.client_key.as_deref(), Some("14568871653868829995"));
+        assert_eq!(c.server_key.as_deref(), Some("12070231261294881532"));
+        assert_eq!(
+            (c.client_token, c.server_token),
+            (Some(C_TOKEN), Some(S_TOKEN))
+        );
+        assert_eq!(c.client_idsn, Some(C_IDSN.to_string()));
+        assert_eq!(c.server_idsn, Some(S_IDSN.to_string()));
+        assert!(!c.fallback);
+        assert_eq!(c.subflows.len(), 1);
+        assert_eq!(c.subflows[0].client, "10.0.0.1:1000");
+        assert!(!c.subflows[0].join);
+        assert!(a.tcp_list().tcp_connections[0].mptcp);
+    }
+
+    #[test]
+    fn join_attached_by_token_and_orphan_join() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        v0_join(&mut a);
+        // A join asking for a token nobody has: orphan, never a made-up connection.
+        a.feed(
+            &pkt(A2, 3000, B, 5201)
+                .seq(1)
+                .flags(SYN)
+                .opt(join_syn(0xdead_beef, false, 3))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert_eq!(list.mptcp_connections.len(), 1);
+        let subflows = &list.mptcp_connections[0].subflows;
+        assert_eq!(subflows.len(), 2);
+        let join = &subflows[1];
+        assert_eq!((join.tcp_stream, join.join, join.backup), (1, true, true));
+        assert_eq!(
+            (join.client_addr_id, join.server_addr_id),
+            (Some(2), Some(0))
+        );
+        assert_eq!(join.client, "11.0.0.1:2000");
+        assert_eq!(list.orphan_subflows.len(), 1);
+        let orphan = &list.orphan_subflows[0];
+        assert_eq!((orphan.tcp_stream, orphan.token), (2, Some(0xdead_beef)));
+        assert_eq!(orphan.client, "11.0.0.1:3000");
+    }
+
+    #[test]
+    fn join_by_server_counts_in_server_to_client() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        // The server opens a subflow towards the client: the SYN carries the CLIENT's token.
+        a.feed(
+            &pkt(B, 6000, A2, 1000)
+                .seq(10)
+                .flags(SYN)
+                .opt(join_syn(C_TOKEN, false, 1))
+                .done(),
+        );
+        // Server data on it: 100 bytes at S_IDSN + 1, relative ssn 1.
+        a.feed(
+            &pkt(B, 6000, A2, 1000)
+                .seq(11)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U64(S_IDSN + 1), 1, 100)), false))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert_eq!(list.mptcp_connections[0].subflows.len(), 2);
+        let s = a.mptcp_summary(0).expect("connection 0");
+        assert_eq!(s.directions[SERVER_TO_CLIENT].unique_bytes, 100);
+        assert_eq!(s.directions[SERVER_TO_CLIENT].subflows[1].unique_bytes, 100);
+        assert_eq!(s.directions[CLIENT_TO_SERVER].wire_bytes, 0);
+    }
+
+    #[test]
+    fn v1_handshake_and_capable_data_mapping() {
+        let mut a = Analyzer::new();
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(1, None, None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .opt(capable(1, Some(V1_S_KEY), None))
+                .done(),
+        );
+        // Third ACK with both keys and a data-level length of 1000 (RFC 8684 §3.1, length 22):
+        // data at DSN = client IDSN + 1, relative ssn 1; here 600 of its bytes ride on it.
+        let mut with_data = capable(1, Some(V1_C_KEY), Some(V1_S_KEY));
+        if let MptcpOption::Capable { data_len, .. } = &mut with_data {
+            *data_len = Some(1000);
+        }
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .ack(S_ISN + 1)
+                .len(600)
+                .opt(with_data)
+                .done(),
+        );
+        // The remaining 400 bytes of that mapping, with no option at all.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 601)
+                .ack(S_ISN + 1)
+                .len(400)
+                .done(),
+        );
+        // Then a DSS mapping with a 4-byte DSN: low 32 bits of IDSN + 1001, ssn 1001, 500 bytes.
+        let dsn32 = (V1_C_IDSN + 1001) as u32;
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1001)
+                .ack(S_ISN + 1)
+                .len(500)
+                .opt(dss(None, Some((WireSeq::U32(dsn32), 1001, 500)), false))
+                .done(),
+        );
+        // The server acknowledges everything: 4-byte DATA_ACK = low 32 bits of IDSN + 1501.
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN + 1)
+                .ack(C_ISN + 1501)
+                .opt(dss(
+                    Some(WireSeq::U32((V1_C_IDSN + 1501) as u32)),
+                    None,
+                    false,
+                ))
+                .done(),
+        );
+        let c = &a.mptcp_list().mptcp_connections[0];
+        assert_eq!(c.version, 1);
+        assert_eq!(c.server_token, Some(V1_S_TOKEN));
+        assert_eq!(c.client_token, Some(0x18f9_781b));
+        assert_eq!(c.client_idsn, Some(V1_C_IDSN.to_string()));
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // 1000 bytes from the MP_CAPABLE mapping + 500 from the DSS one, nothing unmapped.
+        assert_eq!(
+            (c2s.unique_bytes, c2s.wire_bytes, c2s.unmapped_bytes),
+            (1500, 1500, 0)
+        );
+        // DATA_ACK IDSN + 1501 − (IDSN + 1) = 1500.
+        assert_eq!(c2s.acked_bytes, 1500);
+        assert_eq!(c2s.reinjections + c2s.retransmissions, 0);
+    }
+
+    #[test]
+    fn dsn_wraparound_expansion() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        // Four 100-byte mappings whose DSNs step 0x7000_0000 each (gaps in between): the first
+        // is 8 bytes, the others 4 bytes, each less than 2^31 from the previous one, so each
+        // expands forward. C_IDSN + 1 has low 32 bits 0x4e92c2fd; + 0x1_5000_0000 crosses
+        // 2^32 in the low bits, so a 32-bit-only view would fall back by 2^32.
+        let step = 0x7000_0000u64;
+        for i in 0..4u64 {
+            let dsn = C_IDSN + 1 + i * step;
+            let wire = if i == 0 {
+                WireSeq::U64(dsn)
+            } else {
+                WireSeq::U32(dsn as u32)
+            };
+            let ssn = 1 + 100 * i as u32;
+            a.feed(
+                &pkt(A, 1000, B, 5201)
+                    .seq(C_ISN + ssn)
+                    .len(100)
+                    .opt(dss(None, Some((wire, ssn, 100)), false))
+                    .done(),
+            );
+        }
+        let last_end = C_IDSN + 1 + 3 * step + 100;
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(last_end as u32)), None, false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        assert_eq!(c2s.unique_bytes, 400);
+        // acked = 3 × 0x7000_0000 + 100 = 0x1_5000_0000 + 100 = 5637144676.
+        assert_eq!(c2s.acked_bytes, 5_637_144_676);
+    }
+
+    #[test]
+    fn reinjection_versus_retransmission_and_shares() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        v0_join(&mut a);
+        let map = |dsn_off: u64, ssn: u32, len: u16| {
+            dss(
+                None,
+                Some((WireSeq::U64(C_IDSN + 1 + dsn_off), ssn, len)),
+                false,
+            )
+        };
+        // Subflow 0 carries data [0, 3000) in three segments.
+        for i in 0..3u32 {
+            let ssn = 1 + 1000 * i;
+            a.feed(
+                &pkt(A, 1000, B, 5201)
+                    .seq(C_ISN + ssn)
+                    .len(1000)
+                    .opt(map(u64::from(ssn - 1), ssn, 1000))
+                    .done(),
+            );
+        }
+        // Subflow 1 carries new data [3000, 4000), then reinjects [2000, 3000).
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5001)
+                .len(1000)
+                .opt(map(3000, 1, 1000))
+                .done(),
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(6001)
+                .len(1000)
+                .opt(map(2000, 1001, 1000))
+                .done(),
+        );
+        // Subflow 0 retransmits its segment [1000, 2000) (same TCP sequence, same mapping).
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1001)
+                .len(1000)
+                .opt(map(1000, 1001, 1000))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // Unique 4000; wire 3000 + 2000 + 1000 = 6000.
+        assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (4000, 6000));
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (1, 1000));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 1000));
+        let (s0, s1) = (&c2s.subflows[0], &c2s.subflows[1]);
+        assert_eq!((s0.unique_bytes, s1.unique_bytes), (3000, 1000));
+        assert_eq!((s0.retransmitted_bytes, s1.reinjected_bytes), (1000, 1000));
+        // Shares 3000/4000 and 1000/4000.
+        assert_eq!((s0.share, s1.share), (0.75, 0.25));
+        assert_eq!(s0.share + s1.share, 1.0);
+        // The TCP view of subflow 0 agrees: one retransmission of 1000 bytes.
+        let t = a.tcp_summary(0).expect("stream 0");
+        assert_eq!(
+            (
+                t.directions[0].retransmissions,
+                t.directions[0].retransmitted_bytes
+            ),
+            (1, 1000)
+        );
+    }
+
+    #[test]
+    fn data_fin_is_not_a_payload_byte() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        // 100 payload bytes under a mapping of data-level length 101 with DATA_FIN.
+        let fin_map = dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 101)), true);
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(100)
+                .at(10, 3_000_000)
+                .opt(fin_map.clone())
+                .done(),
+        );
+        // Retransmitted with the same option: the DATA_FIN event is still reported once.
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(100)
+                .at(11, 5_000_000)
+                .opt(fin_map)
+                .done(),
+        );
+        // Peer acknowledges data and DATA_FIN: C_IDSN + 1 + 101.
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U64(C_IDSN + 102)), None, false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        assert_eq!(c2s.unique_bytes, 100);
+        // acked: 101 − 1 for the DATA_FIN.
+        assert_eq!(c2s.acked_bytes, 100);
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 100));
+        // Client→server packets from t=0 (SYN) to t=5 ms: 200 bytes over 5 ms = 320 kbit/s.
+        assert_eq!(c2s.duration_s, 0.005);
+        assert!((c2s.goodput_bps - 160_000.0).abs() < 1e-6);
+        assert!((c2s.throughput_bps - 320_000.0).abs() < 1e-6);
+        let fins: Vec<_> = s.events.iter().filter(|e| e.kind == "data_fin").collect();
+        assert_eq!(fins.len(), 1);
+        assert_eq!(fins[0].detail, format!("dsn {}", C_IDSN + 101));
+        assert_eq!((fins[0].packet, fins[0].time_s), (10, 0.003));
+    }
+
+    #[test]
+    fn stream_without_handshake_attached_by_dsn() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(1000)
+                .opt(dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 1000)), false))
+                .done(),
+        );
+        // Another 4-tuple, no SYN captured: its first segment is the 3rd of a mapping of 3000
+        // bytes (ssn 1 .. 3001, DSN IDSN+1001..), its ISN being 40000.
+        let map = dss(
+            None,
+            Some((WireSeq::U32((C_IDSN + 1001) as u32), 1, 3000)),
+            false,
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(40000 + 2001)
+                .len(1000)
+                .opt(map.clone())
+                .done(),
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(40000 + 1)
+                .len(1000)
+                .opt(map.clone())
+                .done(),
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(40000 + 1001)
+                .len(1000)
+                .opt(map)
+                .done(),
+        );
+        // A DSS-only stream whose DSN belongs to nobody: orphan without a token.
+        a.feed(
+            &pkt(A2, 2001, B, 5201)
+                .seq(1)
+                .len(10)
+                .opt(dss(None, Some((WireSeq::U64(42), 1, 10)), false))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        let subflows = &list.mptcp_connections[0].subflows;
+        assert_eq!(subflows.len(), 2);
+        assert_eq!((subflows[1].tcp_stream, subflows[1].join), (1, false));
+        assert_eq!(list.orphan_subflows.len(), 1);
+        assert_eq!(
+            (
+                list.orphan_subflows[0].tcp_stream,
+                list.orphan_subflows[0].token
+            ),
+            (2, None)
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // The first segment guessed ISN = 42001 − 1 (as if it started the mapping) and was
+        // mapped to DSN IDSN+1001..2001; the second (ssn 1) corrects the ISN to 40000 and maps
+        // to the same DSNs (a same-subflow overlap: 1 retransmission of 1000 bytes); the third
+        // maps to IDSN+2001..3001. Unique = 1000 (subflow 0) + 2000 = 3000 for 4000 sent: the
+        // price of a segment seen before its mapping's start on a subflow without handshake.
+        assert_eq!(
+            (c2s.unique_bytes, c2s.wire_bytes, c2s.unmapped_bytes),
+            (3000, 4000, 0)
+        );
+        assert_eq!(c2s.subflows[1].unique_bytes, 2000);
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 1000));
+    }
+
+    #[test]
+    fn provisional_dsn_space_is_rebased_when_key_arrives() {
+        let mut a = Analyzer::new();
+        // v1 handshake whose third ACK was not captured: no client key yet.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(1, None, None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .opt(capable(1, Some(V1_S_KEY), None))
+                .done(),
+        );
+        // 100 bytes under a 4-byte DSN: expanded in the provisional space.
+        let low = (V1_C_IDSN + 1) as u32;
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U32(low), 1, 100)), false))
+                .done(),
+        );
+        // A later packet repeats MP_CAPABLE with both keys: the client IDSN is now known.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 101)
+                .opt(capable(1, Some(V1_C_KEY), Some(V1_S_KEY)))
+                .done(),
+        );
+        // Retransmission of the same 100 bytes under an 8-byte DSN: only if the provisional
+        // range was shifted to IDSN + 1 does it overlap (retransmission, unique stays 100).
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .len(100)
+                .opt(dss(
+                    None,
+                    Some((WireSeq::U64(V1_C_IDSN + 1), 1, 100)),
+                    false,
+                ))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(low.wrapping_add(100))), None, false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        assert_eq!((c2s.unique_bytes, c2s.retransmitted_bytes), (100, 100));
+        assert_eq!(c2s.acked_bytes, 100);
+    }
+
+    #[test]
+    fn fallback_and_signalling_events() {
+        let mut a = Analyzer::new();
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(0, Some(C_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .at(2, 1_500_000_000)
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        assert!(s.fallback);
+        assert_eq!(s.events.len(), 1);
+        assert_eq!((s.events[0].kind, s.events[0].time_s), ("fallback", 1.5));
+        assert_eq!(s.events[0].direction, "server_to_client");
+
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(MptcpOption::AddAddr {
+                    v0: true,
+                    echo: false,
+                    addr_id: 5,
+                    addr: "11.0.0.2".parse().expect("address"),
+                    port: Some(5201),
+                    hmac: None,
+                })
+                .opt(MptcpOption::Unknown {
+                    subtype: 14,
+                    len: 4,
+                })
+                .done(),
+        );
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .opt(MptcpOption::TcpRst {
+                    flags: 0,
+                    reason: 2,
+                })
+                .done(),
+        );
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .opt(dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 0)), false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let kinds: Vec<_> = s
+            .events
+            .iter()
+            .map(|e| (e.kind, e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("add_addr", "id 5 11.0.0.2:5201"),
+                ("unknown_option", "subtype 14, length 4"),
+                ("mp_tcprst", "reason 2 (lack of resources), flags 0x0"),
+                ("fallback", "infinite mapping"),
+            ]
+        );
+        assert!(s.fallback);
+        assert_eq!(a.diagnostics().unknown_mptcp_options, 1);
+    }
+}
