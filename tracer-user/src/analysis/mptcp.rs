@@ -28,14 +28,19 @@
 //!   the IDSN (or any 8-byte DSN of that direction) becomes known, everything recorded for the
 //!   direction is shifted once by the multiple of 2^32 that places it next to the true value.
 //!   Nothing is buffered per packet.
-//! - **Mappings**: each subflow direction keeps its `MAPPINGS` most recent distinct DSS
-//!   mappings (DSN, subflow sequence relative to the subflow's ISN, length), evicting first
-//!   those wholly below the subflow's highest sequence number, then the oldest. v1's
+//! - **Mappings**: each subflow direction keeps up to `MAPPINGS` distinct DSS
+//!   mappings (DSN, subflow sequence relative to the subflow's ISN, length), evicting the one
+//!   lowest in subflow sequence space (mappings wholly below the data delivered go first; a
+//!   hole keeps its mapping as long as possible, as its retransmission may not repeat it). v1's
 //!   MP_CAPABLE ACK with a data-level length is the mapping (IDSN + 1, relative ssn 1, length)
 //!   (RFC 8684 §3.1). An infinite mapping maps everything after its ssn. A segment with
 //!   payload gets its data range from the mapping covering its relative subflow sequence:
 //!   `dsn = map.dsn + (rel_seq − map.ssn)`, clipped to the mapping (a segment spanning two
-//!   mappings is split). Payload no known mapping covers is counted as `unmapped`. Without a
+//!   mappings is split). Payload no known mapping covers is counted as `unmapped` (unless
+//!   the whole segment is a TCP-level retransmission: then it is a retransmission); its
+//!   subflow range is kept in an interval set and credited, as carried by that subflow, when
+//!   a later mapping covers it (the Linux v0 stack repeats a mapping only on the
+//!   retransmission of its first segment). Without a
 //!   captured SYN the subflow's ISN is unknown: it is taken as the lowest
 //!   `position − ssn` of segments carrying a mapping (exact once a segment starting its
 //!   mapping is seen).
@@ -56,7 +61,7 @@ use rustc_hash::FxHashMap;
 
 use super::{
     keys::{KeyMaterial, key_material},
-    ranges::OwnedRangeSet,
+    ranges::{OwnedRangeSet, RangeSet},
     summary::{
         MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary, OrphanSubflow,
         SubflowDirectionSummary, SubflowInfo,
@@ -70,7 +75,7 @@ use crate::decode::{
 };
 
 /// Mappings remembered per subflow direction.
-pub const MAPPINGS: usize = 8;
+pub const MAPPINGS: usize = 16;
 /// Events kept per connection; more are counted in `events_dropped`.
 pub const MAX_EVENTS: usize = 1000;
 /// How many DSS mappings of an unattached stream are tried against the known connections.
@@ -127,34 +132,39 @@ struct SubflowDirection {
     mappings: [Mapping; MAPPINGS],
     /// Slots of `mappings` in use (filled from 0).
     used: usize,
-    /// Next slot to evict when none is stale.
-    oldest: usize,
-    /// Highest relative subflow sequence carried (exclusive end).
-    highest_rel: u64,
     /// ISN position inferred from mappings when the SYN was not captured.
     inferred_isn: Option<u64>,
+    /// Relative subflow ranges carried before any known mapping covered them; credited when
+    /// a later mapping (often on a retransmission) covers them.
+    unmapped: RangeSet,
 }
 
 impl SubflowDirection {
-    fn remember(&mut self, mapping: Mapping) {
+    /// Keeps `mapping`; false if it was already known. `settled` is the relative subflow
+    /// sequence below which every byte has been carried at least once (the first hole).
+    fn remember(&mut self, mapping: Mapping, settled: Option<u64>) -> bool {
         if self.mappings[..self.used].contains(&mapping) {
-            return;
+            return false;
         }
-        let slot = if self.used < MAPPINGS {
+        if self.used < MAPPINGS {
+            self.mappings[self.used] = mapping;
             self.used += 1;
-            self.used - 1
-        } else if let Some(stale) = self
-            .mappings
-            .iter()
-            .position(|m| m.len != INFINITE && m.ssn.saturating_add(m.len) <= self.highest_rel)
-        {
-            stale
-        } else {
-            let slot = self.oldest;
-            self.oldest = (self.oldest + 1) % MAPPINGS;
-            slot
-        };
-        self.mappings[slot] = mapping;
+            return true;
+        }
+        // Evict, in this order: a mapping wholly below the first hole (its bytes were all
+        // carried); else the lowest one that does not cover the first hole, whose filling
+        // retransmission may not repeat its mapping; else the lowest.
+        let end = |m: &Mapping| m.ssn.saturating_add(m.len);
+        let hole = settled.unwrap_or(0);
+        let victim = (0..MAPPINGS)
+            .min_by_key(|&i| {
+                let m = &self.mappings[i];
+                let covers_hole = m.ssn <= hole && hole < end(m);
+                (end(m) > hole, covers_hole, end(m))
+            })
+            .unwrap_or(0);
+        self.mappings[victim] = mapping;
+        true
     }
 
     /// The most recently remembered mapping covering relative sequence `rel`.
@@ -433,11 +443,17 @@ impl MptcpTracker {
                     if let Some(m) = c.material[cd] {
                         let dsn = m.idsn.wrapping_add(1);
                         c.dirs[cd].dsn_ref.get_or_insert(dsn);
-                        c.subflows[sub_index].dirs[cd].remember(Mapping {
-                            dsn,
-                            ssn: 1,
-                            len: u64::from(*data_len),
-                        });
+                        add_mapping(
+                            c,
+                            sub_index,
+                            cd,
+                            Mapping {
+                                dsn,
+                                ssn: 1,
+                                len: u64::from(*data_len),
+                            },
+                            settled(segment, isn),
+                        );
                     }
                 }
                 MptcpOption::Join(JoinOption::SynAck { addr_id, .. }) => {
@@ -932,18 +948,24 @@ fn record_mapping(
         },
     };
     if mapping.len == 0 {
-        sd.remember(Mapping {
-            dsn,
-            ssn,
-            len: INFINITE,
-        });
+        add_mapping(
+            c,
+            sub,
+            cd,
+            Mapping {
+                dsn,
+                ssn,
+                len: INFINITE,
+            },
+            settled(segment, isn),
+        );
         c.fall_back(at, FALLBACK_INFINITE, "infinite mapping");
         return isn;
     }
     // DATA_FIN occupies the mapping's last data sequence number, not a payload byte.
     let len = u64::from(mapping.len) - u64::from(data_fin);
     if len > 0 {
-        sd.remember(Mapping { dsn, ssn, len });
+        add_mapping(c, sub, cd, Mapping { dsn, ssn, len }, settled(segment, isn));
     }
     if data_fin {
         let fin = dsn.wrapping_add(len);
@@ -968,7 +990,6 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
     let rel = segment.payload_pos.saturating_sub(isn);
     let end = rel + len;
     let sd = &mut c.subflows[sub].dirs[cd];
-    sd.highest_rel = sd.highest_rel.max(end);
     let d = &mut c.dirs[cd];
     let (mut new, mut same, mut other) = (0, 0, 0);
     let mut cursor = rel;
@@ -978,8 +999,14 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
             break;
         }
         let Some(m) = sd.covering(cursor) else {
-            d.unmapped_segments += 1;
-            d.unmapped_bytes += end - cursor;
+            if segment.retransmitted_bytes == len {
+                // The subflow carried all of it before: a retransmission whose mapping is
+                // gone, not data of unknown place.
+                same += end - cursor;
+            } else {
+                d.unmapped_segments += 1;
+                d.unmapped_bytes += sd.unmapped.insert(cursor, end);
+            }
             break;
         };
         let chunk_end = end.min(m.ssn.saturating_add(m.len));
@@ -990,6 +1017,13 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
         other += r.other_owner;
         cursor = chunk_end;
     }
+    account(d, sd, new, same, other);
+}
+
+/// Credits one segment's (or one late-resolved range's) data: `new` bytes carried first by
+/// this subflow, `same` already carried by it (retransmission), `other` already carried by
+/// another subflow (reinjection).
+fn account(d: &mut ConnDirection, sd: &mut SubflowDirection, new: u64, same: u64, other: u64) {
     sd.unique_bytes += new;
     if same > 0 {
         d.retransmissions += 1;
@@ -1001,6 +1035,33 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
         d.reinjected_bytes += other;
         sd.reinjected_bytes += other;
     }
+}
+
+/// Remembers a mapping of subflow `sub`, direction `cd`, and credits the payload carried
+/// earlier without a known mapping that it covers.
+fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, settled: Option<u64>) {
+    let sd = &mut c.subflows[sub].dirs[cd];
+    if !sd.remember(m, settled) || sd.unmapped.is_empty() {
+        return;
+    }
+    let d = &mut c.dirs[cd];
+    let (mut new, mut same, mut other, mut resolved) = (0, 0, 0, 0);
+    sd.unmapped
+        .remove(m.ssn, m.ssn.saturating_add(m.len), |start, end| {
+            let dsn = m.dsn.wrapping_add(start - m.ssn);
+            let r = d.data.insert(dsn, dsn + (end - start), sub as u32);
+            new += r.new;
+            same += r.same_owner;
+            other += r.other_owner;
+            resolved += end - start;
+        });
+    d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
+    account(d, sd, new, same, other);
+}
+
+/// The first hole of the segment's direction, relative to the subflow's ISN.
+fn settled(segment: &Segment, isn: Option<u64>) -> Option<u64> {
+    Some(segment.first_hole_pos?.saturating_sub(isn?))
 }
 
 fn first_mapping(packet: &Packet) -> Option<&DssMapping> {

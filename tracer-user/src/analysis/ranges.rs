@@ -59,6 +59,26 @@ impl RangeSet {
         (end - start) - covered
     }
 
+    /// Removes `[start, end)` from the set, calling `taken` with each removed piece (in order).
+    pub fn remove(&mut self, start: u64, end: u64, mut taken: impl FnMut(u64, u64)) {
+        if start >= end {
+            return;
+        }
+        let first = self.ranges.partition_point(|&(_, e)| e <= start);
+        let past = self.ranges.partition_point(|&(s, _)| s < end);
+        if first == past {
+            return;
+        }
+        for &(s, e) in &self.ranges[first..past] {
+            taken(s.max(start), e.min(end));
+        }
+        // What survives: a left part of the first interval and a right part of the last.
+        let left = (self.ranges[first].0 < start).then(|| (self.ranges[first].0, start));
+        let right = (self.ranges[past - 1].1 > end).then(|| (end, self.ranges[past - 1].1));
+        self.ranges
+            .splice(first..past, left.into_iter().chain(right));
+    }
+
     /// Total number of positions in the set.
     pub fn len(&self) -> u64 {
         self.ranges.iter().map(|&(s, e)| e - s).sum()
@@ -328,22 +348,47 @@ mod tests {
                 let len = 1 + rng.below(max_len);
                 let end = (start + len).min(SPACE);
                 let owner = rng.below(3) as u32;
-                let naive_new = (start..end).filter(|&i| !bitmap[i as usize]).count() as u64;
-                let (mut same, mut other) = (0, 0);
+                if rng.below(5) == 0 {
+                    // Remove from the plain set: the pieces taken are exactly the set bits.
+                    let mut taken = 0;
+                    let mut last_end = 0;
+                    set.remove(start, end, |s, e| {
+                        assert!(s >= start && e <= end && s < e && s >= last_end);
+                        last_end = e;
+                        for i in s..e {
+                            assert!(bitmap[i as usize], "took {i}, which was not in the set");
+                        }
+                        taken += e - s;
+                    });
+                    let naive_taken = (start..end).filter(|&i| bitmap[i as usize]).count() as u64;
+                    assert_eq!(taken, naive_taken);
+                    for i in start..end {
+                        bitmap[i as usize] = false;
+                    }
+                } else {
+                    let naive_new = (start..end).filter(|&i| !bitmap[i as usize]).count() as u64;
+                    for i in start..end {
+                        bitmap[i as usize] = true;
+                    }
+                    assert_eq!(set.insert(start, end), naive_new);
+                }
+                // The owned set only grows.
+                let (mut new, mut same, mut other) = (0, 0, 0);
                 for i in start..end {
                     match owners[i as usize] {
-                        None => owners[i as usize] = Some(owner),
+                        None => {
+                            owners[i as usize] = Some(owner);
+                            new += 1;
+                        }
                         Some(o) if o == owner => same += 1,
                         Some(_) => other += 1,
                     }
-                    bitmap[i as usize] = true;
                 }
-                assert_eq!(set.insert(start, end), naive_new);
                 let r = owned.insert(start, end, owner);
                 assert_eq!(
                     r,
                     OwnedInsert {
-                        new: naive_new,
+                        new,
                         same_owner: same,
                         other_owner: other
                     }

@@ -140,9 +140,10 @@ pub struct MptcpDirectionSummary {
     pub goodput_bps: f64,
     /// wire_bytes × 8 / duration_s, bits per second (0 when duration is 0).
     pub throughput_bps: f64,
-    /// Segments (and their payload bytes) with payload no known DSS mapping covered: their
-    /// data sequence numbers are unknown, so they count in `wire_bytes` only.
+    /// Segments with payload that no DSS mapping known at the time covered.
     pub unmapped_segments: u64,
+    /// Of their payload, the bytes no mapping seen later covered either: their data sequence
+    /// numbers are unknown, so they count in `wire_bytes` only.
     pub unmapped_bytes: u64,
     pub subflows: Vec<SubflowDirectionSummary>,
 }

@@ -153,6 +153,9 @@ pub struct Segment {
     pub isn_pos: Option<u64>,
     /// Payload bytes of this segment already covered before (retransmitted).
     pub retransmitted_bytes: u64,
+    /// Position of the first hole in this direction's payload (the end of its lowest covered
+    /// range), after this segment: everything below was carried at least once.
+    pub first_hole_pos: Option<u64>,
 }
 
 /// All TCP streams seen.
@@ -289,6 +292,7 @@ impl TcpTracker {
             payload_pos,
             isn_pos: d.isn_pos,
             retransmitted_bytes,
+            first_hole_pos: d.covered.intervals().first().map(|&(_, end)| end),
         }
     }
 }
