@@ -95,7 +95,7 @@ impl Analyzer {
             }
         }
         let segment = self.tcp.feed(packet);
-        self.mptcp.feed(packet, &segment);
+        self.mptcp.feed(packet, &segment, &self.tcp);
     }
 
     fn problem(&mut self, number: u64, what: &str) {

@@ -13,12 +13,13 @@
 //!   among the server tokens and the client tokens of the connections seen so far (either side
 //!   may open a subflow). A match attaches the stream as a subflow (join, backup flag, address
 //!   ids); no match makes it an **orphan**, re-examined whenever a new token becomes known.
-//!   A stream that carries DSS mappings but no captured MP_CAPABLE/MP_JOIN SYN is attached by
-//!   data sequence number: its mapping's DSN must fall in `[IDSN, IDSN + 2^32)` of one
+//!   A stream that carries DSS options but no captured MP_CAPABLE/MP_JOIN SYN is attached by
+//!   data sequence number: its mapping's DSN (or, without a mapping, its DATA_ACK, which
+//!   lies in the receiver's sequence space) must fall in `[IDSN, IDSN + 2^32)` of one
 //!   direction of exactly one connection (a 4-byte DSN is first expanded against that
 //!   direction, and must also be at most 2^24 past the highest data seen there). Otherwise it
-//!   is an orphan too; the attempt is repeated on its first `MAX_DSN_ATTACH_ATTEMPTS`
-//!   mappings.
+//!   is an orphan too; the attempt is repeated on its first `MAX_DSN_ATTACH_ATTEMPTS` DSS
+//!   packets.
 //! - **Fallback** (`fallback` events, `fallback: true`): an MP_CAPABLE SYN answered by a
 //!   SYN/ACK without MP_CAPABLE; an infinite mapping (DSS data-level length 0); MP_FAIL.
 //! - **Data sequence numbers** are 64-bit. A 4-byte DSN or DATA_ACK holds the low 32 bits; it
@@ -66,7 +67,10 @@ use super::{
         MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary, OrphanSubflow,
         SubflowDirectionSummary, SubflowInfo,
     },
-    tcp::{CLIENT_TO_SERVER, SERVER_TO_CLIENT, Segment, TcpTracker, direction_name, expand32},
+    tcp::{
+        CLIENT_TO_SERVER, SERVER_TO_CLIENT, Segment, TcpDirection, TcpTracker, direction_name,
+        expand32,
+    },
 };
 use crate::decode::{
     MptcpOption, Packet,
@@ -140,9 +144,8 @@ struct SubflowDirection {
 }
 
 impl SubflowDirection {
-    /// Keeps `mapping`; false if it was already known. `settled` is the relative subflow
-    /// sequence below which every byte has been carried at least once (the first hole).
-    fn remember(&mut self, mapping: Mapping, settled: Option<u64>) -> bool {
+    /// Keeps `mapping`; false if it was already known.
+    fn remember(&mut self, mapping: Mapping, carried: Carried<'_>) -> bool {
         if self.mappings[..self.used].contains(&mapping) {
             return false;
         }
@@ -151,16 +154,13 @@ impl SubflowDirection {
             self.used += 1;
             return true;
         }
-        // Evict, in this order: a mapping wholly below the first hole (its bytes were all
-        // carried); else the lowest one that does not cover the first hole, whose filling
-        // retransmission may not repeat its mapping; else the lowest.
-        let end = |m: &Mapping| m.ssn.saturating_add(m.len);
-        let hole = settled.unwrap_or(0);
+        // Evict the lowest mapping whose bytes were all carried; if none, the lowest. A
+        // mapping over a hole is kept: the retransmission filling it may not repeat it.
         let victim = (0..MAPPINGS)
             .min_by_key(|&i| {
                 let m = &self.mappings[i];
-                let covers_hole = m.ssn <= hole && hole < end(m);
-                (end(m) > hole, covers_hole, end(m))
+                let end = m.ssn.saturating_add(m.len);
+                (!carried.all(m.ssn, end), end)
             })
             .unwrap_or(0);
         self.mappings[victim] = mapping;
@@ -340,7 +340,8 @@ impl Connection {
 
 impl MptcpTracker {
     /// Updates the MPTCP state with one packet, after `TcpTracker::feed` gave its `segment`.
-    pub fn feed(&mut self, packet: &Packet, segment: &Segment) {
+    /// `tcp` is the tracker that made `segment` (mapping eviction asks what it has seen).
+    pub fn feed(&mut self, packet: &Packet, segment: &Segment, tcp: &TcpTracker) {
         let stream = segment.stream as usize;
         if self.roles.len() <= stream {
             self.roles.resize(stream + 1, StreamRole::Unknown);
@@ -396,11 +397,11 @@ impl MptcpTracker {
             dir: segment.dir,
         };
 
-        // A stream with DSS mappings but no known connection: try its data sequence numbers.
+        // A stream with DSS options but no known connection: try its data sequence numbers.
         if !matches!(role, StreamRole::Subflow { .. })
-            && let Some(mapping) = first_mapping(packet)
+            && let Some((value, acked)) = dss_sequence(packet)
         {
-            role = self.attach_by_dsn(role, segment, mapping.dsn);
+            role = self.attach_by_dsn(role, segment, value, acked);
         }
         self.roles[stream] = role;
         let StreamRole::Subflow { conn, sub } = role else {
@@ -432,6 +433,9 @@ impl MptcpTracker {
 
         // The subflow's ISN position: from the TCP layer, else inferred from mappings.
         let mut isn = segment.isn_pos.or(sd.inferred_isn);
+        let delivered = tcp
+            .stream(u64::from(segment.stream))
+            .map(|s| &s.dirs[segment.dir]);
 
         for option in &packet.mptcp {
             match option {
@@ -452,7 +456,10 @@ impl MptcpTracker {
                                 ssn: 1,
                                 len: u64::from(*data_len),
                             },
-                            settled(segment, isn),
+                            Carried {
+                                tcp: delivered,
+                                isn,
+                            },
                         );
                     }
                 }
@@ -477,6 +484,7 @@ impl MptcpTracker {
                             sub_index,
                             cd,
                             segment,
+                            delivered,
                             len > 0,
                             isn,
                             mapping,
@@ -716,7 +724,14 @@ impl MptcpTracker {
     }
 
     /// Attaches a stream without a usable handshake by the DSN of one of its mappings.
-    fn attach_by_dsn(&mut self, role: StreamRole, segment: &Segment, dsn: WireSeq) -> StreamRole {
+    /// `acked`: `dsn` is a DATA_ACK, so it lies in the sequence space of the packet's receiver.
+    fn attach_by_dsn(
+        &mut self,
+        role: StreamRole,
+        segment: &Segment,
+        dsn: WireSeq,
+        acked: bool,
+    ) -> StreamRole {
         let role = match role {
             StreamRole::Unknown => self.new_orphan(segment.stream, None, false, None),
             other => other,
@@ -764,7 +779,9 @@ impl MptcpTracker {
                     join: false,
                     backup: false,
                     addr_ids: [None; 2],
-                    flipped: segment.dir != cd,
+                    // The packet's sender sends in connection direction cd (mapping) or
+                    // acknowledges it (DATA_ACK).
+                    flipped: (segment.dir != cd) != acked,
                     dirs: Default::default(),
                 });
                 StreamRole::Subflow { conn, sub }
@@ -917,6 +934,7 @@ fn record_mapping(
     sub: usize,
     cd: usize,
     segment: &Segment,
+    delivered: Option<&TcpDirection>,
     has_payload: bool,
     isn: Option<u64>,
     mapping: &DssMapping,
@@ -957,7 +975,10 @@ fn record_mapping(
                 ssn,
                 len: INFINITE,
             },
-            settled(segment, isn),
+            Carried {
+                tcp: delivered,
+                isn,
+            },
         );
         c.fall_back(at, FALLBACK_INFINITE, "infinite mapping");
         return isn;
@@ -965,7 +986,16 @@ fn record_mapping(
     // DATA_FIN occupies the mapping's last data sequence number, not a payload byte.
     let len = u64::from(mapping.len) - u64::from(data_fin);
     if len > 0 {
-        add_mapping(c, sub, cd, Mapping { dsn, ssn, len }, settled(segment, isn));
+        add_mapping(
+            c,
+            sub,
+            cd,
+            Mapping { dsn, ssn, len },
+            Carried {
+                tcp: delivered,
+                isn,
+            },
+        );
     }
     if data_fin {
         let fin = dsn.wrapping_add(len);
@@ -1039,9 +1069,9 @@ fn account(d: &mut ConnDirection, sd: &mut SubflowDirection, new: u64, same: u64
 
 /// Remembers a mapping of subflow `sub`, direction `cd`, and credits the payload carried
 /// earlier without a known mapping that it covers.
-fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, settled: Option<u64>) {
+fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, carried: Carried<'_>) {
     let sd = &mut c.subflows[sub].dirs[cd];
-    if !sd.remember(m, settled) || sd.unmapped.is_empty() {
+    if !sd.remember(m, carried) || sd.unmapped.is_empty() {
         return;
     }
     let d = &mut c.dirs[cd];
@@ -1059,18 +1089,38 @@ fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, settled: O
     account(d, sd, new, same, other);
 }
 
-/// The first hole of the segment's direction, relative to the subflow's ISN.
-fn settled(segment: &Segment, isn: Option<u64>) -> Option<u64> {
-    Some(segment.first_hole_pos?.saturating_sub(isn?))
+/// What the TCP layer knows of a subflow direction's coverage, in relative sequence numbers.
+#[derive(Clone, Copy)]
+struct Carried<'a> {
+    tcp: Option<&'a TcpDirection>,
+    isn: Option<u64>,
 }
 
-fn first_mapping(packet: &Packet) -> Option<&DssMapping> {
-    packet.mptcp.iter().find_map(|o| match o {
-        MptcpOption::Dss {
-            mapping: Some(m), ..
-        } => Some(m),
-        _ => None,
-    })
+impl Carried<'_> {
+    /// Every byte of relative `[start, end)` was carried at least once.
+    fn all(&self, start: u64, end: u64) -> bool {
+        match (self.tcp, self.isn) {
+            (Some(tcp), Some(isn)) => {
+                tcp.carried(isn.saturating_add(start), isn.saturating_add(end))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The first DSS mapping's DSN of a packet, else its first DATA_ACK (then `true`).
+fn dss_sequence(packet: &Packet) -> Option<(WireSeq, bool)> {
+    let dss = || {
+        packet.mptcp.iter().filter_map(|o| match o {
+            MptcpOption::Dss {
+                data_ack, mapping, ..
+            } => Some((data_ack, mapping)),
+            _ => None,
+        })
+    };
+    dss()
+        .find_map(|(_, mapping)| mapping.map(|m| (m.dsn, false)))
+        .or_else(|| dss().find_map(|(data_ack, _)| data_ack.map(|a| (a, true))))
 }
 
 fn endpoint(addr: IpAddr, port: Option<u16>) -> String {
@@ -1565,10 +1615,25 @@ mod tests {
                 .opt(dss(None, Some((WireSeq::U64(42), 1, 10)), false))
                 .done(),
         );
+        // A stream carrying only DATA_ACKs, from the server side: B:5201 → A2:2002 acking the
+        // client's data (C_IDSN + 1001 is in the client's space). Its sender is the
+        // connection's server, so its packets count server→client.
+        a.feed(
+            &pkt(B, 5201, A2, 2002)
+                .seq(9)
+                .opt(dss(Some(WireSeq::U64(C_IDSN + 1001)), None, false))
+                .done(),
+        );
         let list = a.mptcp_list();
         let subflows = &list.mptcp_connections[0].subflows;
-        assert_eq!(subflows.len(), 2);
+        assert_eq!(subflows.len(), 3);
         assert_eq!((subflows[1].tcp_stream, subflows[1].join), (1, false));
+        assert_eq!(subflows[2].tcp_stream, 3);
+        let summary = a.mptcp_summary(0).expect("connection 0");
+        let (c2s, s2c) = (&summary.directions[0], &summary.directions[1]);
+        assert_eq!((s2c.subflows[2].packets, c2s.subflows[2].packets), (1, 0));
+        // DATA_ACK C_IDSN + 1001 − (C_IDSN + 1) = 1000.
+        assert_eq!(c2s.acked_bytes, 1000);
         assert_eq!(list.orphan_subflows.len(), 1);
         assert_eq!(
             (

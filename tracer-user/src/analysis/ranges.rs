@@ -79,6 +79,17 @@ impl RangeSet {
             .splice(first..past, left.into_iter().chain(right));
     }
 
+    /// Whether every position of `[start, end)` is in the set (true for an empty range).
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        if start >= end {
+            return true;
+        }
+        let i = self.ranges.partition_point(|&(_, e)| e <= start);
+        self.ranges
+            .get(i)
+            .is_some_and(|&(s, e)| s <= start && end <= e)
+    }
+
     /// Total number of positions in the set.
     pub fn len(&self) -> u64 {
         self.ranges.iter().map(|&(s, e)| e - s).sum()
@@ -366,6 +377,8 @@ mod tests {
                         bitmap[i as usize] = false;
                     }
                 } else {
+                    let naive_covers = (start..end).all(|i| bitmap[i as usize]);
+                    assert_eq!(set.covers(start, end), naive_covers);
                     let naive_new = (start..end).filter(|&i| !bitmap[i as usize]).count() as u64;
                     for i in start..end {
                         bitmap[i as usize] = true;

@@ -111,6 +111,11 @@ impl TcpDirection {
         self.covered.len()
     }
 
+    /// Whether every payload position in `[start, end)` was carried at least once.
+    pub fn carried(&self, start: u64, end: u64) -> bool {
+        self.covered.covers(start, end)
+    }
+
     /// Highest payload position covered (exclusive).
     pub fn covered_end(&self) -> Option<u64> {
         self.covered.end()
@@ -153,9 +158,6 @@ pub struct Segment {
     pub isn_pos: Option<u64>,
     /// Payload bytes of this segment already covered before (retransmitted).
     pub retransmitted_bytes: u64,
-    /// Position of the first hole in this direction's payload (the end of its lowest covered
-    /// range), after this segment: everything below was carried at least once.
-    pub first_hole_pos: Option<u64>,
 }
 
 /// All TCP streams seen.
@@ -292,7 +294,6 @@ impl TcpTracker {
             payload_pos,
             isn_pos: d.isn_pos,
             retransmitted_bytes,
-            first_hole_pos: d.covered.intervals().first().map(|&(_, end)| end),
         }
     }
 }
