@@ -136,6 +136,8 @@ struct SubflowDirection {
     mappings: [Mapping; MAPPINGS],
     /// Slots of `mappings` in use (filled from 0).
     used: usize,
+    /// Slot of the mapping remembered last.
+    latest: usize,
     /// ISN position inferred from mappings when the SYN was not captured.
     inferred_isn: Option<u64>,
     /// Relative subflow ranges carried before any known mapping covered them; credited when
@@ -146,32 +148,51 @@ struct SubflowDirection {
 impl SubflowDirection {
     /// Keeps `mapping`; false if it was already known.
     fn remember(&mut self, mapping: Mapping, carried: Carried<'_>) -> bool {
-        if self.mappings[..self.used].contains(&mapping) {
+        // Stacks repeat a mapping on every segment it covers: check the latest first.
+        if self.mappings[self.latest] == mapping && self.used > 0
+            || self.mappings[..self.used].contains(&mapping)
+        {
             return false;
         }
         if self.used < MAPPINGS {
             self.mappings[self.used] = mapping;
+            self.latest = self.used;
             self.used += 1;
             return true;
         }
         // Evict the lowest mapping whose bytes were all carried; if none, the lowest. A
         // mapping over a hole is kept: the retransmission filling it may not repeat it.
-        let victim = (0..MAPPINGS)
-            .min_by_key(|&i| {
-                let m = &self.mappings[i];
-                let end = m.ssn.saturating_add(m.len);
-                (!carried.all(m.ssn, end), end)
-            })
+        // Usually the lowest one is carried: try it before asking about every other.
+        let end = |m: &Mapping| m.ssn.saturating_add(m.len);
+        let lowest = (0..MAPPINGS)
+            .min_by_key(|&i| end(&self.mappings[i]))
             .unwrap_or(0);
+        let victim = if carried.all(self.mappings[lowest].ssn, end(&self.mappings[lowest])) {
+            lowest
+        } else {
+            (0..MAPPINGS)
+                .min_by_key(|&i| {
+                    let m = &self.mappings[i];
+                    (!carried.all(m.ssn, end(m)), end(m))
+                })
+                .unwrap_or(lowest)
+        };
         self.mappings[victim] = mapping;
+        self.latest = victim;
         true
     }
 
-    /// The most recently remembered mapping covering relative sequence `rel`.
+    /// The mapping covering relative sequence `rel`: the latest remembered if it does, else
+    /// the one starting highest.
     fn covering(&self, rel: u64) -> Option<Mapping> {
+        let covers = |m: &Mapping| m.ssn <= rel && rel - m.ssn < m.len;
+        let latest = self.mappings[self.latest];
+        if self.used > 0 && covers(&latest) {
+            return Some(latest);
+        }
         self.mappings[..self.used]
             .iter()
-            .filter(|m| m.ssn <= rel && rel - m.ssn < m.len)
+            .filter(|m| covers(m))
             .max_by_key(|m| m.ssn)
             .copied()
     }

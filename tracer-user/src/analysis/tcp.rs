@@ -54,19 +54,28 @@ pub fn expand32(low: u32, reference: u64) -> u64 {
 /// The unordered 4-tuple, endpoints sorted so both directions give the same key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FlowKey {
-    low: (IpAddr, u16),
-    high: (IpAddr, u16),
+    low: (u128, u16),
+    high: (u128, u16),
 }
 
 impl FlowKey {
     fn of(packet: &Packet) -> Self {
-        let a = (packet.src, packet.src_port);
-        let b = (packet.dst, packet.dst_port);
+        // Plain integers hash and compare faster than `IpAddr`; IPv4 becomes its IPv4-mapped
+        // IPv6 address, which no IPv6 TCP packet uses as a real address.
+        let a = (flat(packet.src), packet.src_port);
+        let b = (flat(packet.dst), packet.dst_port);
         if a <= b {
             Self { low: a, high: b }
         } else {
             Self { low: b, high: a }
         }
+    }
+}
+
+fn flat(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
     }
 }
 
@@ -164,6 +173,8 @@ pub struct Segment {
 #[derive(Default)]
 pub struct TcpTracker {
     by_tuple: FxHashMap<FlowKey, u32>,
+    /// The last lookup: packets come in bursts of one flow.
+    last: Option<(FlowKey, u32)>,
     streams: Vec<TcpStream>,
 }
 
@@ -187,7 +198,11 @@ impl TcpTracker {
         let src = SocketAddr::new(packet.src, packet.src_port);
         let dst = SocketAddr::new(packet.dst, packet.dst_port);
 
-        let existing = self.by_tuple.get(&key).copied().filter(|&index| {
+        let known = match self.last {
+            Some((last, index)) if last == key => Some(index),
+            _ => self.by_tuple.get(&key).copied(),
+        };
+        let existing = known.filter(|&index| {
             let stream = &self.streams[index as usize];
             let reused = syn_only
                 && match stream.client_isn {
@@ -215,6 +230,7 @@ impl TcpTracker {
                 (index, true)
             }
         };
+        self.last = Some((key, index));
         let stream = &mut self.streams[index as usize];
 
         // A SYN after other packets of an open stream: its sender is the client.
