@@ -1814,4 +1814,90 @@ mod tests {
         assert!(s.fallback);
         assert_eq!(a.diagnostics().unknown_mptcp_options, 1);
     }
+
+    #[test]
+    fn late_mapping_credits_earlier_segment_and_hole_keeps_mapping() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        let seg = |a: &mut Analyzer, ssn: u32, len: u32, map: Option<(u64, u32, u16)>| {
+            let mut p = pkt(A, 1000, B, 5201).seq(C_ISN + ssn).len(len);
+            if let Some((off, mssn, mlen)) = map {
+                p = p.opt(dss(
+                    None,
+                    Some((WireSeq::U64(C_IDSN + 1 + off), mssn, mlen)),
+                    false,
+                ));
+            }
+            a.feed(&p.done());
+        };
+        // Mapping A: ssn 1..3001 → data 0..3000, announced on its first segment; its second
+        // segment (ssn 1001) is lost, the third arrives.
+        seg(&mut a, 1, 1000, Some((0, 1, 3000)));
+        seg(&mut a, 2001, 1000, None);
+        // A segment at ssn 3001 whose mapping (B) has not been seen yet: unmapped for now.
+        seg(&mut a, 3001, 1000, None);
+        // 17 one-segment mappings above (ssn 4001 + 1000k → data ssn − 1): they fill the 16
+        // slots and evict, but A is not fully carried (hole at ssn 1001) and must stay.
+        for k in 0..17u32 {
+            let ssn = 4001 + 1000 * k;
+            seg(&mut a, ssn, 1000, Some((u64::from(ssn - 1), ssn, 1000)));
+        }
+        // Mapping B arrives on a retransmission of its segment: the earlier unmapped segment
+        // gets credited (and this copy is a retransmission of it).
+        seg(&mut a, 3001, 1000, Some((3000, 3001, 1000)));
+        // The lost segment of A is retransmitted without a mapping: A was kept because it
+        // covers a hole, so it maps to data 1000..2000.
+        seg(&mut a, 1001, 1000, None);
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // Data 0..3000 (A) + 3000..4000 (B) + 17 × 1000 = 21000 unique; wire 22 × 1000.
+        assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (21_000, 22_000));
+        // One segment was unmapped when seen (ssn 3001); none remains unmapped.
+        assert_eq!((c2s.unmapped_segments, c2s.unmapped_bytes), (1, 0));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 1000));
+    }
+
+    #[test]
+    fn join_seen_before_its_token_is_attached_later() {
+        let mut a = Analyzer::new();
+        // v1: the server's key arrives in the SYN/ACK, the client's only in the third ACK. A
+        // server-opened join asking for the client's token comes before that ACK.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(1, None, None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .opt(capable(1, Some(V1_S_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 7000, A2, 1000)
+                .seq(1)
+                .flags(SYN)
+                .opt(join_syn(0x18f9_781b, false, 4))
+                .done(),
+        );
+        assert_eq!(a.mptcp_list().orphan_subflows.len(), 1);
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .ack(S_ISN + 1)
+                .opt(capable(1, Some(V1_C_KEY), Some(V1_S_KEY)))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert!(list.orphan_subflows.is_empty());
+        let join = &list.mptcp_connections[0].subflows[1];
+        assert_eq!(
+            (join.tcp_stream, join.join, join.client_addr_id),
+            (1, true, Some(4))
+        );
+    }
 }
