@@ -581,7 +581,7 @@ impl MptcpTracker {
             }
         }
 
-        if len > 0 {
+        if len > 0 && !segment.keep_alive {
             carry(c, sub_index, cd, segment, isn, len);
         }
     }

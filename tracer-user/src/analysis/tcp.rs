@@ -15,7 +15,9 @@
 //!   and cross the 2^32 wraparound. SYN and FIN occupy a sequence number but no payload byte.
 //! - **unique_bytes**: size of the union of the `[seq, seq + payload_len)` ranges of a
 //!   direction. **Retransmission**: a segment with payload that overlaps bytes already
-//!   covered; `retransmitted_bytes` counts the overlapping bytes.
+//!   covered; `retransmitted_bytes` counts the overlapping bytes. A keep-alive probe (as
+//!   Wireshark: at most 1 byte, sequence number one below the next expected, no SYN/FIN/RST)
+//!   is not a retransmission.
 //! - **wire_bytes**: sum of TCP payload lengths (retransmissions included).
 
 use std::net::{IpAddr, SocketAddr};
@@ -167,6 +169,8 @@ pub struct Segment {
     pub isn_pos: Option<u64>,
     /// Payload bytes of this segment already covered before (retransmitted).
     pub retransmitted_bytes: u64,
+    /// A keep-alive probe (see `TcpTracker::feed`): its byte is not data.
+    pub keep_alive: bool,
 }
 
 /// All TCP streams seen.
@@ -284,10 +288,15 @@ impl TcpTracker {
         let payload_pos = pos + u64::from(syn);
         let len = u64::from(packet.payload_len);
         let mut retransmitted_bytes = 0;
+        // Wireshark's keep-alive: at most one byte, one before the next expected sequence
+        // number, no SYN/FIN/RST. It re-sends an old byte on purpose: not a retransmission.
+        let keep_alive = len <= 1
+            && packet.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
+            && d.covered.end().is_some_and(|end| pos + 1 == end);
         if len > 0 {
             d.wire_bytes += len;
             let new = d.covered.insert(payload_pos, payload_pos + len);
-            if new < len {
+            if new < len && !keep_alive {
                 retransmitted_bytes = len - new;
                 d.retransmissions += 1;
                 d.retransmitted_bytes += retransmitted_bytes;
@@ -310,6 +319,7 @@ impl TcpTracker {
             payload_pos,
             isn_pos: d.isn_pos,
             retransmitted_bytes,
+            keep_alive,
         }
     }
 }
@@ -418,6 +428,24 @@ pub(crate) mod tests {
         assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 150));
         // Relative sequence of the first payload byte is 1.
         assert_eq!(seg.payload_pos - seg.isn_pos.expect("isn known"), 51);
+    }
+
+    #[test]
+    fn keep_alive_is_not_a_retransmission() {
+        let mut t = TcpTracker::default();
+        t.feed(&pkt(A, 1, B, 2).seq(100).flags(SYN).done());
+        t.feed(&pkt(A, 1, B, 2).seq(101).len(5).done()); // bytes 101..106
+        // Keep-alive: 1 byte at 105 = next expected (106) − 1.
+        let seg = t.feed(&pkt(A, 1, B, 2).seq(105).len(1).done());
+        assert!(seg.keep_alive);
+        // A real 1-byte retransmission elsewhere (103) is one.
+        let seg = t.feed(&pkt(A, 1, B, 2).seq(103).len(1).done());
+        assert!(!seg.keep_alive);
+        let d = &t.streams()[0].dirs[CLIENT_TO_SERVER];
+        assert_eq!(
+            (d.wire_bytes, d.unique_bytes(), d.retransmissions),
+            (7, 5, 1)
+        );
     }
 
     #[test]
