@@ -49,9 +49,13 @@
 //!   byte and gets one `data_fin` event per direction.
 //! - **Per direction**: `wire_bytes` = sum of subflow payloads; `unique_bytes` = size of the
 //!   union of data ranges carried; each subflow is credited with the bytes it carried first
-//!   (`share` = its integer unique bytes / the direction's). Data already carried first by a
-//!   different subflow is a **reinjection** (count of segments, overlapping bytes); data the
-//!   same subflow carried first is a **retransmission**. `acked_bytes` = highest DATA_ACK from
+//!   (`share` = its integer unique bytes / the direction's). Data carried again is split by
+//!   what the subflow's TCP layer saw: as many of its bytes as the segment's payload overlaps
+//!   this subflow's earlier TCP sequence ranges are a **retransmission** (TCP level); the
+//!   rest, data already carried but in subflow bytes new to this subflow, is a
+//!   **reinjection** (MPTCP level: normally on another subflow than the first carrier; Linux
+//!   also re-sends data on the same subflow under new subflow sequence numbers). Each is
+//!   counted once per segment, with its bytes. `acked_bytes` = highest DATA_ACK from
 //!   the peer − (IDSN + 1), minus 1 if it acknowledges this direction's DATA_FIN, never
 //!   negative (0 while the IDSN is unknown). `duration_s` = last − first packet of the
 //!   connection's subflows in that direction.
@@ -1042,7 +1046,7 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
     let end = rel + len;
     let sd = &mut c.subflows[sub].dirs[cd];
     let d = &mut c.dirs[cd];
-    let (mut new, mut same, mut other) = (0, 0, 0);
+    let (mut new, mut overlap) = (0, 0);
     let mut cursor = rel;
     // A segment spans at most as many mappings as are remembered.
     for _ in 0..=MAPPINGS {
@@ -1053,7 +1057,7 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
             if segment.retransmitted_bytes == len {
                 // The subflow carried all of it before: a retransmission whose mapping is
                 // gone, not data of unknown place.
-                same += end - cursor;
+                overlap += end - cursor;
             } else {
                 d.unmapped_segments += 1;
                 d.unmapped_bytes += sd.unmapped.insert(cursor, end);
@@ -1064,27 +1068,35 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
         let dsn = m.dsn.wrapping_add(cursor - m.ssn);
         let r = d.data.insert(dsn, dsn + (chunk_end - cursor), sub as u32);
         new += r.new;
-        same += r.same_owner;
-        other += r.other_owner;
+        overlap += r.same_owner + r.other_owner;
         cursor = chunk_end;
     }
-    account(d, sd, new, same, other);
+    account(d, sd, new, overlap, segment.retransmitted_bytes);
 }
 
-/// Credits one segment's (or one late-resolved range's) data: `new` bytes carried first by
-/// this subflow, `same` already carried by it (retransmission), `other` already carried by
-/// another subflow (reinjection).
-fn account(d: &mut ConnDirection, sd: &mut SubflowDirection, new: u64, same: u64, other: u64) {
+/// Credits one segment's (or one late-resolved range's) data: `new` data bytes carried first
+/// by this subflow; `overlap` data bytes carried before (by any subflow), of which as many as
+/// `tcp_overlap` (payload bytes this subflow had already carried at the TCP level) are a
+/// retransmission and the rest a reinjection.
+fn account(
+    d: &mut ConnDirection,
+    sd: &mut SubflowDirection,
+    new: u64,
+    overlap: u64,
+    tcp_overlap: u64,
+) {
     sd.unique_bytes += new;
-    if same > 0 {
+    let retransmitted = overlap.min(tcp_overlap);
+    let reinjected = overlap - retransmitted;
+    if retransmitted > 0 {
         d.retransmissions += 1;
-        d.retransmitted_bytes += same;
-        sd.retransmitted_bytes += same;
+        d.retransmitted_bytes += retransmitted;
+        sd.retransmitted_bytes += retransmitted;
     }
-    if other > 0 {
+    if reinjected > 0 {
         d.reinjections += 1;
-        d.reinjected_bytes += other;
-        sd.reinjected_bytes += other;
+        d.reinjected_bytes += reinjected;
+        sd.reinjected_bytes += reinjected;
     }
 }
 
@@ -1096,18 +1108,18 @@ fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, carried: C
         return;
     }
     let d = &mut c.dirs[cd];
-    let (mut new, mut same, mut other, mut resolved) = (0, 0, 0, 0);
+    let (mut new, mut overlap, mut resolved) = (0, 0, 0);
     sd.unmapped
         .remove(m.ssn, m.ssn.saturating_add(m.len), |start, end| {
             let dsn = m.dsn.wrapping_add(start - m.ssn);
             let r = d.data.insert(dsn, dsn + (end - start), sub as u32);
             new += r.new;
-            same += r.same_owner;
-            other += r.other_owner;
+            overlap += r.same_owner + r.other_owner;
             resolved += end - start;
         });
     d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
-    account(d, sd, new, same, other);
+    // These bytes were new to the subflow when it carried them.
+    account(d, sd, new, overlap, 0);
 }
 
 /// What the TCP layer knows of a subflow direction's coverage, in relative sequence numbers.
@@ -1520,15 +1532,31 @@ mod tests {
                 .opt(map(1000, 1001, 1000))
                 .done(),
         );
+        // Subflow 0 re-sends data [0, 500) under NEW subflow sequence numbers (ssn 3001), as
+        // Linux's MPTCP-level retransmission may: new at the TCP level, so a reinjection.
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 3001)
+                .len(500)
+                .opt(map(0, 3001, 500))
+                .done(),
+        );
         let s = a.mptcp_summary(0).expect("connection 0");
         let c2s = &s.directions[CLIENT_TO_SERVER];
-        // Unique 4000; wire 3000 + 2000 + 1000 = 6000.
-        assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (4000, 6000));
-        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (1, 1000));
+        // Unique 4000; wire 3000 + 2000 + 1000 + 500 = 6500.
+        assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (4000, 6500));
+        // Reinjections: [2000, 3000) on subflow 1 and [0, 500) on subflow 0.
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (2, 1500));
         assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 1000));
         let (s0, s1) = (&c2s.subflows[0], &c2s.subflows[1]);
         assert_eq!((s0.unique_bytes, s1.unique_bytes), (3000, 1000));
-        assert_eq!((s0.retransmitted_bytes, s1.reinjected_bytes), (1000, 1000));
+        assert_eq!((s0.retransmitted_bytes, s0.reinjected_bytes), (1000, 500));
+        assert_eq!(s1.reinjected_bytes, 1000);
+        // wire = unique + reinjected + retransmitted when everything is mapped.
+        assert_eq!(
+            c2s.wire_bytes,
+            c2s.unique_bytes + c2s.reinjected_bytes + c2s.retransmitted_bytes
+        );
         // Shares 3000/4000 and 1000/4000.
         assert_eq!((s0.share, s1.share), (0.75, 0.25));
         assert_eq!(s0.share + s1.share, 1.0);
@@ -1667,15 +1695,17 @@ mod tests {
         let c2s = &s.directions[CLIENT_TO_SERVER];
         // The first segment guessed ISN = 42001 − 1 (as if it started the mapping) and was
         // mapped to DSN IDSN+1001..2001; the second (ssn 1) corrects the ISN to 40000 and maps
-        // to the same DSNs (a same-subflow overlap: 1 retransmission of 1000 bytes); the third
-        // maps to IDSN+2001..3001. Unique = 1000 (subflow 0) + 2000 = 3000 for 4000 sent: the
-        // price of a segment seen before its mapping's start on a subflow without handshake.
+        // to the same DSNs (data already carried in subflow bytes new at the TCP level: counted
+        // as 1 reinjection of 1000 bytes); the third maps to IDSN+2001..3001. Unique = 1000
+        // (subflow 0) + 2000 = 3000 for 4000 sent: the price of a segment seen before its
+        // mapping's start on a subflow without handshake.
         assert_eq!(
             (c2s.unique_bytes, c2s.wire_bytes, c2s.unmapped_bytes),
             (3000, 4000, 0)
         );
         assert_eq!(c2s.subflows[1].unique_bytes, 2000);
-        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 1000));
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (1, 1000));
+        assert_eq!(c2s.retransmissions, 0);
     }
 
     #[test]

@@ -130,7 +130,9 @@ pub struct MptcpDirectionSummary {
     /// Highest DATA_ACK from the peer minus this direction's IDSN, minus 1 for the initial
     /// data sequence number and DATA_FIN when acknowledged.
     pub acked_bytes: u64,
-    /// Data-level bytes sent again on a different subflow than the one that first carried them.
+    /// Data-level bytes sent again by the MPTCP layer: data already carried, in subflow bytes
+    /// new to their subflow (normally another subflow than the first carrier; Linux also
+    /// re-sends on the same subflow under new subflow sequence numbers).
     pub reinjected_bytes: u64,
     pub reinjections: u64,
     /// TCP retransmissions on the same subflow (segments and bytes).
