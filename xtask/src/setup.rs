@@ -56,7 +56,7 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     run_status(&mut test)
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

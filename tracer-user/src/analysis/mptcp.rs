@@ -66,7 +66,7 @@ use rustc_hash::FxHashMap;
 
 use super::{
     keys::{KeyMaterial, key_material},
-    ranges::{OwnedRangeSet, RangeSet},
+    ranges::RangeSet,
     summary::{
         MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary, OrphanSubflow,
         SubflowDirectionSummary, SubflowInfo,
@@ -220,8 +220,10 @@ struct ConnDirection {
     wire_bytes: u64,
     first_ts_ns: Option<u64>,
     last_ts_ns: u64,
-    /// Data ranges, owned by the subflow index that carried them first.
-    data: OwnedRangeSet,
+    /// Data ranges carried so far. Which subflow carried a byte first needs no record here:
+    /// the newly covered bytes of each insert are credited to the inserting subflow at once,
+    /// so the set merges fully and stays small however the subflows interleave.
+    data: RangeSet,
     reinjections: u64,
     reinjected_bytes: u64,
     retransmissions: u64,
@@ -1066,9 +1068,10 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
         };
         let chunk_end = end.min(m.ssn.saturating_add(m.len));
         let dsn = m.dsn.wrapping_add(cursor - m.ssn);
-        let r = d.data.insert(dsn, dsn + (chunk_end - cursor), sub as u32);
-        new += r.new;
-        overlap += r.same_owner + r.other_owner;
+        let size = chunk_end - cursor;
+        let fresh = d.data.insert(dsn, dsn + size);
+        new += fresh;
+        overlap += size - fresh;
         cursor = chunk_end;
     }
     account(d, sd, new, overlap, segment.retransmitted_bytes);
@@ -1112,9 +1115,9 @@ fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, carried: C
     sd.unmapped
         .remove(m.ssn, m.ssn.saturating_add(m.len), |start, end| {
             let dsn = m.dsn.wrapping_add(start - m.ssn);
-            let r = d.data.insert(dsn, dsn + (end - start), sub as u32);
-            new += r.new;
-            overlap += r.same_owner + r.other_owner;
+            let fresh = d.data.insert(dsn, dsn + (end - start));
+            new += fresh;
+            overlap += end - start - fresh;
             resolved += end - start;
         });
     d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
