@@ -25,7 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use rustc_hash::FxHashMap;
 
 use super::ranges::RangeSet;
-use crate::decode::{Packet, tcp_flags};
+use crate::decode::{MptcpOption, Packet, tcp_flags};
 
 /// Where the first sequence number seen in a direction is placed in the 64-bit position space.
 /// Leaving 2^32 below it lets segments sent before the first one seen (capture started
@@ -290,9 +290,20 @@ impl TcpTracker {
         let mut retransmitted_bytes = 0;
         // Wireshark's keep-alive: at most one byte, one before the next expected sequence
         // number, no SYN/FIN/RST. It re-sends an old byte on purpose: not a retransmission.
+        // A segment whose DSS maps its byte to data is data, however short (server_2.pcap
+        // frame 2145 re-sends a 1-byte mapping; tshark too calls it a retransmission).
         let keep_alive = len <= 1
             && packet.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
-            && d.covered.end().is_some_and(|end| pos + 1 == end);
+            && d.covered.end().is_some_and(|end| pos + 1 == end)
+            && !packet.mptcp.iter().any(|o| {
+                matches!(
+                    o,
+                    MptcpOption::Dss {
+                        mapping: Some(_),
+                        ..
+                    }
+                )
+            });
         if len > 0 {
             d.wire_bytes += len;
             let new = d.covered.insert(payload_pos, payload_pos + len);
