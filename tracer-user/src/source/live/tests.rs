@@ -7,14 +7,18 @@
 //! (`Recorder`) instead of feeding an `Analyzer`.
 
 use std::{
+    cell::{Cell, RefCell},
     collections::BTreeMap,
     io::{BufRead as _, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
+    rc::Rc,
     sync::atomic::{AtomicU32, Ordering},
     thread,
     time::Duration,
 };
+
+use tracer_common::CAPTURE_LEN;
 
 use super::{
     AttachMode, LiveError, LiveStats, TraceOptions, capture::CaptureWriter, privileges, run,
@@ -51,12 +55,14 @@ fn verifier_budget() {
     }
 }
 
-/// One event as the test keeps it.
+/// One segment as the tests compare them: what the event (or tshark's dissection) says.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Seen {
     outbound: bool,
+    ipv6: bool,
     seq: u32,
     ack: u32,
+    /// Length from the IP header on: the event's `orig_len`, tshark's frame length minus L2.
     ip_len: u32,
 }
 
@@ -64,7 +70,6 @@ struct Seen {
 struct Recorder {
     seen: Vec<Seen>,
     problems: Vec<String>,
-    intervals: u32,
 }
 
 impl super::EventSink for Recorder {
@@ -75,21 +80,46 @@ impl super::EventSink for Recorder {
                 raw.number, raw.link_type, raw.direction
             ));
         }
-        // Just enough IPv4/TCP parsing to identify the segment (the decoder is tested elsewhere).
+        // Just enough IP/TCP parsing to identify the segment (the decoder is tested elsewhere;
+        // the test traffic has no IPv6 extension headers).
         let data = raw.data;
-        if data.len() < 40 || data[0] >> 4 != 4 {
+        let tcp_off = match data.first().map(|b| b >> 4) {
+            Some(4) => Some(usize::from(data[0] & 0x0f) * 4),
+            Some(6) => {
+                // Hop-by-hop, destination options and fragment headers, as crafted_frames sends.
+                let (mut next, mut off) = (data.get(6).copied(), 40);
+                while let Some(kind @ (0 | 60 | 44)) = next {
+                    next = data.get(off).copied();
+                    off += match (kind, data.get(off + 1)) {
+                        (44, _) => 8,
+                        (_, Some(&len)) => (usize::from(len) + 1) * 8,
+                        (_, None) => break,
+                    };
+                }
+                (next == Some(6)).then_some(off)
+            }
+            _ => None,
+        };
+        let tcp_off = match tcp_off {
+            Some(off) => off,
+            None => {
+                self.problems
+                    .push(format!("packet {}: not IP/TCP: {:02x?}", raw.number, data));
+                return;
+            }
+        };
+        let Some(tcp) = data.get(tcp_off..tcp_off + 20) else {
             self.problems.push(format!(
-                "packet {}: not an IPv4 header: {:02x?}",
+                "packet {}: {} bytes captured",
                 raw.number,
-                &data[..data.len().min(8)]
+                data.len()
             ));
             return;
-        }
-        let ihl = usize::from(data[0] & 0x0f) * 4;
-        let tcp = &data[ihl..];
+        };
         let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         self.seen.push(Seen {
             outbound: raw.direction == Direction::Outbound,
+            ipv6: data[0] >> 4 == 6,
             seq: be32(&tcp[4..8]),
             ack: be32(&tcp[8..12]),
             ip_len: raw.orig_len,
@@ -98,11 +128,12 @@ impl super::EventSink for Recorder {
 }
 
 /// A `CaptureWriter` that remembers what it was asked to write.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct MemoryWriter {
-    interfaces: Vec<(String, u32, Option<String>)>,
-    packets: std::rc::Rc<std::cell::RefCell<Vec<(u32, bool, usize, u32)>>>,
-    flushes: std::rc::Rc<std::cell::Cell<u32>>,
+    interfaces: Rc<RefCell<Vec<(String, u32, Option<String>)>>>,
+    /// (interface id, inbound, captured bytes, original length)
+    packets: Rc<RefCell<Vec<(u32, bool, usize, u32)>>>,
+    flushes: Rc<Cell<u32>>,
 }
 
 impl CaptureWriter for MemoryWriter {
@@ -112,9 +143,9 @@ impl CaptureWriter for MemoryWriter {
         ifindex: u32,
         netns: Option<&str>,
     ) -> Result<u32, String> {
-        self.interfaces
-            .push((name.to_owned(), ifindex, netns.map(str::to_owned)));
-        Ok(self.interfaces.len() as u32 - 1)
+        let mut interfaces = self.interfaces.borrow_mut();
+        interfaces.push((name.to_owned(), ifindex, netns.map(str::to_owned)));
+        Ok(interfaces.len() as u32 - 1)
     }
 
     fn write_packet(
@@ -158,15 +189,18 @@ fn in_ns(ns: &str, args: &[&str]) -> String {
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Two namespaces joined by a veth pair, removed on drop. Client 10.77.N.1 in `client`, server
-/// 10.77.N.2 in `server`.
+/// Two namespaces joined by a veth pair, removed on drop. The client has 10.77.N.1 and
+/// fd77:N::1, the server 10.77.N.2 and fd77:N::2.
 struct Lab {
+    n: u32,
     client: String,
     server: String,
     client_if: String,
     server_if: String,
     client_addr: String,
     server_addr: String,
+    client_addr6: String,
+    server_addr6: String,
 }
 
 impl Lab {
@@ -174,12 +208,15 @@ impl Lab {
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id() % 100_000);
         let lab = Lab {
+            n,
             client: format!("mt-a-{tag}"),
             server: format!("mt-b-{tag}"),
             client_if: format!("mta{n}"),
             server_if: format!("mtb{n}"),
             client_addr: format!("10.77.{n}.1"),
             server_addr: format!("10.77.{n}.2"),
+            client_addr6: format!("fd77:{n}::1"),
+            server_addr6: format!("fd77:{n}::2"),
         };
         sh(&["ip", "netns", "add", &lab.client]);
         sh(&["ip", "netns", "add", &lab.server]);
@@ -198,13 +235,35 @@ impl Lab {
             "netns",
             &lab.server,
         ]);
-        for (ns, dev, addr) in [
-            (&lab.client, &lab.client_if, &lab.client_addr),
-            (&lab.server, &lab.server_if, &lab.server_addr),
+        for (ns, dev, addr, addr6) in [
+            (
+                &lab.client,
+                &lab.client_if,
+                &lab.client_addr,
+                &lab.client_addr6,
+            ),
+            (
+                &lab.server,
+                &lab.server_if,
+                &lab.server_addr,
+                &lab.server_addr6,
+            ),
         ] {
             in_ns(
                 ns,
                 &["ip", "addr", "add", &format!("{addr}/24"), "dev", dev],
+            );
+            in_ns(
+                ns,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{addr6}/64"),
+                    "dev",
+                    dev,
+                    "nodad",
+                ],
             );
             in_ns(ns, &["ip", "link", "set", dev, "up"]);
             in_ns(ns, &["ip", "link", "set", "lo", "up"]);
@@ -213,8 +272,7 @@ impl Lab {
         lab
     }
 
-    fn tc_state(&self) -> String {
-        let dev = self.client_if.as_str();
+    fn tc_state(&self, dev: &str) -> String {
         [
             in_ns(&self.client, &["tc", "qdisc", "show", "dev", dev]),
             in_ns(
@@ -239,16 +297,18 @@ impl Drop for Lab {
     }
 }
 
-/// An MPTCP transfer of `bytes` from client to server, the server echoing a byte count back;
-/// python's socket module speaks MPTCP with protocol 262.
+/// A transfer of N bytes from client to server, the server echoing the byte count back.
+/// Protocol 262 is IPPROTO_MPTCP.
 const TRANSFER: &str = r#"
 import socket, sys, time
-role, addr, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-IPPROTO_MPTCP = 262
+role, family, proto, addr, port, n = sys.argv[1:7]
+family = socket.AF_INET6 if family == "6" else socket.AF_INET
+proto = 262 if proto == "mptcp" else 0
+port, n = int(port), int(n)
 if role == "server":
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    s = socket.socket(family, socket.SOCK_STREAM, proto)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, 5201)); s.listen(1)
+    s.bind((addr, port)); s.listen(1)
     print("ready", flush=True)
     c, _ = s.accept()
     got = 0
@@ -259,13 +319,81 @@ if role == "server":
     c.sendall(str(got).encode())
     c.close()
 else:
-    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
-    c.connect((addr, 5201))
+    c = socket.socket(family, socket.SOCK_STREAM, proto)
+    c.connect((addr, port))
     c.sendall(b"x" * n)
     print(c.recv(100).decode(), flush=True)
     c.close()
     time.sleep(0.3)
 "#;
+
+/// One transfer to run while tracing.
+#[derive(Clone)]
+struct Transfer {
+    client_ns: String,
+    server_ns: String,
+    ipv6: bool,
+    mptcp: bool,
+    server_addr: String,
+    port: u16,
+    bytes: usize,
+}
+
+impl Transfer {
+    fn mptcp(lab: &Lab, ipv6: bool, port: u16, bytes: usize) -> Transfer {
+        Transfer {
+            client_ns: lab.client.clone(),
+            server_ns: lab.server.clone(),
+            ipv6,
+            mptcp: true,
+            server_addr: if ipv6 {
+                lab.server_addr6.clone()
+            } else {
+                lab.server_addr.clone()
+            },
+            port,
+            bytes,
+        }
+    }
+
+    fn args(&self, role: &str) -> Vec<String> {
+        [
+            "python3",
+            "-c",
+            TRANSFER,
+            role,
+            if self.ipv6 { "6" } else { "4" },
+            if self.mptcp { "mptcp" } else { "tcp" },
+            &self.server_addr,
+            &self.port.to_string(),
+            &self.bytes.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// Starts the server and returns once it listens.
+    fn start_server(&self) -> Child {
+        let args = self.args("server");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut server = spawn_in_ns(&self.server_ns, &args);
+        wait_for_line(&mut server, "ready", false);
+        server
+    }
+
+    /// Runs the client to the end and checks the server received every byte.
+    fn run_client(&self, mut server: Child) {
+        let args = self.args("client");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let echoed = in_ns(&self.client_ns, &args);
+        assert_eq!(
+            echoed.trim(),
+            self.bytes.to_string(),
+            "server received every byte"
+        );
+        let _ = server.wait();
+    }
+}
 
 fn spawn_in_ns(ns: &str, args: &[&str]) -> Child {
     Command::new("ip")
@@ -296,109 +424,91 @@ fn wait_for_line(child: &mut Child, marker: &str, from_stderr: bool) {
     thread::spawn(move || for _ in lines {});
 }
 
-/// Runs the transfer while `run` traces the client's veth; returns the recorder, the stats and
-/// the segments tshark found with an MPTCP option in tcpdump's capture of the same interface.
-fn traced_transfer(
-    lab: &Lab,
-    attach: AttachMode,
-    bytes: usize,
-) -> (Recorder, LiveStats, Vec<String>, Vec<Seen>, MemoryWriter) {
+/// What one traced run produced, next to tshark's view of tcpdump's capture.
+struct Traced {
+    recorder: Recorder,
+    stats: LiveStats,
+    warnings: Vec<String>,
+    intervals: u32,
+    /// Segments of tcpdump's capture that pass `truth_filter`.
+    truth: Vec<Seen>,
+    written: MemoryWriter,
+}
+
+/// Traces `options` while `transfers` run (one after another, starting 0.7 s in so the programs
+/// are attached) and tcpdump captures `capture_if` in `capture_ns`.
+fn trace_transfers(
+    options: &TraceOptions,
+    capture_ns: &str,
+    capture_if: &str,
+    local_addrs: &[&str],
+    truth_filter: &str,
+    transfers: Vec<Transfer>,
+    during: impl FnOnce() + Send + 'static,
+) -> Traced {
     let dir = tempdir();
-    let pcap = dir.join("client.pcap");
+    let pcap = dir.join("capture.pcap");
+    let pcap_str = pcap.to_str().expect("utf-8 path").to_owned();
     let mut tcpdump = spawn_in_ns(
-        &lab.client,
+        capture_ns,
         &[
-            "tcpdump",
-            "-i",
-            &lab.client_if,
-            "-n",
-            "-U",
-            "-w",
-            pcap.to_str().expect("utf-8 path"),
-            "tcp",
+            // No capture filter: "tcp" would miss VLAN-tagged frames; tshark's filter selects.
+            "tcpdump", "-i", capture_if, "-n", "-U", "-w", &pcap_str,
         ],
     );
     wait_for_line(&mut tcpdump, "listening on", true);
 
-    let mut server = spawn_in_ns(
-        &lab.server,
-        &[
-            "python3",
-            "-c",
-            TRANSFER,
-            "server",
-            &lab.server_addr,
-            &bytes.to_string(),
-        ],
-    );
-    wait_for_line(&mut server, "ready", false);
-
-    let server_addr = lab.server_addr.clone();
-    let client_ns = lab.client.clone();
-    let client = thread::spawn(move || {
-        // Give the tracer time to attach before the first SYN.
+    let servers: Vec<Child> = transfers.iter().map(Transfer::start_server).collect();
+    let traffic = thread::spawn(move || {
         thread::sleep(Duration::from_millis(700));
-        in_ns(
-            &client_ns,
-            &[
-                "python3",
-                "-c",
-                TRANSFER,
-                "client",
-                &server_addr,
-                &bytes.to_string(),
-            ],
-        )
+        for (transfer, server) in transfers.iter().zip(servers) {
+            transfer.run_client(server);
+        }
+        during();
     });
 
-    let options = TraceOptions {
-        interfaces: vec![lab.client_if.clone()],
-        netns: Some(lab.client.clone()),
-        duration: Some(Duration::from_secs(4)),
-        interval: Duration::from_millis(500),
-        attach,
-        write: Some(dir.join("unused.pcapng")),
-        ..TraceOptions::default()
-    };
     let mut recorder = Recorder::default();
-    let writer = MemoryWriter::default();
-    let (packets, flushes) = (writer.packets.clone(), writer.flushes.clone());
+    let written = MemoryWriter::default();
     let mut intervals = 0;
-    let (stats, warnings) = run(
-        &options,
+    let result = run(
+        options,
         &mut recorder,
-        Some(Box::new(writer)),
+        Some(Box::new(written.clone())),
         &mut |_, _| intervals += 1,
-    )
-    .expect("tracing works");
-    recorder.intervals = intervals;
-    let echoed = client.join().expect("client thread");
-    assert_eq!(
-        echoed.trim(),
-        bytes.to_string(),
-        "the server received every byte"
     );
-    let _ = server.wait();
-
+    let traffic = traffic.join();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(tcpdump.id() as i32, libc::SIGINT) };
     let _ = tcpdump.wait();
+    let (stats, warnings) = result.expect("tracing works");
+    if let Err(panic) = traffic {
+        std::panic::resume_unwind(panic);
+    }
+
     let fields = sh(&[
         "tshark",
         "-r",
-        pcap.to_str().expect("utf-8 path"),
+        &pcap_str,
         "-Y",
-        "tcp.option_kind == 30",
+        truth_filter,
         "-T",
         "fields",
         "-e",
         "ip.src",
+        "-e",
+        "ipv6.src",
         "-e",
         "tcp.seq_raw",
         "-e",
         "tcp.ack_raw",
         "-e",
         "frame.len",
+        "-e",
+        "eth.type",
+        "-e",
+        "vlan.id",
+        "-e",
+        "ieee8021ad.id",
     ]);
     let truth = fields
         .lines()
@@ -408,21 +518,36 @@ fn traced_transfer(
                 f[i].parse::<u32>()
                     .unwrap_or_else(|e| panic!("{line:?}: {e}"))
             };
+            let source = if f[0].is_empty() { f[1] } else { f[0] };
+            // 802.1Q tags are `vlan.id`, 802.1ad (QinQ outer) tags `ieee8021ad.id`.
+            let vlan_tags = [f[6], f[7]]
+                .iter()
+                .flat_map(|ids| ids.split(','))
+                .filter(|id| !id.is_empty())
+                .count() as u32;
+            let l2 = if f[5].is_empty() {
+                0
+            } else {
+                14 + 4 * vlan_tags
+            };
             Seen {
-                outbound: f[0] == lab.client_addr,
-                seq: num(1),
-                ack: num(2),
-                ip_len: num(3) - 14,
+                outbound: local_addrs.contains(&source),
+                ipv6: f[0].is_empty(),
+                seq: num(2),
+                ack: num(3),
+                ip_len: num(4) - l2,
             }
         })
         .collect();
-    let written = MemoryWriter {
-        packets,
-        flushes,
-        interfaces: Vec::new(),
-    };
     let _ = std::fs::remove_dir_all(&dir);
-    (recorder, stats, warnings, truth, written)
+    Traced {
+        recorder,
+        stats,
+        warnings,
+        intervals,
+        truth,
+        written,
+    }
 }
 
 fn tempdir() -> PathBuf {
@@ -432,91 +557,155 @@ fn tempdir() -> PathBuf {
     dir
 }
 
-fn tools_present(test: &str) -> bool {
+fn skip_without_tools(test: &str) -> bool {
+    if skip_unless_root(test) {
+        return true;
+    }
     for tool in ["tcpdump", "tshark", "python3", "tc", "bpftool"] {
-        if Command::new("sh")
+        let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
-            .map_or(true, |o| !o.status.success())
-        {
+            .is_ok_and(|o| o.status.success());
+        if !found {
             eprintln!("skipping {test}: {tool} not installed");
-            return false;
+            return true;
         }
     }
-    true
+    false
 }
 
-fn check_against_tcpdump(attach: AttachMode, test: &str) {
-    if skip_unless_root(test) || !tools_present(test) {
+fn per_direction(seen: &[Seen]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for s in seen {
+        *counts
+            .entry(if s.outbound { "egress" } else { "ingress" })
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The events are exactly tcpdump's segments (as multisets: the ring buffer interleaves CPUs).
+fn assert_same_segments(test: &str, traced: &Traced, load_errors: u64) {
+    println!(
+        "{test}: events per direction {:?}; tcpdump+tshark {:?}; {:?}; {} on_interval calls",
+        per_direction(&traced.recorder.seen),
+        per_direction(&traced.truth),
+        traced.stats,
+        traced.intervals,
+    );
+    assert!(
+        traced.recorder.problems.is_empty(),
+        "{:?}",
+        traced.recorder.problems
+    );
+    assert!(!traced.truth.is_empty(), "the capture has matching packets");
+    let mut ours = traced.recorder.seen.clone();
+    let mut theirs = traced.truth.clone();
+    ours.sort();
+    theirs.sort();
+    if ours != theirs {
+        let only = |a: &[Seen], b: &[Seen]| -> Vec<Seen> {
+            let mut rest = b.to_vec();
+            a.iter()
+                .filter(|s| match rest.iter().position(|r| r == *s) {
+                    Some(i) => {
+                        rest.swap_remove(i);
+                        false
+                    }
+                    None => true,
+                })
+                .cloned()
+                .collect()
+        };
+        panic!(
+            "events differ from tcpdump's segments; only in events: {:?}; only in tcpdump: {:?}",
+            only(&ours, &theirs),
+            only(&theirs, &ours)
+        );
+    }
+    let stats = &traced.stats;
+    assert_eq!(stats.events_received, ours.len() as u64);
+    assert_eq!(stats.events_emitted, stats.events_received);
+    assert_eq!(
+        (stats.ringbuf_full, stats.userspace_lost, stats.load_errors),
+        (0, 0, load_errors)
+    );
+    assert!(
+        stats.packets_seen >= stats.tcp_packets && stats.tcp_packets >= stats.mptcp_packets,
+        "{stats:?}"
+    );
+}
+
+fn options(netns: &str, interfaces: &[&str], attach: AttachMode) -> TraceOptions {
+    TraceOptions {
+        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        netns: Some(netns.to_owned()),
+        duration: Some(Duration::from_secs(4)),
+        interval: Duration::from_millis(500),
+        attach,
+        write: Some(PathBuf::from("/nonexistent/unused.pcapng")),
+        ..TraceOptions::default()
+    }
+}
+
+fn check_mptcp_transfer(attach: AttachMode, test: &str) {
+    if skip_without_tools(test) {
         return;
     }
     let lab = Lab::new();
-    let before = lab.tc_state();
-    let (recorder, stats, warnings, truth, written) = traced_transfer(&lab, attach, 3_000_000);
-    let after = lab.tc_state();
-
-    assert!(recorder.problems.is_empty(), "{:?}", recorder.problems);
-    assert!(warnings.is_empty(), "{warnings:?}");
-    let per_direction = |seen: &[Seen]| {
-        let mut counts = BTreeMap::new();
-        for s in seen {
-            *counts
-                .entry(if s.outbound { "egress" } else { "ingress" })
-                .or_insert(0) += 1;
-        }
-        counts
-    };
-    println!(
-        "{test}: events per direction {:?}, tcpdump+tshark (tcp.option_kind == 30) {:?}; stats {stats:?}; \
-         {} on_interval calls",
-        per_direction(&recorder.seen),
-        per_direction(&truth),
-        recorder.intervals
+    let before = lab.tc_state(&lab.client_if);
+    let traced = trace_transfers(
+        &options(&lab.client, &[&lab.client_if], attach),
+        &lab.client,
+        &lab.client_if,
+        &[&lab.client_addr],
+        "tcp.option_kind == 30",
+        vec![Transfer::mptcp(&lab, false, 5201, 3_000_000)],
+        || {},
     );
-    assert!(!truth.is_empty(), "the capture has MPTCP packets");
-    let mut ours = recorder.seen.clone();
-    let mut theirs = truth;
-    ours.sort();
-    theirs.sort();
-    assert_eq!(
-        ours, theirs,
-        "the same segments (direction, seq, ack, IP length) as tcpdump"
-    );
-
-    // The kernel's counters agree with what arrived.
-    assert_eq!(stats.events_received, ours.len() as u64);
-    assert_eq!(stats.events_emitted, stats.events_received);
+    let after = lab.tc_state(&lab.client_if);
+    assert_same_segments(test, &traced, 0);
+    assert!(traced.warnings.is_empty(), "{:?}", traced.warnings);
+    let stats = &traced.stats;
     assert_eq!(
         stats.mptcp_packets, stats.events_emitted,
         "no filter: every MPTCP packet is an event"
     );
-    assert_eq!(
-        (stats.ringbuf_full, stats.userspace_lost, stats.load_errors),
-        (0, 0, 0)
-    );
-    assert!(
-        stats.tcp_packets >= stats.mptcp_packets && stats.packets_seen >= stats.tcp_packets,
-        "{stats:?}"
-    );
     // 4 s at 0.5 s intervals.
     assert!(
-        (6..=9).contains(&recorder.intervals),
+        (6..=9).contains(&traced.intervals),
         "{} on_interval calls",
-        recorder.intervals
+        traced.intervals
     );
 
-    // The -w path saw every event, with the right direction and lengths.
-    let packets = written.packets.borrow();
-    assert_eq!(packets.len(), ours.len());
-    let inbound = packets.iter().filter(|p| p.1).count();
+    // The -w path got every event, with the interface, direction and lengths.
+    let ifindex: u32 = in_ns(
+        &lab.client,
+        &["cat", &format!("/sys/class/net/{}/ifindex", lab.client_if)],
+    )
+    .trim()
+    .parse()
+    .expect("ifindex");
     assert_eq!(
-        inbound,
-        recorder.seen.iter().filter(|s| !s.outbound).count()
+        *traced.written.interfaces.borrow(),
+        [(lab.client_if.clone(), ifindex, Some(lab.client.clone()))]
     );
+    let packets = traced.written.packets.borrow();
+    let mut written: Vec<(bool, u32)> = packets.iter().map(|p| (!p.1, p.3)).collect();
+    let mut seen: Vec<(bool, u32)> = traced
+        .recorder
+        .seen
+        .iter()
+        .map(|s| (s.outbound, s.ip_len))
+        .collect();
+    written.sort();
+    seen.sort();
+    assert_eq!(written, seen);
+    assert!(packets.iter().all(|p| p.0 == 0 && p.2 <= CAPTURE_LEN));
     assert!(
-        written.flushes.get() >= 4,
+        traced.written.flushes.get() >= 4,
         "flushed {} times in 4 s",
-        written.flushes.get()
+        traced.written.flushes.get()
     );
 
     assert_eq!(before, after, "TC state restored after detach");
@@ -524,12 +713,307 @@ fn check_against_tcpdump(attach: AttachMode, test: &str) {
 
 #[test]
 fn tcx_events_match_tcpdump() {
-    check_against_tcpdump(AttachMode::Tcx, "tcx_events_match_tcpdump");
+    check_mptcp_transfer(AttachMode::Tcx, "tcx_events_match_tcpdump");
 }
 
 #[test]
 fn clsact_events_match_tcpdump() {
-    check_against_tcpdump(AttachMode::Netlink, "clsact_events_match_tcpdump");
+    check_mptcp_transfer(AttachMode::Netlink, "clsact_events_match_tcpdump");
+}
+
+/// `--all-tcp` with `--port`, then `--addr` with an IPv6 address, over a plain TCP IPv4
+/// transfer and an MPTCP IPv6 transfer.
+#[test]
+fn filters_all_tcp_and_ipv6() {
+    let test = "filters_all_tcp_and_ipv6";
+    if skip_without_tools(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let plain_tcp = Transfer {
+        mptcp: false,
+        ..Transfer::mptcp(&lab, false, 5202, 500_000)
+    };
+    let mptcp6 = Transfer::mptcp(&lab, true, 5201, 500_000);
+    let locals = [lab.client_addr.as_str(), lab.client_addr6.as_str()];
+
+    let port_only = TraceOptions {
+        all_tcp: true,
+        port: Some(5202),
+        ..options(&lab.client, &[&lab.client_if], AttachMode::Auto)
+    };
+    let traced = trace_transfers(
+        &port_only,
+        &lab.client,
+        &lab.client_if,
+        &locals,
+        "tcp.port == 5202",
+        vec![plain_tcp.clone(), mptcp6.clone()],
+        || {},
+    );
+    assert_same_segments(&format!("{test} (--all-tcp --port 5202)"), &traced, 0);
+    assert!(traced.recorder.seen.iter().all(|s| !s.ipv6));
+    assert!(
+        traced.stats.filtered > 0,
+        "the MPTCP IPv6 transfer was filtered out"
+    );
+    assert!(
+        traced.stats.tcp_packets > traced.stats.mptcp_packets,
+        "{:?}",
+        traced.stats
+    );
+
+    let v6_only = TraceOptions {
+        addr: Some(lab.server_addr6.parse().expect("IPv6 address")),
+        ..options(&lab.client, &[&lab.client_if], AttachMode::Auto)
+    };
+    let traced = trace_transfers(
+        &v6_only,
+        &lab.client,
+        &lab.client_if,
+        &locals,
+        "ipv6 && tcp.option_kind == 30",
+        vec![
+            Transfer {
+                port: 5203,
+                ..plain_tcp
+            },
+            Transfer {
+                port: 5204,
+                ..mptcp6
+            },
+        ],
+        || {},
+    );
+    assert_same_segments(&format!("{test} (--addr {})", lab.server_addr6), &traced, 0);
+    assert!(traced.recorder.seen.iter().all(|s| s.ipv6));
+}
+
+/// Builds packets by hand and sends them: `frames IFNAME` sends Ethernet frames out of IFNAME
+/// with an AF_PACKET socket (tags in the frame, IPv4 options, IPv6 extension headers, packets
+/// that must not match); `tun NAME ADDR PEER` creates a TUN device (no link-layer header), then
+/// on a line on stdin writes packets into it (ingress) and sends packets out of it (egress).
+const CRAFT: &str = r#"
+import fcntl, os, socket, struct, sys, time
+
+def tcp(options, seq, flags=0x10):
+    options += b"\x00" * (-len(options) % 4)
+    return struct.pack("!HHIIBBHHH", 40000, 5201, seq, 7, (5 + len(options) // 4) << 4, flags,
+                       65535, 0, 0) + options
+
+DSS = bytes([30, 8, 0x20, 0x01, 0, 0, 0, 1])
+TS = bytes([1, 1, 8, 10]) + bytes(8)
+
+def ipv4(src, dst, payload, options=b"", proto=6, frag=0, ihl=None):
+    ihl = ihl if ihl is not None else 5 + len(options) // 4
+    return struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, 20 + len(options) + len(payload), 1, frag,
+                       64, proto, 0, socket.inet_aton(src), socket.inet_aton(dst)) + options + payload
+
+def ipv6(src, dst, payload, ext=()):
+    chain, body = [], b""
+    for kind, data in ext:
+        chain.append((kind, data))
+    nexts = [k for k, _ in chain] + [6]
+    for i, (kind, data) in enumerate(chain):
+        body += bytes([nexts[i + 1]]) + data
+    body += payload
+    return struct.pack("!IHBB16s16s", 0x60000000, len(body), nexts[0], 64,
+                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)) + body
+
+HOPOPTS = (0, bytes([0, 1, 4, 0, 0, 0, 0]))        # len 0 (8 bytes), PadN
+DSTOPTS = (60, bytes([1, 1, 12]) + bytes(12))      # len 1 (16 bytes), PadN
+FRAG0 = (44, bytes([0, 0, 0, 0, 0, 0, 42]))        # offset 0, M=0
+
+def eth(payload, ethertype, tags=()):
+    head = bytes.fromhex("020000000099") + bytes.fromhex("020000000001")
+    for tpid, vid in tags:
+        head += struct.pack("!HH", tpid, vid)
+    return head + struct.pack("!H", ethertype) + payload
+
+def frames():
+    v4 = lambda payload, **kw: ipv4("10.99.0.1", "10.99.0.2", payload, **kw)
+    v6 = lambda payload, ext=(): ipv6("fd99::1", "fd99::2", payload, ext)
+    qinq = ((0x88a8, 100), (0x8100, 10))
+    return [
+        eth(v4(tcp(TS + DSS, 1)), 0x0800),                                   # kept
+        eth(v4(tcp(DSS, 2), options=bytes([1] * 8)), 0x0800),                # kept: IHL 7
+        eth(v4(tcp(TS + DSS, 3)), 0x0800, ((0x8100, 10),)),                  # kept: 802.1Q
+        eth(v4(tcp(TS + DSS, 4)), 0x0800, qinq),                             # kept: QinQ
+        eth(v6(tcp(TS + DSS, 5), (HOPOPTS, DSTOPTS, FRAG0)), 0x86dd, qinq),  # kept: IPv6 ext
+        eth(v6(tcp(DSS, 6)), 0x86dd),                                        # kept
+        eth(v4(tcp(bytes([1] * 30) + DSS, 7)), 0x0800),                      # kept: 40 option bytes
+        eth(v4(tcp(TS, 8)), 0x0800),                                         # TCP, no MPTCP
+        eth(v4(tcp(TS + DSS, 9), frag=100), 0x0800),                         # non-first fragment
+        eth(v4(tcp(TS + DSS, 10), proto=17), 0x0800),                        # UDP
+        eth(v4(tcp(TS + DSS, 11), ihl=4), 0x0800),                           # bad IHL: malformed
+        eth(bytes(46), 0x0806),                                              # not IP
+    ]
+
+if sys.argv[1] == "frames":
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    s.bind((sys.argv[2], 0))
+    for _ in range(3):
+        for frame in frames():
+            s.send(frame)
+else:
+    name, addr, peer = sys.argv[2:5]
+    tun = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(tun, 0x400454ca, struct.pack("16sH", name.encode(), 0x0001 | 0x1000))  # TUN, NO_PI
+    os.system(f"ip addr add {addr}/24 dev {name} && ip link set {name} up")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for i in range(3):
+        os.write(tun, ipv4(peer, addr, tcp(TS + DSS, 100 + i)))               # ingress, kept
+        os.write(tun, ipv4(peer, addr, tcp(TS, 200 + i)))                     # ingress, no MPTCP
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    for i in range(3):
+        raw.sendto(ipv4(addr, peer, tcp(TS + DSS, 300 + i)), (peer, 0))      # egress, kept
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)               # egress MP_CAPABLE SYN
+    c.setblocking(False)
+    try:
+        c.connect((peer, 5201))
+    except BlockingIOError:
+        pass
+    time.sleep(0.5)
+    print("done", flush=True)
+"#;
+
+/// Hand-made frames on a veth: VLAN tags in the frame (802.1Q and 802.1ad + 802.1Q), IPv4
+/// options, IPv6 extension headers, a full 40-byte option list, and packets that must not give
+/// events (no MPTCP option, non-first fragment, UDP, bad IHL, ARP).
+#[test]
+fn crafted_frames() {
+    let test = "crafted_frames";
+    if skip_without_tools(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let client_ns = lab.client.clone();
+    let client_if = lab.client_if.clone();
+    let traced = trace_transfers(
+        &options(&lab.client, &[&lab.client_if], AttachMode::Auto),
+        &lab.client,
+        &lab.client_if,
+        &["10.99.0.1", "fd99::1"],
+        "tcp.option_kind == 30",
+        Vec::new(),
+        move || {
+            in_ns(&client_ns, &["python3", "-c", CRAFT, "frames", &client_if]);
+        },
+    );
+    assert_same_segments(test, &traced, 3);
+    // Per round: 7 frames with MPTCP; the TCP ones without it, the fragment, the UDP packet and
+    // the bad IHL give none. The bad IHL is the one malformed packet.
+    let sequences: Vec<u32> = traced.recorder.seen.iter().map(|s| s.seq).collect();
+    for seq in 1..=7 {
+        assert_eq!(
+            sequences.iter().filter(|&&s| s == seq).count(),
+            3,
+            "seq {seq}: {sequences:?}"
+        );
+    }
+    assert_eq!(traced.recorder.seen.len(), 21);
+    assert_eq!(traced.recorder.seen.iter().filter(|s| s.ipv6).count(), 6);
+    assert!(traced.stats.tcp_packets >= 8 * 3, "{:?}", traced.stats);
+}
+
+/// A TUN device has no link-layer header: the data starts at IP.
+#[test]
+fn raw_ip_tun_device() {
+    let test = "raw_ip_tun_device";
+    if skip_without_tools(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let tun = format!("mtt{}", lab.n);
+    let (addr, peer) = (format!("10.81.{}.1", lab.n), format!("10.81.{}.2", lab.n));
+    let mut craft = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            "python3",
+            "-c",
+            CRAFT,
+            "tun",
+            &tun,
+            &addr,
+            &peer,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let mut stdout = BufReader::new(craft.stdout.take().expect("piped stdout")).lines();
+    assert_eq!(stdout.next().and_then(Result::ok).as_deref(), Some("ready"));
+    let mut stdin = craft.stdin.take().expect("piped stdin");
+    let traced = trace_transfers(
+        &options(&lab.client, &[&tun], AttachMode::Auto),
+        &lab.client,
+        &tun,
+        &[&addr],
+        "tcp.option_kind == 30",
+        Vec::new(),
+        move || {
+            use std::io::Write as _;
+            writeln!(stdin, "go").expect("craft stdin");
+            assert_eq!(stdout.next().and_then(Result::ok).as_deref(), Some("done"));
+        },
+    );
+    let _ = craft.kill();
+    let _ = craft.wait();
+    assert_same_segments(test, &traced, 0);
+    let inbound = traced.recorder.seen.iter().filter(|s| !s.outbound).count();
+    assert_eq!(inbound, 3, "{:?}", traced.recorder.seen);
+    assert!(
+        traced.recorder.seen.len() >= 3 + 3 + 1,
+        "{:?}",
+        traced.recorder.seen
+    );
+}
+
+/// One of two traced interfaces is deleted mid-run: a warning, and the other keeps going.
+#[test]
+fn vanished_interface_is_a_warning() {
+    let test = "vanished_interface_is_a_warning";
+    if skip_without_tools(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let (doomed, peer) = (format!("mtx{}", lab.n), format!("mty{}", lab.n));
+    in_ns(
+        &lab.client,
+        &[
+            "ip", "link", "add", &doomed, "type", "veth", "peer", "name", &peer,
+        ],
+    );
+    in_ns(&lab.client, &["ip", "link", "set", &doomed, "up"]);
+    let client_ns = lab.client.clone();
+    let doomed_name = doomed.clone();
+    let traced = trace_transfers(
+        &options(&lab.client, &[&lab.client_if, &doomed], AttachMode::Netlink),
+        &lab.client,
+        &lab.client_if,
+        &[&lab.client_addr],
+        "tcp.option_kind == 30",
+        vec![Transfer::mptcp(&lab, false, 5201, 500_000)],
+        move || {
+            in_ns(&client_ns, &["ip", "link", "del", &doomed_name]);
+        },
+    );
+    assert_same_segments(test, &traced, 0);
+    assert_eq!(
+        traced.warnings,
+        [format!(
+            "interface {doomed} disappeared while tracing; its events stop there"
+        )]
+    );
+    let state = lab.tc_state(&lab.client_if);
+    assert!(
+        !state.contains("clsact") && !state.contains("tc_"),
+        "{state}"
+    );
 }
 
 #[test]
