@@ -51,7 +51,11 @@ pub struct Event {
 
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
 
-/// Indices into the per-CPU `COUNTERS` array.
+/// The value of the per-CPU `COUNTERS` array (one entry): counts indexed by `counter::*`. One
+/// entry rather than one per counter so a packet costs one map lookup, not one per increment.
+pub type Counters = [u64; counter::COUNT as usize];
+
+/// Indices into `Counters`.
 pub mod counter {
     /// Every packet the classifier ran on.
     pub const PACKETS: u32 = 0;

@@ -20,8 +20,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use tracer_common::{
-    ADDR_IPV4, ADDR_IPV6, CAPTURE_LEN, DIRECTION_EGRESS, DIRECTION_INGRESS, Event, EventHeader,
-    FLAG_IPV6, FLAG_MPTCP, FLAG_RAW_IP, FilterConfig, counter,
+    ADDR_IPV4, ADDR_IPV6, CAPTURE_LEN, Counters, DIRECTION_EGRESS, DIRECTION_INGRESS, Event,
+    EventHeader, FLAG_IPV6, FLAG_MPTCP, FLAG_RAW_IP, FilterConfig, counter,
 };
 
 /// The classifiers' return value. `TC_ACT_UNSPEC` is also `TCX_NEXT` (-1): with TCX the next
@@ -31,9 +31,13 @@ const CONTINUE: i32 = TC_ACT_UNSPEC;
 
 /// Ring buffer size: ~75 000 events of `size_of::<Event>()` + the 8-byte record header.
 const RING_BYTES: u32 = 16 << 20;
-/// Wake the reader only once this much is queued; below it the reader's timer poll (tens of ms)
-/// collects the events. A wakeup per event would cost an IRQ-work + epoll round trip per packet.
+/// Wake the reader when the queue crosses this much; below it the reader's timer poll (tens of
+/// ms) collects the events. Waking per event (the default) costs an irq_work self-IPI per packet:
+/// microseconds in a VM. Waking on every event *above* the threshold is just as bad while the
+/// reader is behind, so only the event that crosses it asks.
 const WAKEUP_BYTES: u64 = 256 << 10;
+/// What one event takes in the ring: the 8-byte record header plus the event, 8-aligned.
+const RECORD_BYTES: u64 = (8 + size_of::<Event>() as u64 + 7) & !7;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -65,7 +69,7 @@ const MAX_TCP_OPTIONS: usize = 40;
 static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
 #[map]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static CONFIG: Array<FilterConfig> = Array::with_max_entries(1, 0);
@@ -124,18 +128,23 @@ enum Skip {
 
 #[inline(always)]
 fn observe(ctx: &TcContext, direction: u8) {
-    bump(counter::PACKETS);
-    if let Err(Skip::Malformed) = inspect(ctx.skb.skb, direction) {
-        bump(counter::LOAD_ERRORS);
+    // One lookup per packet for all counters (per-CPU, so plain adds).
+    let Some(counters) = COUNTERS.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU counters; TC programs run with bottom halves disabled, so nothing else
+    // on this CPU touches them meanwhile.
+    let counters = unsafe { &mut *counters };
+    bump(counters, counter::PACKETS);
+    if let Err(Skip::Malformed) = inspect(ctx.skb.skb, direction, counters) {
+        bump(counters, counter::LOAD_ERRORS);
     }
 }
 
 #[inline(always)]
-fn bump(index: u32) {
-    if let Some(value) = COUNTERS.get_ptr_mut(index) {
-        // SAFETY: per-CPU slot; TC programs run with bottom halves disabled, so nothing else on
-        // this CPU touches it meanwhile.
-        unsafe { *value += 1 };
+fn bump(counters: &mut Counters, index: u32) {
+    if let Some(value) = counters.get_mut(index as usize) {
+        *value += 1;
     }
 }
 
@@ -192,7 +201,7 @@ fn link_layer(l2: &[u8; L2_PEEK], protocol: u16) -> Option<(u32, u16, bool)> {
 }
 
 #[inline(always)]
-fn inspect(skb: *mut __sk_buff, direction: u8) -> Result<(), Skip> {
+fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Result<(), Skip> {
     // SAFETY: the context pointer the kernel passed to the program.
     let (skb_len, protocol, ifindex) = unsafe {
         (
@@ -245,7 +254,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8) -> Result<(), Skip> {
     if tcp_off + TCP_HDR_MIN > cap {
         return Err(Skip::Malformed);
     }
-    bump(counter::TCP);
+    bump(counters, counter::TCP);
 
     let header_len = usize::from(byte(data, tcp_off + 12) >> 4) * 4;
     if header_len < TCP_HDR_MIN {
@@ -258,7 +267,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8) -> Result<(), Skip> {
     };
     let mptcp = has_mptcp_option(scratch, data, tcp_off + TCP_HDR_MIN, options_end);
     if mptcp {
-        bump(counter::MPTCP);
+        bump(counters, counter::MPTCP);
     }
 
     let config = CONFIG.get(0).ok_or(Skip::Malformed)?;
@@ -266,7 +275,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8) -> Result<(), Skip> {
         return Ok(());
     }
     if !filter_matches(config, data, ipv6, tcp_off) {
-        bump(counter::FILTERED);
+        bump(counters, counter::FILTERED);
         return Ok(());
     }
 
@@ -290,14 +299,15 @@ fn inspect(skb: *mut __sk_buff, direction: u8) -> Result<(), Skip> {
         flags,
         _pad: 0,
     };
-    let wakeup = if EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= WAKEUP_BYTES {
+    let queued = EVENTS.query(BPF_RB_AVAIL_DATA.into());
+    let wakeup = if queued < WAKEUP_BYTES && queued + RECORD_BYTES >= WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     };
     match EVENTS.output::<Event>(&scratch.event, wakeup.into()) {
-        Ok(()) => bump(counter::EVENTS),
-        Err(_) => bump(counter::RINGBUF_FULL),
+        Ok(()) => bump(counters, counter::EVENTS),
+        Err(_) => bump(counters, counter::RINGBUF_FULL),
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use tokio::{
     time::{Instant, MissedTickBehavior},
 };
 use tracer_common::{
-    ADDR_ANY, ADDR_IPV4, ADDR_IPV6, CAPTURE_LEN, DIRECTION_INGRESS, Event, EventHeader,
+    ADDR_ANY, ADDR_IPV4, ADDR_IPV6, CAPTURE_LEN, Counters, DIRECTION_INGRESS, Event, EventHeader,
     FilterConfig, counter,
 };
 
@@ -283,7 +283,7 @@ pub(crate) fn run<S: EventSink>(
             .ok_or_else(|| LiveError::Load("no EVENTS map".into()))?,
     )
     .map_err(|e| LiveError::Load(error_chain(&e)))?;
-    let counters: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
+    let counters: PerCpuArray<MapData, Counters> = PerCpuArray::try_from(
         ebpf.take_map("COUNTERS")
             .ok_or_else(|| LiveError::Load("no COUNTERS map".into()))?,
     )
@@ -346,7 +346,7 @@ pub(crate) fn run<S: EventSink>(
 async fn poll_loop<S: EventSink>(
     options: &TraceOptions,
     ring: &mut AsyncFd<RingBuf<MapData>>,
-    counters: &PerCpuArray<MapData, u64>,
+    counters: &PerCpuArray<MapData, Counters>,
     attached: &mut Attached,
     collector: &mut Collector<'_, S>,
     on_interval: &mut dyn FnMut(&S, &LiveStats),
@@ -501,16 +501,19 @@ impl<S: EventSink> Collector<'_, S> {
     }
 
     /// Sums the per-CPU counters into `stats`.
-    fn refresh(&mut self, counters: &PerCpuArray<MapData, u64>) {
-        let read = |index: u32| -> u64 {
-            counters
-                .get(&index, 0)
-                .map(|per_cpu| per_cpu.iter().sum())
-                .unwrap_or_else(|e| {
-                    log::warn!("reading counter {index}: {e}");
-                    0
-                })
-        };
+    fn refresh(&mut self, counters: &PerCpuArray<MapData, Counters>) {
+        let mut sums: Counters = [0; counter::COUNT as usize];
+        match counters.get(&0, 0) {
+            Ok(per_cpu) => {
+                for cpu in per_cpu.iter() {
+                    for (sum, value) in sums.iter_mut().zip(cpu) {
+                        *sum += value;
+                    }
+                }
+            }
+            Err(e) => log::warn!("reading the counters: {e}"),
+        }
+        let read = |index: u32| sums[index as usize];
         let stats = &mut self.stats;
         stats.packets_seen = read(counter::PACKETS);
         stats.tcp_packets = read(counter::TCP);

@@ -13,7 +13,10 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     rc::Rc,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     thread,
     time::Duration,
 };
@@ -849,7 +852,11 @@ def frames():
         eth(bytes(46), 0x0806),                                              # not IP
     ]
 
-if sys.argv[1] == "frames":
+if sys.argv[1] == "files":
+    for i, frame in enumerate(frames()):
+        with open(f"{sys.argv[2]}/frame{i}", "wb") as f:
+            f.write(frame)
+elif sys.argv[1] == "frames":
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     s.bind((sys.argv[2], 0))
     for _ in range(3):
@@ -1048,4 +1055,146 @@ fn unknown_interface_and_namespace_are_clear_errors() {
             .contains("/run/netns/mt-no-such-ns does not exist"),
         "{error}"
     );
+}
+
+/// Cost of tracing: set MPTCP_TRACER_BENCH=1 to run (it takes ~40 s and wants a quiet
+/// machine). Prints the transfer rate of a 1 GB MPTCP transfer over the veth with and without
+/// the tracer, and the programs' average run time per packet from the kernel's BPF statistics.
+#[test]
+fn bench_tracing_cost() {
+    let test = "bench_tracing_cost";
+    if std::env::var_os("MPTCP_TRACER_BENCH").is_none() {
+        eprintln!("skipping {test}: set MPTCP_TRACER_BENCH=1 to run it");
+        return;
+    }
+    if skip_without_tools(test) {
+        return;
+    }
+    const BYTES: usize = 1_000_000_000;
+    let lab = Lab::new();
+    let timed = |transfer: &Transfer| {
+        let server = transfer.start_server();
+        let start = std::time::Instant::now();
+        transfer.run_client(server);
+        BYTES as f64 * 8.0 / start.elapsed().as_secs_f64() / 1e9
+    };
+    let mut untraced = Vec::new();
+    let mut traced = Vec::new();
+    for round in 0..3 {
+        let transfer = Transfer::mptcp(&lab, false, 5300 + round * 2, BYTES);
+        untraced.push(timed(&transfer));
+
+        let transfer = Transfer::mptcp(&lab, false, 5301 + round * 2, BYTES);
+        let rate = Arc::new(Mutex::new(0.0));
+        let rate_out = rate.clone();
+        let cost = Arc::new(Mutex::new(String::new()));
+        let cost_out = cost.clone();
+        let mut recorder = Recorder::default();
+        let options = TraceOptions {
+            duration: Some(Duration::from_secs(8)),
+            ..options(&lab.client, &[&lab.client_if], AttachMode::Auto)
+        };
+        sh(&["sysctl", "-qw", "kernel.bpf_stats_enabled=1"]);
+        let traffic = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(500));
+            *rate_out.lock().expect("lock") = timed(&transfer);
+            *cost_out.lock().expect("lock") = sh(&["bpftool", "prog", "show", "-j"]);
+        });
+        let (stats, _) = run(&options, &mut recorder, None, &mut |_, _| {}).expect("tracing");
+        traffic.join().expect("traffic");
+        sh(&["sysctl", "-qw", "kernel.bpf_stats_enabled=0"]);
+        traced.push(*rate.lock().expect("lock"));
+        let programs: serde_json::Value =
+            serde_json::from_str(&cost.lock().expect("lock")).expect("bpftool json");
+        for program in programs.as_array().into_iter().flatten() {
+            let name = program["name"].as_str().unwrap_or_default();
+            if let ("tc_ingress" | "tc_egress", Some(ns), Some(count)) = (
+                name,
+                program["run_time_ns"].as_u64(),
+                program["run_cnt"].as_u64(),
+            ) {
+                println!(
+                    "round {round}: {name}: {count} runs, {:.0} ns/run",
+                    ns as f64 / count.max(1) as f64
+                );
+            }
+        }
+        println!("round {round}: {stats:?}");
+    }
+    println!("untraced Gbit/s: {untraced:.2?}; traced Gbit/s: {traced:.2?}");
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    println!("ratio of best runs: {:.3}", best(&traced) / best(&untraced));
+}
+
+/// Per-packet cost of the classifier itself, from BPF_PROG_TEST_RUN (`bpftool prog run`) on the
+/// crafted frames: set MPTCP_TRACER_BENCH=1 to run.
+#[test]
+fn bench_program_cost() {
+    let test = "bench_program_cost";
+    if std::env::var_os("MPTCP_TRACER_BENCH").is_none() {
+        eprintln!("skipping {test}: set MPTCP_TRACER_BENCH=1 to run it");
+        return;
+    }
+    if skip_without_tools(test) {
+        return;
+    }
+    let dir = tempdir();
+    sh(&[
+        "python3",
+        "-c",
+        CRAFT,
+        "files",
+        dir.to_str().expect("utf-8 path"),
+    ]);
+    let mut ebpf = super::load_object().expect("load");
+    let labels = [
+        "IPv4 MPTCP (event)",
+        "IPv4 options + MPTCP (event)",
+        "802.1Q IPv4 MPTCP (event)",
+        "QinQ IPv4 MPTCP (event)",
+        "QinQ IPv6 ext headers MPTCP (event)",
+        "IPv6 MPTCP (event)",
+        "IPv4 30 NOPs + MPTCP (event)",
+        "IPv4 TCP without MPTCP",
+        "IPv4 non-first fragment",
+        "UDP",
+        "bad IHL",
+        "ARP",
+    ];
+    for program in [super::attach::EGRESS_PROGRAM] {
+        let id = super::attach::classifier(&mut ebpf, program)
+            .expect("program")
+            .info()
+            .expect("info")
+            .id()
+            .to_string();
+        for (i, label) in labels.iter().enumerate() {
+            let file = dir.join(format!("frame{i}"));
+            // Events fill the 16 MiB ring after ~75 000 runs (7 × 10 000 stay below); once
+            // full, the output fails early and the figures would look too good.
+            let repeat = if label.ends_with("(event)") {
+                "10000"
+            } else {
+                "1000000"
+            };
+            let output = sh(&[
+                "bpftool",
+                "prog",
+                "run",
+                "id",
+                &id,
+                "data_in",
+                file.to_str().expect("utf-8 path"),
+                "repeat",
+                repeat,
+            ]);
+            let duration = output
+                .lines()
+                .find(|l| l.contains("duration"))
+                .map(str::trim)
+                .unwrap_or(output.as_str());
+            println!("{program}: {label}: {duration}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
