@@ -237,14 +237,13 @@ impl Attached {
                 created_clsact: true,
             })
             && !gone
+            && let Err(e) = delete_clsact(interface.ifindex)
         {
-            if let Err(e) = delete_clsact(interface.ifindex) {
-                warnings.push(format!(
-                    "could not remove the clsact qdisc this run added to {}: {e} \
+            warnings.push(format!(
+                "could not remove the clsact qdisc this run added to {}: {e} \
                      (remove it with `tc qdisc del dev {} clsact`)",
-                    interface.name, interface.name
-                ));
-            }
+                interface.name, interface.name
+            ));
         }
         warnings
     }

@@ -133,18 +133,16 @@ pub fn trace(
     on_interval: &mut dyn FnMut(&Analyzer, &LiveStats),
 ) -> Result<TraceOutcome, LiveError> {
     let mut analyzer = Analyzer::new();
-    let writer = match &options.write {
-        Some(path) => {
-            Some(
-                capture::create(path, options.force).map_err(|reason| LiveError::Write {
-                    path: path.clone(),
-                    reason,
-                })?,
-            )
-        }
-        None => None,
+    let make_writer = || match &options.write {
+        Some(path) => capture::create(path, options.force)
+            .map(Some)
+            .map_err(|reason| LiveError::Write {
+                path: path.clone(),
+                reason,
+            }),
+        None => Ok(None),
     };
-    let (stats, warnings) = run(options, &mut analyzer, writer, on_interval)?;
+    let (stats, warnings) = run(options, &mut analyzer, make_writer, on_interval)?;
     Ok(TraceOutcome {
         analyzer,
         stats,
@@ -238,7 +236,7 @@ fn filter_config(options: &TraceOptions) -> FilterConfig {
 pub(crate) fn run<S: EventSink>(
     options: &TraceOptions,
     sink: &mut S,
-    mut writer: Option<Box<dyn CaptureWriter>>,
+    make_writer: impl FnOnce() -> Result<Option<Box<dyn CaptureWriter>>, LiveError>,
     on_interval: &mut dyn FnMut(&S, &LiveStats),
 ) -> Result<(LiveStats, Vec<String>), LiveError> {
     object_bytes()?;
@@ -255,6 +253,8 @@ pub(crate) fn run<S: EventSink>(
         .transpose()?;
     let interfaces = attach::resolve(&options.interfaces, options.netns.as_deref())?;
 
+    // Only now, with the privileges and the interfaces known good, create the file.
+    let mut writer = make_writer()?;
     let mut iface_ids = HashMap::new();
     if let (Some(writer), Some(path)) = (writer.as_mut(), &options.write) {
         for interface in &interfaces {

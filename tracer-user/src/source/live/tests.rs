@@ -130,12 +130,16 @@ impl super::EventSink for Recorder {
     }
 }
 
+/// (name, ifindex, netns) as `add_interface` got them.
+type Declared = (String, u32, Option<String>);
+/// (interface id, inbound, captured bytes, original length) as `write_packet` got them.
+type Written = (u32, bool, usize, u32);
+
 /// A `CaptureWriter` that remembers what it was asked to write.
 #[derive(Default, Clone)]
 struct MemoryWriter {
-    interfaces: Rc<RefCell<Vec<(String, u32, Option<String>)>>>,
-    /// (interface id, inbound, captured bytes, original length)
-    packets: Rc<RefCell<Vec<(u32, bool, usize, u32)>>>,
+    interfaces: Rc<RefCell<Vec<Declared>>>,
+    packets: Rc<RefCell<Vec<Written>>>,
     flushes: Rc<Cell<u32>>,
 }
 
@@ -380,7 +384,7 @@ impl Transfer {
         let args = self.args("server");
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut server = spawn_in_ns(&self.server_ns, &args);
-        wait_for_line(&mut server, "ready", false);
+        let _ = wait_for_line(&mut server, "ready", false);
         server
     }
 
@@ -409,7 +413,13 @@ fn spawn_in_ns(ns: &str, args: &[&str]) -> Child {
 }
 
 /// Waits for a line containing `marker` on the child's stdout or stderr.
-fn wait_for_line(child: &mut Child, marker: &str, from_stderr: bool) {
+/// Returns a thread that collects the lines after it (draining, so the child never blocks on a
+/// full pipe).
+fn wait_for_line(
+    child: &mut Child,
+    marker: &str,
+    from_stderr: bool,
+) -> thread::JoinHandle<Vec<String>> {
     let stream: Box<dyn std::io::Read + Send> = if from_stderr {
         Box::new(child.stderr.take().expect("piped stderr"))
     } else {
@@ -423,8 +433,7 @@ fn wait_for_line(child: &mut Child, marker: &str, from_stderr: bool) {
             other => panic!("waiting for {marker:?}: {other:?}"),
         }
     }
-    // Keep draining so the child never blocks on a full pipe.
-    thread::spawn(move || for _ in lines {});
+    thread::spawn(move || lines.map_while(Result::ok).collect())
 }
 
 /// What one traced run produced, next to tshark's view of tcpdump's capture.
@@ -435,6 +444,9 @@ struct Traced {
     intervals: u32,
     /// Segments of tcpdump's capture that pass `truth_filter`.
     truth: Vec<Seen>,
+    /// "N packets dropped by kernel" from tcpdump's report: on a busy machine tcpdump's socket
+    /// buffer can overflow, then its capture is not the whole truth.
+    tcpdump_dropped: usize,
     written: MemoryWriter,
 }
 
@@ -456,10 +468,10 @@ fn trace_transfers(
         capture_ns,
         &[
             // No capture filter: "tcp" would miss VLAN-tagged frames; tshark's filter selects.
-            "tcpdump", "-i", capture_if, "-n", "-U", "-w", &pcap_str,
+            "tcpdump", "-i", capture_if, "-n", "-U", "-B", "32768", "-w", &pcap_str,
         ],
     );
-    wait_for_line(&mut tcpdump, "listening on", true);
+    let tcpdump_report = wait_for_line(&mut tcpdump, "listening on", true);
 
     let servers: Vec<Child> = transfers.iter().map(Transfer::start_server).collect();
     let traffic = thread::spawn(move || {
@@ -476,13 +488,20 @@ fn trace_transfers(
     let result = run(
         options,
         &mut recorder,
-        Some(Box::new(written.clone())),
+        || Ok(Some(Box::new(written.clone()) as Box<dyn CaptureWriter>)),
         &mut |_, _| intervals += 1,
     );
     let traffic = traffic.join();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(tcpdump.id() as i32, libc::SIGINT) };
     let _ = tcpdump.wait();
+    let tcpdump_dropped = tcpdump_report
+        .join()
+        .expect("tcpdump's report")
+        .iter()
+        .find_map(|line| line.strip_suffix(" packets dropped by kernel"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("tcpdump reports its drops");
     let (stats, warnings) = result.expect("tracing works");
     if let Err(panic) = traffic {
         std::panic::resume_unwind(panic);
@@ -549,6 +568,7 @@ fn trace_transfers(
         warnings,
         intervals,
         truth,
+        tcpdump_dropped,
         written,
     }
 }
@@ -620,10 +640,19 @@ fn assert_same_segments(test: &str, traced: &Traced, load_errors: u64) {
                 .cloned()
                 .collect()
         };
-        panic!(
-            "events differ from tcpdump's segments; only in events: {:?}; only in tcpdump: {:?}",
-            only(&ours, &theirs),
-            only(&theirs, &ours)
+        let (ours_only, theirs_only) = (only(&ours, &theirs), only(&theirs, &ours));
+        // What tcpdump dropped we may have and it not; never the other way round.
+        if !theirs_only.is_empty() || ours_only.len() > traced.tcpdump_dropped {
+            panic!(
+                "events differ from tcpdump's segments (tcpdump dropped {}); only in events: \
+                 {ours_only:?}; only in tcpdump: {theirs_only:?}",
+                traced.tcpdump_dropped
+            );
+        }
+        println!(
+            "{test}: tcpdump dropped {} packets; {} of them had MPTCP options and are events",
+            traced.tcpdump_dropped,
+            ours_only.len()
         );
     }
     let stats = &traced.stats;
@@ -974,7 +1003,7 @@ fn raw_ip_tun_device() {
     let inbound = traced.recorder.seen.iter().filter(|s| !s.outbound).count();
     assert_eq!(inbound, 3, "{:?}", traced.recorder.seen);
     assert!(
-        traced.recorder.seen.len() >= 3 + 3 + 1,
+        traced.recorder.seen.len() > 3 + 3,
         "{:?}",
         traced.recorder.seen
     );
@@ -1034,9 +1063,16 @@ fn unknown_interface_and_namespace_are_clear_errors() {
         interval: Duration::from_secs(1),
         ..TraceOptions::default()
     };
-    let error = run(&options, &mut recorder, None, &mut |_, _| {})
-        .err()
-        .expect("fails");
+    let mut writer_made = false;
+    let make_writer = || {
+        writer_made = true;
+        Ok(None)
+    };
+    let error = run(&options, &mut recorder, make_writer, &mut |_, _| {}).expect_err("fails");
+    assert!(
+        !writer_made,
+        "no capture file before the interfaces are known good"
+    );
     assert!(
         matches!(error, LiveError::Interface { ref name, .. } if name == "mt-no-such-if"),
         "{error}"
@@ -1046,9 +1082,7 @@ fn unknown_interface_and_namespace_are_clear_errors() {
         netns: Some("mt-no-such-ns".into()),
         ..options
     };
-    let error = run(&options, &mut recorder, None, &mut |_, _| {})
-        .err()
-        .expect("fails");
+    let error = run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect_err("fails");
     assert!(
         error
             .to_string()
@@ -1058,7 +1092,7 @@ fn unknown_interface_and_namespace_are_clear_errors() {
 }
 
 /// Cost of tracing: set MPTCP_TRACER_BENCH=1 to run (it takes ~40 s and wants a quiet
-/// machine). Prints the transfer rate of a 1 GB MPTCP transfer over the veth with and without
+/// machine). Prints the transfer rate of a 500 MB MPTCP transfer over the veth with and without
 /// the tracer, and the programs' average run time per packet from the kernel's BPF statistics.
 #[test]
 fn bench_tracing_cost() {
@@ -1070,7 +1104,7 @@ fn bench_tracing_cost() {
     if skip_without_tools(test) {
         return;
     }
-    const BYTES: usize = 1_000_000_000;
+    const BYTES: usize = 500_000_000;
     let lab = Lab::new();
     let timed = |transfer: &Transfer| {
         let server = transfer.start_server();
@@ -1100,7 +1134,8 @@ fn bench_tracing_cost() {
             *rate_out.lock().expect("lock") = timed(&transfer);
             *cost_out.lock().expect("lock") = sh(&["bpftool", "prog", "show", "-j"]);
         });
-        let (stats, _) = run(&options, &mut recorder, None, &mut |_, _| {}).expect("tracing");
+        let (stats, _) =
+            run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
         traffic.join().expect("traffic");
         sh(&["sysctl", "-qw", "kernel.bpf_stats_enabled=0"]);
         traced.push(*rate.lock().expect("lock"));
