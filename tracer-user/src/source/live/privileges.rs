@@ -14,6 +14,10 @@ pub(super) fn check(needs_netns: bool) -> Result<(), LiveError> {
     let effective = effective_capabilities().map_err(|e| {
         LiveError::Privileges(format!("cannot read the process's capabilities: {e}"))
     })?;
+    check_mask(effective, needs_netns)
+}
+
+fn check_mask(effective: u64, needs_netns: bool) -> Result<(), LiveError> {
     let has = |cap: u32| effective & (1 << cap) != 0;
     let mut missing = Vec::new();
     if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
@@ -69,4 +73,34 @@ pub(super) fn raise_memlock_limit() {
 #[cfg(test)]
 pub(super) fn can_trace() -> bool {
     check(true).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: u64 = 0x1ff_ffff_ffff;
+
+    #[test]
+    fn missing_capabilities_are_named() {
+        assert!(check_mask(ROOT, true).is_ok());
+        // CAP_BPF + CAP_NET_ADMIN is enough without a namespace switch.
+        assert!(check_mask(1 << CAP_BPF | 1 << CAP_NET_ADMIN, false).is_ok());
+        assert_eq!(
+            check_mask(0, false).map_err(|e| e.to_string()),
+            Err(
+                "live tracing needs root or CAP_BPF and CAP_NET_ADMIN; missing CAP_BPF, \
+                 CAP_NET_ADMIN (try sudo)"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            check_mask(1 << CAP_BPF | 1 << CAP_NET_ADMIN, true).map_err(|e| e.to_string()),
+            Err(
+                "live tracing needs root or CAP_BPF and CAP_NET_ADMIN and CAP_SYS_ADMIN; missing \
+                 CAP_SYS_ADMIN (for --netns) (try sudo)"
+                    .to_owned()
+            )
+        );
+    }
 }

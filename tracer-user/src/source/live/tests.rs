@@ -33,11 +33,36 @@ use crate::source::{Direction, LinkType, RawPacket};
 const MAX_VERIFIED_INSNS: u32 = 50_000;
 
 fn skip_unless_root(test: &str) -> bool {
+    if super::object_bytes().is_err() {
+        eprintln!("skipping {test}: built without eBPF (MPTCP_TRACER_NO_EBPF=1)");
+        return true;
+    }
     if privileges::can_trace() {
         return false;
     }
     eprintln!("skipping {test}: needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
     true
+}
+
+#[cfg(mptcp_tracer_no_ebpf)]
+#[test]
+fn built_without_ebpf_says_so() {
+    let options = TraceOptions {
+        interfaces: vec!["lo".into()],
+        interval: Duration::from_secs(1),
+        ..TraceOptions::default()
+    };
+    let error = super::trace(&options, &mut |_, _| {})
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            "this mptcp-tracer was built without eBPF (MPTCP_TRACER_NO_EBPF=1); run `cargo xtask \
+             setup` and rebuild to trace live"
+        )
+    );
+    assert!(matches!(verifier_stats(), Err(LiveError::BuiltWithoutEbpf)));
 }
 
 #[test]
@@ -1232,4 +1257,49 @@ fn bench_program_cost() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SIGTERM ends an open-ended trace cleanly. It signals the whole test process, which would stop
+/// every other trace running in parallel, so it runs only with MPTCP_TRACER_SIGNAL_TEST=1
+/// (`cargo test ... signal_ends_tracing -- --test-threads=1`).
+#[test]
+fn signal_ends_tracing() {
+    let test = "signal_ends_tracing";
+    if std::env::var_os("MPTCP_TRACER_SIGNAL_TEST").is_none() {
+        eprintln!("skipping {test}: set MPTCP_TRACER_SIGNAL_TEST=1 to run it");
+        return;
+    }
+    if skip_without_tools(test) {
+        return;
+    }
+    let lab = Lab::new();
+    let before = lab.tc_state(&lab.client_if);
+    let options = TraceOptions {
+        duration: None,
+        write: None,
+        ..options(&lab.client, &[&lab.client_if], AttachMode::Netlink)
+    };
+    let transfer = Transfer::mptcp(&lab, false, 5201, 200_000);
+    let server = transfer.start_server();
+    let traffic = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(700));
+        transfer.run_client(server);
+        thread::sleep(Duration::from_millis(500));
+        // SAFETY: signalling this process; the tracer's handler is installed by now.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    });
+    let start = std::time::Instant::now();
+    let mut recorder = Recorder::default();
+    let (stats, warnings) =
+        run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
+    traffic.join().expect("traffic");
+    println!("{test}: stopped after {:?}; {stats:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(stats.events_received > 0 && stats.events_received == stats.events_emitted);
+    assert_eq!(
+        before,
+        lab.tc_state(&lab.client_if),
+        "TC state restored after detach"
+    );
 }
