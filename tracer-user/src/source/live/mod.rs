@@ -289,8 +289,30 @@ pub(crate) fn run<S: EventSink>(
     )
     .map_err(|e| LiveError::Load(error_chain(&e)))?;
 
+    // Watch for SIGINT/SIGTERM before attaching: a Ctrl-C during attach then still detaches
+    // instead of killing the process with clsact filters left behind.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| LiveError::Other(format!("cannot start the event loop: {e}")))?;
+    let mut signals = {
+        let _guard = runtime.enter();
+        let watch = |kind| {
+            signal(kind)
+                .map_err(|e| LiveError::Other(format!("cannot watch for SIGINT/SIGTERM: {e}")))
+        };
+        Signals {
+            interrupt: watch(SignalKind::interrupt())?,
+            terminate: watch(SignalKind::terminate())?,
+        }
+    };
+
     let mut attached = Attached::new(ebpf);
     for interface in &interfaces {
+        if signals.pending() {
+            return Err(LiveError::Other("interrupted while attaching".into()));
+        }
         let mechanism = attached.attach(interface, options.attach)?;
         log::info!(
             "tracing {} (ifindex {}) via {}",
@@ -313,11 +335,6 @@ pub(crate) fn run<S: EventSink>(
         warnings: Vec::new(),
         write_failed: false,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| LiveError::Other(format!("cannot start the event loop: {e}")))?;
     let mut ring = {
         let _guard = runtime.enter();
         // SAFETY: the ring buffer owns its map fd, which stays open and the same for as long as
@@ -327,6 +344,7 @@ pub(crate) fn run<S: EventSink>(
     };
     let looped = runtime.block_on(poll_loop(
         options,
+        signals,
         &mut ring,
         &counters,
         &mut attached,
@@ -343,18 +361,30 @@ pub(crate) fn run<S: EventSink>(
     Ok((collector.stats, collector.warnings))
 }
 
+/// SIGINT and SIGTERM, registered with the event loop.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Whether one arrived already (checked between attachments, before the loop runs).
+    fn pending(&mut self) -> bool {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        self.interrupt.poll_recv(&mut context).is_ready()
+            || self.terminate.poll_recv(&mut context).is_ready()
+    }
+}
+
 async fn poll_loop<S: EventSink>(
     options: &TraceOptions,
+    mut signals: Signals,
     ring: &mut AsyncFd<RingBuf<MapData>>,
     counters: &PerCpuArray<MapData, Counters>,
     attached: &mut Attached,
     collector: &mut Collector<'_, S>,
     on_interval: &mut dyn FnMut(&S, &LiveStats),
 ) -> Result<(), LiveError> {
-    let signal_error =
-        |e: io::Error| LiveError::Other(format!("cannot watch for SIGINT/SIGTERM: {e}"));
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let start = Instant::now();
     let deadline = options.duration.map(|d| start + d);
     let mut poll = tokio::time::interval(POLL_PERIOD);
@@ -389,8 +419,8 @@ async fn poll_loop<S: EventSink>(
                     return Ok(());
                 }
             }
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
+            _ = signals.interrupt.recv() => return Ok(()),
+            _ = signals.terminate.recv() => return Ok(()),
             _ = sleep_until(deadline) => return Ok(()),
         }
     }
