@@ -59,6 +59,9 @@ const MAX_IPV6_EXT: usize = 6;
 /// Shortest IP packet that can hold a TCP header (IPv4 20 + TCP 20).
 const MIN_IP_TCP: u32 = 40;
 const TCP_HDR_MIN: usize = 20;
+const TCP_HDR_MAX: usize = 60;
+/// Bytes from the network header the first load takes (see `inspect`).
+const FIRST_LOAD: usize = 60;
 const TCPOPT_EOL: u8 = 0;
 const TCPOPT_NOP: u8 = 1;
 const TCPOPT_MPTCP: u8 = 30;
@@ -79,9 +82,10 @@ static CONFIG: Array<FilterConfig> = Array::with_max_entries(1, 0);
 #[repr(C)]
 struct Scratch {
     event: Event,
-    /// Lets `byte` read any index `& 0xff` of `event.data` without a bounds branch the verifier
-    /// would have to follow (24 + 255 < 216 + 64).
-    _slack: [u8; 64],
+    /// Room after `event.data`: `byte` reads any index `& 0xff` without a bounds branch the
+    /// verifier would have to follow, and `load_range` may write up to `from + len` ≤
+    /// CAPTURE_LEN + 256 bytes, as far as the verifier can tell.
+    _slack: [u8; 256],
     /// The first `L2_PEEK` bytes of the frame (a map value needs no zeroing before the load).
     link: [u8; L2_PEEK],
     _pad: [u8; 2],
@@ -97,10 +101,14 @@ struct Scratch {
 #[inline(always)]
 fn forget(scratch: &mut Scratch, value: usize) -> usize {
     // SAFETY: a field of the scratch value; volatile so the compiler keeps the round trip.
-    unsafe {
+    let value = unsafe {
         ptr::write_volatile(&raw mut scratch.cursor, value as u32);
         ptr::read_volatile(&raw const scratch.cursor) as usize
-    }
+    };
+    // Every offset here is < 256. The mask survives optimisation (the compiler cannot see through
+    // the volatile read) and bounds every later `data + offset + small constant` inside
+    // `Scratch` for the verifier, however the compiler rearranges the comparisons after it.
+    value & 0xff
 }
 
 #[map]
@@ -236,15 +244,25 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         net_len
     };
 
-    let data = scratch.event.data.as_mut_ptr();
-    // SAFETY: `cap` ∈ [40, CAPTURE_LEN] bytes into the CAPTURE_LEN-byte array.
-    if unsafe { bpf_skb_load_bytes(skb.cast(), l2_len, data.cast(), cap) } != 0 {
-        return Err(Skip::Malformed);
-    }
-    let data = data.cast_const();
+    // Load the headers only: for a TSO/GRO packet the payload after them sits in page
+    // fragments, and copying it for every packet costs more than the parse. The first load
+    // covers an IPv4 header with a fixed TCP header and 20 option bytes, or an IPv6 header with
+    // a fixed TCP header; the rest of the headers come as needed, the rest of the capture only
+    // for packets that become events.
     let cap = cap as usize;
+    let data = scratch.event.data.as_mut_ptr();
+    let first = if cap < FIRST_LOAD { cap } else { FIRST_LOAD };
+    load_range(skb, l2_len, data, 0, first)?;
+    let mut loaded = first;
+    let data = data.cast_const();
 
     let ipv6 = l3 == ETH_P_IPV6;
+    if ipv6 && byte(data, 6) != IPPROTO_TCP {
+        // Extension headers (rare): take everything the capture holds.
+        load_range(skb, l2_len, data.cast_mut(), loaded, cap)?;
+        loaded = cap;
+    }
+    let loaded_now = forget(scratch, loaded);
     let tcp_off = if ipv6 {
         ipv6_tcp_offset(scratch, data, cap)?
     } else {
@@ -254,6 +272,18 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     if tcp_off + TCP_HDR_MIN > cap {
         return Err(Skip::Malformed);
     }
+    let mut loaded = loaded_now;
+    if tcp_off + TCP_HDR_MIN > loaded {
+        // IPv4 options pushed the TCP header out of the first load.
+        let end = if tcp_off + TCP_HDR_MAX < cap {
+            tcp_off + TCP_HDR_MAX
+        } else {
+            cap
+        };
+        load_range(skb, l2_len, data.cast_mut(), loaded, end)?;
+        loaded = end;
+    }
+    let mut loaded = forget(scratch, loaded);
     bump(counters, counter::TCP);
 
     let header_len = usize::from(byte(data, tcp_off + 12) >> 4) * 4;
@@ -265,6 +295,12 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     } else {
         cap
     };
+    if options_end > loaded {
+        load_range(skb, l2_len, data.cast_mut(), loaded, options_end)?;
+        loaded = options_end;
+    }
+    let loaded = forget(scratch, loaded);
+    let options_end = forget(scratch, options_end);
     let mptcp = has_mptcp_option(scratch, data, tcp_off + TCP_HDR_MIN, options_end);
     if mptcp {
         bump(counters, counter::MPTCP);
@@ -279,6 +315,9 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         return Ok(());
     }
 
+    if loaded < cap {
+        load_range(skb, l2_len, data.cast_mut(), loaded, cap)?;
+    }
     let mut flags = 0;
     if raw_ip {
         flags |= FLAG_RAW_IP;
@@ -310,6 +349,42 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         Err(_) => bump(counters, counter::RINGBUF_FULL),
     }
     Ok(())
+}
+
+/// Copies bytes `[from, to)` of the packet, counted from the network header, to the same place
+/// in the scratch data. The explicit bounds are for the verifier; callers keep `to ≤ cap`.
+#[inline(always)]
+fn load_range(
+    skb: *mut __sk_buff,
+    l2_len: u32,
+    data: *mut u8,
+    from: usize,
+    to: usize,
+) -> Result<(), Skip> {
+    if to <= from {
+        return Ok(());
+    }
+    let len = to - from;
+    if from > CAPTURE_LEN || len > CAPTURE_LEN {
+        return Err(Skip::Malformed);
+    }
+    // The same length, in a form whose lower bound (≥ 1: the helper rejects a possibly-zero
+    // size) the verifier sees whatever the compiler made of the checks above.
+    let len = ((len - 1) & 0xff) + 1;
+    // SAFETY: `from + len` ≤ CAPTURE_LEN + 256 bytes from `event.data`, inside `Scratch`.
+    let ret = unsafe {
+        bpf_skb_load_bytes(
+            skb.cast(),
+            l2_len + from as u32,
+            data.add(from).cast(),
+            len as u32,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(Skip::Malformed)
+    }
 }
 
 /// Offset of the TCP header in an IPv4 packet, or `NotTcp`.
