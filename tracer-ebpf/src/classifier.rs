@@ -1,12 +1,12 @@
 //! `tc_ingress` and `tc_egress`: find TCP segments that carry an MPTCP option (kind 30) and copy
 //! their first `CAPTURE_LEN` bytes from the network header into the ring buffer.
 //!
-//! Budget: the programs run on every packet of the traced interfaces, so each packet costs at
-//! most two `bpf_skb_load_bytes` calls (22 bytes of L2 header, then up to `CAPTURE_LEN` bytes from
-//! the network header into a per-CPU scratch event), a few inlined per-CPU array lookups and, for
-//! kept packets, one `bpf_ringbuf_query` and one `bpf_ringbuf_output`. Everything else — IP
-//! options, IPv6 extension headers, the TCP option walk — reads the scratch buffer, so the
-//! verifier sees small bounded loops without helper calls in them.
+//! Budget: the programs run on every packet of the traced interfaces. A packet costs two lookups
+//! (per-CPU counters and scratch), `bpf_skb_load_bytes` of 22 bytes of L2 header and of the IP
+//! and TCP headers (one call, a second one for long TCP option lists or IP options), and, for
+//! kept packets only, the rest of the capture, one `bpf_ringbuf_query` and one
+//! `bpf_ringbuf_output`. IP options, IPv6 extension headers and the TCP option walk read the
+//! per-CPU scratch copy, so the verifier sees small bounded loops without helper calls in them.
 
 use core::ptr;
 
@@ -100,15 +100,21 @@ struct Scratch {
 /// caller bounds the result again before using it.
 #[inline(always)]
 fn forget(scratch: &mut Scratch, value: usize) -> usize {
+    // Every offset `forget` sees is < 256. The mask survives optimisation (the compiler cannot
+    // see through the volatile read) and bounds every later `data + offset + small constant`
+    // inside `Scratch` for the verifier, however the compiler rearranges the comparisons after
+    // it.
+    launder(scratch, value) & 0xff
+}
+
+/// `forget` without the mask, for a value that is bounded again before any use.
+#[inline(always)]
+fn launder(scratch: &mut Scratch, value: usize) -> usize {
     // SAFETY: a field of the scratch value; volatile so the compiler keeps the round trip.
-    let value = unsafe {
+    unsafe {
         ptr::write_volatile(&raw mut scratch.cursor, value as u32);
         ptr::read_volatile(&raw const scratch.cursor) as usize
-    };
-    // Every offset here is < 256. The mask survives optimisation (the compiler cannot see through
-    // the volatile read) and bounds every later `data + offset + small constant` inside
-    // `Scratch` for the verifier, however the compiler rearranges the comparisons after it.
-    value & 0xff
+    }
 }
 
 #[map]
@@ -437,6 +443,10 @@ fn ipv6_tcp_offset(scratch: &mut Scratch, data: *const u8, cap: usize) -> Result
             _ => return Err(Skip::NotTcp),
         };
         next = byte(data, off);
+        // Checked before `forget`, whose 8-bit mask would otherwise wrap a long chain around.
+        if off + len > cap {
+            return Err(Skip::Malformed);
+        }
         off = forget(scratch, off + len);
     }
     if next == IPPROTO_TCP {
@@ -469,7 +479,8 @@ fn has_mptcp_option(scratch: &mut Scratch, data: *const u8, start: usize, end: u
             }
             len
         };
-        off = forget(scratch, off + step);
+        // Unmasked: a bogus length must end the walk at the top, not wrap back into the header.
+        off = launder(scratch, off + step);
     }
     false
 }

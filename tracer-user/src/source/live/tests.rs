@@ -904,6 +904,7 @@ def frames():
         eth(v4(tcp(TS + DSS, 10), proto=17), 0x0800),                        # UDP
         eth(v4(tcp(TS + DSS, 11), ihl=4), 0x0800),                           # bad IHL: malformed
         eth(bytes(46), 0x0806),                                              # not IP
+        eth(v4(tcp(bytes([5, 250]) + bytes(6) + DSS, 12)), 0x0800),          # bogus option length
     ]
 
 if sys.argv[1] == "files":
@@ -963,8 +964,9 @@ fn crafted_frames() {
         },
     );
     assert_same_segments(test, &traced, 3);
-    // Per round: 7 frames with MPTCP; the TCP ones without it, the fragment, the UDP packet and
-    // the bad IHL give none. The bad IHL is the one malformed packet.
+    // Per round: 7 frames with MPTCP; the TCP ones without it (one whose option walk stops at a
+    // length running past the header), the fragment, the UDP packet and the bad IHL give none.
+    // The bad IHL is the one malformed packet.
     let sequences: Vec<u32> = traced.recorder.seen.iter().map(|s| s.seq).collect();
     for seq in 1..=7 {
         assert_eq!(
@@ -975,7 +977,7 @@ fn crafted_frames() {
     }
     assert_eq!(traced.recorder.seen.len(), 21);
     assert_eq!(traced.recorder.seen.iter().filter(|s| s.ipv6).count(), 6);
-    assert!(traced.stats.tcp_packets >= 8 * 3, "{:?}", traced.stats);
+    assert!(traced.stats.tcp_packets >= 9 * 3, "{:?}", traced.stats);
 }
 
 /// A TUN device has no link-layer header: the data starts at IP.
@@ -1230,6 +1232,7 @@ fn bench_program_cost() {
         "UDP",
         "bad IHL",
         "ARP",
+        "IPv4 bogus option length before MPTCP",
     ];
     for program in [super::attach::EGRESS_PROGRAM] {
         let id = super::attach::classifier(&mut ebpf, program)
