@@ -2,8 +2,10 @@
 //! `cargo +nightly build -Z build-std=core` and links with bpf-linker; `source::live` embeds the
 //! result with `aya::include_bytes_aligned!`.
 //!
-//! `MPTCP_TRACER_NO_EBPF=1` skips all of that (no nightly, no bpf-linker needed): the offline
-//! commands work and `trace` reports that the binary was built without eBPF.
+//! Without the `ebpf` feature (on by default) all of that is skipped: no nightly, no bpf-linker
+//! needed; the offline commands work and `trace` reports that the binary was built without eBPF.
+//! xtask depends on the library that way, so `cargo xtask setup` builds on a fresh machine
+//! before it has installed what the eBPF object needs.
 
 use std::{
     env,
@@ -14,17 +16,12 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use aya_build::{Package, Toolchain};
 
-const NO_EBPF: &str = "MPTCP_TRACER_NO_EBPF";
 const EBPF_PACKAGE: &str = "tracer-ebpf";
 const SETUP_HINT: &str = "run `cargo xtask setup` to install them, or build with \
-                          MPTCP_TRACER_NO_EBPF=1 to leave live tracing out";
+                          --no-default-features to leave live tracing out";
 
 fn main() -> anyhow::Result<()> {
-    println!("cargo:rerun-if-env-changed={NO_EBPF}");
-    println!("cargo::rustc-check-cfg=cfg(mptcp_tracer_no_ebpf)");
-    if env::var_os(NO_EBPF).is_some_and(|value| value == "1" || value == "true") {
-        println!("cargo:rustc-cfg=mptcp_tracer_no_ebpf");
-        println!("cargo:warning={NO_EBPF}=1: building without the eBPF object (no live tracing)");
+    if env::var_os("CARGO_FEATURE_EBPF").is_none() {
         return Ok(());
     }
 

@@ -96,7 +96,7 @@ pub enum LiveError {
     #[error("{0}")]
     Privileges(String),
     #[error(
-        "this mptcp-tracer was built without eBPF (MPTCP_TRACER_NO_EBPF=1); run `cargo xtask setup` \
+        "this mptcp-tracer was built without its eBPF object (the `ebpf` feature); run `cargo xtask setup` \
          and rebuild to trace live"
     )]
     BuiltWithoutEbpf,
@@ -184,7 +184,7 @@ impl EventSink for Analyzer {
     }
 }
 
-#[cfg(not(mptcp_tracer_no_ebpf))]
+#[cfg(feature = "ebpf")]
 fn object_bytes() -> Result<&'static [u8], LiveError> {
     Ok(aya::include_bytes_aligned!(concat!(
         env!("OUT_DIR"),
@@ -192,7 +192,7 @@ fn object_bytes() -> Result<&'static [u8], LiveError> {
     )))
 }
 
-#[cfg(mptcp_tracer_no_ebpf)]
+#[cfg(not(feature = "ebpf"))]
 fn object_bytes() -> Result<&'static [u8], LiveError> {
     Err(LiveError::BuiltWithoutEbpf)
 }

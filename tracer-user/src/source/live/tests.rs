@@ -34,7 +34,7 @@ const MAX_VERIFIED_INSNS: u32 = 50_000;
 
 fn skip_unless_root(test: &str) -> bool {
     if super::object_bytes().is_err() {
-        eprintln!("skipping {test}: built without eBPF (MPTCP_TRACER_NO_EBPF=1)");
+        eprintln!("skipping {test}: built without its eBPF object (the `ebpf` feature)");
         return true;
     }
     if privileges::can_trace() {
@@ -44,7 +44,7 @@ fn skip_unless_root(test: &str) -> bool {
     true
 }
 
-#[cfg(mptcp_tracer_no_ebpf)]
+#[cfg(not(feature = "ebpf"))]
 #[test]
 fn built_without_ebpf_says_so() {
     let options = TraceOptions {
@@ -58,7 +58,7 @@ fn built_without_ebpf_says_so() {
     assert_eq!(
         error.as_deref(),
         Some(
-            "this mptcp-tracer was built without eBPF (MPTCP_TRACER_NO_EBPF=1); run `cargo xtask \
+            "this mptcp-tracer was built without its eBPF object (the `ebpf` feature); run `cargo xtask \
              setup` and rebuild to trace live"
         )
     );
