@@ -2,8 +2,9 @@
 //! the whole workspace builds and its tests run, quickly when everything is already there.
 
 use std::{
+    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
 use anyhow::{Context, bail};
@@ -51,7 +52,88 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
             "--no-fail-fast",
         ])
         .args(cargo_args);
-    run_status(&mut test)
+    run_tests(&mut test)
+}
+
+/// Runs `cargo test`, passing its output through, and ends with one line totalling every test
+/// binary's `test result:` line. cargo's own last line belongs to whichever target ran last
+/// (often a doc-test target with no tests), which says nothing about the run.
+fn run_tests(command: &mut Command) -> anyhow::Result<()> {
+    log::info!("running {command:?}");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {command:?}"))?;
+    let mut totals = TestTotals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading cargo test's output")?;
+            println!("{line}");
+            totals.add(&line);
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {command:?}"))?;
+    println!(
+        "\ntotal: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    /// Adds a libtest summary line: `test result: ok. 34 passed; 0 failed; 1 ignored; ...`.
+    fn add(&mut self, line: &str) {
+        let Some(counts) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in counts.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestTotals;
+
+    #[test]
+    fn totals_add_libtest_summaries() {
+        let mut totals = TestTotals::default();
+        totals.add("test result: ok. 34 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 16.93s");
+        totals.add("test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 5 filtered out; finished in 0.1s");
+        totals.add("running 3 tests");
+        totals.add("test foo ... ok");
+        assert_eq!(
+            totals,
+            TestTotals {
+                passed: 37,
+                failed: 1,
+                ignored: 2
+            }
+        );
+    }
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -87,7 +169,7 @@ fn install_debian_packages() -> anyhow::Result<()> {
     log::info!("debian packages: installing {}", missing.join(" "));
     // tshark's package asks whether non-root users may capture; answer no without a prompt.
     let mut preseed = Command::new("debconf-set-selections");
-    preseed.stdin(std::process::Stdio::piped());
+    preseed.stdin(Stdio::piped());
     let mut child = preseed.spawn().context("running debconf-set-selections")?;
     if let Some(mut stdin) = child.stdin.take() {
         use std::io::Write as _;
