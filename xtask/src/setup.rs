@@ -114,28 +114,6 @@ impl TestTotals {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::TestTotals;
-
-    #[test]
-    fn totals_add_libtest_summaries() {
-        let mut totals = TestTotals::default();
-        totals.add("test result: ok. 34 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 16.93s");
-        totals.add("test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 5 filtered out; finished in 0.1s");
-        totals.add("running 3 tests");
-        totals.add("test foo ... ok");
-        assert_eq!(
-            totals,
-            TestTotals {
-                passed: 37,
-                failed: 1,
-                ignored: 2
-            }
-        );
-    }
-}
-
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -306,4 +284,26 @@ fn run_status(command: &mut Command) -> anyhow::Result<()> {
         bail!("{command:?} failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestTotals;
+
+    #[test]
+    fn totals_add_libtest_summaries() {
+        let mut totals = TestTotals::default();
+        totals.add("test result: ok. 34 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 16.93s");
+        totals.add("test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 5 filtered out; finished in 0.1s");
+        totals.add("running 3 tests");
+        totals.add("test foo ... ok");
+        assert_eq!(
+            totals,
+            TestTotals {
+                passed: 37,
+                failed: 1,
+                ignored: 2
+            }
+        );
+    }
 }
