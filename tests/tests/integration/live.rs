@@ -61,7 +61,9 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         // Keep the files of a failed test for a look.
-        if !thread::panicking() {
+        if thread::panicking() {
+            eprintln!("files kept in {}", self.0.display());
+        } else {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
@@ -1020,6 +1022,7 @@ fn unknown_interface_or_namespace_is_named_before_attaching() {
 
     // The good interface first: it must not be attached while the bad one is looked up.
     let run = tracer(&[
+        "-v",
         "trace",
         "-i",
         &interface,
@@ -1037,6 +1040,11 @@ fn unknown_interface_or_namespace_is_named_before_attaching() {
     assert!(
         run.stderr.contains("interface nosuch0") && run.stderr.contains(&namespace),
         "the message names the interface and the namespace: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains(&format!("tracing {interface} ")),
+        "{interface} was attached before nosuch0 was looked up: {}",
         run.stderr
     );
     assert!(!file.exists(), "{} was created", file.display());
