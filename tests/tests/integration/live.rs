@@ -552,12 +552,12 @@ fn stat(report: &Value, name: &str) -> u64 {
 }
 
 /// The whole end-to-end run for one address family and attach mode; returns the events' and
-/// tcpdump's tallies (`None` when skipped).
+/// tcpdump's tallies and the directory of the files (`None` when skipped).
 fn trace_a_transfer(
     test: &str,
     ip_version: IpVersion,
     attach: Attach,
-) -> Option<(Tallies, Tallies)> {
+) -> Option<(Tallies, Tallies, Scratch)> {
     if !can_use_namespaces(test) {
         return None;
     }
@@ -822,7 +822,7 @@ fn trace_a_transfer(
             "the program of {link:?} outlived the tracer"
         );
     }
-    Some((events, on_the_wire))
+    Some((events, on_the_wire, scratch))
 }
 
 #[test]
@@ -860,7 +860,8 @@ fn ipv4_trace_through_tc_filters_matches_and_cleans_up() {
 /// report `__sk_buff.gso_segs` / `gso_size` (or to emit one event per segment).
 #[test]
 fn egress_events_are_wire_packets() {
-    let Some((events, on_the_wire)) = trace_a_transfer(
+    // The scratch directory lives on so that a failure keeps the files.
+    let Some((events, on_the_wire, _scratch)) = trace_a_transfer(
         "egress_events_are_wire_packets",
         IpVersion::V4,
         Attach::Auto,
