@@ -36,9 +36,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const QUIET_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The eBPF program names (tracer-user/src/source/live/attach.rs), as `tc filter show` shows
-/// them.
-const PROGRAMS: [&str; 2] = ["tc_ingress", "tc_egress"];
+/// Each hook's eBPF program (tracer-user/src/source/live/attach.rs), as `tc filter show` names
+/// it.
+const PROGRAMS: [(&str, &str); 2] = [("ingress", "tc_ingress"), ("egress", "tc_egress")];
 
 /// A scratch directory under the target dir, removed on drop.
 struct Scratch(PathBuf);
@@ -226,11 +226,7 @@ fn check_attached(
                 "--attach netlink made TCX links: {links:?}"
             );
             for interface in interfaces {
-                for (hook, program) in PROGRAMS
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (["ingress", "egress"][i], *p))
-                {
+                for (hook, program) in PROGRAMS {
                     let shown = snapshot_command(
                         namespace,
                         "tc",
