@@ -8,8 +8,11 @@
 //! - `malformed`: damaged files give errors that name the file and packet, never a panic.
 //! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
 //! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
+//! - `live`: `trace` end-to-end in the lab against tcpdump, the application's byte counts and
+//!   `ip mptcp monitor`; refusals before attaching.
 
 mod lab;
+mod live;
 mod malformed;
 mod own_captures;
 mod shared_captures;
