@@ -38,7 +38,11 @@ pub struct EventHeader {
     pub direction: u8,
     /// `FLAG_*` bits.
     pub flags: u8,
-    pub _pad: u32,
+    /// `skb->gso_segs`, saturated to u16: how many wire packets this skb becomes. TC egress
+    /// runs before GSO splits TCP's batches, so one egress event can stand for many segments
+    /// of at most `skb->gso_size` payload bytes; 0 or 1 for an ordinary packet.
+    pub gso_segs: u16,
+    pub _pad: u16,
 }
 
 /// One ring-buffer event: header plus the packet's first bytes from the network header.

@@ -217,11 +217,12 @@ fn link_layer(l2: &[u8; L2_PEEK], protocol: u16) -> Option<(u32, u16, bool)> {
 #[inline(always)]
 fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Result<(), Skip> {
     // SAFETY: the context pointer the kernel passed to the program.
-    let (skb_len, protocol, ifindex) = unsafe {
+    let (skb_len, protocol, ifindex, gso_segs) = unsafe {
         (
             (*skb).len,
             u16::from_be((*skb).protocol as u16),
             (*skb).ifindex,
+            (*skb).gso_segs,
         )
     };
     if skb_len < MIN_IP_TCP {
@@ -342,6 +343,11 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         cap_len: cap as u16,
         direction,
         flags,
+        gso_segs: if gso_segs > u32::from(u16::MAX) {
+            u16::MAX
+        } else {
+            gso_segs as u16
+        },
         _pad: 0,
     };
     let queued = EVENTS.query(BPF_RB_AVAIL_DATA.into());

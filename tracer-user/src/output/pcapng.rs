@@ -27,6 +27,8 @@ const TSRESOL_NANOSECONDS: u8 = 9;
 /// `epb_flags` direction bits.
 const EPB_FLAG_INBOUND: u32 = 0b01;
 const EPB_FLAG_OUTBOUND: u32 = 0b10;
+/// Start of the comment on a GSO batch (`frame.comment` in tshark): `GSO batch of N segments`.
+pub const GSO_COMMENT_PREFIX: &str = "GSO batch of ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcapngWriteError {
@@ -128,6 +130,7 @@ impl PcapngEventWriter {
         inbound: bool,
         data: &[u8],
         orig_len: u32,
+        gso_segs: u16,
     ) -> Result<(), PcapngWriteError> {
         if iface_id >= self.interfaces {
             return Err(PcapngWriteError::UnknownInterface {
@@ -141,14 +144,22 @@ impl PcapngEventWriter {
         } else {
             EPB_FLAG_OUTBOUND
         };
+        // One small allocation per event: events arrive at most at the ring buffer's rate,
+        // far below what would make this show.
+        let mut options = vec![EnhancedPacketOption::Flags(flags)];
+        if gso_segs > 1 {
+            // The packet is a GSO batch as TC egress sees it (longer than the MTU): say how many
+            // wire packets it becomes, where Wireshark shows it (`frame.comment`).
+            options.push(EnhancedPacketOption::Comment(Cow::Owned(format!(
+                "{GSO_COMMENT_PREFIX}{gso_segs} segments"
+            ))));
+        }
         let block = EnhancedPacketBlock {
             interface_id: iface_id,
             timestamp: Duration::from_nanos(ts_ns_since_epoch),
             original_len: orig_len,
             data: Cow::Borrowed(data),
-            // One small allocation per event: events arrive at most at the ring buffer's rate,
-            // far below what would make this show.
-            options: vec![EnhancedPacketOption::Flags(flags)],
+            options,
         };
         self.writer
             .write_pcapng_block(block)
@@ -208,6 +219,7 @@ mod tests {
         inbound: bool,
         data: Vec<u8>,
         orig_len: u32,
+        gso_segs: u16,
     }
 
     #[test]
@@ -227,6 +239,7 @@ mod tests {
                 inbound: false,
                 data: ipv4(60, 40),
                 orig_len: 60,
+                gso_segs: 0,
             },
             Written {
                 iface: eth,
@@ -234,6 +247,7 @@ mod tests {
                 inbound: true,
                 data: ipv4(1500, 172),
                 orig_len: 1500,
+                gso_segs: 5,
             },
             // An odd length: the writer pads the block.
             Written {
@@ -242,6 +256,7 @@ mod tests {
                 inbound: true,
                 data: ipv4(41, 21),
                 orig_len: 41,
+                gso_segs: 0,
             },
             Written {
                 iface: eth,
@@ -249,6 +264,7 @@ mod tests {
                 inbound: false,
                 data: ipv4(52, 32),
                 orig_len: 52,
+                gso_segs: 0,
             },
         ];
         for packet in &packets {
@@ -259,11 +275,12 @@ mod tests {
                     packet.inbound,
                     &packet.data,
                     packet.orig_len,
+                    packet.gso_segs,
                 )
                 .expect("write");
         }
         let error = writer
-            .write_packet(2, 0, true, &[0x45], 1)
+            .write_packet(2, 0, true, &[0x45], 1, 0)
             .expect_err("interface 2 was never added");
         assert!(
             matches!(
@@ -324,6 +341,7 @@ mod tests {
             "frame.time_epoch",
             "frame.packet_flags_direction",
             "frame.interface_id",
+            "frame.comment",
         ];
         let Some(rows) = tshark_fields(&path, &fields) else {
             eprintln!("skipping the tshark half of the round trip: tshark is missing");
@@ -346,6 +364,12 @@ mod tests {
             };
             assert_eq!(row[5], direction);
             assert_eq!(row[6], iface.to_string());
+            let comment = if packet.gso_segs > 1 {
+                format!("{GSO_COMMENT_PREFIX}{} segments", packet.gso_segs)
+            } else {
+                String::new()
+            };
+            assert_eq!(row[7], comment);
         }
     }
 

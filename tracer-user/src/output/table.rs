@@ -389,12 +389,13 @@ pub fn live(
 /// One line of a live run's counters, `elapsed_s` after its start.
 pub fn live_stats(stats: &LiveStats, elapsed_s: f64) -> String {
     format!(
-        "[{elapsed_s:.1} s] packets seen {}, TCP {}, MPTCP {}; events received {}, lost {} \
-         (ring buffer full {}, userspace {})\n",
+        "[{elapsed_s:.1} s] packets seen {}, TCP {}, MPTCP {}; events received {} ({} wire \
+         packets), lost {} (ring buffer full {}, userspace {})\n",
         stats.packets_seen,
         stats.tcp_packets,
         stats.mptcp_packets,
         stats.events_received,
+        stats.wire_packets,
         stats.ringbuf_full + stats.userspace_lost,
         stats.ringbuf_full,
         stats.userspace_lost,
@@ -830,12 +831,13 @@ Events:
             packets_seen: 10,
             mptcp_packets: 5,
             events_received: 5,
+            wire_packets: 7,
             ..Default::default()
         };
         assert_eq!(
             live(&stats, 3.0, &list, &[summary]),
             "\
-[3.0 s] packets seen 10, TCP 0, MPTCP 5; events received 5, lost 0 (ring buffer full 0, userspace 0)
+[3.0 s] packets seen 10, TCP 0, MPTCP 5; events received 5 (7 wire packets), lost 0 (ring buffer full 0, userspace 0)
 ID  CLIENT          SERVER         SUBFLOWS            C->S DATA  C->S GOODPUT  S->C DATA  S->C GOODPUT
  0  10.0.0.1:33782  10.0.0.2:5201         2  1000000 B (1.00 MB)  4.000 Mbit/s        0 B  0.000 Mbit/s
 "

@@ -22,6 +22,7 @@ pub(crate) trait CaptureWriter {
         inbound: bool,
         data: &[u8],
         orig_len: u32,
+        gso_segs: u16,
     ) -> Result<(), String>;
     fn flush(&mut self) -> Result<(), String>;
 }
@@ -49,8 +50,9 @@ impl CaptureWriter for PcapngEventWriter {
         inbound: bool,
         data: &[u8],
         orig_len: u32,
+        gso_segs: u16,
     ) -> Result<(), String> {
-        PcapngEventWriter::write_packet(self, iface_id, ts_ns, inbound, data, orig_len)
+        PcapngEventWriter::write_packet(self, iface_id, ts_ns, inbound, data, orig_len, gso_segs)
             .map_err(|e| e.to_string())
     }
 

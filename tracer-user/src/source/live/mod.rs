@@ -82,6 +82,11 @@ pub struct LiveStats {
     pub events_received: u64,
     /// Events received but lost in userspace (e.g. short reads).
     pub userspace_lost: u64,
+    /// Events that were GSO batches (`gso_segs` > 1): TC egress runs before GSO splits TCP's
+    /// batches, so one such event stands for several packets on the wire.
+    pub gso_batches: u64,
+    /// Wire packets the received events stand for: each event's `gso_segs`, at least 1.
+    pub wire_packets: u64,
 }
 
 pub struct TraceOutcome {
@@ -489,11 +494,16 @@ impl<S: EventSink> Collector<'_, S> {
             data,
             orig_len: header.skb_len,
         };
+        let segments = u64::from(header.gso_segs.max(1));
+        self.stats.wire_packets += segments;
+        if segments > 1 {
+            self.stats.gso_batches += 1;
+        }
         self.sink.packet(&raw);
-        self.write(&raw);
+        self.write(&raw, header.gso_segs);
     }
 
-    fn write(&mut self, raw: &RawPacket<'_>) {
+    fn write(&mut self, raw: &RawPacket<'_>, gso_segs: u16) {
         if self.write_failed {
             return;
         }
@@ -506,7 +516,14 @@ impl<S: EventSink> Collector<'_, S> {
             return;
         };
         let inbound = raw.direction == Direction::Inbound;
-        if let Err(e) = writer.write_packet(iface_id, raw.ts_ns, inbound, raw.data, raw.orig_len) {
+        if let Err(e) = writer.write_packet(
+            iface_id,
+            raw.ts_ns,
+            inbound,
+            raw.data,
+            raw.orig_len,
+            gso_segs,
+        ) {
             self.write_failed(e);
         }
     }

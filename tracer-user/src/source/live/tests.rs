@@ -187,6 +187,7 @@ impl CaptureWriter for MemoryWriter {
         inbound: bool,
         data: &[u8],
         orig_len: u32,
+        _gso_segs: u16,
     ) -> Result<(), String> {
         self.packets
             .borrow_mut()
