@@ -122,9 +122,10 @@ pub struct LabConfig {
     /// Number of veth paths, 1..=[`MAX_PATHS`].
     pub paths: usize,
     pub endpoints: EndpointMode,
-    /// Turn TSO/GSO/GRO off on every veth so that each packet on the wire (and in a capture)
-    /// is at most one MSS, as on a real link; with offloads on, tcpdump and TC hooks see
-    /// 64 KB super-packets.
+    /// Turn TSO/GSO/GRO off on every veth so that each packet on the wire (and in a tcpdump
+    /// capture) is at most one MSS, as on a real link; with offloads on, tcpdump and TC hooks
+    /// see 64 KB super-packets. TC egress still sees TCP's GSO batches either way (TCP keeps
+    /// GSO on in software): the tracer's events carry their `gso_segs`.
     pub disable_offloads: bool,
     /// Limit every veth to this rate (a `tbf` qdisc on both ends), in Mbit/s. A limited path
     /// fills its subflow's window, so the scheduler spreads data over the subflows instead of
