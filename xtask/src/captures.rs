@@ -17,6 +17,8 @@ use mptcp_tracer::lab::{
 };
 use serde_json::{Value, json};
 
+use crate::setup::output;
+
 /// Bytes kept per packet in the small captures: headers and options, little payload.
 const SNAPLEN: u32 = 128;
 
@@ -215,7 +217,7 @@ fn finish_recorder(
                 command.args(["-s", &snaplen.to_string()]);
             }
             command.arg("-w").arg(output).args(&files);
-            run(&mut command)?;
+            crate::setup::output(&mut command)?;
         }
         Recording::AnySll2 => {
             fs::copy(&files[0], output).with_context(|| {
@@ -418,9 +420,11 @@ fn counter(counters: &Value, name: &str) -> u64 {
 /// The file's format, link type, packet count and snaplen as Wireshark's capinfos reads them.
 fn capinfos(file: &Path) -> anyhow::Result<Value> {
     // -T: a header line and a value line, tab-separated.
-    let output = run(Command::new("capinfos")
-        .args(["-T", "-t", "-E", "-c", "-l"])
-        .arg(file))?;
+    let output = output(
+        Command::new("capinfos")
+            .args(["-T", "-t", "-E", "-c", "-l"])
+            .arg(file),
+    )?;
     let mut lines = output.lines();
     let (Some(header), Some(values)) = (lines.next(), lines.next()) else {
         bail!(
@@ -443,18 +447,4 @@ fn capinfos(file: &Path) -> anyhow::Result<Value> {
         "packets": packets.parse::<u64>().with_context(|| format!("capinfos packet count {packets:?}"))?,
         "snaplen": field("Packet size limit")?,
     }))
-}
-
-fn run(command: &mut Command) -> anyhow::Result<String> {
-    let output = command
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -261,7 +261,8 @@ fn install_bpf_linker() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn output(command: &mut Command) -> anyhow::Result<String> {
+/// Runs `command` to completion; its stdout, or an error with its stderr.
+pub fn output(command: &mut Command) -> anyhow::Result<String> {
     let output = command
         .output()
         .with_context(|| format!("running {command:?}"))?;
