@@ -64,20 +64,32 @@ impl Analyzer {
 
     /// Decodes and analyses one raw packet from any source.
     pub fn feed_raw(&mut self, raw: &RawPacket<'_>) {
-        self.diagnostics.packets += 1;
-        match decode::decode_into(raw, &mut self.scratch) {
-            Ok(true) => analyse(
-                &mut self.diagnostics,
-                &mut self.tcp,
-                &mut self.mptcp,
-                &self.scratch,
-            ),
-            Ok(false) => self.diagnostics.other_packets += 1,
-            Err(e) => {
-                self.diagnostics.decode_errors += 1;
-                self.diagnostics.problem(raw.number, &e.to_string());
-            }
-        }
+        let decoded = decode::decode_into(raw, &mut self.scratch);
+        feed_decoded(
+            &mut self.diagnostics,
+            &mut self.tcp,
+            &mut self.mptcp,
+            raw.number,
+            decoded.as_ref().map(|&tcp| tcp.then_some(&self.scratch)),
+        );
+    }
+
+    /// What `feed_raw` does with a packet once decoded, for a caller that decoded it elsewhere
+    /// (the offline reader decodes on another thread): `decoded` is `decode::decode_into`'s
+    /// result with the packet it filled, `Ok(None)` for a packet that is not TCP. `number` is
+    /// the raw packet's.
+    pub fn feed_decoded(
+        &mut self,
+        number: u64,
+        decoded: Result<Option<&Packet>, &decode::DecodeError>,
+    ) {
+        feed_decoded(
+            &mut self.diagnostics,
+            &mut self.tcp,
+            &mut self.mptcp,
+            number,
+            decoded,
+        );
     }
 
     /// Analyses one decoded TCP segment.
@@ -162,6 +174,27 @@ impl Analyzer {
     /// Per-direction data-level counters, per-subflow shares and the event timeline.
     pub fn mptcp_summary(&self, id: u64) -> Option<summary::MptcpSummary> {
         self.mptcp.summary(id)
+    }
+}
+
+/// `Analyzer::feed_decoded`, on the fields it needs, so `feed_raw` can pass its own scratch
+/// packet.
+#[inline]
+fn feed_decoded(
+    diagnostics: &mut Diagnostics,
+    tcp: &mut tcp::TcpTracker,
+    mptcp: &mut mptcp::MptcpTracker,
+    number: u64,
+    decoded: Result<Option<&Packet>, &decode::DecodeError>,
+) {
+    diagnostics.packets += 1;
+    match decoded {
+        Ok(Some(packet)) => analyse(diagnostics, tcp, mptcp, packet),
+        Ok(None) => diagnostics.other_packets += 1,
+        Err(e) => {
+            diagnostics.decode_errors += 1;
+            diagnostics.problem(number, &e.to_string());
+        }
     }
 }
 
