@@ -3,6 +3,7 @@
 use std::{
     io::IsTerminal,
     path::Path,
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -10,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
     analysis::Analyzer,
+    decode::{self, DecodeError, Packet},
     source::pcap::{CaptureError, CaptureReader},
 };
 
@@ -35,7 +37,143 @@ pub struct OfflineReport {
 
 /// Analyses a pcap or pcapng file (chosen by magic number). `Err` only when nothing could be
 /// read at all (missing file, not a capture file, damaged file header, unknown link type).
+///
+/// Reading and decoding run on a second thread, the analysis on this one: the two halves of
+/// the per-packet work are of similar size, and a machine with two cores does both at once.
+/// Decoded packets travel in batches through a bounded channel and the batches come back to
+/// be reused, so memory stays a few `BATCH_PACKETS * (BATCHES_IN_FLIGHT + 2)` packets. The
+/// analysis sees every packet, decode error and non-TCP packet in file order, exactly as the
+/// one-thread loop (used if the thread cannot be started) feeds them.
 pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineReport, CaptureError> {
+    let reader = CaptureReader::open(path)?;
+    let progress = (options.progress && std::io::stderr().is_terminal())
+        .then(|| Progress::new(reader.total_bytes()));
+    let mut analyzer = Analyzer::new();
+
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    let decoded = std::thread::scope(|scope| {
+        let decoder = std::thread::Builder::new()
+            .name(String::from("decode"))
+            .spawn_scoped(scope, move || {
+                read_and_decode(reader, progress, &full_tx, &empty_rx)
+            })
+            .ok()?;
+        // Consumed here, so that a panic in the analysis drops it and the decoding thread,
+        // finding nobody to send to, stops instead of waiting forever.
+        for batch in full_rx {
+            let mut errors = batch.errors.iter().peekable();
+            for (i, (&tcp, packet)) in batch.tcp.iter().zip(&batch.packets).enumerate() {
+                match errors.next_if(|(at, _, _)| *at == i) {
+                    Some((_, number, error)) => analyzer.feed_decoded(*number, Err(error)),
+                    // The number is only used for errors; a packet not TCP leaves it stale.
+                    None => analyzer.feed_decoded(packet.number, Ok(tcp.then_some(packet))),
+                }
+            }
+            // The decoder may have finished and dropped its end: then nobody needs it back.
+            let _ = empty_tx.send(batch);
+        }
+        Some(decoder.join())
+    });
+    let error = match decoded {
+        Some(Ok((error, progress))) => {
+            if let Some(progress) = progress {
+                progress.bar.finish_and_clear();
+            }
+            error
+        }
+        // The decoding thread panicked: the same panic, here.
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        // No thread could be started: read the file again, on this thread alone.
+        None => return analyze_on_this_thread(path, options),
+    };
+    Ok(OfflineReport { analyzer, error })
+}
+
+/// Packets per batch handed from the decoding thread to the analysis: enough that the channel
+/// costs nothing per packet, few enough that the batches in flight stay in the caches.
+const BATCH_PACKETS: usize = 2048;
+/// Full batches the decoding thread may be ahead of the analysis.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Decoded packets in file order. Packet `i` of the batch is TCP when `tcp[i]`, and then
+/// `packets[i]` holds it, unless `errors` has an entry for `i`: its number and why it could not
+/// be decoded. What crosses from one thread to the other per packet is kept small: one flag
+/// beside the packet.
+struct Batch {
+    tcp: Vec<bool>,
+    /// `(i, packet number, error)` in increasing `i`.
+    errors: Vec<(usize, u64, DecodeError)>,
+    /// Always `BATCH_PACKETS` long: decoded into in place, reused from batch to batch.
+    packets: Vec<Packet>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            tcp: Vec::with_capacity(BATCH_PACKETS),
+            errors: Vec::new(),
+            packets: vec![Packet::empty(); BATCH_PACKETS],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.tcp.clear();
+        self.errors.clear();
+    }
+}
+
+/// The decoding thread: reads every packet, decodes it into a batch, sends full batches.
+/// Returns the damage that stopped reading, if any, and the progress bar to finish.
+fn read_and_decode(
+    mut reader: CaptureReader,
+    mut progress: Option<Progress>,
+    full: &mpsc::SyncSender<Batch>,
+    empty: &mpsc::Receiver<Batch>,
+) -> (Option<CaptureError>, Option<Progress>) {
+    let mut batch = Batch::new();
+    let mut count: u64 = 0;
+    let error = loop {
+        match reader.next_packet() {
+            Ok(Some(raw)) => {
+                let i = batch.tcp.len();
+                match decode::decode_into(&raw, &mut batch.packets[i]) {
+                    Ok(tcp) => batch.tcp.push(tcp),
+                    Err(error) => {
+                        batch.tcp.push(false);
+                        batch.errors.push((i, raw.number, error));
+                    }
+                }
+                count += 1;
+                if batch.tcp.len() == BATCH_PACKETS {
+                    let next = empty.try_recv().unwrap_or_else(|_| Batch::new());
+                    if full.send(std::mem::replace(&mut batch, next)).is_err() {
+                        // The analysis side is gone (it panicked): stop.
+                        return (None, progress);
+                    }
+                    batch.clear();
+                }
+                if count.is_multiple_of(PROGRESS_CHECK_EVERY)
+                    && let Some(progress) = &mut progress
+                {
+                    progress.maybe_update(reader.bytes_read(), count);
+                }
+            }
+            Ok(None) => break None,
+            Err(error) => break Some(error),
+        }
+    };
+    if !batch.tcp.is_empty() {
+        let _ = full.send(batch);
+    }
+    (error, progress)
+}
+
+/// The one-thread loop: read, decode and analyse each packet in turn.
+fn analyze_on_this_thread(
+    path: &Path,
+    options: &OfflineOptions,
+) -> Result<OfflineReport, CaptureError> {
     let mut reader = CaptureReader::open(path)?;
     let mut analyzer = Analyzer::new();
     let mut progress = (options.progress && std::io::stderr().is_terminal())
@@ -102,5 +240,103 @@ impl Progress {
         self.bar
             .set_message(format!("{packets} packets, {:.1} M packets/s", rate / 1e6));
         self.bar.set_position(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::source::pcap::tests::TempDir;
+
+    /// Everything the analysis tells about a file, as JSON text, and the damage report.
+    fn everything(report: &OfflineReport) -> (String, Option<String>) {
+        let a = &report.analyzer;
+        let mut text = serde_json::to_string(a.diagnostics()).expect("serialisable");
+        text += &serde_json::to_string(&a.tcp_list()).expect("serialisable");
+        text += &serde_json::to_string(&a.mptcp_list()).expect("serialisable");
+        for id in 0.. {
+            let Some(summary) = a.mptcp_summary(id) else {
+                break;
+            };
+            text += &serde_json::to_string(&summary).expect("serialisable");
+        }
+        for stream in 0.. {
+            let Some(summary) = a.tcp_summary(stream) else {
+                break;
+            };
+            text += &serde_json::to_string(&summary).expect("serialisable");
+        }
+        (text, report.error.as_ref().map(ToString::to_string))
+    }
+
+    /// The two-thread pipeline feeds the analysis exactly what the one-thread loop feeds it:
+    /// the project's captures whole, cut inside their last record (damage at the end), and,
+    /// for pcap files, their records 25 times over (several batches).
+    #[test]
+    fn pipeline_and_one_thread_give_the_same_analysis() {
+        let data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data"));
+        let dir = TempDir::new("pipeline");
+        let (mut files, mut most_packets, mut decode_errors) = (0, 0, 0);
+        for entry in std::fs::read_dir(&data).expect("tests/data") {
+            let path = entry.expect("directory entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if !(name.ends_with(".pcap") || name.ends_with(".pcapng")) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("capture");
+            let mut files_of = vec![
+                path.clone(),
+                dir.file(&format!("cut-{name}"), &bytes[..bytes.len() - 7]),
+            ];
+            if name.ends_with(".pcap") {
+                // A pcap file is its 24-byte header and its records, one after the other.
+                let mut repeated = bytes.clone();
+                for _ in 1..25 {
+                    repeated.extend_from_slice(&bytes[24..]);
+                }
+                files_of.push(dir.file(&format!("x25-{name}"), &repeated));
+                // Little-endian Ethernet captures: every 997th packet gets IP version 7, a
+                // decode error (kept in order among the packets of its batch).
+                if bytes[20..24] == [1, 0, 0, 0] {
+                    let mut offset = 24;
+                    let mut number = 1;
+                    while let Some(header) = repeated.get(offset..offset + 16) {
+                        let caplen =
+                            u32::from_le_bytes([header[8], header[9], header[10], header[11]])
+                                as usize;
+                        if number % 997 == 0 && caplen > 14 {
+                            repeated[offset + 16 + 14] = 0x75;
+                        }
+                        offset += 16 + caplen;
+                        number += 1;
+                    }
+                    files_of.push(dir.file(&format!("bad-x25-{name}"), &repeated));
+                }
+            }
+            for file in files_of {
+                let options = OfflineOptions::default();
+                let piped = analyze_file(&file, &options).expect("readable");
+                let alone = analyze_on_this_thread(&file, &options).expect("readable");
+                most_packets = most_packets.max(piped.analyzer.diagnostics().packets);
+                decode_errors += piped.analyzer.diagnostics().decode_errors;
+                assert_eq!(everything(&piped), everything(&alone), "{}", file.display());
+            }
+            files += 1;
+        }
+        assert!(
+            files >= 5,
+            "the project's captures are in {}",
+            data.display()
+        );
+        assert!(
+            most_packets > 2 * BATCH_PACKETS as u64,
+            "{most_packets} packets at most"
+        );
+        assert!(decode_errors > 10, "{decode_errors} decode errors");
     }
 }

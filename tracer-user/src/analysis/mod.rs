@@ -12,7 +12,7 @@ pub mod summary;
 pub mod tcp;
 
 use crate::{
-    decode::{self, Decoded, MptcpOption, Packet},
+    decode::{self, MptcpOption, Packet},
     source::RawPacket,
 };
 
@@ -39,12 +39,22 @@ pub struct Diagnostics {
     pub problems: Vec<String>,
 }
 
+impl Diagnostics {
+    fn problem(&mut self, number: u64, what: &str) {
+        if self.problems.len() < MAX_KEPT_PROBLEMS {
+            self.problems.push(format!("packet {number}: {what}"));
+        }
+    }
+}
+
 /// The analysis state. Feed packets in capture order, then ask for summaries.
 #[derive(Default)]
 pub struct Analyzer {
     diagnostics: Diagnostics,
     tcp: tcp::TcpTracker,
     mptcp: mptcp::MptcpTracker,
+    /// The packet `feed_raw` decodes into, reused: no `Packet` is built and moved per packet.
+    scratch: Packet,
 }
 
 impl Analyzer {
@@ -54,15 +64,32 @@ impl Analyzer {
 
     /// Decodes and analyses one raw packet from any source.
     pub fn feed_raw(&mut self, raw: &RawPacket<'_>) {
-        self.diagnostics.packets += 1;
-        match decode::decode(raw) {
-            Ok(Decoded::Tcp(packet)) => self.feed(&packet),
-            Ok(Decoded::NotTcp) => self.diagnostics.other_packets += 1,
-            Err(e) => {
-                self.diagnostics.decode_errors += 1;
-                self.problem(raw.number, &e.to_string());
-            }
-        }
+        let decoded = decode::decode_into(raw, &mut self.scratch);
+        feed_decoded(
+            &mut self.diagnostics,
+            &mut self.tcp,
+            &mut self.mptcp,
+            raw.number,
+            decoded.as_ref().map(|&tcp| tcp.then_some(&self.scratch)),
+        );
+    }
+
+    /// What `feed_raw` does with a packet once decoded, for a caller that decoded it elsewhere
+    /// (the offline reader decodes on another thread): `decoded` is `decode::decode_into`'s
+    /// result with the packet it filled, `Ok(None)` for a packet that is not TCP. `number` is
+    /// the raw packet's.
+    pub fn feed_decoded(
+        &mut self,
+        number: u64,
+        decoded: Result<Option<&Packet>, &decode::DecodeError>,
+    ) {
+        feed_decoded(
+            &mut self.diagnostics,
+            &mut self.tcp,
+            &mut self.mptcp,
+            number,
+            decoded,
+        );
     }
 
     /// Analyses one decoded TCP segment.
@@ -71,39 +98,12 @@ impl Analyzer {
     /// for MPTCP subflows a scan of a few remembered mappings. Nothing is allocated on this path
     /// except when a connection, stream, hole in a sequence space or event appears.
     pub fn feed(&mut self, packet: &Packet) {
-        self.diagnostics.tcp_packets += 1;
-        if packet.options_truncated {
-            self.diagnostics.truncated_options += 1;
-        }
-        for option in &packet.mptcp {
-            match option {
-                MptcpOption::Unknown { subtype, len } => {
-                    self.diagnostics.unknown_mptcp_options += 1;
-                    self.problem(
-                        packet.number,
-                        &format!("unknown MPTCP option subtype {subtype} (length {len})"),
-                    );
-                }
-                MptcpOption::Malformed { subtype, len } => {
-                    self.diagnostics.malformed_mptcp_options += 1;
-                    self.problem(
-                        packet.number,
-                        &format!("malformed MPTCP option subtype {subtype} (length {len})"),
-                    );
-                }
-                _ => {}
-            }
-        }
-        let segment = self.tcp.feed(packet);
-        self.mptcp.feed(packet, &segment, &self.tcp);
-    }
-
-    fn problem(&mut self, number: u64, what: &str) {
-        if self.diagnostics.problems.len() < MAX_KEPT_PROBLEMS {
-            self.diagnostics
-                .problems
-                .push(format!("packet {number}: {what}"));
-        }
+        analyse(
+            &mut self.diagnostics,
+            &mut self.tcp,
+            &mut self.mptcp,
+            packet,
+        );
     }
 
     pub fn diagnostics(&self) -> &Diagnostics {
@@ -175,4 +175,60 @@ impl Analyzer {
     pub fn mptcp_summary(&self, id: u64) -> Option<summary::MptcpSummary> {
         self.mptcp.summary(id)
     }
+}
+
+/// `Analyzer::feed_decoded`, on the fields it needs, so `feed_raw` can pass its own scratch
+/// packet.
+#[inline]
+fn feed_decoded(
+    diagnostics: &mut Diagnostics,
+    tcp: &mut tcp::TcpTracker,
+    mptcp: &mut mptcp::MptcpTracker,
+    number: u64,
+    decoded: Result<Option<&Packet>, &decode::DecodeError>,
+) {
+    diagnostics.packets += 1;
+    match decoded {
+        Ok(Some(packet)) => analyse(diagnostics, tcp, mptcp, packet),
+        Ok(None) => diagnostics.other_packets += 1,
+        Err(e) => {
+            diagnostics.decode_errors += 1;
+            diagnostics.problem(number, &e.to_string());
+        }
+    }
+}
+
+/// `Analyzer::feed`, on the fields it needs, so `feed_raw` can pass its own scratch packet.
+#[inline]
+fn analyse(
+    diagnostics: &mut Diagnostics,
+    tcp: &mut tcp::TcpTracker,
+    mptcp: &mut mptcp::MptcpTracker,
+    packet: &Packet,
+) {
+    diagnostics.tcp_packets += 1;
+    if packet.options_truncated {
+        diagnostics.truncated_options += 1;
+    }
+    for option in &packet.mptcp {
+        match option {
+            MptcpOption::Unknown { subtype, len } => {
+                diagnostics.unknown_mptcp_options += 1;
+                diagnostics.problem(
+                    packet.number,
+                    &format!("unknown MPTCP option subtype {subtype} (length {len})"),
+                );
+            }
+            MptcpOption::Malformed { subtype, len } => {
+                diagnostics.malformed_mptcp_options += 1;
+                diagnostics.problem(
+                    packet.number,
+                    &format!("malformed MPTCP option subtype {subtype} (length {len})"),
+                );
+            }
+            _ => {}
+        }
+    }
+    let segment = tcp.feed(packet);
+    mptcp.feed(packet, &segment, tcp);
 }

@@ -142,6 +142,13 @@ struct SubflowDirection {
     used: usize,
     /// Slot of the mapping remembered last.
     latest: usize,
+    /// Highest `ssn` of the mappings remembered so far: a mapping starting above it cannot be
+    /// one of them, and in-order data needs no search for duplicates.
+    max_ssn: u64,
+    /// False while the slots, read from `latest + 1` round to `latest` (from 0 while filling),
+    /// hold strictly increasing mapping ends: the lowest is then the slot after `latest`, and
+    /// in-order data needs no search for the mapping to evict.
+    out_of_ring_order: bool,
     /// ISN position inferred from mappings when the SYN was not captured.
     inferred_isn: Option<u64>,
     /// Relative subflow ranges carried before any known mapping covered them; credited when
@@ -149,41 +156,78 @@ struct SubflowDirection {
     unmapped: RangeSet,
 }
 
+/// Relative subflow sequence number just past a mapping.
+fn mapping_end(m: &Mapping) -> u64 {
+    m.ssn.saturating_add(m.len)
+}
+
 impl SubflowDirection {
     /// Keeps `mapping`; false if it was already known.
     fn remember(&mut self, mapping: Mapping, carried: Carried<'_>) -> bool {
         // Stacks repeat a mapping on every segment it covers: check the latest first.
-        if self.mappings[self.latest] == mapping && self.used > 0
-            || self.mappings[..self.used].contains(&mapping)
+        if self.used > 0
+            && (self.mappings[self.latest] == mapping
+                || mapping.ssn <= self.max_ssn && self.mappings[..self.used].contains(&mapping))
         {
             return false;
         }
+        let follows_latest =
+            self.used == 0 || mapping_end(&mapping) > mapping_end(&self.mappings[self.latest]);
+        self.max_ssn = if self.used == 0 {
+            mapping.ssn
+        } else {
+            self.max_ssn.max(mapping.ssn)
+        };
         if self.used < MAPPINGS {
             self.mappings[self.used] = mapping;
             self.latest = self.used;
             self.used += 1;
+            self.out_of_ring_order |= !follows_latest;
             return true;
         }
         // Evict the lowest mapping whose bytes were all carried; if none, the lowest. A
         // mapping over a hole is kept: the retransmission filling it may not repeat it.
         // Usually the lowest one is carried: try it before asking about every other.
-        let end = |m: &Mapping| m.ssn.saturating_add(m.len);
-        let lowest = (0..MAPPINGS)
-            .min_by_key(|&i| end(&self.mappings[i]))
-            .unwrap_or(0);
-        let victim = if carried.all(self.mappings[lowest].ssn, end(&self.mappings[lowest])) {
+        // In ring order the ends are distinct, so the slot after `latest` is the first lowest
+        // (`min_by_key` picks the first of equals) as the search would find it.
+        let lowest = if self.out_of_ring_order {
+            (0..MAPPINGS)
+                .min_by_key(|&i| mapping_end(&self.mappings[i]))
+                .unwrap_or(0)
+        } else {
+            (self.latest + 1) % MAPPINGS
+        };
+        let victim = if carried.all(
+            self.mappings[lowest].ssn,
+            mapping_end(&self.mappings[lowest]),
+        ) {
             lowest
         } else {
             (0..MAPPINGS)
                 .min_by_key(|&i| {
                     let m = &self.mappings[i];
-                    (!carried.all(m.ssn, end(m)), end(m))
+                    (!carried.all(m.ssn, mapping_end(m)), mapping_end(m))
                 })
                 .unwrap_or(lowest)
         };
         self.mappings[victim] = mapping;
         self.latest = victim;
+        self.out_of_ring_order = if self.out_of_ring_order || victim != lowest {
+            !self.in_ring_order()
+        } else {
+            !follows_latest
+        };
         true
+    }
+
+    /// Whether the (full) slots, read from `latest + 1` round to `latest`, have strictly
+    /// increasing ends.
+    fn in_ring_order(&self) -> bool {
+        (1..MAPPINGS).all(|i| {
+            let before = &self.mappings[(self.latest + i) % MAPPINGS];
+            let after = &self.mappings[(self.latest + i + 1) % MAPPINGS];
+            mapping_end(before) < mapping_end(after)
+        })
     }
 
     /// The mapping covering relative sequence `rel`: the latest remembered if it does, else
@@ -1932,5 +1976,99 @@ mod tests {
             (join.tcp_stream, join.join, join.client_addr_id),
             (1, true, Some(4))
         );
+    }
+
+    /// `SubflowDirection::remember` skips its searches for in-order mappings; it must keep the
+    /// same mappings in the same slots as the plain searches (the eviction rule in the module
+    /// documentation), written out here as the reference. Mostly in-order mappings with
+    /// repeats, overlaps, equal ends and jumps back, as retransmissions and reinjections make.
+    #[test]
+    fn remember_fast_paths_keep_the_same_mappings() {
+        fn reference(
+            mappings: &mut [Mapping; MAPPINGS],
+            used: &mut usize,
+            latest: &mut usize,
+            m: Mapping,
+            carried: Carried<'_>,
+        ) -> bool {
+            if mappings[..*used].contains(&m) {
+                return false;
+            }
+            if *used < MAPPINGS {
+                mappings[*used] = m;
+                *latest = *used;
+                *used += 1;
+                return true;
+            }
+            let lowest = (0..MAPPINGS)
+                .min_by_key(|&i| mapping_end(&mappings[i]))
+                .unwrap_or(0);
+            let victim = if carried.all(mappings[lowest].ssn, mapping_end(&mappings[lowest])) {
+                lowest
+            } else {
+                (0..MAPPINGS)
+                    .min_by_key(|&i| {
+                        let m = &mappings[i];
+                        (!carried.all(m.ssn, mapping_end(m)), mapping_end(m))
+                    })
+                    .unwrap_or(lowest)
+            };
+            mappings[victim] = m;
+            *latest = victim;
+            true
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for _ in 0..200 {
+            let mut fast = SubflowDirection::default();
+            let (mut mappings, mut used, mut latest) = ([Mapping::default(); MAPPINGS], 0, 0);
+            let mut ssn = 1u64;
+            for _ in 0..300 {
+                let len = 1 + next(4) * 500;
+                let m = match next(10) {
+                    // A jump back (a reinjection under an old subflow sequence number).
+                    0 => Mapping {
+                        dsn: next(1 << 20),
+                        ssn: ssn.saturating_sub(next(20_000)),
+                        len,
+                    },
+                    // The same mapping again, or one ending where the last one ends.
+                    1 => mappings[latest],
+                    2 => Mapping {
+                        dsn: next(1 << 20),
+                        ssn: mapping_end(&mappings[latest]).saturating_sub(len),
+                        len,
+                    },
+                    _ => {
+                        let m = Mapping {
+                            dsn: ssn + 1000,
+                            ssn,
+                            len,
+                        };
+                        ssn += len;
+                        m
+                    }
+                };
+                // The TCP layer saw everything up to a point a little below the newest data
+                // (ISN position 10, so relative sequence numbers are positions − 10), or
+                // nothing at all.
+                let tcp = TcpDirection::covering(10, 10 + ssn.saturating_sub(next(10_000)));
+                let carried = Carried {
+                    tcp: Some(&tcp).filter(|_| next(8) != 0),
+                    isn: Some(10),
+                };
+                let expected = reference(&mut mappings, &mut used, &mut latest, m, carried);
+                assert_eq!(fast.remember(m, carried), expected);
+                assert_eq!(
+                    (fast.mappings, fast.used, fast.latest),
+                    (mappings, used, latest)
+                );
+            }
+        }
     }
 }

@@ -60,17 +60,32 @@ struct FlowKey {
     high: (u128, u16),
 }
 
+/// Which endpoint of its `FlowKey` a packet's source (or a stream's client) is. A packet
+/// whose two endpoints are equal has both on the low side, so every such packet goes
+/// client to server, as an address comparison would say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sides {
+    src_high: bool,
+    dst_high: bool,
+}
+
 impl FlowKey {
-    fn of(packet: &Packet) -> Self {
+    fn of(packet: &Packet) -> (Self, Sides) {
         // Plain integers hash and compare faster than `IpAddr`; IPv4 becomes its IPv4-mapped
         // IPv6 address, which no IPv6 TCP packet uses as a real address.
         let a = (flat(packet.src), packet.src_port);
         let b = (flat(packet.dst), packet.dst_port);
-        if a <= b {
+        let order = a.cmp(&b);
+        let sides = Sides {
+            src_high: order.is_gt(),
+            dst_high: order.is_lt(),
+        };
+        let key = if order.is_le() {
             Self { low: a, high: b }
         } else {
             Self { low: b, high: a }
-        }
+        };
+        (key, sides)
     }
 }
 
@@ -127,6 +142,14 @@ impl TcpDirection {
         self.covered.covers(start, end)
     }
 
+    /// A direction whose payload covered `[start, end)`, for tests of what uses coverage.
+    #[cfg(test)]
+    pub(crate) fn covering(start: u64, end: u64) -> Self {
+        let mut direction = Self::default();
+        direction.covered.insert(start, end);
+        direction
+    }
+
     /// Highest payload position covered (exclusive).
     pub fn covered_end(&self) -> Option<u64> {
         self.covered.end()
@@ -145,6 +168,9 @@ pub struct TcpStream {
     pub dirs: [TcpDirection; 2],
     client_isn: Option<u32>,
     rst_seen: bool,
+    /// The client is the high endpoint of the stream's `FlowKey`: a packet's direction is a
+    /// comparison of two booleans instead of two socket addresses.
+    client_high: bool,
 }
 
 impl TcpStream {
@@ -198,9 +224,7 @@ impl TcpTracker {
         let syn = packet.has_flag(tcp_flags::SYN);
         let ack = packet.has_flag(tcp_flags::ACK);
         let syn_only = syn && !ack;
-        let key = FlowKey::of(packet);
-        let src = SocketAddr::new(packet.src, packet.src_port);
-        let dst = SocketAddr::new(packet.dst, packet.dst_port);
+        let (key, sides) = FlowKey::of(packet);
 
         let known = match self.last {
             Some((last, index)) if last == key => Some(index),
@@ -219,7 +243,13 @@ impl TcpTracker {
             Some(index) => (index, false),
             None => {
                 let index = self.streams.len() as u32;
-                let (client, server) = if syn && ack { (dst, src) } else { (src, dst) };
+                let src = SocketAddr::new(packet.src, packet.src_port);
+                let dst = SocketAddr::new(packet.dst, packet.dst_port);
+                let (client, server, client_high) = if syn && ack {
+                    (dst, src, sides.dst_high)
+                } else {
+                    (src, dst, sides.src_high)
+                };
                 self.streams.push(TcpStream {
                     client,
                     server,
@@ -229,6 +259,7 @@ impl TcpTracker {
                     dirs: Default::default(),
                     client_isn: None,
                     rst_seen: false,
+                    client_high,
                 });
                 self.by_tuple.insert(key, index);
                 (index, true)
@@ -241,13 +272,14 @@ impl TcpTracker {
         let mut roles_swapped = false;
         if syn_only && !stream.handshake_seen {
             stream.handshake_seen = true;
-            if stream.client != src {
+            if stream.client_high != sides.src_high {
                 std::mem::swap(&mut stream.client, &mut stream.server);
+                stream.client_high = !stream.client_high;
                 stream.dirs.swap(0, 1);
                 roles_swapped = true;
             }
         }
-        let dir = if src == stream.client {
+        let dir = if sides.src_high == stream.client_high {
             CLIENT_TO_SERVER
         } else {
             SERVER_TO_CLIENT

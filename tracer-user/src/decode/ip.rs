@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{DecodeError, Decoded, tcp};
+use super::{DecodeError, tcp::SegmentBytes};
 use crate::source::RawPacket;
 
 const PROTO_TCP: u8 = 6;
@@ -27,8 +27,13 @@ const FRAGMENT_HEADER_LEN: usize = 8;
 const OPTION_JUMBO: u8 = 0xc2;
 const OPTION_PAD1: u8 = 0;
 
-/// Decodes the IP header at the start of `l3` and hands the TCP segment to `tcp`.
-pub fn decode_ip(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
+/// Decodes the IP header at the start of `l3` and says where its TCP segment is; `None` when
+/// the packet is not TCP (or not the first fragment of a TCP segment).
+#[inline]
+pub fn locate_tcp<'a>(
+    raw: &RawPacket<'_>,
+    l3: &'a [u8],
+) -> Result<Option<SegmentBytes<'a>>, DecodeError> {
     let Some(&first) = l3.first() else {
         return Err(DecodeError::Truncated {
             layer: "IP",
@@ -46,7 +51,8 @@ pub fn decode_ip(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError>
     }
 }
 
-fn ipv4(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
+#[inline]
+fn ipv4<'a>(raw: &RawPacket<'_>, l3: &'a [u8]) -> Result<Option<SegmentBytes<'a>>, DecodeError> {
     let Some(fixed) = l3.first_chunk::<IPV4_MIN_HEADER_LEN>() else {
         return Err(truncated("IPv4", IPV4_MIN_HEADER_LEN, l3));
     };
@@ -61,12 +67,12 @@ fn ipv4(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
         return Err(truncated("IPv4 options", header_len, l3));
     }
     if fixed[9] != PROTO_TCP {
-        return Ok(Decoded::NotTcp);
+        return Ok(None);
     }
     // Only the first fragment holds the TCP header. Its payload length below is that fragment's
     // share of the segment, which is all this packet carries.
     if u16::from_be_bytes([fixed[6], fixed[7]]) & IPV4_FRAGMENT_OFFSET_MASK != 0 {
-        return Ok(Decoded::NotTcp);
+        return Ok(None);
     }
     let total_len = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
     let total_len = if total_len == 0 {
@@ -87,10 +93,15 @@ fn ipv4(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
     let src = IpAddr::V4(Ipv4Addr::new(fixed[12], fixed[13], fixed[14], fixed[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(fixed[16], fixed[17], fixed[18], fixed[19]));
     let captured = clip(&l3[header_len..], segment_len);
-    tcp::decode_tcp(raw, src, dst, captured, segment_len)
+    Ok(Some(SegmentBytes {
+        src,
+        dst,
+        captured,
+        len: segment_len,
+    }))
 }
 
-fn ipv6(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
+fn ipv6<'a>(raw: &RawPacket<'_>, l3: &'a [u8]) -> Result<Option<SegmentBytes<'a>>, DecodeError> {
     let Some(fixed) = l3.first_chunk::<IPV6_HEADER_LEN>() else {
         return Err(truncated("IPv6", IPV6_HEADER_LEN, l3));
     };
@@ -114,14 +125,14 @@ fn ipv6(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
                 // Fragment offset: the upper 13 bits of bytes 2–3. Only offset 0 has the TCP
                 // header; its payload length is the fragment's share, as for IPv4.
                 if u16::from_be_bytes([header[2], header[3]]) >> 3 != 0 {
-                    return Ok(Decoded::NotTcp);
+                    return Ok(None);
                 }
                 header
             }
             // AH's length counts 4-byte units minus 2 (RFC 4302 §2.2).
             EXT_AH => ext_header(l3, offset, 2, |len| (usize::from(len) + 2) * 4)?,
             // ESP (50) hides what follows, no-next-header (59) has nothing; the rest is not TCP.
-            _ => return Ok(Decoded::NotTcp),
+            _ => return Ok(None),
         };
         // Every extension header starts with the next header's protocol number.
         next = header[0];
@@ -150,7 +161,12 @@ fn ipv6(raw: &RawPacket<'_>, l3: &[u8]) -> Result<Decoded, DecodeError> {
         *fixed[24..40].as_array::<16>().unwrap_or(&[0; 16]),
     ));
     let captured = clip(l3.get(offset..).unwrap_or_default(), segment_len);
-    tcp::decode_tcp(raw, src, dst, captured, segment_len)
+    Ok(Some(SegmentBytes {
+        src,
+        dst,
+        captured,
+        len: segment_len,
+    }))
 }
 
 /// The extension header at `offset`: its first `min_len` bytes must be captured to read its
@@ -221,7 +237,7 @@ fn malformed(layer: &'static str, what: String) -> DecodeError {
 mod tests {
     use super::*;
     use crate::{
-        decode::{MptcpOption, Packet, decode},
+        decode::{Decoded, MptcpOption, Packet, decode},
         source::{Direction, LinkType},
     };
 

@@ -1,7 +1,7 @@
 //! Bytes → `Packet`, without state. Link layer (`link`), IPv4/IPv6 (`ip`), TCP (`tcp`) and the
 //! MPTCP options (`mptcp`). The same function decodes pcap records and live ring-buffer events.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use arrayvec::ArrayVec;
 
@@ -77,15 +77,69 @@ pub enum Decoded {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("truncated {layer} header: need {need} bytes, have {have}")]
-    Truncated { layer: &'static str, need: usize, have: usize },
+    Truncated {
+        layer: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("malformed {layer} header: {what}")]
     Malformed { layer: &'static str, what: String },
 }
 
+impl Default for Packet {
+    fn default() -> Self {
+        Packet::empty()
+    }
+}
+
+impl Packet {
+    /// An empty packet for `decode_into` to fill.
+    pub fn empty() -> Self {
+        Packet {
+            number: 0,
+            ts_ns: 0,
+            iface: 0,
+            src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            src_port: 0,
+            dst_port: 0,
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            window: 0,
+            payload_len: 0,
+            mptcp: ArrayVec::new(),
+            mptcp_overflow: 0,
+            options_truncated: false,
+        }
+    }
+}
+
 /// Decodes one raw packet.
 pub fn decode(raw: &RawPacket<'_>) -> Result<Decoded, DecodeError> {
+    let mut packet = Packet::empty();
+    Ok(if decode_into(raw, &mut packet)? {
+        Decoded::Tcp(packet)
+    } else {
+        Decoded::NotTcp
+    })
+}
+
+/// Decodes one raw packet into `packet`: `Ok(true)` when it is a TCP segment, and then every
+/// field of `packet` is overwritten; `Ok(false)` when it is not TCP (`Decoded::NotTcp`), and
+/// `packet` is left in an unspecified state, as after an error.
+///
+/// The per-packet path of the analysis: the caller owns one `Packet` and reuses it, so a
+/// segment is written once, in place, instead of being built and then moved (`Packet` is a few
+/// hundred bytes; the moves cost more than the decoding).
+#[inline]
+pub fn decode_into(raw: &RawPacket<'_>, packet: &mut Packet) -> Result<bool, DecodeError> {
     let Some(l3) = link::strip(raw.link_type, raw.data)? else {
-        return Ok(Decoded::NotTcp);
+        return Ok(false);
     };
-    ip::decode_ip(raw, l3)
+    let Some(segment) = ip::locate_tcp(raw, l3)? else {
+        return Ok(false);
+    };
+    tcp::decode_tcp_into(raw, &segment, packet)?;
+    Ok(true)
 }

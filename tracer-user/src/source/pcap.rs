@@ -162,6 +162,17 @@ struct PcapFile {
     link_type: LinkType,
 }
 
+impl PcapFile {
+    /// The largest captured length a record may have, and why.
+    fn caplen_limit(&self) -> (u32, &'static str) {
+        if self.snaplen != 0 && self.snaplen < MAX_CAPLEN {
+            (self.snaplen, "the file's snapshot length")
+        } else {
+            (MAX_CAPLEN, "the largest plausible packet")
+        }
+    }
+}
+
 /// The current pcapng section: its byte order and interfaces.
 struct Section {
     big_endian: bool,
@@ -370,6 +381,15 @@ impl CaptureReader {
         if self.offset - self.released >= RELEASE_CHUNK {
             self.release_consumed();
         }
+        // The common case of a pcap file, a whole record, read in place with one bounds check
+        // for the header and one for the data; the end of the file and every kind of damage go
+        // to `next_pcap_record`, which reports them.
+        if let Some((packet, bytes)) = self.next_whole_pcap_record() {
+            return Ok(Some(RawPacket {
+                data: &self.map[bytes],
+                ..packet
+            }));
+        }
         let result = match self.format {
             Format::Pcap(_) => self.next_pcap_record(),
             Format::PcapNg(_) => self.next_pcapng_packet(),
@@ -385,6 +405,47 @@ impl CaptureReader {
                 Err(error)
             }
         }
+    }
+
+    /// The next record of a pcap file if it is whole and sound, else `None` (end of file,
+    /// damage, pcapng): the fast path of `next_packet`, one bounds check for the record header
+    /// and one for its data.
+    #[inline]
+    fn next_whole_pcap_record(&mut self) -> Option<Located> {
+        let Format::Pcap(pcap) = &self.format else {
+            return None;
+        };
+        let data: &[u8] = &self.map;
+        let offset = self.offset;
+        let header = data
+            .get(offset..)?
+            .first_chunk::<PCAP_RECORD_HEADER_LEN>()?;
+        let field = |at: usize| {
+            let raw = [header[at], header[at + 1], header[at + 2], header[at + 3]];
+            if pcap.big_endian {
+                u32::from_be_bytes(raw)
+            } else {
+                u32::from_le_bytes(raw)
+            }
+        };
+        let caplen = field(8);
+        let start = offset + PCAP_RECORD_HEADER_LEN;
+        let end = start + caplen as usize;
+        if caplen > pcap.caplen_limit().0 || end > data.len() {
+            return None;
+        }
+        let packet = RawPacket {
+            number: self.next_number,
+            ts_ns: u64::from(field(0)) * 1_000_000_000 + u64::from(field(4)) * pcap.ns_per_fraction,
+            iface: 0,
+            direction: Direction::Unknown,
+            link_type: pcap.link_type,
+            data: &[],
+            orig_len: field(12),
+        };
+        self.offset = end;
+        self.next_number += 1;
+        Some((packet, start..end))
     }
 
     fn read_file_header(&mut self) -> Result<(), CaptureError> {
@@ -464,11 +525,7 @@ impl CaptureReader {
         let fraction = read_u32(data, offset + 4, big_endian);
         let caplen = read_u32(data, offset + 8, big_endian);
         let orig_len = read_u32(data, offset + 12, big_endian);
-        let limit = if pcap.snaplen != 0 && pcap.snaplen < MAX_CAPLEN {
-            (pcap.snaplen, "the file's snapshot length")
-        } else {
-            (MAX_CAPLEN, "the largest plausible packet")
-        };
+        let limit = pcap.caplen_limit();
         if caplen > limit.0 {
             return Err(CaptureError::BadRecordLength {
                 path: self.path.clone(),
