@@ -67,6 +67,10 @@ impl Packet {
 
 /// What a raw packet turned out to be.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "boxing would allocate per packet; the hot path uses decode_into and a reused Packet"
+)]
 pub enum Decoded {
     Tcp(Packet),
     /// Not IPv4/IPv6 TCP (ARP, UDP, ICMP, an IPv4 fragment other than the first, ...): ignored.
