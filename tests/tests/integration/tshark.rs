@@ -282,8 +282,10 @@ fn client_2_unique_bytes_are_the_union_of_dss_mappings() {
     ) else {
         return;
     };
-    // (mptcp.stream, from the server) -> (first DSN, [start, end) offsets).
-    let mut mapped: BTreeMap<(u64, bool), (u32, Vec<(i64, i64)>)> = BTreeMap::new();
+    /// The first DSN of a direction, and the mapped `[start, end)` offsets from it.
+    type Mapped = (u32, Vec<(i64, i64)>);
+    // (mptcp.stream, from the server) -> its mappings.
+    let mut mapped: BTreeMap<(u64, bool), Mapped> = BTreeMap::new();
     for row in integration_tests::tshark_fields(
         &file,
         "tcp.options.mptcp.datalvllen",
