@@ -485,10 +485,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if !self.keep {
-            if let Err(error) = fs::remove_dir_all(&self.path) {
-                log::warn!("removing {}: {error}", self.path.display());
-            }
+        if !self.keep
+            && let Err(error) = fs::remove_dir_all(&self.path)
+        {
+            log::warn!("removing {}: {error}", self.path.display());
         }
     }
 }

@@ -1,8 +1,12 @@
 //! `cargo xtask <command>`: project automation that needs more than cargo.
 
+mod bench_live;
 mod captures;
 mod setup;
 
+use std::{os::unix::process::CommandExt as _, process::Command};
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -28,6 +32,11 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Build the release binary and run `mptcp-tracer demo` (needs root).
+    Demo,
+    /// Measure an MPTCP transfer untraced, traced by mptcp-tracer and under tcpdump (needs
+    /// root; about 3 minutes).
+    BenchLive(bench_live::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +45,15 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::setup(),
         Task::Test { cargo_args } => setup::test(&cargo_args),
         Task::MakeCaptures { only } => captures::make_captures(only.as_deref()),
+        Task::Demo => demo(),
+        Task::BenchLive(args) => bench_live::bench_live(&args),
     }
+}
+
+/// Builds the release binary and becomes `mptcp-tracer demo`: exec, not a child, so that Ctrl-C
+/// reaches only the demo, which removes its lab before it exits, and its exit code is ours.
+fn demo() -> anyhow::Result<()> {
+    let binary = bench_live::build_tracer()?;
+    let error = Command::new(&binary).arg("demo").exec();
+    Err(error).with_context(|| format!("running {} demo", binary.display()))
 }
