@@ -69,6 +69,8 @@ pub enum DemoError {
     Trace(#[from] LiveError),
     #[error("the tracer did not attach within {0:?}")]
     TracerStart(Duration),
+    #[error("the tracer stopped before it attached")]
+    TracerEnded,
     #[error("the tracer thread panicked")]
     TracerPanicked,
     #[error("starting the tracer thread")]
@@ -167,6 +169,18 @@ pub fn run() -> Result<i32, DemoError> {
         return Err(DemoError::NotRoot);
     }
     install_signal_handler()?;
+    match demo() {
+        // A terminal's Ctrl-C also reaches the lab's `ip`/`tc` children, whose failure is then
+        // only a consequence; everything was removed on the way out.
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => {
+            eprintln!("interrupted: lab and temporary files removed");
+            Ok(EXIT_INTERRUPTED)
+        }
+        result => result,
+    }
+}
+
+fn demo() -> Result<i32, DemoError> {
     let directory = TempDir::create(
         Path::new("/tmp").join(format!("mptcp-tracer-demo-{}", std::process::id())),
     )?;
@@ -264,7 +278,7 @@ pub fn run() -> Result<i32, DemoError> {
     out.write_all(table::mptcp_list(&finished.list).as_bytes())?;
     for summary in &finished.summaries {
         out.write_all(b"\n")?;
-        out.write_all(table::mptcp_summary(summary, false).as_bytes())?;
+        out.write_all(table::mptcp_summary(summary, true).as_bytes())?;
     }
     for warning in &finished.warnings {
         eprintln!("warning: {warning}");
@@ -389,10 +403,12 @@ impl Tracer {
             match self.attached.recv_timeout(Duration::from_millis(100)) {
                 Ok(()) => return Ok(true),
                 Err(RecvTimeoutError::Disconnected) => {
-                    // The thread ended before its first interval: its result says why.
+                    // The thread ended before its first interval: a signal stopped it, or its
+                    // error says why.
                     return match self.join()? {
                         Err(error) => Err(error.into()),
-                        Ok(_) => Err(DemoError::TracerStart(TRACER_START_TIMEOUT)),
+                        Ok(_) if INTERRUPTED.load(Ordering::SeqCst) => Ok(false),
+                        Ok(_) => Err(DemoError::TracerEnded),
                     };
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
