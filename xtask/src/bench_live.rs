@@ -10,8 +10,9 @@
 //! - tcpdump: one tcpdump per client interface writing a file (the lab's tcpdump: `-U
 //!   --immediate-mode`, filter `tcp`, snaplen = the tracer's capture length).
 //!
-//! By default it runs once with the lab's default offloads (TSO/GSO/GRO off: one MSS per
-//! packet, the worst case per byte) and once with them on (64 KB super-packets).
+//! By default it runs once with the lab's default offloads (TSO/GSO/GRO off on the veths) and
+//! once with them on. Either way TCP hands GSO super-packets to the TC egress hook (the stack
+//! segments them after it), so a "packet" of the in-kernel cost is one skb at one hook.
 
 use std::{
     collections::BTreeSet,
@@ -132,9 +133,9 @@ impl Report {
             "Offloads {} — {} rounds × [untraced, traced, tcpdump], {} MiB client → server per \
              transfer, 2 paths, no rate limit\n",
             if self.disable_offloads {
-                "off (lab default: TSO/GSO/GRO off, one MSS per packet)"
+                "off (lab default: TSO/GSO/GRO off on the veths)"
             } else {
-                "on (TSO/GSO/GRO: super-packets at the hooks)"
+                "on (TSO/GSO/GRO on the veths)"
             },
             self.rounds.len(),
             self.bytes >> 20,
@@ -158,8 +159,9 @@ impl Report {
         ));
         match ns_per_packet {
             Some(ns) => out.push_str(&format!(
-                "  in-kernel cost    {ns:7.1} ns/packet ({} runs of {} programs, {} ns; \
-                 bpf_stats on) (target ≤ {TARGET_NS_PER_PACKET}) {}\n",
+                "  in-kernel cost    {ns:7.1} ns/packet (per program run, one run per packet \
+                 at each hook; {} runs of {} programs in {} ns, bpf_stats on) (target ≤ \
+                 {TARGET_NS_PER_PACKET}) {}\n",
                 self.kernel.run_cnt,
                 self.kernel.programs,
                 self.kernel.run_time_ns,
@@ -618,11 +620,12 @@ impl TracerDrops {
         self.events_received += other.events_received;
     }
 
-    /// Events that did not reach the analysis: queued-but-lost and never queued. Emitted but
-    /// not received is counted too (it covers loss neither counter names).
+    /// Events that did not reach the analysis: never queued (ring buffer full; those are not in
+    /// `events_emitted`) plus queued but not received, which covers `userspace_lost` and any
+    /// loss no counter names.
     fn total(&self) -> u64 {
         let unreceived = self.events_emitted.saturating_sub(self.events_received);
-        (self.ringbuf_full + self.userspace_lost).max(unreceived)
+        self.ringbuf_full + unreceived.max(self.userspace_lost)
     }
 }
 
@@ -717,5 +720,114 @@ mod tests {
         assert_eq!(transfer_size(8.0, 2.0), 1907 << 20);
         assert_eq!(transfer_size(0.01, 2.0), 64 << 20);
         assert_eq!(transfer_size(1000.0, 10.0), 8192 << 20);
+    }
+
+    /// `/proc/PID/fdinfo` of a running `mptcp-tracer trace -i lo`: a program fd and a TCX link
+    /// fd both name the program (kernel 6.18).
+    const FDINFO_PROGRAM: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1039\n\
+        prog_type:\t3\nprog_jited:\t1\nprog_tag:\t563563c735c83605\nmemlock:\t12288\n\
+        prog_id:\t580\nrun_time_ns:\t0\nrun_cnt:\t0\nrecursion_misses:\t0\n\
+        verified_insns:\t13912\n";
+    const FDINFO_LINK: &str = "pos:\t0\nflags:\t02000000\nmnt_id:\t17\nino:\t1039\n\
+        link_type:\ttcx\nlink_id:\t293\nprog_tag:\t56bd95d28be7bc58\nprog_id:\t579\n\
+        ifindex:\t1\nattach_type:\t46 (ingress)\n";
+    const FDINFO_PIPE: &str = "pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t70241\n";
+
+    #[test]
+    fn program_ids_from_fdinfo() {
+        assert_eq!(fdinfo_prog_id(FDINFO_PROGRAM), Some(580));
+        assert_eq!(fdinfo_prog_id(FDINFO_LINK), Some(579));
+        assert_eq!(fdinfo_prog_id(FDINFO_PIPE), None);
+    }
+
+    /// `bpftool prog show --json` (v7.1.0) with bpf_stats on while two tracers ran: ours
+    /// (591/592) and someone else's with the same program names (585/586).
+    const BPFTOOL_SAMPLE: &str = r#"[{"id":585,"type":"sched_cls","name":"tc_ingress","tag":"f7ac1a8d7372cf95","gpl_compatible":true,"run_time_ns":386361,"run_cnt":1495,"loaded_at":1795700271,"uid":0,"bytes_xlated":7376,"jited":true,"bytes_jited":4466,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":586,"type":"sched_cls","name":"tc_egress","tag":"acfd0c8529029b83","gpl_compatible":true,"run_time_ns":799456,"run_cnt":1544,"loaded_at":1795700271,"uid":0,"bytes_xlated":7384,"jited":true,"bytes_jited":4471,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":591,"type":"sched_cls","name":"tc_ingress","tag":"56bd95d28be7bc58","gpl_compatible":true,"run_time_ns":2921,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572},{"id":592,"type":"sched_cls","name":"tc_egress","tag":"563563c735c83605","gpl_compatible":true,"run_time_ns":5066,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8328,"jited":true,"bytes_jited":4985,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572}]"#;
+    /// The same program before it ran: bpftool leaves run_time_ns and run_cnt out.
+    const BPFTOOL_NOT_RUN: &str = r#"[{"id":579,"type":"sched_cls","name":"tc_ingress","tag":"56bd95d28be7bc58","gpl_compatible":true,"loaded_at":1795700264,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[766,764,765,767],"btf_id":554}]"#;
+
+    #[test]
+    fn program_stats_count_only_our_programs() {
+        let programs: Value = serde_json::from_str(BPFTOOL_SAMPLE).expect("JSON");
+        let ours = BTreeSet::from([591, 592]);
+        // The run counts the kernel's fdinfo gave for 591 and 592 at the same moment.
+        assert_eq!(
+            program_stats(&programs, &PROGRAM_NAMES, &ours),
+            ProgramStats {
+                programs: 2,
+                run_time_ns: 2921 + 5066,
+                run_cnt: 12,
+            }
+        );
+        // Names alone would take the other tracer's programs too.
+        let everything = BTreeSet::from([585, 586, 591, 592]);
+        assert_eq!(
+            program_stats(&programs, &PROGRAM_NAMES, &everything).run_cnt,
+            1495 + 1544 + 12
+        );
+        // An id of ours under another name is not one of the classifiers.
+        assert_eq!(
+            program_stats(&programs, &["tc_ingress"], &ours),
+            ProgramStats {
+                programs: 1,
+                run_time_ns: 2921,
+                run_cnt: 6,
+            }
+        );
+        let not_run: Value = serde_json::from_str(BPFTOOL_NOT_RUN).expect("JSON");
+        let stats = program_stats(&not_run, &PROGRAM_NAMES, &BTreeSet::from([579]));
+        assert_eq!((stats.programs, stats.run_cnt), (1, 0));
+        assert_eq!(stats.ns_per_run(), None);
+    }
+
+    #[test]
+    fn program_stats_of_the_transfer_alone() {
+        let before = ProgramStats {
+            programs: 2,
+            run_time_ns: 7_987,
+            run_cnt: 12,
+        };
+        let after = ProgramStats {
+            programs: 2,
+            run_time_ns: 1_007_987,
+            run_cnt: 10_012,
+        };
+        let transfer = after.since(&before);
+        assert_eq!(
+            (transfer.run_time_ns, transfer.run_cnt),
+            (1_000_000, 10_000)
+        );
+        assert_eq!(transfer.ns_per_run(), Some(100.0));
+    }
+
+    #[test]
+    fn tracer_drops_from_its_json_report() {
+        // The head of a real `trace --json` report (-i lo, three refused connections).
+        let report: Value = serde_json::from_str(
+            r#"{"stats":{"packets_seen":12,"tcp_packets":12,"mptcp_packets":0,
+                "events_emitted":0,"ringbuf_full":0,"load_errors":0,"filtered":0,
+                "events_received":0,"userspace_lost":0},
+                "mptcp":{"mptcp_connections":[],"orphan_subflows":[]},
+                "summaries":[],"warnings":[]}"#,
+        )
+        .expect("JSON");
+        let drops = TracerDrops::from_report(&report).expect("stats");
+        assert_eq!(drops, TracerDrops::default());
+        assert_eq!(drops.total(), 0);
+        assert!(TracerDrops::from_report(&serde_json::json!({"stats": {}})).is_err());
+
+        let lossy = TracerDrops {
+            ringbuf_full: 5,
+            userspace_lost: 1,
+            events_emitted: 100,
+            events_received: 95,
+        };
+        assert_eq!(lossy.total(), 5 + 5);
+        let unexplained = TracerDrops {
+            events_emitted: 100,
+            events_received: 90,
+            ..TracerDrops::default()
+        };
+        assert_eq!(unexplained.total(), 10);
     }
 }
