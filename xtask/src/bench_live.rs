@@ -2,8 +2,8 @@
 //!
 //! Two lab namespaces joined by two veth paths without rate limit; one MPTCP transfer of a fixed
 //! byte count per measurement, client → server, both subflows up before data flows. Each round
-//! measures the same transfer three ways, interleaved so that drift in the machine's load hits
-//! all three alike:
+//! measures the same transfer three ways, interleaved (and rotated: each round starts with the
+//! next way) so that drift in the machine's load hits all three alike:
 //! - untraced;
 //! - traced: the release `mptcp-tracer trace --json` attached to both client interfaces
 //!   (`--netns`), with `kernel.bpf_stats_enabled=1` for the in-kernel cost per packet;
@@ -38,7 +38,7 @@ const TRACER_CAPTURE_LEN: u32 = 192;
 const SYSCTL_BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const PORT: u16 = 5201;
 /// Bytes of the warm-up transfer that sizes the measured ones.
-const WARM_UP_BYTES: u64 = 256 << 20;
+const WARM_UP_BYTES: u64 = 512 << 20;
 
 /// Targets printed next to the results.
 const TARGET_RATIO: f64 = 0.98;
@@ -51,7 +51,7 @@ pub struct BenchArgs {
     rounds: usize,
     /// Each transfer moves about this many seconds' worth of the untraced rate (sized by a
     /// warm-up transfer).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 3.0)]
     seconds: f64,
     /// A fixed byte count per transfer instead of sizing by --seconds.
     #[arg(long)]
@@ -127,11 +127,20 @@ impl Report {
         let tcpdump = medians(|r| r.tcpdump_gbps);
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
         let traced_ratio = traced / untraced;
+        // Per-round ratios pair each traced run with the untraced one next to it in time.
+        let paired = |pick: fn(&Round) -> f64| {
+            median(
+                self.rounds
+                    .iter()
+                    .map(|r| pick(r) / r.untraced_gbps)
+                    .collect(),
+            )
+        };
         let ns_per_packet = self.kernel.ns_per_run();
         let drops = self.drops.total();
         let mut out = format!(
-            "Offloads {} — {} rounds × [untraced, traced, tcpdump], {} MiB client → server per \
-             transfer, 2 paths, no rate limit\n",
+            "Offloads {} — {} rounds × [untraced, traced, tcpdump] (order rotated each round), {} \
+             MiB client → server per transfer, 2 paths, no rate limit\n",
             if self.disable_offloads {
                 "off (lab default: TSO/GSO/GRO off on the veths)"
             } else {
@@ -152,10 +161,13 @@ impl Report {
         out.push_str(&format!(
             "  median untraced   {untraced:7.2} Gbit/s\n\
              \x20 median traced     {traced:7.2} Gbit/s  traced/untraced  {traced_ratio:.3}  \
-             (target ≥ {TARGET_RATIO}) {}\n\
-             \x20 median tcpdump    {tcpdump:7.2} Gbit/s  tcpdump/untraced {:.3}\n",
+             (target ≥ {TARGET_RATIO}) {}  (median of per-round ratios {:.3})\n\
+             \x20 median tcpdump    {tcpdump:7.2} Gbit/s  tcpdump/untraced {:.3}         \
+             (median of per-round ratios {:.3})\n",
             mark(traced_ratio >= TARGET_RATIO),
+            paired(|r| r.traced_gbps),
             tcpdump / untraced,
+            paired(|r| r.tcpdump_gbps),
         ));
         match ns_per_packet {
             Some(ns) => out.push_str(&format!(
@@ -211,7 +223,10 @@ fn bench_one(
     let bytes = match args.bytes {
         Some(bytes) => bytes,
         None => {
-            let warm_up = timed_transfer(&lab, WARM_UP_BYTES)?;
+            // The first transfer of a lab is slower (caches, slow start on new routes); size by
+            // the faster of two.
+            let warm_up =
+                timed_transfer(&lab, WARM_UP_BYTES)?.max(timed_transfer(&lab, WARM_UP_BYTES)?);
             let bytes = transfer_size(warm_up, args.seconds);
             log::info!(
                 "warm-up: {warm_up:.2} Gbit/s untraced; {} MiB per transfer",
@@ -226,24 +241,32 @@ fn bench_one(
     let mut drops = TracerDrops::default();
     let mut tcpdump_problems = Vec::new();
     for round in 1..=args.rounds {
-        let untraced_gbps = timed_transfer(&lab, bytes)?;
-
-        let traced = traced_transfer(&lab, tracer, &interfaces, bytes)?;
-        kernel.add(&traced.kernel);
-        drops.add(&traced.drops);
-
-        let (tcpdump_gbps, problem) = tcpdump_transfer(&lab, &interfaces, scratch, bytes)?;
-        tcpdump_problems.extend(problem.map(|p| format!("round {round}: {p}")));
-
+        let (mut untraced_gbps, mut traced_gbps, mut tcpdump_gbps) = (0.0, 0.0, 0.0);
+        // Each round starts with the next way, so that none always runs first or last.
+        for way in rotation(round) {
+            match way {
+                Way::Untraced => untraced_gbps = timed_transfer(&lab, bytes)?,
+                Way::Traced => {
+                    let traced = traced_transfer(&lab, tracer, &interfaces, bytes)?;
+                    kernel.add(&traced.kernel);
+                    drops.add(&traced.drops);
+                    traced_gbps = traced.gbps;
+                }
+                Way::Tcpdump => {
+                    let (gbps, problem) = tcpdump_transfer(&lab, &interfaces, scratch, bytes)?;
+                    tcpdump_problems.extend(problem.map(|p| format!("round {round}: {p}")));
+                    tcpdump_gbps = gbps;
+                }
+            }
+        }
         log::info!(
-            "round {round}/{}: untraced {untraced_gbps:.2}, traced {:.2}, tcpdump \
+            "round {round}/{}: untraced {untraced_gbps:.2}, traced {traced_gbps:.2}, tcpdump \
              {tcpdump_gbps:.2} Gbit/s",
             args.rounds,
-            traced.gbps
         );
         rounds.push(Round {
             untraced_gbps,
-            traced_gbps: traced.gbps,
+            traced_gbps,
             tcpdump_gbps,
         });
     }
@@ -255,6 +278,21 @@ fn bench_one(
         drops,
         tcpdump_problems,
     })
+}
+
+/// The three ways of running a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Untraced,
+    Traced,
+    Tcpdump,
+}
+
+/// The order of the ways in round `round` (1-based): rotated by one each round.
+fn rotation(round: usize) -> [Way; 3] {
+    let mut ways = [Way::Untraced, Way::Traced, Way::Tcpdump];
+    ways.rotate_left((round - 1) % 3);
+    ways
 }
 
 /// Bytes for a transfer of about `seconds` at `gbps`, in whole MiB, 64 MiB to 8 GiB.
@@ -712,6 +750,15 @@ mod tests {
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(vec![5.5]), 5.5);
         assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn every_way_takes_every_position() {
+        use Way::*;
+        assert_eq!(rotation(1), [Untraced, Traced, Tcpdump]);
+        assert_eq!(rotation(2), [Traced, Tcpdump, Untraced]);
+        assert_eq!(rotation(3), [Tcpdump, Untraced, Traced]);
+        assert_eq!(rotation(4), rotation(1));
     }
 
     #[test]
