@@ -468,9 +468,11 @@ impl TracerProcess {
             for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
                 if line.contains("tracing ") && line.contains(" via ") {
                     attached += 1;
-                    if attached == wanted {
-                        let _ = attached_tx.send(());
-                    }
+                }
+                // The first live table (`[1.0 s] packets seen …`) comes after the attach too,
+                // should the log lines change.
+                if attached == wanted || line.contains("packets seen") {
+                    let _ = attached_tx.send(());
                 }
                 lines.push(line);
             }
