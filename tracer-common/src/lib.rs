@@ -51,7 +51,11 @@ pub struct Event {
 
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
 
-/// Indices into the per-CPU `COUNTERS` array.
+/// The value of the per-CPU `COUNTERS` array (one entry): counts indexed by `counter::*`. One
+/// entry rather than one per counter so a packet costs one map lookup, not one per increment.
+pub type Counters = [u64; counter::COUNT as usize];
+
+/// Indices into `Counters`.
 pub mod counter {
     /// Every packet the classifier ran on.
     pub const PACKETS: u32 = 0;
@@ -77,16 +81,27 @@ pub mod counter {
 pub struct FilterConfig {
     /// Emit every TCP packet, not only those with an MPTCP option.
     pub all_tcp: u8,
-    pub _pad: [u8; 3],
+    /// `ADDR_ANY`, `ADDR_IPV4` (match `ipv4_addr`) or `ADDR_IPV6` (match `ipv6_addr`). With an
+    /// address filter, packets of the other IP version never match.
+    pub addr_family: u8,
+    pub _pad: [u8; 2],
     /// Keep packets whose source or destination port equals this (host order); 0 = any.
     pub port: u16,
     pub _pad2: u16,
-    /// Keep IPv4 packets whose source or destination address is this (network order as read
-    /// from the packet, i.e. the four bytes in wire order); 0 = any.
+    /// Keep IPv4 packets whose source or destination address is this (the four bytes in wire
+    /// order). Used when `addr_family == ADDR_IPV4`.
     pub ipv4_addr: [u8; 4],
-    /// Keep IPv6 packets whose source or destination address is this; all zero = any.
+    /// Keep IPv6 packets whose source or destination address is this. Used when
+    /// `addr_family == ADDR_IPV6`.
     pub ipv6_addr: [u8; 16],
 }
+
+/// `FilterConfig::addr_family`: no address filter.
+pub const ADDR_ANY: u8 = 0;
+/// `FilterConfig::addr_family`: keep IPv4 packets to or from `ipv4_addr`.
+pub const ADDR_IPV4: u8 = 4;
+/// `FilterConfig::addr_family`: keep IPv6 packets to or from `ipv6_addr`.
+pub const ADDR_IPV6: u8 = 6;
 
 #[cfg(feature = "user")]
 mod user {

@@ -584,6 +584,8 @@ mod tests {
             retransmitted_bytes: 0,
             goodput_bps: 0.0,
             throughput_bps: 0.0,
+            unmapped_segments: 0,
+            unmapped_bytes: 0,
             subflows: Vec::new(),
         }
     }
@@ -653,6 +655,7 @@ mod tests {
                 direction("server_to_client", s2c),
             ],
             events: Vec::new(),
+            events_dropped: 0,
         };
         let exact = check_counts(Some(&summary(4_000_000, 1_000_000)), &app);
         assert!(exact.iter().all(CountCheck::agrees));

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project automation that needs more than cargo.
 
 mod bench_live;
+mod bench_offline;
 mod captures;
 mod setup;
 
@@ -26,6 +27,21 @@ enum Task {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// Offline analysis speed and memory on a large synthetic capture, against tshark.
+    BenchOffline {
+        /// Reuse this capture instead of generating bench-data/offline.pcap.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// Size of the generated capture in MB.
+        #[arg(long, default_value_t = 1100)]
+        size_mb: u64,
+        /// Runs of each mptcp-tracer command (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Give tshark only the first N packets (0: the whole file); its rate is computed on those.
+        #[arg(long, default_value_t = 0)]
+        tshark_packets: u64,
+    },
     /// Regenerate the MPTCP v1 test captures and their truth files under tests/data/.
     MakeCaptures {
         /// Only the scenarios whose name contains this.
@@ -44,6 +60,20 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Task::Setup => setup::setup(),
         Task::Test { cargo_args } => setup::test(&cargo_args),
+        Task::BenchOffline {
+            file,
+            size_mb,
+            rounds,
+            tshark_packets,
+        } => bench_offline::run(
+            &setup::workspace_root(),
+            &bench_offline::Options {
+                file,
+                size_mb,
+                rounds,
+                tshark_packets,
+            },
+        ),
         Task::MakeCaptures { only } => captures::make_captures(only.as_deref()),
         Task::Demo => demo(),
         Task::BenchLive(args) => bench_live::bench_live(&args),

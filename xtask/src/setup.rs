@@ -32,17 +32,15 @@ pub fn setup() -> anyhow::Result<()> {
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     setup()?;
     let root = workspace_root();
-    // xtask itself may have been built with MPTCP_TRACER_NO_EBPF=1 (it only needs the lab);
-    // the tests need the real binary with its eBPF object.
+    // xtask links mptcp-tracer without its `ebpf` feature (it needs only the lab and the key
+    // derivation); the tests need the real binary with its eBPF object, built here.
     let mut build = cargo();
     build
         .current_dir(&root)
-        .env_remove("MPTCP_TRACER_NO_EBPF")
         .args(["build", "--package", "mptcp-tracer", "--bins"]);
     run_status(&mut build)?;
     let mut test = cargo();
     test.current_dir(&root)
-        .env_remove("MPTCP_TRACER_NO_EBPF")
         // tracer-ebpf builds only for the BPF target (tracer-user's build script does that);
         // as a host test target it cannot link.
         .args([
@@ -56,7 +54,7 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     run_status(&mut test)
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

@@ -12,7 +12,7 @@ pub mod summary;
 pub mod tcp;
 
 use crate::{
-    decode::{self, Decoded, Packet},
+    decode::{self, Decoded, MptcpOption, Packet},
     source::RawPacket,
 };
 
@@ -66,14 +66,43 @@ impl Analyzer {
     }
 
     /// Analyses one decoded TCP segment.
+    ///
+    /// Cost per packet: one hash lookup for the stream, an append to its sequence ranges, and
+    /// for MPTCP subflows a scan of a few remembered mappings. Nothing is allocated on this path
+    /// except when a connection, stream, hole in a sequence space or event appears.
     pub fn feed(&mut self, packet: &Packet) {
         self.diagnostics.tcp_packets += 1;
-        todo!("analysis helper: {packet:?}")
+        if packet.options_truncated {
+            self.diagnostics.truncated_options += 1;
+        }
+        for option in &packet.mptcp {
+            match option {
+                MptcpOption::Unknown { subtype, len } => {
+                    self.diagnostics.unknown_mptcp_options += 1;
+                    self.problem(
+                        packet.number,
+                        &format!("unknown MPTCP option subtype {subtype} (length {len})"),
+                    );
+                }
+                MptcpOption::Malformed { subtype, len } => {
+                    self.diagnostics.malformed_mptcp_options += 1;
+                    self.problem(
+                        packet.number,
+                        &format!("malformed MPTCP option subtype {subtype} (length {len})"),
+                    );
+                }
+                _ => {}
+            }
+        }
+        let segment = self.tcp.feed(packet);
+        self.mptcp.feed(packet, &segment, &self.tcp);
     }
 
     fn problem(&mut self, number: u64, what: &str) {
         if self.diagnostics.problems.len() < MAX_KEPT_PROBLEMS {
-            self.diagnostics.problems.push(format!("packet {number}: {what}"));
+            self.diagnostics
+                .problems
+                .push(format!("packet {number}: {what}"));
         }
     }
 
@@ -81,20 +110,69 @@ impl Analyzer {
         &self.diagnostics
     }
 
+    /// Every TCP stream, in stream order.
     pub fn tcp_list(&self) -> summary::TcpList {
-        todo!()
+        let tcp_connections = self
+            .tcp
+            .streams()
+            .iter()
+            .enumerate()
+            .map(|(stream, s)| summary::TcpConnectionInfo {
+                stream: stream as u64,
+                client: s.client.to_string(),
+                server: s.server.to_string(),
+                packets: s.packets,
+                mptcp: s.mptcp,
+                handshake_seen: s.handshake_seen,
+            })
+            .collect();
+        summary::TcpList { tcp_connections }
     }
 
     pub fn tcp_summary(&self, stream: u64) -> Option<summary::TcpSummary> {
-        todo!("{stream}")
+        let s = self.tcp.stream(stream)?;
+        let directions = [tcp::CLIENT_TO_SERVER, tcp::SERVER_TO_CLIENT]
+            .into_iter()
+            .map(|dir| {
+                let d = &s.dirs[dir];
+                summary::TcpDirectionSummary {
+                    direction: tcp::direction_name(dir),
+                    packets: d.packets,
+                    duration_s: d
+                        .first_ts_ns
+                        .map_or(0.0, |first| d.last_ts_ns.saturating_sub(first) as f64 / 1e9),
+                    wire_bytes: d.wire_bytes,
+                    unique_bytes: d.unique_bytes(),
+                    retransmissions: d.retransmissions,
+                    retransmitted_bytes: d.retransmitted_bytes,
+                }
+            })
+            .collect();
+        Some(summary::TcpSummary {
+            stream,
+            client: s.client.to_string(),
+            server: s.server.to_string(),
+            handshake_seen: s.handshake_seen,
+            directions,
+        })
     }
 
+    /// Every MPTCP connection, in creation order, and the subflows no connection claimed.
     pub fn mptcp_list(&self) -> summary::MptcpList {
-        todo!()
+        let (mptcp_connections, orphan_subflows) = self.mptcp.list(&self.tcp);
+        summary::MptcpList {
+            mptcp_connections,
+            orphan_subflows,
+        }
     }
 
-    /// `full` adds per-subflow detail rows in tables; the JSON always has everything.
+    /// One connection's subflows, keys and tokens (as in `mptcp_list`).
+    pub fn mptcp_info(&self, id: u64) -> Option<summary::MptcpConnectionInfo> {
+        self.mptcp.info(&self.tcp, id)
+    }
+
+    /// Per-direction data-level counters, per-subflow shares and the event timeline.
     pub fn mptcp_summary(&self, id: u64) -> Option<summary::MptcpSummary> {
-        todo!("{id}")
+        self.mptcp.summary(id)
     }
 }

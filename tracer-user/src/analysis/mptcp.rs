@@ -1,4 +1,1936 @@
 //! MPTCP connections: keys, tokens, MP_JOIN attachment, DSS mappings, reinjections, signalling.
+//!
+//! Definitions (quoted by the README):
+//! - **Connection**: starts at an MP_CAPABLE SYN, or at the first MP_CAPABLE packet of a TCP
+//!   stream whose SYN was not captured. Connections are numbered from 0 in order of creation.
+//!   Its client and server are those of its initial subflow; `client_to_server` below is
+//!   always relative to the connection, whichever side opened a given subflow.
+//! - **Keys**: an MP_CAPABLE option's sender key belongs to the packet's sender, its receiver
+//!   key to the receiver (v0: SYN = client key, SYN/ACK = server key, third ACK = both; v1: SYN
+//!   none, SYN/ACK = server key, ACK = both). Tokens and IDSNs come from `keys::key_material`
+//!   as soon as a key is known, with the version of the latest MP_CAPABLE option.
+//! - **Subflows**: an MP_JOIN SYN carries the token of its receiver's key. It is looked up
+//!   among the server tokens and the client tokens of the connections seen so far (either side
+//!   may open a subflow). A match attaches the stream as a subflow (join, backup flag, address
+//!   ids); no match makes it an **orphan**, re-examined whenever a new token becomes known.
+//!   A stream that carries DSS options but no captured MP_CAPABLE/MP_JOIN SYN is attached by
+//!   data sequence number: its mapping's DSN (or, without a mapping, its DATA_ACK, which
+//!   lies in the receiver's sequence space) must fall in `[IDSN, IDSN + 2^32)` of one
+//!   direction of exactly one connection (a 4-byte DSN is first expanded against that
+//!   direction, and must also be at most 2^24 past the highest data seen there). Otherwise it
+//!   is an orphan too; the attempt is repeated on its first `MAX_DSN_ATTACH_ATTEMPTS` DSS
+//!   packets.
+//! - **Fallback** (`fallback` events, `fallback: true`): an MP_CAPABLE SYN answered by a
+//!   SYN/ACK without MP_CAPABLE; an infinite mapping (DSS data-level length 0); MP_FAIL.
+//! - **Data sequence numbers** are 64-bit. A 4-byte DSN or DATA_ACK holds the low 32 bits; it
+//!   is expanded to the 64-bit value closest to the last one known in its direction (initially
+//!   IDSN + 1). If a 4-byte value arrives before the direction's key is known (v1: the client
+//!   key travels in the third ACK), it is expanded in a provisional space based at 2^32; when
+//!   the IDSN (or any 8-byte DSN of that direction) becomes known, everything recorded for the
+//!   direction is shifted once by the multiple of 2^32 that places it next to the true value.
+//!   Nothing is buffered per packet.
+//! - **Mappings**: each subflow direction keeps up to `MAPPINGS` distinct DSS
+//!   mappings (DSN, subflow sequence relative to the subflow's ISN, length), evicting the one
+//!   lowest in subflow sequence space (mappings wholly below the data delivered go first; a
+//!   hole keeps its mapping as long as possible, as its retransmission may not repeat it). v1's
+//!   MP_CAPABLE ACK with a data-level length is the mapping (IDSN + 1, relative ssn 1, length)
+//!   (RFC 8684 §3.1). An infinite mapping maps everything after its ssn. A segment with
+//!   payload gets its data range from the mapping covering its relative subflow sequence:
+//!   `dsn = map.dsn + (rel_seq − map.ssn)`, clipped to the mapping (a segment spanning two
+//!   mappings is split). Payload no known mapping covers is counted as `unmapped` (unless
+//!   the whole segment is a TCP-level retransmission: then it is a retransmission); its
+//!   subflow range is kept in an interval set and credited, as carried by that subflow, when
+//!   a later mapping covers it (the Linux v0 stack repeats a mapping only on the
+//!   retransmission of its first segment). Without a
+//!   captured SYN the subflow's ISN is unknown: it is taken as the lowest
+//!   `position − ssn` of segments carrying a mapping (exact once a segment starting its
+//!   mapping is seen).
+//! - **DATA_FIN** takes the last data sequence number of its mapping; it is never a payload
+//!   byte and gets one `data_fin` event per direction.
+//! - **Per direction**: `wire_bytes` = sum of subflow payloads; `unique_bytes` = size of the
+//!   union of data ranges carried; each subflow is credited with the bytes it carried first
+//!   (`share` = its integer unique bytes / the direction's). Data carried again is split by
+//!   what the subflow's TCP layer saw: as many of its bytes as the segment's payload overlaps
+//!   this subflow's earlier TCP sequence ranges are a **retransmission** (TCP level); the
+//!   rest, data already carried but in subflow bytes new to this subflow, is a
+//!   **reinjection** (MPTCP level: normally on another subflow than the first carrier; Linux
+//!   also re-sends data on the same subflow under new subflow sequence numbers). Each is
+//!   counted once per segment, with its bytes. `acked_bytes` = highest DATA_ACK from
+//!   the peer − (IDSN + 1), minus 1 if it acknowledges this direction's DATA_FIN, never
+//!   negative (0 while the IDSN is unknown). `duration_s` = last − first packet of the
+//!   connection's subflows in that direction.
 
+use std::{fmt::Write as _, net::IpAddr};
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    keys::{KeyMaterial, key_material},
+    ranges::RangeSet,
+    summary::{
+        MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary, OrphanSubflow,
+        SubflowDirectionSummary, SubflowInfo,
+    },
+    tcp::{
+        CLIENT_TO_SERVER, SERVER_TO_CLIENT, Segment, TcpDirection, TcpTracker, direction_name,
+        expand32,
+    },
+};
+use crate::decode::{
+    MptcpOption, Packet,
+    mptcp::{DssMapping, JoinOption, WireSeq, tcprst_reason_name},
+    tcp_flags,
+};
+
+/// Mappings remembered per subflow direction.
+pub const MAPPINGS: usize = 16;
+/// Events kept per connection; more are counted in `events_dropped`.
+pub const MAX_EVENTS: usize = 1000;
+/// How many DSS mappings of an unattached stream are tried against the known connections.
+pub const MAX_DSN_ATTACH_ATTEMPTS: u32 = 16;
+/// Base of the provisional DSN space of a direction whose IDSN is not known yet.
+const PROVISIONAL_BASE: u64 = 1 << 32;
+/// Length given to the infinite mapping.
+const INFINITE: u64 = 1 << 62;
+/// A 4-byte DSN attaches a stream only if it is at most this far past the data seen.
+const DSN_ATTACH_SLACK: u64 = 1 << 24;
+
+/// Fallback causes, one bit each, so each cause gives one event.
+const FALLBACK_SYNACK: u8 = 1;
+const FALLBACK_INFINITE: u8 = 2;
+const FALLBACK_MP_FAIL: u8 = 4;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum StreamRole {
+    #[default]
+    Unknown,
+    Subflow {
+        conn: u32,
+        sub: u32,
+    },
+    Orphan(u32),
+}
+
+#[derive(Clone, Debug)]
+struct Orphan {
+    stream: u32,
+    token: Option<u32>,
+    backup: bool,
+    addr_id: Option<u8>,
+    attached: bool,
+    dsn_attempts: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Mapping {
+    dsn: u64,
+    /// Relative to the subflow's ISN.
+    ssn: u64,
+    /// Payload bytes mapped (DATA_FIN excluded); `INFINITE` for the infinite mapping.
+    len: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct SubflowDirection {
+    packets: u64,
+    wire_bytes: u64,
+    unique_bytes: u64,
+    reinjected_bytes: u64,
+    retransmitted_bytes: u64,
+    mappings: [Mapping; MAPPINGS],
+    /// Slots of `mappings` in use (filled from 0).
+    used: usize,
+    /// Slot of the mapping remembered last.
+    latest: usize,
+    /// ISN position inferred from mappings when the SYN was not captured.
+    inferred_isn: Option<u64>,
+    /// Relative subflow ranges carried before any known mapping covered them; credited when
+    /// a later mapping (often on a retransmission) covers them.
+    unmapped: RangeSet,
+}
+
+impl SubflowDirection {
+    /// Keeps `mapping`; false if it was already known.
+    fn remember(&mut self, mapping: Mapping, carried: Carried<'_>) -> bool {
+        // Stacks repeat a mapping on every segment it covers: check the latest first.
+        if self.mappings[self.latest] == mapping && self.used > 0
+            || self.mappings[..self.used].contains(&mapping)
+        {
+            return false;
+        }
+        if self.used < MAPPINGS {
+            self.mappings[self.used] = mapping;
+            self.latest = self.used;
+            self.used += 1;
+            return true;
+        }
+        // Evict the lowest mapping whose bytes were all carried; if none, the lowest. A
+        // mapping over a hole is kept: the retransmission filling it may not repeat it.
+        // Usually the lowest one is carried: try it before asking about every other.
+        let end = |m: &Mapping| m.ssn.saturating_add(m.len);
+        let lowest = (0..MAPPINGS)
+            .min_by_key(|&i| end(&self.mappings[i]))
+            .unwrap_or(0);
+        let victim = if carried.all(self.mappings[lowest].ssn, end(&self.mappings[lowest])) {
+            lowest
+        } else {
+            (0..MAPPINGS)
+                .min_by_key(|&i| {
+                    let m = &self.mappings[i];
+                    (!carried.all(m.ssn, end(m)), end(m))
+                })
+                .unwrap_or(lowest)
+        };
+        self.mappings[victim] = mapping;
+        self.latest = victim;
+        true
+    }
+
+    /// The mapping covering relative sequence `rel`: the latest remembered if it does, else
+    /// the one starting highest.
+    fn covering(&self, rel: u64) -> Option<Mapping> {
+        let covers = |m: &Mapping| m.ssn <= rel && rel - m.ssn < m.len;
+        let latest = self.mappings[self.latest];
+        if self.used > 0 && covers(&latest) {
+            return Some(latest);
+        }
+        self.mappings[..self.used]
+            .iter()
+            .filter(|m| covers(m))
+            .max_by_key(|m| m.ssn)
+            .copied()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Subflow {
+    stream: u32,
+    join: bool,
+    backup: bool,
+    /// Address ids of the subflow's TCP client and server.
+    addr_ids: [Option<u8>; 2],
+    /// The subflow's TCP client is the connection's server.
+    flipped: bool,
+    /// Indexed by connection direction.
+    dirs: [SubflowDirection; 2],
+}
+
+#[derive(Clone, Debug, Default)]
+struct ConnDirection {
+    wire_bytes: u64,
+    first_ts_ns: Option<u64>,
+    last_ts_ns: u64,
+    /// Data ranges carried so far. Which subflow carried a byte first needs no record here:
+    /// the newly covered bytes of each insert are credited to the inserting subflow at once,
+    /// so the set merges fully and stays small however the subflows interleave.
+    data: RangeSet,
+    reinjections: u64,
+    reinjected_bytes: u64,
+    retransmissions: u64,
+    retransmitted_bytes: u64,
+    /// Last 64-bit DSN or DATA_ACK of this direction, reference for 4-byte values.
+    dsn_ref: Option<u64>,
+    /// `dsn_ref` and everything below is in the provisional space (IDSN not known yet).
+    provisional: bool,
+    /// Highest DATA_ACK the peer sent for this direction.
+    highest_ack: Option<u64>,
+    data_fin: Option<u64>,
+    data_fin_reported: bool,
+    unmapped_segments: u64,
+    unmapped_bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Connection {
+    version: u8,
+    /// Indexed by connection direction: the client's key, the server's key.
+    keys: [Option<u64>; 2],
+    material: [Option<KeyMaterial>; 2],
+    fallback: bool,
+    fallback_causes: u8,
+    awaiting_synack: bool,
+    subflows: Vec<Subflow>,
+    dirs: [ConnDirection; 2],
+    events: Vec<MptcpEvent>,
+    events_dropped: u64,
+    first_ts_ns: u64,
+}
+
+/// All MPTCP connections and orphan subflows seen.
 #[derive(Default)]
-pub struct MptcpTracker {}
+pub struct MptcpTracker {
+    conns: Vec<Connection>,
+    by_token: FxHashMap<u32, u32>,
+    /// Indexed by TCP stream number.
+    roles: Vec<StreamRole>,
+    orphans: Vec<Orphan>,
+}
+
+/// What an event needs to know about the packet that caused it.
+#[derive(Clone, Copy)]
+struct EventSource {
+    packet: u64,
+    ts_ns: u64,
+    stream: u32,
+    dir: usize,
+}
+
+impl Connection {
+    fn new(version: u8, ts_ns: u64) -> Self {
+        Self {
+            version,
+            keys: [None; 2],
+            material: [None; 2],
+            fallback: false,
+            fallback_causes: 0,
+            awaiting_synack: false,
+            subflows: Vec::new(),
+            dirs: Default::default(),
+            events: Vec::new(),
+            events_dropped: 0,
+            first_ts_ns: ts_ns,
+        }
+    }
+
+    fn event(&mut self, at: EventSource, kind: &'static str, detail: String) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events_dropped += 1;
+            return;
+        }
+        self.events.push(MptcpEvent {
+            time_s: at.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9,
+            packet: at.packet,
+            tcp_stream: u64::from(at.stream),
+            direction: direction_name(at.dir),
+            kind,
+            detail,
+        });
+    }
+
+    fn fall_back(&mut self, at: EventSource, cause: u8, detail: &str) {
+        self.fallback = true;
+        if self.fallback_causes & cause == 0 {
+            self.fallback_causes |= cause;
+            self.event(at, "fallback", detail.to_owned());
+        }
+    }
+
+    /// The reference a 4-byte value of direction `cd` is expanded against.
+    fn dsn_reference(&mut self, cd: usize) -> u64 {
+        if let Some(reference) = self.dirs[cd].dsn_ref {
+            return reference;
+        }
+        match self.material[cd] {
+            Some(m) => m.idsn.wrapping_add(1),
+            None => {
+                self.dirs[cd].provisional = true;
+                PROVISIONAL_BASE
+            }
+        }
+    }
+
+    /// A wire DSN or DATA_ACK of direction `cd` as a 64-bit value.
+    fn dsn(&mut self, cd: usize, wire: WireSeq) -> u64 {
+        let value = match wire {
+            WireSeq::U64(value) => {
+                if self.dirs[cd].provisional {
+                    let reference = self.dsn_reference(cd);
+                    self.rebase(cd, value.wrapping_sub(expand32(value as u32, reference)));
+                }
+                value
+            }
+            WireSeq::U32(low) => expand32(low, self.dsn_reference(cd)),
+        };
+        self.dirs[cd].dsn_ref = Some(value);
+        value
+    }
+
+    /// Leaves the provisional space of direction `cd`: shifts everything recorded by `delta`.
+    fn rebase(&mut self, cd: usize, delta: u64) {
+        let dir = &mut self.dirs[cd];
+        dir.provisional = false;
+        dir.data.shift(delta);
+        for value in [&mut dir.dsn_ref, &mut dir.highest_ack, &mut dir.data_fin]
+            .into_iter()
+            .flatten()
+        {
+            *value = value.wrapping_add(delta);
+        }
+        for sub in &mut self.subflows {
+            let sd = &mut sub.dirs[cd];
+            for m in &mut sd.mappings[..sd.used] {
+                m.dsn = m.dsn.wrapping_add(delta);
+            }
+        }
+    }
+}
+
+impl MptcpTracker {
+    /// Updates the MPTCP state with one packet, after `TcpTracker::feed` gave its `segment`.
+    /// `tcp` is the tracker that made `segment` (mapping eviction asks what it has seen).
+    pub fn feed(&mut self, packet: &Packet, segment: &Segment, tcp: &TcpTracker) {
+        let stream = segment.stream as usize;
+        if self.roles.len() <= stream {
+            self.roles.resize(stream + 1, StreamRole::Unknown);
+        }
+        let mut role = self.roles[stream];
+        if role == StreamRole::Unknown && packet.mptcp.is_empty() {
+            return; // plain TCP: the common path for non-MPTCP traffic
+        }
+        if segment.roles_swapped
+            && let StreamRole::Subflow { conn, sub } = role
+        {
+            let sub = &mut self.conns[conn as usize].subflows[sub as usize];
+            sub.flipped = !sub.flipped;
+        }
+
+        // Handshake options first: they may create a connection or attach the stream.
+        let syn = packet.has_flag(tcp_flags::SYN);
+        let ack = packet.has_flag(tcp_flags::ACK);
+        let mut capable_seen = false;
+        for option in &packet.mptcp {
+            match option {
+                MptcpOption::Capable {
+                    version,
+                    sender_key,
+                    receiver_key,
+                    ..
+                } => {
+                    capable_seen = true;
+                    role = self.on_capable(
+                        role,
+                        packet,
+                        segment,
+                        *version,
+                        *sender_key,
+                        *receiver_key,
+                    );
+                }
+                MptcpOption::Join(JoinOption::Syn {
+                    backup,
+                    addr_id,
+                    token,
+                    ..
+                }) if syn && !ack => {
+                    role = self.on_join_syn(role, segment.stream, *token, *backup, *addr_id);
+                }
+                _ => {}
+            }
+        }
+        let at = EventSource {
+            packet: packet.number,
+            ts_ns: packet.ts_ns,
+            stream: segment.stream,
+            dir: segment.dir,
+        };
+
+        // A stream with DSS options but no known connection: try its data sequence numbers.
+        if !matches!(role, StreamRole::Subflow { .. })
+            && let Some((value, acked)) = dss_sequence(packet)
+        {
+            role = self.attach_by_dsn(role, segment, value, acked);
+        }
+        self.roles[stream] = role;
+        let StreamRole::Subflow { conn, sub } = role else {
+            return;
+        };
+        let conn_index = conn as usize;
+        let sub_index = sub as usize;
+        let c = &mut self.conns[conn_index];
+        let flipped = c.subflows[sub_index].flipped;
+        let cd = segment.dir ^ usize::from(flipped);
+        let at = EventSource { dir: cd, ..at };
+
+        if syn && ack && c.awaiting_synack && sub_index == 0 {
+            c.awaiting_synack = false;
+            if !capable_seen {
+                c.fall_back(at, FALLBACK_SYNACK, "SYN/ACK without MP_CAPABLE");
+            }
+        }
+
+        // Counters.
+        let len = u64::from(packet.payload_len);
+        let d = &mut c.dirs[cd];
+        d.wire_bytes += len;
+        d.first_ts_ns.get_or_insert(packet.ts_ns);
+        d.last_ts_ns = d.last_ts_ns.max(packet.ts_ns);
+        let sd = &mut c.subflows[sub_index].dirs[cd];
+        sd.packets += 1;
+        sd.wire_bytes += len;
+
+        // The subflow's ISN position: from the TCP layer, else inferred from mappings.
+        let mut isn = segment.isn_pos.or(sd.inferred_isn);
+        let delivered = tcp
+            .stream(u64::from(segment.stream))
+            .map(|s| &s.dirs[segment.dir]);
+
+        for option in &packet.mptcp {
+            match option {
+                MptcpOption::Capable {
+                    data_len: Some(data_len),
+                    ..
+                } if *data_len > 0 => {
+                    // RFC 8684 §3.1: data on the MP_CAPABLE ACK starts at IDSN + 1, ssn 1.
+                    if let Some(m) = c.material[cd] {
+                        let dsn = m.idsn.wrapping_add(1);
+                        c.dirs[cd].dsn_ref.get_or_insert(dsn);
+                        add_mapping(
+                            c,
+                            sub_index,
+                            cd,
+                            Mapping {
+                                dsn,
+                                ssn: 1,
+                                len: u64::from(*data_len),
+                            },
+                            Carried {
+                                tcp: delivered,
+                                isn,
+                            },
+                        );
+                    }
+                }
+                MptcpOption::Join(JoinOption::SynAck { addr_id, .. }) => {
+                    c.subflows[sub_index].addr_ids[1] = Some(*addr_id);
+                }
+                MptcpOption::Dss {
+                    data_fin,
+                    data_ack,
+                    mapping,
+                } => {
+                    if let Some(data_ack) = data_ack {
+                        let peer = 1 - cd;
+                        let value = c.dsn(peer, *data_ack);
+                        let highest = &mut c.dirs[peer].highest_ack;
+                        *highest = Some(highest.map_or(value, |h| h.max(value)));
+                    }
+                    if let Some(mapping) = mapping {
+                        isn = record_mapping(
+                            c,
+                            at,
+                            sub_index,
+                            cd,
+                            segment,
+                            delivered,
+                            len > 0,
+                            isn,
+                            mapping,
+                            *data_fin,
+                        );
+                    } else if *data_fin && !c.dirs[cd].data_fin_reported {
+                        c.dirs[cd].data_fin_reported = true;
+                        c.event(at, "data_fin", "DATA_FIN without mapping".to_owned());
+                    }
+                }
+                MptcpOption::AddAddr {
+                    echo,
+                    addr_id,
+                    addr,
+                    port,
+                    ..
+                } => {
+                    let mut detail = format!("id {addr_id} {}", endpoint(*addr, *port));
+                    if *echo {
+                        detail.push_str(" (echo)");
+                    }
+                    c.event(at, "add_addr", detail);
+                }
+                MptcpOption::RemoveAddr { addr_ids } => {
+                    let mut detail = String::from("ids");
+                    for id in addr_ids {
+                        let _ = write!(detail, " {id}");
+                    }
+                    c.event(at, "remove_addr", detail);
+                }
+                MptcpOption::Prio { backup, addr_id } => {
+                    // Applied to the subflow carrying it (the address id, when present, names
+                    // the sender's address, which is this subflow's in practice).
+                    c.subflows[sub_index].backup = *backup;
+                    let mut detail = format!("backup={backup}");
+                    if let Some(id) = addr_id {
+                        let _ = write!(detail, " id {id}");
+                    }
+                    c.event(at, "mp_prio", detail);
+                }
+                MptcpOption::Fail { dsn } => {
+                    c.event(at, "mp_fail", format!("dsn {dsn}"));
+                    c.fall_back(at, FALLBACK_MP_FAIL, "MP_FAIL");
+                }
+                MptcpOption::FastClose { receiver_key } => {
+                    c.event(at, "mp_fastclose", format!("receiver key {receiver_key}"));
+                }
+                MptcpOption::TcpRst { flags, reason } => {
+                    c.event(
+                        at,
+                        "mp_tcprst",
+                        format!(
+                            "reason {reason} ({}), flags {flags:#x}",
+                            tcprst_reason_name(*reason)
+                        ),
+                    );
+                }
+                MptcpOption::Unknown { subtype, len } => {
+                    c.event(
+                        at,
+                        "unknown_option",
+                        format!("subtype {subtype}, length {len}"),
+                    );
+                }
+                MptcpOption::Malformed { subtype, len } => {
+                    c.event(
+                        at,
+                        "malformed_option",
+                        format!("subtype {subtype}, length {len}"),
+                    );
+                }
+                MptcpOption::Capable { .. } | MptcpOption::Join(_) => {}
+            }
+        }
+
+        if len > 0 && !segment.keep_alive {
+            carry(c, sub_index, cd, segment, isn, len);
+        }
+    }
+
+    fn on_capable(
+        &mut self,
+        role: StreamRole,
+        packet: &Packet,
+        segment: &Segment,
+        version: u8,
+        sender_key: Option<u64>,
+        receiver_key: Option<u64>,
+    ) -> StreamRole {
+        let (conn, role) = match role {
+            StreamRole::Unknown => {
+                let conn = self.conns.len() as u32;
+                let mut c = Connection::new(version, packet.ts_ns);
+                c.awaiting_synack =
+                    packet.has_flag(tcp_flags::SYN) && !packet.has_flag(tcp_flags::ACK);
+                c.subflows.push(Subflow {
+                    stream: segment.stream,
+                    join: false,
+                    backup: false,
+                    addr_ids: [None; 2],
+                    flipped: false,
+                    dirs: Default::default(),
+                });
+                self.conns.push(c);
+                (conn, StreamRole::Subflow { conn, sub: 0 })
+            }
+            // Keys only come from the initial subflow's handshake.
+            StreamRole::Subflow { conn, sub: 0 } => (conn, role),
+            _ => return role,
+        };
+        let c = &mut self.conns[conn as usize];
+        let cd = segment.dir ^ usize::from(c.subflows[0].flipped);
+        let mut changed = [false; 2];
+        if c.version != version {
+            c.version = version;
+            changed = [c.keys[0].is_some(), c.keys[1].is_some()];
+        }
+        for (owner, key) in [(cd, sender_key), (1 - cd, receiver_key)] {
+            if let Some(key) = key
+                && c.keys[owner] != Some(key)
+            {
+                c.keys[owner] = Some(key);
+                changed[owner] = true;
+            }
+        }
+        for owner in [CLIENT_TO_SERVER, SERVER_TO_CLIENT] {
+            if changed[owner] {
+                self.learn_key(conn, owner);
+            }
+        }
+        role
+    }
+
+    /// Derives token and IDSN of a newly known key of side `owner` of connection `conn`.
+    fn learn_key(&mut self, conn: u32, owner: usize) {
+        let c = &mut self.conns[conn as usize];
+        let Some(key) = c.keys[owner] else {
+            return;
+        };
+        let material = key_material(c.version, key);
+        if let Some(old) = c.material[owner]
+            && self.by_token.get(&old.token) == Some(&conn)
+        {
+            self.by_token.remove(&old.token);
+        }
+        c.material[owner] = Some(material);
+        if c.dirs[owner].provisional
+            && let Some(reference) = c.dirs[owner].dsn_ref
+        {
+            let truth = expand32(reference as u32, material.idsn.wrapping_add(1));
+            c.rebase(owner, truth.wrapping_sub(reference));
+        }
+        self.by_token.insert(material.token, conn);
+        // Joins that asked for this token before it was known.
+        for i in 0..self.orphans.len() {
+            let o = &self.orphans[i];
+            if !o.attached && o.token == Some(material.token) {
+                let (stream, backup, addr_id) = (o.stream, o.backup, o.addr_id);
+                self.orphans[i].attached = true;
+                let role = self.attach_join(conn, stream, material.token, backup, addr_id);
+                self.roles[stream as usize] = role;
+            }
+        }
+    }
+
+    fn on_join_syn(
+        &mut self,
+        role: StreamRole,
+        stream: u32,
+        token: u32,
+        backup: bool,
+        addr_id: u8,
+    ) -> StreamRole {
+        match role {
+            StreamRole::Subflow { .. } => role,
+            StreamRole::Orphan(o) => {
+                let orphan = &mut self.orphans[o as usize];
+                orphan.token = Some(token);
+                orphan.backup = backup;
+                orphan.addr_id = Some(addr_id);
+                match self.by_token.get(&token) {
+                    Some(&conn) => {
+                        self.orphans[o as usize].attached = true;
+                        self.attach_join(conn, stream, token, backup, Some(addr_id))
+                    }
+                    None => role,
+                }
+            }
+            StreamRole::Unknown => match self.by_token.get(&token) {
+                Some(&conn) => self.attach_join(conn, stream, token, backup, Some(addr_id)),
+                None => self.new_orphan(stream, Some(token), backup, Some(addr_id)),
+            },
+        }
+    }
+
+    fn new_orphan(
+        &mut self,
+        stream: u32,
+        token: Option<u32>,
+        backup: bool,
+        addr_id: Option<u8>,
+    ) -> StreamRole {
+        let index = self.orphans.len() as u32;
+        self.orphans.push(Orphan {
+            stream,
+            token,
+            backup,
+            addr_id,
+            attached: false,
+            dsn_attempts: 0,
+        });
+        StreamRole::Orphan(index)
+    }
+
+    fn attach_join(
+        &mut self,
+        conn: u32,
+        stream: u32,
+        token: u32,
+        backup: bool,
+        addr_id: Option<u8>,
+    ) -> StreamRole {
+        let c = &mut self.conns[conn as usize];
+        // The token names the receiver: the client's token means the server opened it.
+        let flipped = c.material[CLIENT_TO_SERVER].is_some_and(|m| m.token == token)
+            && c.material[SERVER_TO_CLIENT].is_none_or(|m| m.token != token);
+        let sub = c.subflows.len() as u32;
+        c.subflows.push(Subflow {
+            stream,
+            join: true,
+            backup,
+            addr_ids: [addr_id, None],
+            flipped,
+            dirs: Default::default(),
+        });
+        StreamRole::Subflow { conn, sub }
+    }
+
+    /// Attaches a stream without a usable handshake by the DSN of one of its mappings.
+    /// `acked`: `dsn` is a DATA_ACK, so it lies in the sequence space of the packet's receiver.
+    fn attach_by_dsn(
+        &mut self,
+        role: StreamRole,
+        segment: &Segment,
+        dsn: WireSeq,
+        acked: bool,
+    ) -> StreamRole {
+        let role = match role {
+            StreamRole::Unknown => self.new_orphan(segment.stream, None, false, None),
+            other => other,
+        };
+        let StreamRole::Orphan(o) = role else {
+            return role;
+        };
+        let orphan = &mut self.orphans[o as usize];
+        if orphan.dsn_attempts >= MAX_DSN_ATTACH_ATTEMPTS {
+            return role;
+        }
+        orphan.dsn_attempts += 1;
+        let mut found = None;
+        let mut matches = 0;
+        for (index, c) in self.conns.iter().enumerate() {
+            for cd in [CLIENT_TO_SERVER, SERVER_TO_CLIENT] {
+                let Some(m) = c.material[cd] else {
+                    continue;
+                };
+                let start = m.idsn.wrapping_add(1);
+                let inside = match dsn {
+                    WireSeq::U64(value) => value.wrapping_sub(m.idsn) < 1 << 32,
+                    WireSeq::U32(low) => {
+                        let reference = c.dirs[cd].dsn_ref.unwrap_or(start);
+                        let value = expand32(low, reference);
+                        let seen = c.dirs[cd].data.end().unwrap_or(start).max(reference);
+                        value.wrapping_sub(m.idsn) < 1 << 32
+                            && value.wrapping_sub(m.idsn)
+                                <= seen.wrapping_sub(m.idsn) + DSN_ATTACH_SLACK
+                    }
+                };
+                if inside {
+                    matches += 1;
+                    found = Some((index as u32, cd));
+                }
+            }
+        }
+        match found {
+            Some((conn, cd)) if matches == 1 => {
+                self.orphans[o as usize].attached = true;
+                let c = &mut self.conns[conn as usize];
+                let sub = c.subflows.len() as u32;
+                c.subflows.push(Subflow {
+                    stream: segment.stream,
+                    join: false,
+                    backup: false,
+                    addr_ids: [None; 2],
+                    // The packet's sender sends in connection direction cd (mapping) or
+                    // acknowledges it (DATA_ACK).
+                    flipped: (segment.dir != cd) != acked,
+                    dirs: Default::default(),
+                });
+                StreamRole::Subflow { conn, sub }
+            }
+            _ => role,
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn list(&self, tcp: &TcpTracker) -> (Vec<MptcpConnectionInfo>, Vec<OrphanSubflow>) {
+        let conns = (0..self.conns.len() as u64)
+            .filter_map(|id| self.info(tcp, id))
+            .collect();
+        let orphans = self
+            .orphans
+            .iter()
+            .filter(|o| !o.attached)
+            .map(|o| {
+                let (client, server) = endpoints(tcp, o.stream);
+                OrphanSubflow {
+                    tcp_stream: u64::from(o.stream),
+                    client,
+                    server,
+                    token: o.token,
+                }
+            })
+            .collect();
+        (conns, orphans)
+    }
+
+    pub fn info(&self, tcp: &TcpTracker, id: u64) -> Option<MptcpConnectionInfo> {
+        let c = self.conns.get(usize::try_from(id).ok()?)?;
+        let subflows = c
+            .subflows
+            .iter()
+            .map(|s| {
+                let (client, server) = endpoints(tcp, s.stream);
+                SubflowInfo {
+                    tcp_stream: u64::from(s.stream),
+                    client,
+                    server,
+                    join: s.join,
+                    backup: s.backup,
+                    client_addr_id: s.addr_ids[0],
+                    server_addr_id: s.addr_ids[1],
+                }
+            })
+            .collect();
+        Some(MptcpConnectionInfo {
+            id,
+            version: c.version,
+            client_key: c.keys[0].map(|k| k.to_string()),
+            server_key: c.keys[1].map(|k| k.to_string()),
+            client_token: c.material[0].map(|m| m.token),
+            server_token: c.material[1].map(|m| m.token),
+            client_idsn: c.material[0].map(|m| m.idsn.to_string()),
+            server_idsn: c.material[1].map(|m| m.idsn.to_string()),
+            fallback: c.fallback,
+            subflows,
+        })
+    }
+
+    pub fn summary(&self, id: u64) -> Option<MptcpSummary> {
+        let c = self.conns.get(usize::try_from(id).ok()?)?;
+        let directions = [CLIENT_TO_SERVER, SERVER_TO_CLIENT]
+            .into_iter()
+            .map(|cd| {
+                let d = &c.dirs[cd];
+                let unique_bytes = d.data.len();
+                let duration_s = d
+                    .first_ts_ns
+                    .map_or(0.0, |first| d.last_ts_ns.saturating_sub(first) as f64 / 1e9);
+                let rate = |bytes: u64| {
+                    if duration_s > 0.0 {
+                        bytes as f64 * 8.0 / duration_s
+                    } else {
+                        0.0
+                    }
+                };
+                let acked_bytes = match (d.highest_ack, c.material[cd]) {
+                    (Some(ack), Some(m)) if !d.provisional => {
+                        let acked = ack.saturating_sub(m.idsn.wrapping_add(1));
+                        let fin = d.data_fin.is_some_and(|fin| ack > fin);
+                        acked.saturating_sub(u64::from(fin))
+                    }
+                    _ => 0,
+                };
+                let subflows = c
+                    .subflows
+                    .iter()
+                    .map(|s| {
+                        let sd = &s.dirs[cd];
+                        SubflowDirectionSummary {
+                            tcp_stream: u64::from(s.stream),
+                            packets: sd.packets,
+                            wire_bytes: sd.wire_bytes,
+                            unique_bytes: sd.unique_bytes,
+                            share: if unique_bytes > 0 {
+                                sd.unique_bytes as f64 / unique_bytes as f64
+                            } else {
+                                0.0
+                            },
+                            reinjected_bytes: sd.reinjected_bytes,
+                            retransmitted_bytes: sd.retransmitted_bytes,
+                        }
+                    })
+                    .collect();
+                MptcpDirectionSummary {
+                    direction: direction_name(cd),
+                    duration_s,
+                    wire_bytes: d.wire_bytes,
+                    unique_bytes,
+                    acked_bytes,
+                    reinjected_bytes: d.reinjected_bytes,
+                    reinjections: d.reinjections,
+                    retransmissions: d.retransmissions,
+                    retransmitted_bytes: d.retransmitted_bytes,
+                    goodput_bps: rate(unique_bytes),
+                    throughput_bps: rate(d.wire_bytes),
+                    unmapped_segments: d.unmapped_segments,
+                    unmapped_bytes: d.unmapped_bytes,
+                    subflows,
+                }
+            })
+            .collect();
+        Some(MptcpSummary {
+            id,
+            version: c.version,
+            fallback: c.fallback,
+            directions,
+            events: c.events.clone(),
+            events_dropped: c.events_dropped,
+        })
+    }
+}
+
+/// Records a DSS mapping carried by a segment of subflow `sub` in connection direction `cd`.
+/// `isn` is the subflow direction's ISN position as known so far; returns it, possibly newly
+/// inferred from this mapping.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are all distinct"
+)]
+fn record_mapping(
+    c: &mut Connection,
+    at: EventSource,
+    sub: usize,
+    cd: usize,
+    segment: &Segment,
+    delivered: Option<&TcpDirection>,
+    has_payload: bool,
+    isn: Option<u64>,
+    mapping: &DssMapping,
+    data_fin: bool,
+) -> Option<u64> {
+    let dsn = c.dsn(cd, mapping.dsn);
+    let sd = &mut c.subflows[sub].dirs[cd];
+    let (ssn, isn) = match (segment.isn_pos, has_payload) {
+        (None, true) => {
+            // No captured SYN: the segment lies inside its mapping, so payload position − ssn
+            // is at or above the ISN position, and equal for a segment starting its mapping.
+            // Keep the lowest such guess.
+            let reference = match sd.inferred_isn {
+                Some(i) => segment.payload_pos.saturating_sub(i),
+                None => u64::from(mapping.ssn),
+            };
+            let ssn = expand32(mapping.ssn, reference);
+            let guess = segment.payload_pos.saturating_sub(ssn);
+            let inferred = sd.inferred_isn.map_or(guess, |i| i.min(guess));
+            sd.inferred_isn = Some(inferred);
+            (ssn, Some(inferred))
+        }
+        _ => match isn {
+            Some(i) => (
+                expand32(mapping.ssn, segment.payload_pos.saturating_sub(i)),
+                Some(i),
+            ),
+            None => (u64::from(mapping.ssn), None),
+        },
+    };
+    if mapping.len == 0 {
+        add_mapping(
+            c,
+            sub,
+            cd,
+            Mapping {
+                dsn,
+                ssn,
+                len: INFINITE,
+            },
+            Carried {
+                tcp: delivered,
+                isn,
+            },
+        );
+        c.fall_back(at, FALLBACK_INFINITE, "infinite mapping");
+        return isn;
+    }
+    // DATA_FIN occupies the mapping's last data sequence number, not a payload byte.
+    let len = u64::from(mapping.len) - u64::from(data_fin);
+    if len > 0 {
+        add_mapping(
+            c,
+            sub,
+            cd,
+            Mapping { dsn, ssn, len },
+            Carried {
+                tcp: delivered,
+                isn,
+            },
+        );
+    }
+    if data_fin {
+        let fin = dsn.wrapping_add(len);
+        let d = &mut c.dirs[cd];
+        d.data_fin = Some(fin);
+        if !d.data_fin_reported {
+            d.data_fin_reported = true;
+            c.event(at, "data_fin", format!("dsn {fin}"));
+        }
+    }
+    isn
+}
+
+/// Credits the payload of a segment to the data ranges of its mappings.
+fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Option<u64>, len: u64) {
+    let Some(isn) = isn else {
+        let d = &mut c.dirs[cd];
+        d.unmapped_segments += 1;
+        d.unmapped_bytes += len;
+        return;
+    };
+    let rel = segment.payload_pos.saturating_sub(isn);
+    let end = rel + len;
+    let sd = &mut c.subflows[sub].dirs[cd];
+    let d = &mut c.dirs[cd];
+    let (mut new, mut overlap) = (0, 0);
+    let mut cursor = rel;
+    // A segment spans at most as many mappings as are remembered.
+    for _ in 0..=MAPPINGS {
+        if cursor >= end {
+            break;
+        }
+        let Some(m) = sd.covering(cursor) else {
+            if segment.retransmitted_bytes == len {
+                // The subflow carried all of it before: a retransmission whose mapping is
+                // gone, not data of unknown place.
+                overlap += end - cursor;
+            } else {
+                d.unmapped_segments += 1;
+                d.unmapped_bytes += sd.unmapped.insert(cursor, end);
+            }
+            break;
+        };
+        let chunk_end = end.min(m.ssn.saturating_add(m.len));
+        let dsn = m.dsn.wrapping_add(cursor - m.ssn);
+        let size = chunk_end - cursor;
+        let fresh = d.data.insert(dsn, dsn + size);
+        new += fresh;
+        overlap += size - fresh;
+        cursor = chunk_end;
+    }
+    account(d, sd, new, overlap, segment.retransmitted_bytes);
+}
+
+/// Credits one segment's (or one late-resolved range's) data: `new` data bytes carried first
+/// by this subflow; `overlap` data bytes carried before (by any subflow), of which as many as
+/// `tcp_overlap` (payload bytes this subflow had already carried at the TCP level) are a
+/// retransmission and the rest a reinjection.
+fn account(
+    d: &mut ConnDirection,
+    sd: &mut SubflowDirection,
+    new: u64,
+    overlap: u64,
+    tcp_overlap: u64,
+) {
+    sd.unique_bytes += new;
+    let retransmitted = overlap.min(tcp_overlap);
+    let reinjected = overlap - retransmitted;
+    if retransmitted > 0 {
+        d.retransmissions += 1;
+        d.retransmitted_bytes += retransmitted;
+        sd.retransmitted_bytes += retransmitted;
+    }
+    if reinjected > 0 {
+        d.reinjections += 1;
+        d.reinjected_bytes += reinjected;
+        sd.reinjected_bytes += reinjected;
+    }
+}
+
+/// Remembers a mapping of subflow `sub`, direction `cd`, and credits the payload carried
+/// earlier without a known mapping that it covers.
+fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, carried: Carried<'_>) {
+    let sd = &mut c.subflows[sub].dirs[cd];
+    if !sd.remember(m, carried) || sd.unmapped.is_empty() {
+        return;
+    }
+    let d = &mut c.dirs[cd];
+    let (mut new, mut overlap, mut resolved) = (0, 0, 0);
+    sd.unmapped
+        .remove(m.ssn, m.ssn.saturating_add(m.len), |start, end| {
+            let dsn = m.dsn.wrapping_add(start - m.ssn);
+            let fresh = d.data.insert(dsn, dsn + (end - start));
+            new += fresh;
+            overlap += end - start - fresh;
+            resolved += end - start;
+        });
+    d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
+    // These bytes were new to the subflow when it carried them.
+    account(d, sd, new, overlap, 0);
+}
+
+/// What the TCP layer knows of a subflow direction's coverage, in relative sequence numbers.
+#[derive(Clone, Copy)]
+struct Carried<'a> {
+    tcp: Option<&'a TcpDirection>,
+    isn: Option<u64>,
+}
+
+impl Carried<'_> {
+    /// Every byte of relative `[start, end)` was carried at least once.
+    fn all(&self, start: u64, end: u64) -> bool {
+        match (self.tcp, self.isn) {
+            (Some(tcp), Some(isn)) => {
+                tcp.carried(isn.saturating_add(start), isn.saturating_add(end))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The first DSS mapping's DSN of a packet, else its first DATA_ACK (then `true`).
+fn dss_sequence(packet: &Packet) -> Option<(WireSeq, bool)> {
+    let dss = || {
+        packet.mptcp.iter().filter_map(|o| match o {
+            MptcpOption::Dss {
+                data_ack, mapping, ..
+            } => Some((data_ack, mapping)),
+            _ => None,
+        })
+    };
+    dss()
+        .find_map(|(_, mapping)| mapping.map(|m| (m.dsn, false)))
+        .or_else(|| dss().find_map(|(data_ack, _)| data_ack.map(|a| (a, true))))
+}
+
+fn endpoint(addr: IpAddr, port: Option<u16>) -> String {
+    match (addr, port) {
+        (IpAddr::V4(a), Some(p)) => format!("{a}:{p}"),
+        (IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
+        (a, None) => a.to_string(),
+    }
+}
+
+fn endpoints(tcp: &TcpTracker, stream: u32) -> (String, String) {
+    tcp.stream(u64::from(stream))
+        .map(|s| (s.client.to_string(), s.server.to_string()))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{
+        Analyzer,
+        tcp::tests::{A, B, pkt},
+    };
+
+    // Stream 0 of /work/shared/pcaps/client_2.pcap (v0): keys and, per tshark 4.0,
+    // mptcp.expected_token / mptcp.expected_idsn.
+    const C_KEY: u64 = 14568871653868829995;
+    const S_KEY: u64 = 12070231261294881532;
+    const C_TOKEN: u32 = 2280993044;
+    const S_TOKEN: u32 = 804647408;
+    const C_IDSN: u64 = 5947950023132234492;
+    const S_IDSN: u64 = 5227567736771178707;
+    // v1 keys; truth from `printf <8 key bytes> | sha256sum` (see keys.rs tests).
+    const V1_S_KEY: u64 = 0x0123_4567_89ab_cdef;
+    const V1_S_TOKEN: u32 = 0x55c5_3f5d;
+    const V1_C_KEY: u64 = 0xfedc_ba98_7654_3210;
+    const V1_C_IDSN: u64 = 0x2808_18bf_0fa7_e28e;
+
+    const A2: &str = "11.0.0.1";
+    const SYN: u8 = tcp_flags::SYN;
+    const SYNACK: u8 = tcp_flags::SYN | tcp_flags::ACK;
+    const ACK: u8 = tcp_flags::ACK;
+    /// Client and server ISNs of the initial subflow in these tests.
+    const C_ISN: u32 = 100;
+    const S_ISN: u32 = 900;
+
+    fn capable(version: u8, sender: Option<u64>, receiver: Option<u64>) -> MptcpOption {
+        MptcpOption::Capable {
+            version,
+            flags: 0x81,
+            sender_key: sender,
+            receiver_key: receiver,
+            data_len: None,
+            checksum: None,
+        }
+    }
+
+    fn dss(data_ack: Option<WireSeq>, map: Option<(WireSeq, u32, u16)>, fin: bool) -> MptcpOption {
+        MptcpOption::Dss {
+            data_fin: fin,
+            data_ack,
+            mapping: map.map(|(dsn, ssn, len)| DssMapping {
+                dsn,
+                ssn,
+                len,
+                checksum: None,
+            }),
+        }
+    }
+
+    fn join_syn(token: u32, backup: bool, addr_id: u8) -> MptcpOption {
+        MptcpOption::Join(JoinOption::Syn {
+            backup,
+            addr_id,
+            token,
+            nonce: 7,
+        })
+    }
+
+    /// v0 handshake on A:1000 → B:5201 (stream 0, connection 0), at t = 0..2 ms.
+    fn v0_handshake(a: &mut Analyzer) {
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(0, Some(C_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .at(2, 1_000_000)
+                .opt(capable(0, Some(S_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .ack(S_ISN + 1)
+                .flags(ACK)
+                .at(3, 2_000_000)
+                .opt(capable(0, Some(C_KEY), Some(S_KEY)))
+                .done(),
+        );
+    }
+
+    /// A join from A2:2000 to B:5201 asking for the server's token (stream 1, subflow 1),
+    /// client ISN 5000, server ISN 7000.
+    fn v0_join(a: &mut Analyzer) {
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5000)
+                .flags(SYN)
+                .opt(join_syn(S_TOKEN, true, 2))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 5201, A2, 2000)
+                .seq(7000)
+                .ack(5001)
+                .flags(SYNACK)
+                .opt(MptcpOption::Join(JoinOption::SynAck {
+                    backup: false,
+                    addr_id: 0,
+                    hmac: 1,
+                    nonce: 2,
+                }))
+                .done(),
+        );
+    }
+
+    #[test]
+    fn v0_handshake_keys_and_tokens() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        let list = a.mptcp_list();
+        assert_eq!(list.mptcp_connections.len(), 1);
+        let c = &list.mptcp_connections[0];
+        assert_eq!(c.version, 0);
+        assert_eq!(c.client_key.as_deref(), Some("14568871653868829995"));
+        assert_eq!(c.server_key.as_deref(), Some("12070231261294881532"));
+        assert_eq!(
+            (c.client_token, c.server_token),
+            (Some(C_TOKEN), Some(S_TOKEN))
+        );
+        assert_eq!(c.client_idsn, Some(C_IDSN.to_string()));
+        assert_eq!(c.server_idsn, Some(S_IDSN.to_string()));
+        assert!(!c.fallback);
+        assert_eq!(c.subflows.len(), 1);
+        assert_eq!(c.subflows[0].client, "10.0.0.1:1000");
+        assert!(!c.subflows[0].join);
+        assert!(a.tcp_list().tcp_connections[0].mptcp);
+    }
+
+    #[test]
+    fn join_attached_by_token_and_orphan_join() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        v0_join(&mut a);
+        // A join asking for a token nobody has: orphan, never a made-up connection.
+        a.feed(
+            &pkt(A2, 3000, B, 5201)
+                .seq(1)
+                .flags(SYN)
+                .opt(join_syn(0xdead_beef, false, 3))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert_eq!(list.mptcp_connections.len(), 1);
+        let subflows = &list.mptcp_connections[0].subflows;
+        assert_eq!(subflows.len(), 2);
+        let join = &subflows[1];
+        assert_eq!((join.tcp_stream, join.join, join.backup), (1, true, true));
+        assert_eq!(
+            (join.client_addr_id, join.server_addr_id),
+            (Some(2), Some(0))
+        );
+        assert_eq!(join.client, "11.0.0.1:2000");
+        assert_eq!(list.orphan_subflows.len(), 1);
+        let orphan = &list.orphan_subflows[0];
+        assert_eq!((orphan.tcp_stream, orphan.token), (2, Some(0xdead_beef)));
+        assert_eq!(orphan.client, "11.0.0.1:3000");
+    }
+
+    #[test]
+    fn join_by_server_counts_in_server_to_client() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        // The server opens a subflow towards the client: the SYN carries the CLIENT's token.
+        a.feed(
+            &pkt(B, 6000, A2, 1000)
+                .seq(10)
+                .flags(SYN)
+                .opt(join_syn(C_TOKEN, false, 1))
+                .done(),
+        );
+        // Server data on it: 100 bytes at S_IDSN + 1, relative ssn 1.
+        a.feed(
+            &pkt(B, 6000, A2, 1000)
+                .seq(11)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U64(S_IDSN + 1), 1, 100)), false))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert_eq!(list.mptcp_connections[0].subflows.len(), 2);
+        let s = a.mptcp_summary(0).expect("connection 0");
+        assert_eq!(s.directions[SERVER_TO_CLIENT].unique_bytes, 100);
+        assert_eq!(s.directions[SERVER_TO_CLIENT].subflows[1].unique_bytes, 100);
+        assert_eq!(s.directions[CLIENT_TO_SERVER].wire_bytes, 0);
+    }
+
+    #[test]
+    fn v1_handshake_and_capable_data_mapping() {
+        let mut a = Analyzer::new();
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(1, None, None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .opt(capable(1, Some(V1_S_KEY), None))
+                .done(),
+        );
+        // Third ACK with both keys and a data-level length of 1000 (RFC 8684 §3.1, length 22):
+        // data at DSN = client IDSN + 1, relative ssn 1; here 600 of its bytes ride on it.
+        let mut with_data = capable(1, Some(V1_C_KEY), Some(V1_S_KEY));
+        if let MptcpOption::Capable { data_len, .. } = &mut with_data {
+            *data_len = Some(1000);
+        }
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .ack(S_ISN + 1)
+                .len(600)
+                .opt(with_data)
+                .done(),
+        );
+        // The remaining 400 bytes of that mapping, with no option at all.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 601)
+                .ack(S_ISN + 1)
+                .len(400)
+                .done(),
+        );
+        // Then a DSS mapping with a 4-byte DSN: low 32 bits of IDSN + 1001, ssn 1001, 500 bytes.
+        let dsn32 = (V1_C_IDSN + 1001) as u32;
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1001)
+                .ack(S_ISN + 1)
+                .len(500)
+                .opt(dss(None, Some((WireSeq::U32(dsn32), 1001, 500)), false))
+                .done(),
+        );
+        // The server acknowledges everything: 4-byte DATA_ACK = low 32 bits of IDSN + 1501.
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN + 1)
+                .ack(C_ISN + 1501)
+                .opt(dss(
+                    Some(WireSeq::U32((V1_C_IDSN + 1501) as u32)),
+                    None,
+                    false,
+                ))
+                .done(),
+        );
+        let c = &a.mptcp_list().mptcp_connections[0];
+        assert_eq!(c.version, 1);
+        assert_eq!(c.server_token, Some(V1_S_TOKEN));
+        assert_eq!(c.client_token, Some(0x18f9_781b));
+        assert_eq!(c.client_idsn, Some(V1_C_IDSN.to_string()));
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // 1000 bytes from the MP_CAPABLE mapping + 500 from the DSS one, nothing unmapped.
+        assert_eq!(
+            (c2s.unique_bytes, c2s.wire_bytes, c2s.unmapped_bytes),
+            (1500, 1500, 0)
+        );
+        // DATA_ACK IDSN + 1501 − (IDSN + 1) = 1500.
+        assert_eq!(c2s.acked_bytes, 1500);
+        assert_eq!(c2s.reinjections + c2s.retransmissions, 0);
+    }
+
+    #[test]
+    fn dsn_wraparound_expansion() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        // Four 100-byte mappings whose DSNs step 0x7000_0000 each (gaps in between): the first
+        // is 8 bytes, the others 4 bytes, each less than 2^31 from the previous one, so each
+        // expands forward. C_IDSN + 1 has low 32 bits 0x4e92c2fd; + 0x1_5000_0000 crosses
+        // 2^32 in the low bits, so a 32-bit-only view would fall back by 2^32.
+        let step = 0x7000_0000u64;
+        for i in 0..4u64 {
+            let dsn = C_IDSN + 1 + i * step;
+            let wire = if i == 0 {
+                WireSeq::U64(dsn)
+            } else {
+                WireSeq::U32(dsn as u32)
+            };
+            let ssn = 1 + 100 * i as u32;
+            a.feed(
+                &pkt(A, 1000, B, 5201)
+                    .seq(C_ISN + ssn)
+                    .len(100)
+                    .opt(dss(None, Some((wire, ssn, 100)), false))
+                    .done(),
+            );
+        }
+        let last_end = C_IDSN + 1 + 3 * step + 100;
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(last_end as u32)), None, false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        assert_eq!(c2s.unique_bytes, 400);
+        // acked = 3 × 0x7000_0000 + 100 = 0x1_5000_0000 + 100 = 5637144676.
+        assert_eq!(c2s.acked_bytes, 5_637_144_676);
+    }
+
+    #[test]
+    fn reinjection_versus_retransmission_and_shares() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        v0_join(&mut a);
+        let map = |dsn_off: u64, ssn: u32, len: u16| {
+            dss(
+                None,
+                Some((WireSeq::U64(C_IDSN + 1 + dsn_off), ssn, len)),
+                false,
+            )
+        };
+        // Subflow 0 carries data [0, 3000) in three segments.
+        for i in 0..3u32 {
+            let ssn = 1 + 1000 * i;
+            a.feed(
+                &pkt(A, 1000, B, 5201)
+                    .seq(C_ISN + ssn)
+                    .len(1000)
+                    .opt(map(u64::from(ssn - 1), ssn, 1000))
+                    .done(),
+            );
+        }
+        // Subflow 1 carries new data [3000, 4000), then reinjects [2000, 3000).
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5001)
+                .len(1000)
+                .opt(map(3000, 1, 1000))
+                .done(),
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(6001)
+                .len(1000)
+                .opt(map(2000, 1001, 1000))
+                .done(),
+        );
+        // Subflow 0 retransmits its segment [1000, 2000) (same TCP sequence, same mapping).
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1001)
+                .len(1000)
+                .opt(map(1000, 1001, 1000))
+                .done(),
+        );
+        // Subflow 0 re-sends data [0, 500) under NEW subflow sequence numbers (ssn 3001), as
+        // Linux's MPTCP-level retransmission may: new at the TCP level, so a reinjection.
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 3001)
+                .len(500)
+                .opt(map(0, 3001, 500))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // Unique 4000; wire 3000 + 2000 + 1000 + 500 = 6500.
+        assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (4000, 6500));
+        // Reinjections: [2000, 3000) on subflow 1 and [0, 500) on subflow 0.
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (2, 1500));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 1000));
+        let (s0, s1) = (&c2s.subflows[0], &c2s.subflows[1]);
+        assert_eq!((s0.unique_bytes, s1.unique_bytes), (3000, 1000));
+        assert_eq!((s0.retransmitted_bytes, s0.reinjected_bytes), (1000, 500));
+        assert_eq!(s1.reinjected_bytes, 1000);
+        // wire = unique + reinjected + retransmitted when everything is mapped.
+        assert_eq!(
+            c2s.wire_bytes,
+            c2s.unique_bytes + c2s.reinjected_bytes + c2s.retransmitted_bytes
+        );
+        // Shares 3000/4000 and 1000/4000.
+        assert_eq!((s0.share, s1.share), (0.75, 0.25));
+        assert_eq!(s0.share + s1.share, 1.0);
+        // The TCP view of subflow 0 agrees: one retransmission of 1000 bytes.
+        let t = a.tcp_summary(0).expect("stream 0");
+        assert_eq!(
+            (
+                t.directions[0].retransmissions,
+                t.directions[0].retransmitted_bytes
+            ),
+            (1, 1000)
+        );
+    }
+
+    #[test]
+    fn data_fin_is_not_a_payload_byte() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        // 100 payload bytes under a mapping of data-level length 101 with DATA_FIN.
+        let fin_map = dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 101)), true);
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(100)
+                .at(10, 3_000_000)
+                .opt(fin_map.clone())
+                .done(),
+        );
+        // Retransmitted with the same option: the DATA_FIN event is still reported once.
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(100)
+                .at(11, 5_000_000)
+                .opt(fin_map)
+                .done(),
+        );
+        // Peer acknowledges data and DATA_FIN: C_IDSN + 1 + 101.
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U64(C_IDSN + 102)), None, false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        assert_eq!(c2s.unique_bytes, 100);
+        // acked: 101 − 1 for the DATA_FIN.
+        assert_eq!(c2s.acked_bytes, 100);
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 100));
+        // Client→server packets from t=0 (SYN) to t=5 ms: 200 bytes over 5 ms = 320 kbit/s.
+        assert_eq!(c2s.duration_s, 0.005);
+        assert!((c2s.goodput_bps - 160_000.0).abs() < 1e-6);
+        assert!((c2s.throughput_bps - 320_000.0).abs() < 1e-6);
+        let fins: Vec<_> = s.events.iter().filter(|e| e.kind == "data_fin").collect();
+        assert_eq!(fins.len(), 1);
+        assert_eq!(fins[0].detail, format!("dsn {}", C_IDSN + 101));
+        assert_eq!((fins[0].packet, fins[0].time_s), (10, 0.003));
+    }
+
+    #[test]
+    fn stream_without_handshake_attached_by_dsn() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(1000)
+                .opt(dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 1000)), false))
+                .done(),
+        );
+        // Another 4-tuple, no SYN captured: its first segment is the 3rd of a mapping of 3000
+        // bytes (ssn 1 .. 3001, DSN IDSN+1001..), its ISN being 40000.
+        let map = dss(
+            None,
+            Some((WireSeq::U32((C_IDSN + 1001) as u32), 1, 3000)),
+            false,
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(40000 + 2001)
+                .len(1000)
+                .opt(map.clone())
+                .done(),
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(40000 + 1)
+                .len(1000)
+                .opt(map.clone())
+                .done(),
+        );
+        a.feed(
+            &pkt(A2, 2000, B, 5201)
+                .seq(40000 + 1001)
+                .len(1000)
+                .opt(map)
+                .done(),
+        );
+        // A DSS-only stream whose DSN belongs to nobody: orphan without a token.
+        a.feed(
+            &pkt(A2, 2001, B, 5201)
+                .seq(1)
+                .len(10)
+                .opt(dss(None, Some((WireSeq::U64(42), 1, 10)), false))
+                .done(),
+        );
+        // A stream carrying only DATA_ACKs, from the server side: B:5201 → A2:2002 acking the
+        // client's data (C_IDSN + 1001 is in the client's space). Its sender is the
+        // connection's server, so its packets count server→client.
+        a.feed(
+            &pkt(B, 5201, A2, 2002)
+                .seq(9)
+                .opt(dss(Some(WireSeq::U64(C_IDSN + 1001)), None, false))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        let subflows = &list.mptcp_connections[0].subflows;
+        assert_eq!(subflows.len(), 3);
+        assert_eq!((subflows[1].tcp_stream, subflows[1].join), (1, false));
+        assert_eq!(subflows[2].tcp_stream, 3);
+        let summary = a.mptcp_summary(0).expect("connection 0");
+        let (c2s, s2c) = (&summary.directions[0], &summary.directions[1]);
+        assert_eq!((s2c.subflows[2].packets, c2s.subflows[2].packets), (1, 0));
+        // DATA_ACK C_IDSN + 1001 − (C_IDSN + 1) = 1000.
+        assert_eq!(c2s.acked_bytes, 1000);
+        assert_eq!(list.orphan_subflows.len(), 1);
+        assert_eq!(
+            (
+                list.orphan_subflows[0].tcp_stream,
+                list.orphan_subflows[0].token
+            ),
+            (2, None)
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // The first segment guessed ISN = 42001 − 1 (as if it started the mapping) and was
+        // mapped to DSN IDSN+1001..2001; the second (ssn 1) corrects the ISN to 40000 and maps
+        // to the same DSNs (data already carried in subflow bytes new at the TCP level: counted
+        // as 1 reinjection of 1000 bytes); the third maps to IDSN+2001..3001. Unique = 1000
+        // (subflow 0) + 2000 = 3000 for 4000 sent: the price of a segment seen before its
+        // mapping's start on a subflow without handshake.
+        assert_eq!(
+            (c2s.unique_bytes, c2s.wire_bytes, c2s.unmapped_bytes),
+            (3000, 4000, 0)
+        );
+        assert_eq!(c2s.subflows[1].unique_bytes, 2000);
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (1, 1000));
+        assert_eq!(c2s.retransmissions, 0);
+    }
+
+    #[test]
+    fn provisional_dsn_space_is_rebased_when_key_arrives() {
+        let mut a = Analyzer::new();
+        // v1 handshake whose third ACK was not captured: no client key yet.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(1, None, None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .opt(capable(1, Some(V1_S_KEY), None))
+                .done(),
+        );
+        // 100 bytes under a 4-byte DSN: expanded in the provisional space.
+        let low = (V1_C_IDSN + 1) as u32;
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U32(low), 1, 100)), false))
+                .done(),
+        );
+        // A later packet repeats MP_CAPABLE with both keys: the client IDSN is now known.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 101)
+                .opt(capable(1, Some(V1_C_KEY), Some(V1_S_KEY)))
+                .done(),
+        );
+        // Retransmission of the same 100 bytes under an 8-byte DSN: only if the provisional
+        // range was shifted to IDSN + 1 does it overlap (retransmission, unique stays 100).
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .len(100)
+                .opt(dss(
+                    None,
+                    Some((WireSeq::U64(V1_C_IDSN + 1), 1, 100)),
+                    false,
+                ))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(low.wrapping_add(100))), None, false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        assert_eq!((c2s.unique_bytes, c2s.retransmitted_bytes), (100, 100));
+        assert_eq!(c2s.acked_bytes, 100);
+    }
+
+    #[test]
+    fn fallback_and_signalling_events() {
+        let mut a = Analyzer::new();
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(0, Some(C_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .at(2, 1_500_000_000)
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        assert!(s.fallback);
+        assert_eq!(s.events.len(), 1);
+        assert_eq!((s.events[0].kind, s.events[0].time_s), ("fallback", 1.5));
+        assert_eq!(s.events[0].direction, "server_to_client");
+
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(MptcpOption::AddAddr {
+                    v0: true,
+                    echo: false,
+                    addr_id: 5,
+                    addr: "11.0.0.2".parse().expect("address"),
+                    port: Some(5201),
+                    hmac: None,
+                })
+                .opt(MptcpOption::Unknown {
+                    subtype: 14,
+                    len: 4,
+                })
+                .done(),
+        );
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .opt(MptcpOption::TcpRst {
+                    flags: 0,
+                    reason: 2,
+                })
+                .done(),
+        );
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .opt(dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 0)), false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let kinds: Vec<_> = s
+            .events
+            .iter()
+            .map(|e| (e.kind, e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("add_addr", "id 5 11.0.0.2:5201"),
+                ("unknown_option", "subtype 14, length 4"),
+                ("mp_tcprst", "reason 2 (lack of resources), flags 0x0"),
+                ("fallback", "infinite mapping"),
+            ]
+        );
+        assert!(s.fallback);
+        assert_eq!(a.diagnostics().unknown_mptcp_options, 1);
+    }
+
+    #[test]
+    fn late_mapping_credits_earlier_segment_and_hole_keeps_mapping() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        let seg = |a: &mut Analyzer, ssn: u32, len: u32, map: Option<(u64, u32, u16)>| {
+            let mut p = pkt(A, 1000, B, 5201).seq(C_ISN + ssn).len(len);
+            if let Some((off, mssn, mlen)) = map {
+                p = p.opt(dss(
+                    None,
+                    Some((WireSeq::U64(C_IDSN + 1 + off), mssn, mlen)),
+                    false,
+                ));
+            }
+            a.feed(&p.done());
+        };
+        // Mapping A: ssn 1..3001 → data 0..3000, announced on its first segment; its second
+        // segment (ssn 1001) is lost, the third arrives.
+        seg(&mut a, 1, 1000, Some((0, 1, 3000)));
+        seg(&mut a, 2001, 1000, None);
+        // A segment at ssn 3001 whose mapping (B) has not been seen yet: unmapped for now.
+        seg(&mut a, 3001, 1000, None);
+        // 17 one-segment mappings above (ssn 4001 + 1000k → data ssn − 1): they fill the 16
+        // slots and evict, but A is not fully carried (hole at ssn 1001) and must stay.
+        for k in 0..17u32 {
+            let ssn = 4001 + 1000 * k;
+            seg(&mut a, ssn, 1000, Some((u64::from(ssn - 1), ssn, 1000)));
+        }
+        // Mapping B arrives on a retransmission of its segment: the earlier unmapped segment
+        // gets credited (and this copy is a retransmission of it).
+        seg(&mut a, 3001, 1000, Some((3000, 3001, 1000)));
+        // The lost segment of A is retransmitted without a mapping: A was kept because it
+        // covers a hole, so it maps to data 1000..2000.
+        seg(&mut a, 1001, 1000, None);
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        // Data 0..3000 (A) + 3000..4000 (B) + 17 × 1000 = 21000 unique; wire 22 × 1000.
+        assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (21_000, 22_000));
+        // One segment was unmapped when seen (ssn 3001); none remains unmapped.
+        assert_eq!((c2s.unmapped_segments, c2s.unmapped_bytes), (1, 0));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 1000));
+    }
+
+    #[test]
+    fn join_seen_before_its_token_is_attached_later() {
+        let mut a = Analyzer::new();
+        // v1: the server's key arrives in the SYN/ACK, the client's only in the third ACK. A
+        // server-opened join asking for the client's token comes before that ACK.
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN)
+                .flags(SYN)
+                .opt(capable(1, None, None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 80, A, 1000)
+                .seq(S_ISN)
+                .ack(C_ISN + 1)
+                .flags(SYNACK)
+                .opt(capable(1, Some(V1_S_KEY), None))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 7000, A2, 1000)
+                .seq(1)
+                .flags(SYN)
+                .opt(join_syn(0x18f9_781b, false, 4))
+                .done(),
+        );
+        assert_eq!(a.mptcp_list().orphan_subflows.len(), 1);
+        a.feed(
+            &pkt(A, 1000, B, 80)
+                .seq(C_ISN + 1)
+                .ack(S_ISN + 1)
+                .opt(capable(1, Some(V1_C_KEY), Some(V1_S_KEY)))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert!(list.orphan_subflows.is_empty());
+        let join = &list.mptcp_connections[0].subflows[1];
+        assert_eq!(
+            (join.tcp_stream, join.join, join.client_addr_id),
+            (1, true, Some(4))
+        );
+    }
+}

@@ -112,6 +112,8 @@ pub struct MptcpSummary {
     pub directions: Vec<MptcpDirectionSummary>,
     /// Signalling timeline, in capture order.
     pub events: Vec<MptcpEvent>,
+    /// Events beyond the per-connection limit (`analysis::mptcp::MAX_EVENTS`), counted only.
+    pub events_dropped: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -128,7 +130,9 @@ pub struct MptcpDirectionSummary {
     /// Highest DATA_ACK from the peer minus this direction's IDSN, minus 1 for the initial
     /// data sequence number and DATA_FIN when acknowledged.
     pub acked_bytes: u64,
-    /// Data-level bytes sent again on a different subflow than the one that first carried them.
+    /// Data-level bytes sent again by the MPTCP layer: data already carried, in subflow bytes
+    /// new to their subflow (normally another subflow than the first carrier; Linux also
+    /// re-sends on the same subflow under new subflow sequence numbers).
     pub reinjected_bytes: u64,
     pub reinjections: u64,
     /// TCP retransmissions on the same subflow (segments and bytes).
@@ -138,6 +142,11 @@ pub struct MptcpDirectionSummary {
     pub goodput_bps: f64,
     /// wire_bytes × 8 / duration_s, bits per second (0 when duration is 0).
     pub throughput_bps: f64,
+    /// Segments with payload that no DSS mapping known at the time covered.
+    pub unmapped_segments: u64,
+    /// Of their payload, the bytes no mapping seen later covered either: their data sequence
+    /// numbers are unknown, so they count in `wire_bytes` only.
+    pub unmapped_bytes: u64,
     pub subflows: Vec<SubflowDirectionSummary>,
 }
 

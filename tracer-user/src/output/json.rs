@@ -168,6 +168,7 @@ mod tests {
             id: 2,
             version: 1,
             fallback: false,
+            events_dropped: 0,
             directions: vec![MptcpDirectionSummary {
                 direction: "client_to_server",
                 duration_s: 1.5,
@@ -178,6 +179,8 @@ mod tests {
                 reinjections: 1,
                 retransmissions: 0,
                 retransmitted_bytes: 0,
+                unmapped_segments: 0,
+                unmapped_bytes: 0,
                 goodput_bps: 533.3,
                 throughput_bps: 586.7,
                 subflows: vec![SubflowDirectionSummary {

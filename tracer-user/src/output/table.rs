@@ -201,7 +201,7 @@ pub fn mptcp_summary(summary: &MptcpSummary, full: bool) -> String {
             .map(|d| (direction_label(d.direction), Align::Right)),
     );
     let mut totals = Table::new(&columns);
-    let rows: [Row<MptcpDirectionSummary>; 11] = [
+    let rows: [Row<MptcpDirectionSummary>; 12] = [
         ("duration", |d| seconds(d.duration_s)),
         ("wire bytes", |d| bytes(d.wire_bytes)),
         ("unique data bytes", |d| bytes(d.unique_bytes)),
@@ -210,6 +210,7 @@ pub fn mptcp_summary(summary: &MptcpSummary, full: bool) -> String {
         ("reinjections", |d| d.reinjections.to_string()),
         ("retransmitted bytes", |d| bytes(d.retransmitted_bytes)),
         ("retransmitted segments", |d| d.retransmissions.to_string()),
+        ("unmapped bytes", |d| bytes(d.unmapped_bytes)),
         ("goodput", |d| rate(d.goodput_bps)),
         ("throughput", |d| rate(d.throughput_bps)),
         ("subflows", |d| d.subflows.len().to_string()),
@@ -251,6 +252,13 @@ pub fn mptcp_summary(summary: &MptcpSummary, full: bool) -> String {
             out.push_str(&table.render("  "));
         }
         out.push_str(&events(summary));
+        if summary.events_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "({} more events not kept: the timeline keeps the first ones)",
+                summary.events_dropped
+            );
+        }
     } else {
         out.push_str(&shares(summary));
         if !summary.events.is_empty() {
@@ -712,6 +720,7 @@ Orphan subflows (MP_JOIN token matches no connection in the capture):
             id: 1,
             version: 1,
             fallback: false,
+            events_dropped: 0,
             directions: vec![
                 MptcpDirectionSummary {
                     direction: "client_to_server",
@@ -723,6 +732,8 @@ Orphan subflows (MP_JOIN token matches no connection in the capture):
                     reinjections: 2,
                     retransmissions: 0,
                     retransmitted_bytes: 0,
+                    unmapped_segments: 0,
+                    unmapped_bytes: 0,
                     goodput_bps: 4_000_000.0,
                     throughput_bps: 4_000_080.0,
                     subflows: vec![subflow(0, 750_000, 0.75), subflow(2, 250_000, 0.25)],
@@ -737,6 +748,8 @@ Orphan subflows (MP_JOIN token matches no connection in the capture):
                     reinjections: 0,
                     retransmissions: 0,
                     retransmitted_bytes: 0,
+                    unmapped_segments: 0,
+                    unmapped_bytes: 0,
                     goodput_bps: 0.0,
                     throughput_bps: 0.0,
                     subflows: vec![subflow(0, 0, 0.0)],
@@ -769,6 +782,7 @@ reinjected bytes                        20 B             0 B
 reinjections                               2               0
 retransmitted bytes                      0 B             0 B
 retransmitted segments                     0               0
+unmapped bytes                           0 B             0 B
 goodput                         4.000 Mbit/s    0.000 Mbit/s
 throughput                      4.000 Mbit/s    0.000 Mbit/s
 subflows                                   2               1

@@ -11,6 +11,9 @@
 use std::{fs::File, io, ops::Range, path::Path};
 
 use memmap2::Mmap;
+
+/// How much of the file is read between two releases of the pages behind the reader.
+const RELEASE_CHUNK: usize = 16 << 20;
 use pcap_file::{
     Endianness, PcapError, TsResolution,
     pcap::PcapHeader,
@@ -137,6 +140,8 @@ pub enum CaptureFormat {
 pub struct CaptureReader {
     path: String,
     map: Mmap,
+    /// Start of the part of the map not yet released by `release_consumed`.
+    released: usize,
     /// Byte offset of the next record or block.
     offset: usize,
     /// Number of the next packet (1-based, counting packets only, as tshark's frame.number).
@@ -281,6 +286,7 @@ impl CaptureReader {
             path: name,
             map,
             offset: 0,
+            released: 0,
             next_number: 1,
             // Replaced below once the header is parsed.
             format: Format::Pcap(PcapFile {
@@ -335,9 +341,35 @@ impl CaptureReader {
         Ok(())
     }
 
+    /// Drops the pages already read from this process's memory. A mapped file's pages count in
+    /// the resident set once touched, so without this the peak RSS of a run would grow with the
+    /// file; with it, it grows with the open connections only. The pages stay in the page cache.
+    fn release_consumed(&mut self) {
+        const PAGE: usize = 4096;
+        let end = self.offset / PAGE * PAGE;
+        if end > self.released {
+            // SAFETY: the map is a read-only mapping of a file: MADV_DONTNEED only drops our
+            // mapping of those pages, and a later access (none is expected: reading is
+            // sequential) faults the same file contents in again. No reference into the range
+            // is alive: `next_packet` takes `&mut self`, so the packets it returned are gone.
+            #[cfg(unix)]
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    end - self.released,
+                )
+            };
+            self.released = end;
+        }
+    }
+
     /// The next packet, `Ok(None)` at the end of the file. After an error the reader stays at
     /// the end: the rest of the file is not trusted.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        if self.offset - self.released >= RELEASE_CHUNK {
+            self.release_consumed();
+        }
         let result = match self.format {
             Format::Pcap(_) => self.next_pcap_record(),
             Format::PcapNg(_) => self.next_pcapng_packet(),

@@ -1,9 +1,42 @@
 //! Live tracing: load the embedded eBPF object, attach the TC classifiers, read the ring buffer
 //! with tokio, feed every event to the same `Analyzer` the offline path uses.
+//!
+//! The whole run — namespace switch, attach, polling, detach — happens on the calling thread:
+//! interface names, TCX links and netlink requests resolve in the network namespace of the thread
+//! that makes them, and `on_interval` borrows the caller's state.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+mod attach;
+mod capture;
+mod netns;
+mod privileges;
+#[cfg(test)]
+mod tests;
 
-use crate::analysis::Analyzer;
+use std::{collections::HashMap, io, mem::offset_of, net::IpAddr, path::PathBuf, time::Duration};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+    time::{Instant, MissedTickBehavior},
+};
+use tracer_common::{
+    ADDR_ANY, ADDR_IPV4, ADDR_IPV6, CAPTURE_LEN, Counters, DIRECTION_INGRESS, Event, EventHeader,
+    FilterConfig, counter,
+};
+
+use self::{
+    attach::{Attached, EGRESS_PROGRAM, INGRESS_PROGRAM, Mechanism, error_chain},
+    capture::CaptureWriter,
+    netns::NetnsGuard,
+};
+use crate::{
+    analysis::Analyzer,
+    source::{Direction, LinkType, RawPacket},
+};
 
 /// How the classifiers are attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,9 +92,39 @@ pub struct TraceOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// Not root and missing capabilities; the message names them.
+    #[error("{0}")]
+    Privileges(String),
+    #[error(
+        "this mptcp-tracer was built without its eBPF object (the `ebpf` feature); run `cargo xtask setup` \
+         and rebuild to trace live"
+    )]
+    BuiltWithoutEbpf,
+    #[error("network namespace {name}: {reason}")]
+    Netns { name: String, reason: String },
+    #[error("interface {name}: {reason}")]
+    Interface { name: String, reason: String },
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(String),
+    #[error("attaching to {interface} ({direction}) failed: {reason}")]
+    Attach {
+        interface: String,
+        direction: &'static str,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("reading events failed: {0}")]
+    Read(#[source] io::Error),
     #[error("{0}")]
     Other(String),
 }
+
+/// The ring buffer is read at least this often: the classifiers ask for a wakeup only once a
+/// quarter MiB is queued, so at low rates this timer is what delivers the events.
+const POLL_PERIOD: Duration = Duration::from_millis(50);
+/// The pcapng file is flushed and the interfaces are checked this often.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(1);
 
 /// Traces until `duration`, SIGINT or SIGTERM; calls `on_interval` every `interval` with the
 /// analysis so far. Detaches everything it attached before returning.
@@ -69,6 +132,452 @@ pub fn trace(
     options: &TraceOptions,
     on_interval: &mut dyn FnMut(&Analyzer, &LiveStats),
 ) -> Result<TraceOutcome, LiveError> {
-    let _ = on_interval;
-    todo!("live helper: {options:?}")
+    let mut analyzer = Analyzer::new();
+    let make_writer = || match &options.write {
+        Some(path) => capture::create(path, options.force)
+            .map(Some)
+            .map_err(|reason| LiveError::Write {
+                path: path.clone(),
+                reason,
+            }),
+        None => Ok(None),
+    };
+    let (stats, warnings) = run(options, &mut analyzer, make_writer, on_interval)?;
+    Ok(TraceOutcome {
+        analyzer,
+        stats,
+        warnings,
+    })
+}
+
+/// Each program's verified instruction count ("processed N insns" in the verifier log; the
+/// kernel reports the same number as `bpf_prog_info.verified_insns`). Loads, does not attach.
+pub fn verifier_stats() -> Result<Vec<(String, u32)>, LiveError> {
+    privileges::check(false)?;
+    privileges::raise_memlock_limit();
+    let mut ebpf = load_object()?;
+    let mut counts = Vec::new();
+    for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
+        let program = attach::classifier(&mut ebpf, name)?;
+        let info = program
+            .info()
+            .map_err(|e| LiveError::Load(format!("{name}: {}", error_chain(&e))))?;
+        let count = info.verified_instruction_count().ok_or_else(|| {
+            LiveError::Load(format!(
+                "the kernel does not report verified instructions for {name} (needs ≥ 5.16)"
+            ))
+        })?;
+        counts.push((name.to_owned(), count));
+    }
+    Ok(counts)
+}
+
+/// Where events go: the analyzer in `trace`, a recorder in the tests (the analysis is developed
+/// elsewhere and may not be callable here).
+pub(crate) trait EventSink {
+    fn packet(&mut self, raw: &RawPacket<'_>);
+}
+
+impl EventSink for Analyzer {
+    fn packet(&mut self, raw: &RawPacket<'_>) {
+        self.feed_raw(raw);
+    }
+}
+
+#[cfg(feature = "ebpf")]
+fn object_bytes() -> Result<&'static [u8], LiveError> {
+    Ok(aya::include_bytes_aligned!(concat!(
+        env!("OUT_DIR"),
+        "/tracer"
+    )))
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn object_bytes() -> Result<&'static [u8], LiveError> {
+    Err(LiveError::BuiltWithoutEbpf)
+}
+
+/// Loads the maps and both programs into the kernel (verifier included), attaching nothing.
+fn load_object() -> Result<Ebpf, LiveError> {
+    let bytes = object_bytes()?;
+    let mut ebpf = EbpfLoader::new()
+        .load(bytes)
+        .map_err(|e| LiveError::Load(error_chain(&e)))?;
+    for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
+        attach::classifier(&mut ebpf, name)?
+            .load()
+            .map_err(|e| LiveError::Load(format!("{name}: {}", error_chain(&e))))?;
+    }
+    Ok(ebpf)
+}
+
+fn filter_config(options: &TraceOptions) -> FilterConfig {
+    let mut config = FilterConfig {
+        all_tcp: u8::from(options.all_tcp),
+        port: options.port.unwrap_or(0),
+        addr_family: ADDR_ANY,
+        ..FilterConfig::default()
+    };
+    match options.addr {
+        Some(IpAddr::V4(addr)) => {
+            config.addr_family = ADDR_IPV4;
+            config.ipv4_addr = addr.octets();
+        }
+        Some(IpAddr::V6(addr)) => {
+            config.addr_family = ADDR_IPV6;
+            config.ipv6_addr = addr.octets();
+        }
+        None => {}
+    }
+    config
+}
+
+/// The live run behind `trace`, generic over where the events go.
+pub(crate) fn run<S: EventSink>(
+    options: &TraceOptions,
+    sink: &mut S,
+    make_writer: impl FnOnce() -> Result<Option<Box<dyn CaptureWriter>>, LiveError>,
+    on_interval: &mut dyn FnMut(&S, &LiveStats),
+) -> Result<(LiveStats, Vec<String>), LiveError> {
+    object_bytes()?;
+    privileges::check(options.netns.is_some())?;
+    if options.interval.is_zero() {
+        return Err(LiveError::Other(
+            "the report interval must be longer than zero".into(),
+        ));
+    }
+    let _netns = options
+        .netns
+        .as_deref()
+        .map(NetnsGuard::enter)
+        .transpose()?;
+    let interfaces = attach::resolve(&options.interfaces, options.netns.as_deref())?;
+
+    // Only now, with the privileges and the interfaces known good, create the file.
+    let mut writer = make_writer()?;
+    let mut iface_ids = HashMap::new();
+    if let (Some(writer), Some(path)) = (writer.as_mut(), &options.write) {
+        for interface in &interfaces {
+            let id = writer
+                .add_interface(&interface.name, interface.ifindex, options.netns.as_deref())
+                .map_err(|reason| LiveError::Write {
+                    path: path.clone(),
+                    reason,
+                })?;
+            iface_ids.insert(interface.ifindex, id);
+        }
+    }
+
+    privileges::raise_memlock_limit();
+    let mut ebpf = load_object()?;
+    let mut config: Array<_, FilterConfig> = Array::try_from(
+        ebpf.map_mut("CONFIG")
+            .ok_or_else(|| LiveError::Load("no CONFIG map".into()))?,
+    )
+    .map_err(|e| LiveError::Load(error_chain(&e)))?;
+    config
+        .set(0, filter_config(options), 0)
+        .map_err(|e| LiveError::Load(error_chain(&e)))?;
+    let ring: RingBuf<MapData> = RingBuf::try_from(
+        ebpf.take_map("EVENTS")
+            .ok_or_else(|| LiveError::Load("no EVENTS map".into()))?,
+    )
+    .map_err(|e| LiveError::Load(error_chain(&e)))?;
+    let counters: PerCpuArray<MapData, Counters> = PerCpuArray::try_from(
+        ebpf.take_map("COUNTERS")
+            .ok_or_else(|| LiveError::Load("no COUNTERS map".into()))?,
+    )
+    .map_err(|e| LiveError::Load(error_chain(&e)))?;
+
+    // Watch for SIGINT/SIGTERM before attaching: a Ctrl-C during attach then still detaches
+    // instead of killing the process with clsact filters left behind.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| LiveError::Other(format!("cannot start the event loop: {e}")))?;
+    let mut signals = {
+        let _guard = runtime.enter();
+        let watch = |kind| {
+            signal(kind)
+                .map_err(|e| LiveError::Other(format!("cannot watch for SIGINT/SIGTERM: {e}")))
+        };
+        Signals {
+            interrupt: watch(SignalKind::interrupt())?,
+            terminate: watch(SignalKind::terminate())?,
+        }
+    };
+
+    let mut attached = Attached::new(ebpf);
+    for interface in &interfaces {
+        if signals.pending() {
+            return Err(LiveError::Other("interrupted while attaching".into()));
+        }
+        let mechanism = attached.attach(interface, options.attach)?;
+        log::info!(
+            "tracing {} (ifindex {}) via {}",
+            interface.name,
+            interface.ifindex,
+            match mechanism {
+                Mechanism::Tcx => "TCX",
+                Mechanism::Netlink { .. } => "clsact",
+            }
+        );
+    }
+
+    let mut collector = Collector {
+        sink,
+        writer,
+        write_path: options.write.clone(),
+        iface_ids,
+        stats: LiveStats::default(),
+        clock_offset_ns: monotonic_to_realtime_offset(),
+        warnings: Vec::new(),
+        write_failed: false,
+    };
+    let mut ring = {
+        let _guard = runtime.enter();
+        // SAFETY: the ring buffer owns its map fd, which stays open and the same for as long as
+        // the AsyncFd owns the ring buffer.
+        unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| LiveError::Read(e.into_parts().1))?
+    };
+    let looped = runtime.block_on(poll_loop(
+        options,
+        signals,
+        &mut ring,
+        &counters,
+        &mut attached,
+        &mut collector,
+        on_interval,
+    ));
+
+    // Detach first, then collect what the programs queued before they went.
+    collector.warnings.extend(attached.detach());
+    collector.drain(ring.get_mut());
+    collector.refresh(&counters);
+    collector.flush();
+    looped?;
+    Ok((collector.stats, collector.warnings))
+}
+
+/// SIGINT and SIGTERM, registered with the event loop.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Whether one arrived already (checked between attachments, before the loop runs).
+    fn pending(&mut self) -> bool {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        self.interrupt.poll_recv(&mut context).is_ready()
+            || self.terminate.poll_recv(&mut context).is_ready()
+    }
+}
+
+async fn poll_loop<S: EventSink>(
+    options: &TraceOptions,
+    mut signals: Signals,
+    ring: &mut AsyncFd<RingBuf<MapData>>,
+    counters: &PerCpuArray<MapData, Counters>,
+    attached: &mut Attached,
+    collector: &mut Collector<'_, S>,
+    on_interval: &mut dyn FnMut(&S, &LiveStats),
+) -> Result<(), LiveError> {
+    let start = Instant::now();
+    let deadline = options.duration.map(|d| start + d);
+    let mut poll = tokio::time::interval(POLL_PERIOD);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut report = tokio::time::interval_at(start + options.interval, options.interval);
+    report.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut housekeeping =
+        tokio::time::interval_at(start + HOUSEKEEPING_PERIOD, HOUSEKEEPING_PERIOD);
+
+    loop {
+        tokio::select! {
+            ready = ring.readable_mut() => {
+                let mut guard = ready.map_err(LiveError::Read)?;
+                collector.drain(guard.get_inner_mut());
+                guard.clear_ready();
+            }
+            _ = poll.tick() => collector.drain(ring.get_mut()),
+            _ = report.tick() => {
+                collector.drain(ring.get_mut());
+                collector.refresh(counters);
+                on_interval(collector.sink, &collector.stats);
+            }
+            _ = housekeeping.tick() => {
+                collector.flush();
+                for name in attached.check_vanished() {
+                    collector.warnings.push(format!(
+                        "interface {name} disappeared while tracing; its events stop there"
+                    ));
+                }
+                if attached.all_gone() {
+                    collector.warnings.push("every traced interface disappeared; stopping".into());
+                    return Ok(());
+                }
+            }
+            _ = signals.interrupt.recv() => return Ok(()),
+            _ = signals.terminate.recv() => return Ok(()),
+            _ = sleep_until(deadline) => return Ok(()),
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Turns ring-buffer records into `RawPacket`s and keeps the run's counters.
+struct Collector<'a, S> {
+    sink: &'a mut S,
+    writer: Option<Box<dyn CaptureWriter>>,
+    write_path: Option<PathBuf>,
+    /// Kernel ifindex → pcapng interface id.
+    iface_ids: HashMap<u32, u32>,
+    stats: LiveStats,
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC at start, in ns.
+    clock_offset_ns: i128,
+    warnings: Vec<String>,
+    /// After the first write error the file is left alone (one warning, not one per packet).
+    write_failed: bool,
+}
+
+const DATA_OFFSET: usize = offset_of!(Event, data);
+
+impl<S: EventSink> Collector<'_, S> {
+    /// Reads until the ring is empty.
+    fn drain<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) {
+        while let Some(record) = ring.next() {
+            self.event(&record);
+        }
+    }
+
+    fn event(&mut self, record: &[u8]) {
+        let Some(header) = parse_header(record) else {
+            self.stats.userspace_lost += 1;
+            return;
+        };
+        let cap_len = usize::from(header.cap_len);
+        let Some(data) = record
+            .get(DATA_OFFSET..DATA_OFFSET + cap_len)
+            .filter(|_| cap_len <= CAPTURE_LEN)
+        else {
+            self.stats.userspace_lost += 1;
+            return;
+        };
+        self.stats.events_received += 1;
+        let ts_ns = (i128::from(header.ktime_ns) + self.clock_offset_ns)
+            .clamp(0, i128::from(u64::MAX)) as u64;
+        let direction = if header.direction == DIRECTION_INGRESS {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let raw = RawPacket {
+            number: self.stats.events_received,
+            ts_ns,
+            iface: header.ifindex,
+            direction,
+            link_type: LinkType::Raw,
+            data,
+            orig_len: header.skb_len,
+        };
+        self.sink.packet(&raw);
+        self.write(&raw);
+    }
+
+    fn write(&mut self, raw: &RawPacket<'_>) {
+        if self.write_failed {
+            return;
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return;
+        };
+        let Some(&iface_id) = self.iface_ids.get(&raw.iface) else {
+            // Cannot happen with the programs attached only to `iface_ids`' interfaces.
+            self.stats.userspace_lost += 1;
+            return;
+        };
+        let inbound = raw.direction == Direction::Inbound;
+        if let Err(e) = writer.write_packet(iface_id, raw.ts_ns, inbound, raw.data, raw.orig_len) {
+            self.write_failed(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.write_failed {
+            return;
+        }
+        if let Some(Err(e)) = self.writer.as_mut().map(|w| w.flush()) {
+            self.write_failed(e);
+        }
+    }
+
+    fn write_failed(&mut self, reason: String) {
+        self.write_failed = true;
+        let path = self
+            .write_path
+            .as_ref()
+            .map_or_else(|| "capture file".into(), |p| p.display().to_string());
+        self.warnings
+            .push(format!("{path}: {reason}; no more packets written"));
+    }
+
+    /// Sums the per-CPU counters into `stats`.
+    fn refresh(&mut self, counters: &PerCpuArray<MapData, Counters>) {
+        let mut sums: Counters = [0; counter::COUNT as usize];
+        match counters.get(&0, 0) {
+            Ok(per_cpu) => {
+                for cpu in per_cpu.iter() {
+                    for (sum, value) in sums.iter_mut().zip(cpu) {
+                        *sum += value;
+                    }
+                }
+            }
+            Err(e) => log::warn!("reading the counters: {e}"),
+        }
+        let read = |index: u32| sums[index as usize];
+        let stats = &mut self.stats;
+        stats.packets_seen = read(counter::PACKETS);
+        stats.tcp_packets = read(counter::TCP);
+        stats.mptcp_packets = read(counter::MPTCP);
+        stats.events_emitted = read(counter::EVENTS);
+        stats.ringbuf_full = read(counter::RINGBUF_FULL);
+        stats.load_errors = read(counter::LOAD_ERRORS);
+        stats.filtered = read(counter::FILTERED);
+    }
+}
+
+/// The fixed header at the start of a ring-buffer record.
+fn parse_header(record: &[u8]) -> Option<EventHeader> {
+    let bytes = record.get(..size_of::<EventHeader>())?;
+    // SAFETY: `EventHeader` is #[repr(C)] plain old data and `bytes` holds exactly its size;
+    // read_unaligned copes with any alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<EventHeader>()) })
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC now: `bpf_ktime_get_ns()` + this = wall-clock ns. Taken
+/// once, so a wall-clock step during the run does not reorder events.
+fn monotonic_to_realtime_offset() -> i128 {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid clock id and pointer.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    };
+    // Read the monotonic clock between two realtime reads to halve the skew.
+    let before = now(libc::CLOCK_REALTIME);
+    let monotonic = now(libc::CLOCK_MONOTONIC);
+    let after = now(libc::CLOCK_REALTIME);
+    (before + after) / 2 - monotonic
 }

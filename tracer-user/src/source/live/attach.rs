@@ -1,0 +1,374 @@
+//! Attaching the classifiers to interfaces and taking exactly that back off.
+//!
+//! TCX links are file descriptors: closing them detaches. Netlink (clsact) filters are identified
+//! by interface, direction, priority and handle, so only our filters are removed; the clsact
+//! qdisc is removed only when this run created it.
+
+use std::{
+    ffi::CString,
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+};
+
+use aya::{
+    Ebpf,
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType,
+        tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcError},
+    },
+    util::KernelVersion,
+};
+
+use super::{AttachMode, LiveError};
+
+pub(super) const INGRESS_PROGRAM: &str = "tc_ingress";
+pub(super) const EGRESS_PROGRAM: &str = "tc_egress";
+
+/// An interface to trace, resolved in the traced namespace before anything is attached.
+#[derive(Clone, Debug)]
+pub(super) struct Interface {
+    pub(super) name: String,
+    pub(super) ifindex: u32,
+}
+
+/// Resolves names to indices; an unknown name is an error that names it.
+pub(super) fn resolve(names: &[String], netns: Option<&str>) -> Result<Vec<Interface>, LiveError> {
+    if names.is_empty() {
+        return Err(LiveError::Other(
+            "no interface to trace (give at least one)".into(),
+        ));
+    }
+    let mut interfaces: Vec<Interface> = Vec::new();
+    for name in names {
+        if interfaces.iter().any(|known| &known.name == name) {
+            continue;
+        }
+        let ifindex = ifindex_of(name).ok_or_else(|| LiveError::Interface {
+            name: name.clone(),
+            reason: match netns {
+                Some(ns) => format!("no such interface in network namespace {ns}"),
+                None => "no such interface (use --netns for one in another namespace)".into(),
+            },
+        })?;
+        interfaces.push(Interface {
+            name: name.clone(),
+            ifindex,
+        });
+    }
+    Ok(interfaces)
+}
+
+/// `if_nametoindex` in the calling thread's network namespace.
+pub(super) fn ifindex_of(name: &str) -> Option<u32> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// The mechanism actually used on one interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mechanism {
+    Tcx,
+    /// clsact filters; `created_clsact` says whether this run added the qdisc.
+    Netlink {
+        created_clsact: bool,
+    },
+}
+
+struct Attachment {
+    interface: Interface,
+    mechanism: Mechanism,
+    ingress: Option<SchedClassifierLinkId>,
+    egress: Option<SchedClassifierLinkId>,
+    /// The interface went away while tracing: its links are already gone with it.
+    gone: bool,
+}
+
+/// Everything attached by this run. Dropping it detaches (also on unwinding), but `detach`
+/// reports what could not be undone.
+pub(super) struct Attached {
+    attachments: Vec<Attachment>,
+    pub(super) ebpf: Ebpf,
+}
+
+impl Attached {
+    pub(super) fn new(ebpf: Ebpf) -> Attached {
+        Attached {
+            attachments: Vec::new(),
+            ebpf,
+        }
+    }
+
+    /// Attaches ingress and egress on `interface`. On failure whatever this call attached is
+    /// already taken off again.
+    pub(super) fn attach(
+        &mut self,
+        interface: &Interface,
+        mode: AttachMode,
+    ) -> Result<Mechanism, LiveError> {
+        let use_tcx = match mode {
+            AttachMode::Tcx => true,
+            AttachMode::Netlink => false,
+            AttachMode::Auto => {
+                KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
+            }
+        };
+        if use_tcx {
+            match self.attach_with(interface, Mechanism::Tcx) {
+                Ok(()) => return Ok(Mechanism::Tcx),
+                Err(e) if mode == AttachMode::Tcx => return Err(e),
+                Err(e) => log::warn!("TCX attach failed ({e}); falling back to a clsact qdisc"),
+            }
+        }
+        let created_clsact = add_clsact(interface)?;
+        let mechanism = Mechanism::Netlink { created_clsact };
+        self.attach_with(interface, mechanism)?;
+        Ok(mechanism)
+    }
+
+    fn attach_with(
+        &mut self,
+        interface: &Interface,
+        mechanism: Mechanism,
+    ) -> Result<(), LiveError> {
+        self.attachments.push(Attachment {
+            interface: interface.clone(),
+            mechanism,
+            ingress: None,
+            egress: None,
+            gone: false,
+        });
+        let result = self
+            .attach_direction(TcAttachType::Ingress)
+            .and_then(|()| self.attach_direction(TcAttachType::Egress));
+        if let Err(e) = result {
+            if let Some(attachment) = self.attachments.pop() {
+                for warning in self.undo(attachment) {
+                    log::warn!("{warning}");
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Attaches one direction for the last pushed attachment.
+    fn attach_direction(&mut self, direction: TcAttachType) -> Result<(), LiveError> {
+        let Some(attachment) = self.attachments.last_mut() else {
+            return Ok(());
+        };
+        let (name, label) = match direction {
+            TcAttachType::Egress => (EGRESS_PROGRAM, "egress"),
+            _ => (INGRESS_PROGRAM, "ingress"),
+        };
+        let options = match attachment.mechanism {
+            Mechanism::Tcx => TcAttachOptions::TcxOrder(LinkOrder::default()),
+            Mechanism::Netlink { .. } => TcAttachOptions::Netlink(NlOptions::default()),
+        };
+        let program = classifier(&mut self.ebpf, name)?;
+        let link = program
+            .attach_with_options(&attachment.interface.name, direction, options)
+            .map_err(|e| LiveError::Attach {
+                interface: attachment.interface.name.clone(),
+                direction: label,
+                reason: error_chain(&e),
+            })?;
+        match direction {
+            TcAttachType::Egress => attachment.egress = Some(link),
+            _ => attachment.ingress = Some(link),
+        }
+        Ok(())
+    }
+
+    /// Marks interfaces whose index no longer resolves to the same name; returns their names.
+    pub(super) fn check_vanished(&mut self) -> Vec<String> {
+        let mut vanished = Vec::new();
+        for attachment in &mut self.attachments {
+            if !attachment.gone
+                && ifindex_of(&attachment.interface.name) != Some(attachment.interface.ifindex)
+            {
+                attachment.gone = true;
+                vanished.push(attachment.interface.name.clone());
+            }
+        }
+        vanished
+    }
+
+    pub(super) fn all_gone(&self) -> bool {
+        self.attachments.iter().all(|a| a.gone)
+    }
+
+    /// Detaches everything; returns what could not be undone, one line each.
+    pub(super) fn detach(&mut self) -> Vec<String> {
+        let attachments = std::mem::take(&mut self.attachments);
+        attachments.into_iter().flat_map(|a| self.undo(a)).collect()
+    }
+
+    fn undo(&mut self, attachment: Attachment) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let Attachment {
+            interface,
+            mechanism,
+            ingress,
+            egress,
+            gone,
+        } = attachment;
+        for (name, link) in [(INGRESS_PROGRAM, ingress), (EGRESS_PROGRAM, egress)] {
+            let Some(link) = link else { continue };
+            let result = classifier(&mut self.ebpf, name).and_then(|program| {
+                program
+                    .detach(link)
+                    .map_err(|e| LiveError::Other(error_chain(&e)))
+            });
+            // A vanished interface took its filters and links with it.
+            if let Err(e) = result
+                && !gone
+            {
+                warnings.push(format!(
+                    "could not detach {name} from {}: {e}",
+                    interface.name
+                ));
+            }
+        }
+        if mechanism
+            == (Mechanism::Netlink {
+                created_clsact: true,
+            })
+            && !gone
+            && let Err(e) = delete_clsact(interface.ifindex)
+        {
+            warnings.push(format!(
+                "could not remove the clsact qdisc this run added to {}: {e} \
+                     (remove it with `tc qdisc del dev {} clsact`)",
+                interface.name, interface.name
+            ));
+        }
+        warnings
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        for warning in self.detach() {
+            log::warn!("{warning}");
+        }
+    }
+}
+
+pub(super) fn classifier<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> Result<&'a mut SchedClassifier, LiveError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| LiveError::Load(format!("the eBPF object has no program {name}")))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| {
+            LiveError::Load(format!("{name}: {}", error_chain(&e)))
+        })
+}
+
+/// Adds the clsact qdisc; `true` when this call created it, `false` when it was already there.
+fn add_clsact(interface: &Interface) -> Result<bool, LiveError> {
+    match tc::qdisc_add_clsact(&interface.name) {
+        Ok(()) => Ok(true),
+        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(LiveError::Attach {
+            interface: interface.name.clone(),
+            direction: "clsact qdisc",
+            reason: error_chain(&e),
+        }),
+    }
+}
+
+/// `tc qdisc del dev IF clsact` over rtnetlink (aya has no call for it).
+fn delete_clsact(ifindex: u32) -> io::Result<()> {
+    const TC_H_CLSACT: u32 = 0xffff_fff1;
+    const CLSACT_HANDLE: u32 = 0xffff_0000;
+    const TCA_KIND: u16 = 1;
+    const TCMSG_LEN: usize = 20;
+    let kind = b"clsact\0";
+    let attr_len = 4 + kind.len();
+    let total = size_of::<libc::nlmsghdr>() + TCMSG_LEN + attr_len.next_multiple_of(4);
+
+    let mut message = Vec::with_capacity(total);
+    message.extend_from_slice(&(total as u32).to_ne_bytes());
+    message.extend_from_slice(&libc::RTM_DELQDISC.to_ne_bytes());
+    message.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
+    message.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    message.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    // struct tcmsg: family, 3 pad bytes, ifindex, handle, parent, info.
+    message.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+    message.extend_from_slice(&(ifindex as i32).to_ne_bytes());
+    message.extend_from_slice(&CLSACT_HANDLE.to_ne_bytes());
+    message.extend_from_slice(&TC_H_CLSACT.to_ne_bytes());
+    message.extend_from_slice(&0u32.to_ne_bytes());
+    message.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+    message.extend_from_slice(&TCA_KIND.to_ne_bytes());
+    message.extend_from_slice(kind);
+    message.resize(total, 0);
+
+    // SAFETY: plain socket syscalls on a descriptor owned here.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let raw = fd.as_raw_fd();
+        if libc::send(raw, message.as_ptr().cast(), message.len(), 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut reply = [0u8; 512];
+        let n = libc::recv(raw, reply.as_mut_ptr().cast(), reply.len(), 0);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        parse_ack(&reply[..n as usize])
+    }
+}
+
+/// Reads the `NLMSG_ERROR` acknowledgement: error 0 is success.
+fn parse_ack(reply: &[u8]) -> io::Result<()> {
+    let header = size_of::<libc::nlmsghdr>();
+    if reply.len() < header + 4 {
+        return Err(io::Error::other("short netlink reply"));
+    }
+    let kind = u16::from_ne_bytes([reply[4], reply[5]]);
+    if i32::from(kind) != libc::NLMSG_ERROR {
+        return Err(io::Error::other(format!(
+            "unexpected netlink reply type {kind}"
+        )));
+    }
+    let error = i32::from_ne_bytes([
+        reply[header],
+        reply[header + 1],
+        reply[header + 2],
+        reply[header + 3],
+    ]);
+    if error == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(-error))
+    }
+}
+
+/// An error and its sources on one line (aya's errors keep the errno in the source).
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}
