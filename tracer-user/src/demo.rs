@@ -26,6 +26,7 @@ use crate::{
         summary::{MptcpConnectionInfo, MptcpList, MptcpSummary},
     },
     lab::{EndpointMode, IpVersion, Lab, LabConfig, LabError, Side, TransferCounts, TransferSpec},
+    offline::{self, OfflineOptions},
     output::table,
     source::live::{self, LiveError, LiveStats, TraceOptions},
 };
@@ -91,6 +92,8 @@ pub enum DemoError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountCheck {
     pub direction: &'static str,
+    /// Who measured: "tracer" (live) or "capture" (the pcapng file read back).
+    pub measured_by: &'static str,
     pub application: u64,
     /// The tracer's `unique_bytes`; `None` when it has no such connection or direction.
     pub measured: Option<u64>,
@@ -108,12 +111,13 @@ impl CountCheck {
             .measured
             .map_or_else(|| "nothing".to_owned(), table::bytes);
         format!(
-            "{}: application wrote {}, tracer measured {} unique data-level bytes {}",
+            "{}: application wrote {}, {} measured {} unique data-level bytes {}",
             match self.direction {
                 "client_to_server" => "client → server",
                 _ => "server → client",
             },
             table::bytes(self.application),
+            self.measured_by,
             measured,
             if self.agrees() { "✓" } else { "✗" }
         )
@@ -138,8 +142,12 @@ pub fn find_connection<'a>(
     })
 }
 
-/// Compares both directions of the application's counts with the tracer's summary.
-pub fn check_counts(summary: Option<&MptcpSummary>, counts: &TransferCounts) -> [CountCheck; 2] {
+/// Compares both directions of the application's counts with a summary made by `measured_by`.
+pub fn check_counts(
+    measured_by: &'static str,
+    summary: Option<&MptcpSummary>,
+    counts: &TransferCounts,
+) -> [CountCheck; 2] {
     let measured = |direction: &str| {
         summary.and_then(|s| {
             s.directions
@@ -151,11 +159,13 @@ pub fn check_counts(summary: Option<&MptcpSummary>, counts: &TransferCounts) -> 
     [
         CountCheck {
             direction: "client_to_server",
+            measured_by,
             application: counts.client_sent,
             measured: measured("client_to_server"),
         },
         CountCheck {
             direction: "server_to_client",
+            measured_by,
             application: counts.server_sent,
             measured: measured("server_to_client"),
         },
@@ -296,7 +306,7 @@ fn demo() -> Result<i32, DemoError> {
             "  the tracer saw no MPTCP connection between these addresses ✗"
         )?;
     }
-    let checks = check_counts(summary, &counts);
+    let checks = check_counts("tracer", summary, &counts);
     for check in &checks {
         writeln!(out, "  {}", check.line())?;
     }
@@ -307,7 +317,7 @@ fn demo() -> Result<i32, DemoError> {
             "  {lost} events were lost: the counts miss those packets"
         )?;
     }
-    let agree = checks.iter().all(CountCheck::agrees);
+    let mut agree = checks.iter().all(CountCheck::agrees);
     writeln!(
         out,
         "\nCapture of the traced packets: {}\n  (mptcp-tracer list-mptcp {0}; remove with \
@@ -315,6 +325,28 @@ fn demo() -> Result<i32, DemoError> {
         capture.display(),
         directory.path.display()
     )?;
+    // The file must tell the same story as the live run: read it back as `list-mptcp` would.
+    match offline::analyze_file(&capture, &OfflineOptions { progress: false }) {
+        Ok(report) if report.error.is_none() => {
+            let list = report.analyzer.mptcp_list();
+            let summary = find_connection(&list, &counts)
+                .and_then(|connection| report.analyzer.mptcp_summary(connection.id));
+            writeln!(out, "Read back from the capture file:")?;
+            for check in check_counts("capture", summary.as_ref(), &counts) {
+                writeln!(out, "  {}", check.line())?;
+                agree &= check.agrees();
+            }
+        }
+        Ok(report) => {
+            let error = report.error.map(|e| e.to_string()).unwrap_or_default();
+            writeln!(out, "  reading it back stopped early: {error} ✗")?;
+            agree = false;
+        }
+        Err(error) => {
+            writeln!(out, "  reading it back failed: {error} ✗")?;
+            agree = false;
+        }
+    }
     out.flush()?;
     directory.keep();
     drop(lab);
@@ -657,7 +689,7 @@ mod tests {
             events: Vec::new(),
             events_dropped: 0,
         };
-        let exact = check_counts(Some(&summary(4_000_000, 1_000_000)), &app);
+        let exact = check_counts("tracer", Some(&summary(4_000_000, 1_000_000)), &app);
         assert!(exact.iter().all(CountCheck::agrees));
         assert_eq!(
             exact[0].line(),
@@ -665,12 +697,16 @@ mod tests {
              (4.00 MB) unique data-level bytes ✓"
         );
 
-        let short = check_counts(Some(&summary(4_000_000, 999_000)), &app);
+        let short = check_counts("capture", Some(&summary(4_000_000, 999_000)), &app);
         assert_eq!((short[0].agrees(), short[1].agrees()), (true, false));
         assert!(short[1].line().ends_with('✗'));
-        assert!(short[1].line().starts_with("server → client"));
+        assert_eq!(
+            short[1].line(),
+            "server → client: application wrote 1000000 B (1.00 MB), capture measured 999000 B \
+             (999.00 kB) unique data-level bytes ✗"
+        );
 
-        let missing = check_counts(None, &app);
+        let missing = check_counts("tracer", None, &app);
         assert_eq!(missing[0].measured, None);
         assert!(!missing[0].agrees());
         assert!(missing[0].line().contains("measured nothing"));
