@@ -81,8 +81,9 @@ pub fn bench_live(args: &BenchArgs) -> anyhow::Result<()> {
         effective_uid()? == 0,
         "bench-live needs root (network namespaces, eBPF, bpf_stats): run it with sudo"
     );
-    let started = Instant::now();
     let tracer = build_tracer()?;
+    let started = Instant::now();
+    let load_before = load_average();
     let scratch = ScratchDir::create()?;
     let settings: &[bool] = match args.offloads {
         Offloads::Off => &[true],
@@ -97,7 +98,14 @@ pub fn bench_live(args: &BenchArgs) -> anyhow::Result<()> {
     for report in &reports {
         println!("{}", report.render());
     }
-    println!("bench-live took {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "bench-live took {:.0} s (after the build) on {} CPUs; 1-minute load average {} before, \
+         {} after (other processes share the CPUs with the transfer)",
+        started.elapsed().as_secs_f64(),
+        thread::available_parallelism().map_or(0, usize::from),
+        load_before,
+        load_average()
+    );
     Ok(())
 }
 
@@ -728,6 +736,14 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// The 1-minute load average, as /proc/loadavg gives it ("?" if unreadable).
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn effective_uid() -> anyhow::Result<u32> {
