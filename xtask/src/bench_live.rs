@@ -6,7 +6,8 @@
 //! next way) so that drift in the machine's load hits all three alike:
 //! - untraced;
 //! - traced: the release `mptcp-tracer trace --json` attached to both client interfaces
-//!   (`--netns`), with `kernel.bpf_stats_enabled=1` for the in-kernel cost per packet;
+//!   (`--netns`), with `kernel.bpf_stats_enabled=1` for the in-kernel cost per packet (so the
+//!   traced rate includes the statistics' own small cost);
 //! - tcpdump: one tcpdump per client interface writing a file (the lab's tcpdump: `-U
 //!   --immediate-mode`, filter `tcp`, snaplen = the tracer's capture length).
 //!
@@ -63,9 +64,9 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Offloads {
-    /// Offloads off, the lab's default: every packet is at most one MSS.
+    /// TSO/GSO/GRO off on the veths (the lab's default).
     Off,
-    /// Offloads on: the hooks see GSO/GRO super-packets.
+    /// TSO/GSO/GRO on on the veths: GRO merges received segments before the ingress hook.
     On,
     /// Off, then on.
     Both,
