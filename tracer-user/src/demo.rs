@@ -290,6 +290,13 @@ fn demo() -> Result<i32, DemoError> {
         out.write_all(b"\n")?;
         out.write_all(table::mptcp_summary(summary, true).as_bytes())?;
     }
+    writeln!(
+        out,
+        "\nNote: the classifiers sit at TC, before the lab's {RATE_MBIT} Mbit/s tbf qdisc on the \
+         same interfaces: data that qdisc drops and TCP sends again counts as wire and \
+         retransmitted bytes here, although its first copy never left the host (tcpdump, after \
+         the qdisc, does not see it). Unique data bytes are not affected."
+    )?;
     for warning in &finished.warnings {
         eprintln!("warning: {warning}");
     }
