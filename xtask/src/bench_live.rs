@@ -36,6 +36,9 @@ use serde_json::Value;
 const PROGRAM_NAMES: [&str; 2] = ["tc_ingress", "tc_egress"];
 /// Bytes of each packet the tracer copies (tracer_common::CAPTURE_LEN); tcpdump keeps as much.
 const TRACER_CAPTURE_LEN: u32 = 192;
+/// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on every Linux architecture
+/// that matters here).
+const USER_HZ: f64 = 100.0;
 const SYSCTL_BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 const PORT: u16 = 5201;
 /// Bytes of the warm-up transfer that sizes the measured ones.
@@ -118,6 +121,7 @@ struct Report {
     /// Sum over the traced rounds.
     kernel: ProgramStats,
     drops: TracerDrops,
+    user: TracerCpu,
     tcpdump_problems: Vec<String>,
 }
 
@@ -190,6 +194,14 @@ impl Report {
             )),
             None => out.push_str("  in-kernel cost    not measured (no runs counted)\n"),
         }
+        if self.user.bytes > 0 && self.user.transfer_s > 0.0 {
+            out.push_str(&format!(
+                "  tracer process    {:7.1} ms CPU per GB traced ({:.1} % of one CPU during the \
+                 traced transfers)\n",
+                self.user.cpu_s * 1e3 / (self.user.bytes as f64 / 1e9),
+                self.user.cpu_s / self.user.transfer_s * 100.0
+            ));
+        }
         out.push_str(&format!(
             "  tracer drops      {drops} (ring buffer full {}, userspace lost {}, events \
              emitted {} / received {}) (target 0) {}\n",
@@ -247,6 +259,7 @@ fn bench_one(
 
     let mut rounds = Vec::new();
     let mut kernel = ProgramStats::default();
+    let mut user = TracerCpu::default();
     let mut drops = TracerDrops::default();
     let mut tcpdump_problems = Vec::new();
     for round in 1..=args.rounds {
@@ -259,6 +272,7 @@ fn bench_one(
                     let traced = traced_transfer(&lab, tracer, &interfaces, bytes)?;
                     kernel.add(&traced.kernel);
                     drops.add(&traced.drops);
+                    user.add(&traced.user);
                     traced_gbps = traced.gbps;
                 }
                 Way::Tcpdump => {
@@ -285,6 +299,7 @@ fn bench_one(
         rounds,
         kernel,
         drops,
+        user,
         tcpdump_problems,
     })
 }
@@ -343,6 +358,23 @@ struct Traced {
     gbps: f64,
     kernel: ProgramStats,
     drops: TracerDrops,
+    user: TracerCpu,
+}
+
+/// The tracer process's own CPU time (user + system) during traced transfers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct TracerCpu {
+    cpu_s: f64,
+    transfer_s: f64,
+    bytes: u64,
+}
+
+impl TracerCpu {
+    fn add(&mut self, other: &TracerCpu) {
+        self.cpu_s += other.cpu_s;
+        self.transfer_s += other.transfer_s;
+        self.bytes += other.bytes;
+    }
 }
 
 fn traced_transfer(
@@ -355,7 +387,9 @@ fn traced_transfer(
     let process = TracerProcess::start(tracer, lab.namespace(Side::Client), interfaces)?;
     let ids = process.program_ids()?;
     let before = program_stats(&bpftool_programs()?, &PROGRAM_NAMES, &ids);
+    let ticks_before = process.cpu_ticks()?;
     let gbps = timed_transfer(lab, bytes)?;
+    let ticks_after = process.cpu_ticks()?;
     let after = program_stats(&bpftool_programs()?, &PROGRAM_NAMES, &ids);
     ensure!(
         after.programs == ids.len(),
@@ -369,6 +403,11 @@ fn traced_transfer(
         // Only the transfer: the handshake and the time before it are left out.
         kernel: after.since(&before),
         drops: TracerDrops::from_report(&report)?,
+        user: TracerCpu {
+            cpu_s: ticks_after.saturating_sub(ticks_before) as f64 / USER_HZ,
+            transfer_s: bytes as f64 * 8.0 / (gbps * 1e9),
+            bytes,
+        },
     })
 }
 
@@ -522,6 +561,14 @@ impl TracerProcess {
         Ok(ids)
     }
 
+    /// CPU time the tracer has used so far (user + system), in clock ticks.
+    fn cpu_ticks(&self) -> anyhow::Result<u64> {
+        let pid = self.child.as_ref().context("tracer already stopped")?.id();
+        let path = format!("/proc/{pid}/stat");
+        let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        stat_cpu_ticks(&stat).with_context(|| format!("no utime/stime in {path}: {stat}"))
+    }
+
     /// SIGINT, as Ctrl-C: the tracer detaches and prints its JSON report.
     fn stop(mut self) -> anyhow::Result<Value> {
         let mut child = self.child.take().context("tracer already stopped")?;
@@ -567,6 +614,17 @@ impl Drop for TracerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// utime + stime of /proc/PID/stat, in clock ticks: fields 14 and 15, counted after the
+/// command name's closing parenthesis (the name may hold spaces and parentheses).
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // after_name starts with field 3 (state): utime is field 14.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// The program id of a BPF program fd's fdinfo (`prog_id:\t123`); `None` for other fds.
@@ -798,6 +856,19 @@ mod tests {
         link_type:\ttcx\nlink_id:\t293\nprog_tag:\t56bd95d28be7bc58\nprog_id:\t579\n\
         ifindex:\t1\nattach_type:\t46 (ingress)\n";
     const FDINFO_PIPE: &str = "pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t70241\n";
+
+    #[test]
+    fn cpu_ticks_from_proc_stat() {
+        // A real /proc/PID/stat line (`cat`): utime 0, stime 0.
+        let cat = "27882 (cat) R 27880 27880 32674 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 \
+                   378289 3133440 359 18446744073709551615";
+        assert_eq!(stat_cpu_ticks(cat), Some(0));
+        // A name with spaces and a parenthesis; utime 250, stime 31.
+        let odd = "42 (mptcp (x) tracer) S 1 42 42 0 -1 4194304 900 0 0 0 250 31 0 0 20 0 3 0 \
+                   1000 100000 200";
+        assert_eq!(stat_cpu_ticks(odd), Some(281));
+        assert_eq!(stat_cpu_ticks("42 (short) S 1 2"), None);
+    }
 
     #[test]
     fn program_ids_from_fdinfo() {
