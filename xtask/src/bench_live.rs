@@ -195,10 +195,17 @@ impl Report {
             None => out.push_str("  in-kernel cost    not measured (no runs counted)\n"),
         }
         if self.user.bytes > 0 && self.user.transfer_s > 0.0 {
+            let gigabytes = self.user.bytes as f64 / 1e9;
             out.push_str(&format!(
-                "  tracer process    {:7.1} ms CPU per GB traced ({:.1} % of one CPU during the \
+                "  in-kernel CPU     {:7.1} ms per GB traced ({:.1} % of one CPU during the \
                  traced transfers)\n",
-                self.user.cpu_s * 1e3 / (self.user.bytes as f64 / 1e9),
+                self.kernel.run_time_ns as f64 / 1e6 / gigabytes,
+                self.kernel.run_time_ns as f64 / 1e9 / self.user.transfer_s * 100.0
+            ));
+            out.push_str(&format!(
+                "  tracer process    {:7.1} ms per GB traced ({:.1} % of one CPU during the \
+                 traced transfers; user + system time of the mptcp-tracer process)\n",
+                self.user.cpu_s * 1e3 / gigabytes,
                 self.user.cpu_s / self.user.transfer_s * 100.0
             ));
         }
