@@ -102,6 +102,9 @@ pub enum Command {
     Shell,
     /// Trace MPTCP live on network interfaces with eBPF (needs root).
     Trace(TraceArgs),
+    /// Build a two-path MPTCP lab in network namespaces, trace a transfer live and check the
+    /// tracer's byte counts against the application's (needs root; removes what it made).
+    Demo,
 }
 
 /// A question about an analysed capture: the commands the one-shot CLI and the shell share.
@@ -297,6 +300,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         None | Some(Command::Shell) => Ok(shell::run(cli.global)),
         Some(Command::Trace(args)) => trace(args),
+        Some(Command::Demo) => Ok(crate::demo::run()?),
         Some(command) => {
             let (file, query) = command.as_query().ok_or_else(|| anyhow!("not a query"))?;
             one_shot(file, &query, cli.global)

@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod decode;
+pub mod demo;
 pub mod lab;
 pub mod offline;
 pub mod output;

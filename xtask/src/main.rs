@@ -1,9 +1,13 @@
 //! `cargo xtask <command>`: project automation that needs more than cargo.
 
+mod bench_live;
 mod bench_offline;
 mod captures;
 mod setup;
 
+use std::{os::unix::process::CommandExt as _, process::Command};
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -44,6 +48,11 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Build the release binary and run `mptcp-tracer demo` (needs root).
+    Demo,
+    /// Measure an MPTCP transfer untraced, traced by mptcp-tracer and under tcpdump (needs
+    /// root; about 3 minutes).
+    BenchLive(bench_live::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,5 +75,15 @@ fn main() -> anyhow::Result<()> {
             },
         ),
         Task::MakeCaptures { only } => captures::make_captures(only.as_deref()),
+        Task::Demo => demo(),
+        Task::BenchLive(args) => bench_live::bench_live(&args),
     }
+}
+
+/// Builds the release binary and becomes `mptcp-tracer demo`: exec, not a child, so that Ctrl-C
+/// reaches only the demo, which removes its lab before it exits, and its exit code is ours.
+fn demo() -> anyhow::Result<()> {
+    let binary = bench_live::build_tracer()?;
+    let error = Command::new(&binary).arg("demo").exec();
+    Err(error).with_context(|| format!("running {} demo", binary.display()))
 }

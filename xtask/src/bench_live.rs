@@ -1,0 +1,977 @@
+//! `cargo xtask bench-live`: what live tracing costs an MPTCP transfer.
+//!
+//! Two lab namespaces joined by two veth paths without rate limit; one MPTCP transfer of a fixed
+//! byte count per measurement, client → server, both subflows up before data flows. Each round
+//! measures the same transfer three ways, interleaved (and rotated: each round starts with the
+//! next way) so that drift in the machine's load hits all three alike:
+//! - untraced;
+//! - traced: the release `mptcp-tracer trace --json` attached to both client interfaces
+//!   (`--netns`), with `kernel.bpf_stats_enabled=1` for the in-kernel cost per packet (so the
+//!   traced rate includes the statistics' own small cost);
+//! - tcpdump: one tcpdump per client interface writing a file (the lab's tcpdump: `-U
+//!   --immediate-mode`, filter `tcp`, snaplen = the tracer's capture length).
+//!
+//! By default it runs once with the lab's default offloads (TSO/GSO/GRO off on the veths) and
+//! once with them on. Either way TCP hands GSO super-packets to the TC egress hook (the stack
+//! segments them after it), so a "packet" of the in-kernel cost is one skb at one hook.
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use clap::{Args, ValueEnum};
+use mptcp_tracer::lab::{CaptureSpec, EndpointMode, IpVersion, Lab, LabConfig, Side, TransferSpec};
+use serde_json::Value;
+
+/// Names of the tracer's two classifiers (`source/live/attach.rs`); bpftool shows them as is
+/// (shorter than BPF_OBJ_NAME_LEN).
+const PROGRAM_NAMES: [&str; 2] = ["tc_ingress", "tc_egress"];
+/// Bytes of each packet the tracer copies (tracer_common::CAPTURE_LEN); tcpdump keeps as much.
+const TRACER_CAPTURE_LEN: u32 = 192;
+/// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on every Linux architecture
+/// that matters here).
+const USER_HZ: f64 = 100.0;
+const SYSCTL_BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+const PORT: u16 = 5201;
+/// Bytes of the warm-up transfer that sizes the measured ones.
+const WARM_UP_BYTES: u64 = 512 << 20;
+
+/// Targets printed next to the results.
+const TARGET_RATIO: f64 = 0.98;
+const TARGET_NS_PER_PACKET: f64 = 100.0;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Rounds of [untraced, traced, tcpdump].
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Each transfer moves about this many seconds' worth of the untraced rate (sized by a
+    /// warm-up transfer).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// A fixed byte count per transfer instead of sizing by --seconds.
+    #[arg(long)]
+    bytes: Option<u64>,
+    /// Veth offloads (TSO/GSO/GRO) during the runs.
+    #[arg(long, value_enum, default_value_t = Offloads::Both)]
+    offloads: Offloads,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Offloads {
+    /// TSO/GSO/GRO off on the veths (the lab's default).
+    Off,
+    /// TSO/GSO/GRO on on the veths: GRO merges received segments before the ingress hook.
+    On,
+    /// Off, then on.
+    Both,
+}
+
+pub fn bench_live(args: &BenchArgs) -> anyhow::Result<()> {
+    ensure!(args.rounds > 0, "--rounds must be at least 1");
+    ensure!(
+        args.seconds > 0.0 && args.seconds.is_finite(),
+        "--seconds must be more than 0"
+    );
+    ensure!(
+        effective_uid()? == 0,
+        "bench-live needs root (network namespaces, eBPF, bpf_stats): run it with sudo"
+    );
+    let tracer = build_tracer()?;
+    let started = Instant::now();
+    let load_before = load_average();
+    let scratch = ScratchDir::create()?;
+    let settings: &[bool] = match args.offloads {
+        Offloads::Off => &[true],
+        Offloads::On => &[false],
+        Offloads::Both => &[true, false],
+    };
+    let mut reports = Vec::new();
+    for &disable_offloads in settings {
+        reports.push(bench_one(args, &tracer, &scratch.0, disable_offloads)?);
+    }
+    println!();
+    for report in &reports {
+        println!("{}", report.render());
+    }
+    println!(
+        "bench-live took {:.0} s (after the build) on {} CPUs; 1-minute load average {} before, \
+         {} after (other processes share the CPUs with the transfer)",
+        started.elapsed().as_secs_f64(),
+        thread::available_parallelism().map_or(0, usize::from),
+        load_before,
+        load_average()
+    );
+    Ok(())
+}
+
+/// The measurements of one offload setting.
+struct Report {
+    disable_offloads: bool,
+    bytes: u64,
+    rounds: Vec<Round>,
+    /// Sum over the traced rounds.
+    kernel: ProgramStats,
+    drops: TracerDrops,
+    user: TracerCpu,
+    tcpdump_problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    untraced_gbps: f64,
+    traced_gbps: f64,
+    tcpdump_gbps: f64,
+}
+
+impl Report {
+    fn render(&self) -> String {
+        let medians = |pick: fn(&Round) -> f64| median(self.rounds.iter().map(pick).collect());
+        let untraced = medians(|r| r.untraced_gbps);
+        let traced = medians(|r| r.traced_gbps);
+        let tcpdump = medians(|r| r.tcpdump_gbps);
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        let traced_ratio = traced / untraced;
+        // Per-round ratios pair each traced run with the untraced one next to it in time.
+        let paired = |pick: fn(&Round) -> f64| {
+            median(
+                self.rounds
+                    .iter()
+                    .map(|r| pick(r) / r.untraced_gbps)
+                    .collect(),
+            )
+        };
+        let ns_per_packet = self.kernel.ns_per_run();
+        let drops = self.drops.total();
+        let mut out = format!(
+            "Offloads {} — {} rounds × [untraced, traced, tcpdump] (order rotated each round), {} \
+             MiB client → server per transfer, 2 paths, no rate limit\n",
+            if self.disable_offloads {
+                "off (lab default: TSO/GSO/GRO off on the veths)"
+            } else {
+                "on (TSO/GSO/GRO on the veths)"
+            },
+            self.rounds.len(),
+            self.bytes >> 20,
+        );
+        for (index, round) in self.rounds.iter().enumerate() {
+            out.push_str(&format!(
+                "  round {}: untraced {:.2}, traced {:.2}, tcpdump {:.2} Gbit/s\n",
+                index + 1,
+                round.untraced_gbps,
+                round.traced_gbps,
+                round.tcpdump_gbps
+            ));
+        }
+        out.push_str(&format!(
+            "  median untraced   {untraced:7.2} Gbit/s\n\
+             \x20 median traced     {traced:7.2} Gbit/s  traced/untraced  {traced_ratio:.3}  \
+             (target ≥ {TARGET_RATIO}) {}  (median of per-round ratios {:.3})\n\
+             \x20 median tcpdump    {tcpdump:7.2} Gbit/s  tcpdump/untraced {:.3}         \
+             (median of per-round ratios {:.3})\n",
+            mark(traced_ratio >= TARGET_RATIO),
+            paired(|r| r.traced_gbps),
+            tcpdump / untraced,
+            paired(|r| r.tcpdump_gbps),
+        ));
+        match ns_per_packet {
+            Some(ns) => out.push_str(&format!(
+                "  in-kernel cost    {ns:7.1} ns/packet (per program run, one run per packet \
+                 at each hook; {} runs of {} programs in {} ns, bpf_stats on) (target ≤ \
+                 {TARGET_NS_PER_PACKET}) {}\n",
+                self.kernel.run_cnt,
+                self.kernel.programs,
+                self.kernel.run_time_ns,
+                mark(ns <= TARGET_NS_PER_PACKET)
+            )),
+            None => out.push_str("  in-kernel cost    not measured (no runs counted)\n"),
+        }
+        if self.user.bytes > 0 && self.user.transfer_s > 0.0 {
+            let gigabytes = self.user.bytes as f64 / 1e9;
+            out.push_str(&format!(
+                "  in-kernel CPU     {:7.1} ms per GB traced ({:.1} % of one CPU during the \
+                 traced transfers)\n",
+                self.kernel.run_time_ns as f64 / 1e6 / gigabytes,
+                self.kernel.run_time_ns as f64 / 1e9 / self.user.transfer_s * 100.0
+            ));
+            out.push_str(&format!(
+                "  tracer process    {:7.1} ms per GB traced ({:.1} % of one CPU during the \
+                 traced transfers; user + system time of the mptcp-tracer process)\n",
+                self.user.cpu_s * 1e3 / gigabytes,
+                self.user.cpu_s / self.user.transfer_s * 100.0
+            ));
+        }
+        out.push_str(&format!(
+            "  tracer drops      {drops} (ring buffer full {}, userspace lost {}, events \
+             emitted {} / received {}) (target 0) {}\n",
+            self.drops.ringbuf_full,
+            self.drops.userspace_lost,
+            self.drops.events_emitted,
+            self.drops.events_received,
+            mark(drops == 0)
+        ));
+        if self.tcpdump_problems.is_empty() {
+            out.push_str("  tcpdump lost no packets\n");
+        } else {
+            for problem in &self.tcpdump_problems {
+                out.push_str(&format!("  tcpdump: {problem}\n"));
+            }
+        }
+        out
+    }
+}
+
+fn bench_one(
+    args: &BenchArgs,
+    tracer: &Path,
+    scratch: &Path,
+    disable_offloads: bool,
+) -> anyhow::Result<Report> {
+    log::info!(
+        "building the lab (2 paths, no rate limit, offloads {})",
+        if disable_offloads { "off" } else { "on" }
+    );
+    let lab = Lab::new(&LabConfig {
+        paths: 2,
+        endpoints: EndpointMode::ClientSubflow,
+        disable_offloads,
+        rate_mbit: None,
+    })?;
+    let interfaces = (1..=lab.paths())
+        .map(|path| lab.interface(Side::Client, path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = match args.bytes {
+        Some(bytes) => bytes,
+        None => {
+            // The first transfer of a lab is slower (caches, slow start on new routes); size by
+            // the faster of two.
+            let warm_up =
+                timed_transfer(&lab, WARM_UP_BYTES)?.max(timed_transfer(&lab, WARM_UP_BYTES)?);
+            let bytes = transfer_size(warm_up, args.seconds);
+            log::info!(
+                "warm-up: {warm_up:.2} Gbit/s untraced; {} MiB per transfer",
+                bytes >> 20
+            );
+            bytes
+        }
+    };
+
+    let mut rounds = Vec::new();
+    let mut kernel = ProgramStats::default();
+    let mut user = TracerCpu::default();
+    let mut drops = TracerDrops::default();
+    let mut tcpdump_problems = Vec::new();
+    for round in 1..=args.rounds {
+        let (mut untraced_gbps, mut traced_gbps, mut tcpdump_gbps) = (0.0, 0.0, 0.0);
+        // Each round starts with the next way, so that none always runs first or last.
+        for way in rotation(round) {
+            match way {
+                Way::Untraced => untraced_gbps = timed_transfer(&lab, bytes)?,
+                Way::Traced => {
+                    let traced = traced_transfer(&lab, tracer, &interfaces, bytes)?;
+                    kernel.add(&traced.kernel);
+                    drops.add(&traced.drops);
+                    user.add(&traced.user);
+                    traced_gbps = traced.gbps;
+                }
+                Way::Tcpdump => {
+                    let (gbps, problem) = tcpdump_transfer(&lab, &interfaces, scratch, bytes)?;
+                    tcpdump_problems.extend(problem.map(|p| format!("round {round}: {p}")));
+                    tcpdump_gbps = gbps;
+                }
+            }
+        }
+        log::info!(
+            "round {round}/{}: untraced {untraced_gbps:.2}, traced {traced_gbps:.2}, tcpdump \
+             {tcpdump_gbps:.2} Gbit/s",
+            args.rounds,
+        );
+        rounds.push(Round {
+            untraced_gbps,
+            traced_gbps,
+            tcpdump_gbps,
+        });
+    }
+    Ok(Report {
+        disable_offloads,
+        bytes,
+        rounds,
+        kernel,
+        drops,
+        user,
+        tcpdump_problems,
+    })
+}
+
+/// The three ways of running a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Untraced,
+    Traced,
+    Tcpdump,
+}
+
+/// The order of the ways in round `round` (1-based): rotated by one each round.
+fn rotation(round: usize) -> [Way; 3] {
+    let mut ways = [Way::Untraced, Way::Traced, Way::Tcpdump];
+    ways.rotate_left((round - 1) % 3);
+    ways
+}
+
+/// Bytes for a transfer of about `seconds` at `gbps`, in whole MiB, 64 MiB to 8 GiB.
+fn transfer_size(gbps: f64, seconds: f64) -> u64 {
+    let bytes = gbps * 1e9 / 8.0 * seconds;
+    let mib = (bytes / f64::from(1u32 << 20)).round();
+    (mib.clamp(64.0, 8192.0) as u64) << 20
+}
+
+/// One client → server transfer of `bytes`; its rate in Gbit/s, timed from the moment the
+/// subflows are up to both applications' end.
+fn timed_transfer(lab: &Lab, bytes: u64) -> anyhow::Result<f64> {
+    let session = lab.start_transfer(&TransferSpec {
+        ip_version: IpVersion::V4,
+        path: 1,
+        port: PORT,
+        client_sends: bytes,
+        server_sends: 0,
+        wait_for_subflows: 1,
+        subflow_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(60),
+    })?;
+    let start = Instant::now();
+    let counts = session.finish()?;
+    let elapsed = start.elapsed().as_secs_f64();
+    ensure!(
+        counts.server_received == bytes,
+        "the server read {} of {bytes} bytes",
+        counts.server_received
+    );
+    Ok(gbit_per_s(counts.client_sent, elapsed))
+}
+
+fn gbit_per_s(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 * 8.0 / seconds / 1e9
+}
+
+struct Traced {
+    gbps: f64,
+    kernel: ProgramStats,
+    drops: TracerDrops,
+    user: TracerCpu,
+}
+
+/// The tracer process's own CPU time (user + system) during traced transfers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct TracerCpu {
+    cpu_s: f64,
+    transfer_s: f64,
+    bytes: u64,
+}
+
+impl TracerCpu {
+    fn add(&mut self, other: &TracerCpu) {
+        self.cpu_s += other.cpu_s;
+        self.transfer_s += other.transfer_s;
+        self.bytes += other.bytes;
+    }
+}
+
+fn traced_transfer(
+    lab: &Lab,
+    tracer: &Path,
+    interfaces: &[String],
+    bytes: u64,
+) -> anyhow::Result<Traced> {
+    let _stats = BpfStats::enable()?;
+    let process = TracerProcess::start(tracer, lab.namespace(Side::Client), interfaces)?;
+    let ids = process.program_ids()?;
+    let before = program_stats(&bpftool_programs()?, &PROGRAM_NAMES, &ids);
+    let ticks_before = process.cpu_ticks()?;
+    let gbps = timed_transfer(lab, bytes)?;
+    let ticks_after = process.cpu_ticks()?;
+    let after = program_stats(&bpftool_programs()?, &PROGRAM_NAMES, &ids);
+    ensure!(
+        after.programs == ids.len(),
+        "bpftool shows {} of the tracer's {} programs ({ids:?})",
+        after.programs,
+        ids.len()
+    );
+    let report = process.stop()?;
+    Ok(Traced {
+        gbps,
+        // Only the transfer: the handshake and the time before it are left out.
+        kernel: after.since(&before),
+        drops: TracerDrops::from_report(&report)?,
+        user: TracerCpu {
+            cpu_s: ticks_after.saturating_sub(ticks_before) as f64 / USER_HZ,
+            transfer_s: bytes as f64 * 8.0 / (gbps * 1e9),
+            bytes,
+        },
+    })
+}
+
+/// tcpdump on every client interface during one transfer: the rate, and what went wrong with
+/// the capture (lost packets) if anything did.
+fn tcpdump_transfer(
+    lab: &Lab,
+    interfaces: &[String],
+    scratch: &Path,
+    bytes: u64,
+) -> anyhow::Result<(f64, Option<String>)> {
+    let files: Vec<PathBuf> = interfaces
+        .iter()
+        .map(|interface| scratch.join(format!("{interface}.pcap")))
+        .collect();
+    let mut captures = Vec::new();
+    for (interface, file) in interfaces.iter().zip(&files) {
+        captures.push(lab.start_capture(&CaptureSpec {
+            side: Side::Client,
+            interface,
+            snaplen: TRACER_CAPTURE_LEN,
+            file,
+            link_type: None,
+            filter: Some("tcp"),
+        })?);
+    }
+    let gbps = timed_transfer(lab, bytes)?;
+    let mut problems = Vec::new();
+    for capture in captures {
+        if let Err(error) = capture.stop() {
+            problems.push(error.to_string());
+        }
+    }
+    for file in &files {
+        let _ = fs::remove_file(file);
+    }
+    Ok((gbps, (!problems.is_empty()).then(|| problems.join("; "))))
+}
+
+/// `cargo build --release -p mptcp-tracer`; the binary's path from cargo's own report.
+pub fn build_tracer() -> anyhow::Result<PathBuf> {
+    log::info!("cargo build --release -p mptcp-tracer");
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "mptcp-tracer",
+            "--bin",
+            "mptcp-tracer",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    ensure!(
+        output.status.success(),
+        "cargo build --release -p mptcp-tracer failed ({})",
+        output.status
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| {
+            message["reason"] == "compiler-artifact" && message["target"]["name"] == "mptcp-tracer"
+        })
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .context("cargo reported no mptcp-tracer executable")
+}
+
+/// `mptcp-tracer -v trace --json` on the client's interfaces.
+struct TracerProcess {
+    child: Option<Child>,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<Vec<String>>>,
+}
+
+impl TracerProcess {
+    /// Starts the tracer and returns once it has attached to every interface.
+    fn start(binary: &Path, namespace: &str, interfaces: &[String]) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary);
+        // -v: the "tracing IFACE (ifindex N) via TCX" lines say when it is attached. Live tables
+        // go to stderr with --json; the default interval, as a user would run it.
+        command.args(["-v", "trace", "--netns", namespace, "--json"]);
+        for interface in interfaces {
+            command.args(["-i", interface]);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        let mut stdout_pipe = child.stdout.take().context("no stdout pipe")?;
+        let stdout = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout_pipe.read_to_string(&mut text);
+            text
+        });
+        let stderr_pipe = child.stderr.take().context("no stderr pipe")?;
+        let (attached_tx, attached_rx) = mpsc::channel();
+        let wanted = interfaces.len();
+        let stderr = thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut attached = 0;
+            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                if line.contains("tracing ") && line.contains(" via ") {
+                    attached += 1;
+                }
+                // The first live table (`[1.0 s] packets seen …`) comes after the attach too,
+                // should the log lines change.
+                if attached == wanted || line.contains("packets seen") {
+                    let _ = attached_tx.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        let mut process = Self {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        };
+        let timeout = Duration::from_secs(30);
+        if attached_rx.recv_timeout(timeout).is_err() {
+            let (status, stderr) = process.kill();
+            bail!(
+                "{command:?} did not attach within {timeout:?} ({status}):\n{}",
+                stderr.join("\n")
+            );
+        }
+        Ok(process)
+    }
+
+    /// The ids of the BPF programs the tracer holds open (its classifiers), from the
+    /// `prog_id:` lines of /proc/PID/fdinfo: exact even when other tracers run.
+    fn program_ids(&self) -> anyhow::Result<BTreeSet<u32>> {
+        let pid = self.child.as_ref().context("tracer already stopped")?.id();
+        let directory = format!("/proc/{pid}/fdinfo");
+        let mut ids = BTreeSet::new();
+        for entry in fs::read_dir(&directory).with_context(|| format!("reading {directory}"))? {
+            let Ok(text) = fs::read_to_string(entry?.path()) else {
+                continue; // an fd closed meanwhile
+            };
+            ids.extend(fdinfo_prog_id(&text));
+        }
+        ensure!(
+            !ids.is_empty(),
+            "the tracer (pid {pid}) holds no BPF program"
+        );
+        Ok(ids)
+    }
+
+    /// CPU time the tracer has used so far (user + system), in clock ticks.
+    fn cpu_ticks(&self) -> anyhow::Result<u64> {
+        let pid = self.child.as_ref().context("tracer already stopped")?.id();
+        let path = format!("/proc/{pid}/stat");
+        let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        stat_cpu_ticks(&stat).with_context(|| format!("no utime/stime in {path}: {stat}"))
+    }
+
+    /// SIGINT, as Ctrl-C: the tracer detaches and prints its JSON report.
+    fn stop(mut self) -> anyhow::Result<Value> {
+        let mut child = self.child.take().context("tracer already stopped")?;
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .context("running kill")?;
+        ensure!(status.success(), "kill -INT {} failed", child.id());
+        let status = child.wait().context("waiting for the tracer")?;
+        let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default());
+        let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default());
+        // Exit code 2 means "events lost", which the report's counters show.
+        ensure!(
+            matches!(status.code(), Some(0 | 2)),
+            "the tracer failed ({status}):\n{}",
+            stderr.unwrap_or_default().join("\n")
+        );
+        serde_json::from_str(&stdout.unwrap_or_default())
+            .context("the tracer's --json output is not JSON")
+    }
+
+    fn kill(&mut self) -> (String, Vec<String>) {
+        let status = match self.child.take() {
+            Some(mut child) => {
+                let _ = child.kill();
+                child
+                    .wait()
+                    .map(|status| status.to_string())
+                    .unwrap_or_default()
+            }
+            None => String::new(),
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status, stderr)
+    }
+}
+
+impl Drop for TracerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// utime + stime of /proc/PID/stat, in clock ticks: fields 14 and 15, counted after the
+/// command name's closing parenthesis (the name may hold spaces and parentheses).
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // after_name starts with field 3 (state): utime is field 14.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The program id of a BPF program fd's fdinfo (`prog_id:\t123`); `None` for other fds.
+fn fdinfo_prog_id(fdinfo: &str) -> Option<u32> {
+    fdinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("prog_id:"))
+        .and_then(|id| id.trim().parse().ok())
+}
+
+/// Run time and run count summed over some BPF programs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ProgramStats {
+    programs: usize,
+    run_time_ns: u64,
+    run_cnt: u64,
+}
+
+impl ProgramStats {
+    fn add(&mut self, other: &ProgramStats) {
+        self.programs = self.programs.max(other.programs);
+        self.run_time_ns += other.run_time_ns;
+        self.run_cnt += other.run_cnt;
+    }
+
+    fn since(&self, earlier: &ProgramStats) -> ProgramStats {
+        ProgramStats {
+            programs: self.programs,
+            run_time_ns: self.run_time_ns.saturating_sub(earlier.run_time_ns),
+            run_cnt: self.run_cnt.saturating_sub(earlier.run_cnt),
+        }
+    }
+
+    /// Mean nanoseconds per run (one run per packet and hook).
+    fn ns_per_run(&self) -> Option<f64> {
+        (self.run_cnt > 0).then(|| self.run_time_ns as f64 / self.run_cnt as f64)
+    }
+}
+
+fn bpftool_programs() -> anyhow::Result<Value> {
+    let output = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .context("running bpftool prog show --json")?;
+    ensure!(
+        output.status.success(),
+        "bpftool prog show --json failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    serde_json::from_slice(&output.stdout).context("bpftool prog show --json: not JSON")
+}
+
+/// Sums `run_time_ns` and `run_cnt` of the programs in `bpftool prog show --json` output whose
+/// id is in `ids` and whose name is one of `names`. bpftool leaves both fields out while a
+/// program has not run with statistics on: they count as 0.
+fn program_stats(programs: &Value, names: &[&str], ids: &BTreeSet<u32>) -> ProgramStats {
+    let mut stats = ProgramStats::default();
+    for program in programs.as_array().into_iter().flatten() {
+        let id = program["id"].as_u64().and_then(|id| u32::try_from(id).ok());
+        let name = program["name"].as_str();
+        if id.is_some_and(|id| ids.contains(&id)) && name.is_some_and(|n| names.contains(&n)) {
+            stats.programs += 1;
+            stats.run_time_ns += program["run_time_ns"].as_u64().unwrap_or(0);
+            stats.run_cnt += program["run_cnt"].as_u64().unwrap_or(0);
+        }
+    }
+    stats
+}
+
+/// The tracer's own loss counters (`stats` of `trace --json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TracerDrops {
+    ringbuf_full: u64,
+    userspace_lost: u64,
+    events_emitted: u64,
+    events_received: u64,
+}
+
+impl TracerDrops {
+    fn from_report(report: &Value) -> anyhow::Result<Self> {
+        let stats = &report["stats"];
+        let field = |name: &str| {
+            stats[name]
+                .as_u64()
+                .with_context(|| format!("the tracer's JSON report has no stats.{name}"))
+        };
+        Ok(Self {
+            ringbuf_full: field("ringbuf_full")?,
+            userspace_lost: field("userspace_lost")?,
+            events_emitted: field("events_emitted")?,
+            events_received: field("events_received")?,
+        })
+    }
+
+    fn add(&mut self, other: &TracerDrops) {
+        self.ringbuf_full += other.ringbuf_full;
+        self.userspace_lost += other.userspace_lost;
+        self.events_emitted += other.events_emitted;
+        self.events_received += other.events_received;
+    }
+
+    /// Events that did not reach the analysis: never queued (ring buffer full; those are not in
+    /// `events_emitted`) plus queued but not received, which covers `userspace_lost` and any
+    /// loss no counter names.
+    fn total(&self) -> u64 {
+        let unreceived = self.events_emitted.saturating_sub(self.events_received);
+        self.ringbuf_full + unreceived.max(self.userspace_lost)
+    }
+}
+
+/// The median; the mean of the two middle values for an even count. NaN for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+/// `kernel.bpf_stats_enabled=1` while alive; the previous value comes back on drop (errors
+/// and panics included).
+struct BpfStats {
+    previous: String,
+}
+
+impl BpfStats {
+    fn enable() -> anyhow::Result<Self> {
+        let previous = fs::read_to_string(SYSCTL_BPF_STATS)
+            .with_context(|| format!("reading {SYSCTL_BPF_STATS}"))?
+            .trim()
+            .to_owned();
+        fs::write(SYSCTL_BPF_STATS, "1")
+            .with_context(|| format!("writing 1 to {SYSCTL_BPF_STATS}"))?;
+        Ok(Self { previous })
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Err(error) = fs::write(SYSCTL_BPF_STATS, &self.previous) {
+            log::error!(
+                "could not restore {SYSCTL_BPF_STATS} to {}: {error}",
+                self.previous
+            );
+        }
+    }
+}
+
+/// A directory for the tcpdump files, removed on drop.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join(format!("mptcp-tracer-bench-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The 1-minute load average, as /proc/loadavg gives it ("?" if unreadable).
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn effective_uid() -> anyhow::Result<u32> {
+    // "Uid:\treal\teffective\tsaved\tfs"
+    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .and_then(|uid| uid.parse().ok())
+        .context("no Uid line in /proc/self/status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![9.4, 1.0, 5.0, 7.0, 8.0]), 7.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![5.5]), 5.5);
+        assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn every_way_takes_every_position() {
+        use Way::*;
+        assert_eq!(rotation(1), [Untraced, Traced, Tcpdump]);
+        assert_eq!(rotation(2), [Traced, Tcpdump, Untraced]);
+        assert_eq!(rotation(3), [Tcpdump, Untraced, Traced]);
+        assert_eq!(rotation(4), rotation(1));
+    }
+
+    #[test]
+    fn transfer_size_is_whole_mib_within_bounds() {
+        // 8 Gbit/s for 2 s = 2e9 bytes = 1907.3 MiB.
+        assert_eq!(transfer_size(8.0, 2.0), 1907 << 20);
+        assert_eq!(transfer_size(0.01, 2.0), 64 << 20);
+        assert_eq!(transfer_size(1000.0, 10.0), 8192 << 20);
+    }
+
+    /// `/proc/PID/fdinfo` of a running `mptcp-tracer trace -i lo`: a program fd and a TCX link
+    /// fd both name the program (kernel 6.18).
+    const FDINFO_PROGRAM: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1039\n\
+        prog_type:\t3\nprog_jited:\t1\nprog_tag:\t563563c735c83605\nmemlock:\t12288\n\
+        prog_id:\t580\nrun_time_ns:\t0\nrun_cnt:\t0\nrecursion_misses:\t0\n\
+        verified_insns:\t13912\n";
+    const FDINFO_LINK: &str = "pos:\t0\nflags:\t02000000\nmnt_id:\t17\nino:\t1039\n\
+        link_type:\ttcx\nlink_id:\t293\nprog_tag:\t56bd95d28be7bc58\nprog_id:\t579\n\
+        ifindex:\t1\nattach_type:\t46 (ingress)\n";
+    const FDINFO_PIPE: &str = "pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t70241\n";
+
+    #[test]
+    fn cpu_ticks_from_proc_stat() {
+        // A real /proc/PID/stat line (`cat`): utime 0, stime 0.
+        let cat = "27882 (cat) R 27880 27880 32674 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 \
+                   378289 3133440 359 18446744073709551615";
+        assert_eq!(stat_cpu_ticks(cat), Some(0));
+        // A name with spaces and a parenthesis; utime 250, stime 31.
+        let odd = "42 (mptcp (x) tracer) S 1 42 42 0 -1 4194304 900 0 0 0 250 31 0 0 20 0 3 0 \
+                   1000 100000 200";
+        assert_eq!(stat_cpu_ticks(odd), Some(281));
+        assert_eq!(stat_cpu_ticks("42 (short) S 1 2"), None);
+    }
+
+    #[test]
+    fn program_ids_from_fdinfo() {
+        assert_eq!(fdinfo_prog_id(FDINFO_PROGRAM), Some(580));
+        assert_eq!(fdinfo_prog_id(FDINFO_LINK), Some(579));
+        assert_eq!(fdinfo_prog_id(FDINFO_PIPE), None);
+    }
+
+    /// `bpftool prog show --json` (v7.1.0) with bpf_stats on while two tracers ran: ours
+    /// (591/592) and someone else's with the same program names (585/586).
+    const BPFTOOL_SAMPLE: &str = r#"[{"id":585,"type":"sched_cls","name":"tc_ingress","tag":"f7ac1a8d7372cf95","gpl_compatible":true,"run_time_ns":386361,"run_cnt":1495,"loaded_at":1795700271,"uid":0,"bytes_xlated":7376,"jited":true,"bytes_jited":4466,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":586,"type":"sched_cls","name":"tc_egress","tag":"acfd0c8529029b83","gpl_compatible":true,"run_time_ns":799456,"run_cnt":1544,"loaded_at":1795700271,"uid":0,"bytes_xlated":7384,"jited":true,"bytes_jited":4471,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":591,"type":"sched_cls","name":"tc_ingress","tag":"56bd95d28be7bc58","gpl_compatible":true,"run_time_ns":2921,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572},{"id":592,"type":"sched_cls","name":"tc_egress","tag":"563563c735c83605","gpl_compatible":true,"run_time_ns":5066,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8328,"jited":true,"bytes_jited":4985,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572}]"#;
+    /// The same program before it ran: bpftool leaves run_time_ns and run_cnt out.
+    const BPFTOOL_NOT_RUN: &str = r#"[{"id":579,"type":"sched_cls","name":"tc_ingress","tag":"56bd95d28be7bc58","gpl_compatible":true,"loaded_at":1795700264,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[766,764,765,767],"btf_id":554}]"#;
+
+    #[test]
+    fn program_stats_count_only_our_programs() {
+        let programs: Value = serde_json::from_str(BPFTOOL_SAMPLE).expect("JSON");
+        let ours = BTreeSet::from([591, 592]);
+        // The run counts the kernel's fdinfo gave for 591 and 592 at the same moment.
+        assert_eq!(
+            program_stats(&programs, &PROGRAM_NAMES, &ours),
+            ProgramStats {
+                programs: 2,
+                run_time_ns: 2921 + 5066,
+                run_cnt: 12,
+            }
+        );
+        // Names alone would take the other tracer's programs too.
+        let everything = BTreeSet::from([585, 586, 591, 592]);
+        assert_eq!(
+            program_stats(&programs, &PROGRAM_NAMES, &everything).run_cnt,
+            1495 + 1544 + 12
+        );
+        // An id of ours under another name is not one of the classifiers.
+        assert_eq!(
+            program_stats(&programs, &["tc_ingress"], &ours),
+            ProgramStats {
+                programs: 1,
+                run_time_ns: 2921,
+                run_cnt: 6,
+            }
+        );
+        let not_run: Value = serde_json::from_str(BPFTOOL_NOT_RUN).expect("JSON");
+        let stats = program_stats(&not_run, &PROGRAM_NAMES, &BTreeSet::from([579]));
+        assert_eq!((stats.programs, stats.run_cnt), (1, 0));
+        assert_eq!(stats.ns_per_run(), None);
+    }
+
+    #[test]
+    fn program_stats_of_the_transfer_alone() {
+        let before = ProgramStats {
+            programs: 2,
+            run_time_ns: 7_987,
+            run_cnt: 12,
+        };
+        let after = ProgramStats {
+            programs: 2,
+            run_time_ns: 1_007_987,
+            run_cnt: 10_012,
+        };
+        let transfer = after.since(&before);
+        assert_eq!(
+            (transfer.run_time_ns, transfer.run_cnt),
+            (1_000_000, 10_000)
+        );
+        assert_eq!(transfer.ns_per_run(), Some(100.0));
+    }
+
+    #[test]
+    fn tracer_drops_from_its_json_report() {
+        // The head of a real `trace --json` report (-i lo, three refused connections).
+        let report: Value = serde_json::from_str(
+            r#"{"stats":{"packets_seen":12,"tcp_packets":12,"mptcp_packets":0,
+                "events_emitted":0,"ringbuf_full":0,"load_errors":0,"filtered":0,
+                "events_received":0,"userspace_lost":0},
+                "mptcp":{"mptcp_connections":[],"orphan_subflows":[]},
+                "summaries":[],"warnings":[]}"#,
+        )
+        .expect("JSON");
+        let drops = TracerDrops::from_report(&report).expect("stats");
+        assert_eq!(drops, TracerDrops::default());
+        assert_eq!(drops.total(), 0);
+        assert!(TracerDrops::from_report(&serde_json::json!({"stats": {}})).is_err());
+
+        let lossy = TracerDrops {
+            ringbuf_full: 5,
+            userspace_lost: 1,
+            events_emitted: 100,
+            events_received: 95,
+        };
+        assert_eq!(lossy.total(), 5 + 5);
+        let unexplained = TracerDrops {
+            events_emitted: 100,
+            events_received: 90,
+            ..TracerDrops::default()
+        };
+        assert_eq!(unexplained.total(), 10);
+    }
+}
