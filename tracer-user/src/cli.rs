@@ -236,6 +236,8 @@ impl TraceArgs {
             port: self.port,
             addr: self.addr,
             attach: self.attach.into(),
+            // Signals and `--duration` stop the command-line trace.
+            stop: None,
         }
     }
 }

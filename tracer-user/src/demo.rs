@@ -52,10 +52,8 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 /// Exit code when the tracer's counts disagree with the application's.
 pub const EXIT_MISMATCH: i32 = 1;
 
-/// Set by the signal handler on SIGINT / SIGTERM from outside.
+/// Set by the signal handler on SIGINT / SIGTERM.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// Set while the demo stops its own tracer with SIGTERM, so that this is not taken for the user.
-static STOPPING_TRACER: AtomicBool = AtomicBool::new(false);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -383,10 +381,14 @@ struct Tracer {
     thread: Option<JoinHandle<Result<Finished, LiveError>>>,
     attached: mpsc::Receiver<()>,
     show_tables: Arc<AtomicBool>,
+    /// `TraceOptions::stop` of the trace.
+    stop: Arc<AtomicBool>,
 }
 
 impl Tracer {
-    fn start(options: TraceOptions) -> Result<Self, DemoError> {
+    fn start(mut options: TraceOptions) -> Result<Self, DemoError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        options.stop = Some(Arc::clone(&stop));
         let (attached_tx, attached) = mpsc::channel();
         let show_tables = Arc::new(AtomicBool::new(false));
         let show = Arc::clone(&show_tables);
@@ -396,8 +398,7 @@ impl Tracer {
                 let started = Instant::now();
                 let mut attached_tx = Some(attached_tx);
                 let mut on_interval = |analyzer: &Analyzer, stats: &LiveStats| {
-                    // The first call comes once the programs are attached and the trace
-                    // listens for SIGTERM.
+                    // The first call comes once the programs are attached.
                     if let Some(tx) = attached_tx.take() {
                         let _ = tx.send(());
                     }
@@ -428,6 +429,7 @@ impl Tracer {
             thread: Some(thread),
             attached,
             show_tables,
+            stop,
         })
     }
 
@@ -464,7 +466,7 @@ impl Tracer {
 
     /// Stops the trace and returns its results.
     fn stop(mut self) -> Result<Finished, DemoError> {
-        self.signal_until_finished();
+        self.stop.store(true, Ordering::SeqCst);
         Ok(self.join()??)
     }
 
@@ -474,36 +476,12 @@ impl Tracer {
             None => Err(DemoError::TracerPanicked),
         }
     }
-
-    /// `live::trace` stops on SIGINT/SIGTERM (or its duration). SIGTERM to ourselves reaches
-    /// its handler, which chains to ours; repeated because a signal sent before the trace
-    /// installed its handler only reaches ours.
-    fn signal_until_finished(&self) {
-        let Some(thread) = &self.thread else {
-            return;
-        };
-        STOPPING_TRACER.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + TRACER_START_TIMEOUT;
-        while !thread.is_finished() && Instant::now() < deadline {
-            // SAFETY: kill(2) on our own pid with a signal whose handler we installed.
-            unsafe {
-                libc::kill(libc::getpid(), libc::SIGTERM);
-            }
-            for _ in 0..20 {
-                if thread.is_finished() {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(25));
-            }
-        }
-        STOPPING_TRACER.store(false, Ordering::SeqCst);
-    }
 }
 
 impl Drop for Tracer {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            self.signal_until_finished();
+            self.stop.store(true, Ordering::SeqCst);
             let _ = self.join();
         }
     }
@@ -550,9 +528,7 @@ impl Drop for TempDir {
 
 extern "C" fn on_signal(_signal: libc::c_int) {
     // Only an atomic store: async-signal-safe.
-    if !STOPPING_TRACER.load(Ordering::SeqCst) {
-        INTERRUPTED.store(true, Ordering::SeqCst);
-    }
+    INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 /// From here on SIGINT and SIGTERM only set `INTERRUPTED`, so that the process lives on to

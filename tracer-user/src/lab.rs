@@ -250,7 +250,7 @@ impl Lab {
                         "tc",
                         &[
                             "qdisc", "add", "dev", &interface, "root", "tbf", "rate", &rate,
-                            "burst", "16kb", "latency", "100ms",
+                            "burst", "16kb", "latency", "1s",
                         ],
                     )?;
                 }

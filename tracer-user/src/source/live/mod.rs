@@ -12,7 +12,18 @@ mod privileges;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::HashMap, io, mem::offset_of, net::IpAddr, path::PathBuf, time::Duration};
+use std::{
+    collections::HashMap,
+    io,
+    mem::offset_of,
+    net::IpAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -65,6 +76,9 @@ pub struct TraceOptions {
     pub port: Option<u16>,
     pub addr: Option<IpAddr>,
     pub attach: AttachMode,
+    /// Set by the caller to end the trace as SIGINT would: for programs that run `trace` on a
+    /// thread (the demo) and must stop it without signalling the whole process.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// Counters of one run: what the kernel saw and what reached the analysis.
@@ -131,7 +145,7 @@ const POLL_PERIOD: Duration = Duration::from_millis(50);
 /// The pcapng file is flushed and the interfaces are checked this often.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(1);
 
-/// Traces until `duration`, SIGINT or SIGTERM; calls `on_interval` every `interval` with the
+/// Traces until `duration`, SIGINT, SIGTERM or `options.stop`; calls `on_interval` every `interval` with the
 /// analysis so far. Detaches everything it attached before returning.
 pub fn trace(
     options: &TraceOptions,
@@ -406,7 +420,12 @@ async fn poll_loop<S: EventSink>(
                 collector.drain(guard.get_inner_mut());
                 guard.clear_ready();
             }
-            _ = poll.tick() => collector.drain(ring.get_mut()),
+            _ = poll.tick() => {
+                collector.drain(ring.get_mut());
+                if options.stop.as_ref().is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+                    return Ok(());
+                }
+            }
             _ = report.tick() => {
                 collector.drain(ring.get_mut());
                 collector.refresh(counters);
