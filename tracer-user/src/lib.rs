@@ -2,8 +2,10 @@
 //! analysis and the outputs. The binary (`main.rs`) is a thin layer over this.
 //!
 //! One path from packet to summary, shared by the live and the offline sources:
-//! `source` yields `RawPacket`s → `decode::decode` makes a `Packet` → `analysis::Analyzer::feed`
-//! updates state → `analysis::summary` builds the read-only results → `output` formats them.
+//! `source` yields `RawPacket`s → `decode::decode_into` fills a `Packet` →
+//! `analysis::Analyzer::feed_decoded` updates state (`feed_raw` does both) → `analysis::summary`
+//! builds the read-only results → `output` formats them. `offline` drives a capture file through
+//! this (decoding on a second thread), `source::live` the ring buffer's events, `demo` a lab.
 
 pub mod analysis;
 pub mod cli;
