@@ -2,11 +2,12 @@
 //! their first `CAPTURE_LEN` bytes from the network header into the ring buffer.
 //!
 //! Budget: the programs run on every packet of the traced interfaces. A packet costs two lookups
-//! (per-CPU counters and scratch), `bpf_skb_load_bytes` of 22 bytes of L2 header and of the IP
-//! and TCP headers (one call, a second one for long TCP option lists or IP options), and, for
-//! kept packets only, the rest of the capture, one `bpf_ringbuf_query` and one
-//! `bpf_ringbuf_output`. IP options, IPv6 extension headers and the TCP option walk read the
-//! per-CPU scratch copy, so the verifier sees small bounded loops without helper calls in them.
+//! (per-CPU counters and scratch) and one `bpf_skb_load_bytes` of the frame's first bytes (L2,
+//! IP and TCP headers; a second call behind a VLAN tag or without L2 header, or for long TCP
+//! option lists or IP options), and, for kept packets only, the rest of the capture, one
+//! `bpf_ringbuf_query` and one `bpf_ringbuf_output`. IP options, IPv6 extension headers and
+//! the TCP option walk read the per-CPU scratch copy, so the verifier sees small bounded loops
+//! without helper calls in them.
 
 use core::ptr;
 
@@ -62,6 +63,10 @@ const TCP_HDR_MIN: usize = 20;
 const TCP_HDR_MAX: usize = 60;
 /// Bytes from the network header the first load takes (see `inspect`).
 const FIRST_LOAD: usize = 60;
+/// What the first load takes when the skb's linear area holds that much: enough for an IPv4
+/// header and a full TCP header, or an IPv6 header and 60 bytes of TCP header.
+const FIRST_LOAD_MAX: usize = 100;
+const ETH_HLEN: usize = 14;
 const TCPOPT_EOL: u8 = 0;
 const TCPOPT_NOP: u8 = 1;
 const TCPOPT_MPTCP: u8 = 30;
@@ -86,9 +91,6 @@ struct Scratch {
     /// verifier would have to follow, and `load_range` may write up to `from + len` ≤
     /// CAPTURE_LEN + 256 bytes, as far as the verifier can tell.
     _slack: [u8; 256],
-    /// The first `L2_PEEK` bytes of the frame (a map value needs no zeroing before the load).
-    link: [u8; L2_PEEK],
-    _pad: [u8; 2],
     /// Offsets go through here (`forget`) where parse paths join.
     cursor: u32,
 }
@@ -177,6 +179,20 @@ fn is_ip(ethertype: u16) -> bool {
     ethertype == ETH_P_IP || ethertype == ETH_P_IPV6
 }
 
+/// How many bytes from the network header the first load takes: `FIRST_LOAD_MAX` when they are
+/// in the skb's linear area (a plain copy), else `FIRST_LOAD` (`bpf_skb_load_bytes` walks page
+/// fragments for bytes past the linear area, which costs more than a second load when needed).
+#[inline(always)]
+fn first_load_len(skb: *mut __sk_buff) -> usize {
+    // SAFETY: the context pointer the kernel passed to the program.
+    let (start, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
+    if start + ETH_HLEN + FIRST_LOAD_MAX <= end {
+        FIRST_LOAD_MAX
+    } else {
+        FIRST_LOAD
+    }
+}
+
 /// Reads byte `i` of the captured bytes. Callers keep `i < cap_len` for meaning; the mask keeps
 /// the access inside the scratch value for the verifier without a branch.
 #[inline(always)]
@@ -232,12 +248,23 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(Skip::Malformed)?;
     // SAFETY: the per-CPU scratch slot, not shared with anything running on this CPU meanwhile.
     let scratch = unsafe { &mut *scratch };
-    let link = scratch.link.as_mut_ptr();
-    // SAFETY: L2_PEEK bytes into `Scratch::link`; skb_len ≥ 40 > L2_PEEK.
-    if unsafe { bpf_skb_load_bytes(skb.cast(), 0, link.cast(), L2_PEEK as u32) } != 0 {
+    let data = scratch.event.data.as_mut_ptr();
+    // One load takes the frame from its start so that, behind an untagged Ethernet header (the
+    // usual case), the network header lands right at `event.data`: the L2 bytes go over the end
+    // of the event header, which is written last. Other link layers load the IP header again.
+    // SAFETY: `data - ETH_HLEN` is inside `Scratch::event.header`.
+    let frame = unsafe { data.sub(ETH_HLEN) };
+    let wanted = ETH_HLEN as u32 + first_load_len(skb) as u32;
+    let peek = if skb_len < wanted { skb_len } else { wanted };
+    // The same length with bounds the verifier sees (skb_len ≥ 40 was checked above).
+    let peek = ((peek - 1) & 0xff) + 1;
+    // SAFETY: `peek` ≤ 256 bytes from `frame`, inside `Scratch`.
+    if unsafe { bpf_skb_load_bytes(skb.cast(), 0, frame.cast(), peek) } != 0 {
         return Err(Skip::Malformed);
     }
-    let (l2_len, l3, raw_ip) = link_layer(&scratch.link, protocol).ok_or(Skip::NotTcp)?;
+    // SAFETY: L2_PEEK ≤ 40 ≤ `peek` bytes from `frame` were loaded.
+    let link = unsafe { &*frame.cast::<[u8; L2_PEEK]>() };
+    let (l2_len, l3, raw_ip) = link_layer(link, protocol).ok_or(Skip::NotTcp)?;
     if !is_ip(l3) {
         return Err(Skip::NotTcp);
     }
@@ -254,13 +281,19 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     // Load the headers only: for a TSO/GRO packet the payload after them sits in page
     // fragments, and copying it for every packet costs more than the parse. The first load
     // covers an IPv4 header with a fixed TCP header and 20 option bytes, or an IPv6 header with
-    // a fixed TCP header; the rest of the headers come as needed, the rest of the capture only
-    // for packets that become events.
+    // a fixed TCP header (more where the linear area holds more); the rest of the headers come
+    // as needed, the rest of the capture only for packets that become events.
     let cap = cap as usize;
-    let data = scratch.event.data.as_mut_ptr();
-    let first = if cap < FIRST_LOAD { cap } else { FIRST_LOAD };
-    load_range(skb, l2_len, data, 0, first)?;
-    let mut loaded = first;
+    let first = if l2_len == ETH_HLEN as u32 {
+        let peeked = (peek - ETH_HLEN as u32) as usize;
+        if cap < peeked { cap } else { peeked }
+    } else {
+        let first = if cap < FIRST_LOAD { cap } else { FIRST_LOAD };
+        load_range(skb, l2_len, data, 0, first)?;
+        first
+    };
+    // Merges the paths above (which link layer, how much the first load took) for the verifier.
+    let mut loaded = forget(scratch, first);
     let data = data.cast_const();
 
     let ipv6 = l3 == ETH_P_IPV6;
