@@ -1,11 +1,13 @@
 //! `tc_ingress` and `tc_egress`: find TCP segments that carry an MPTCP option (kind 30) and copy
-//! their first `CAPTURE_LEN` bytes from the network header into the ring buffer.
+//! their headers (IP, IPv6 extension headers, TCP with options; at most `CAPTURE_LEN` bytes from
+//! the network header) into the ring buffer.
 //!
 //! Budget: the programs run on every packet of the traced interfaces. A packet costs two lookups
 //! (per-CPU counters and scratch) and one `bpf_skb_load_bytes` of the frame's first bytes (L2,
 //! IP and TCP headers; a second call behind a VLAN tag or without L2 header, or for long TCP
-//! option lists or IP options), and, for kept packets only, the rest of the capture, one
-//! `bpf_ringbuf_query` and one `bpf_ringbuf_output`. IP options, IPv6 extension headers and
+//! option lists or IP options), and, for kept packets only, `bpf_ktime_get_ns` (~18 ns in this
+//! VM: the largest single item), one `bpf_ringbuf_query` and one `bpf_ringbuf_output` of a
+//! record that ends with the TCP header. IP options, IPv6 extension headers and
 //! the TCP option walk read the per-CPU scratch copy, so the verifier sees small bounded loops
 //! without helper calls in them.
 
@@ -30,15 +32,14 @@ use tracer_common::{
 /// direct-action mode the next filter runs. Either way the packet's fate is not ours to decide.
 const CONTINUE: i32 = TC_ACT_UNSPEC;
 
-/// Ring buffer size: ~75 000 events of `size_of::<Event>()` + the 8-byte record header.
+/// Ring buffer size: ~75 000 events of the largest size (`size_of::<Event>()` + the 8-byte
+/// record header), ~150 000 of a usual IPv4 MPTCP packet's (80 bytes of headers).
 const RING_BYTES: u32 = 16 << 20;
 /// Wake the reader when the queue crosses this much; below it the reader's timer poll (tens of
 /// ms) collects the events. Waking per event (the default) costs an irq_work self-IPI per packet:
 /// microseconds in a VM. Waking on every event *above* the threshold is just as bad while the
 /// reader is behind, so only the event that crosses it asks.
 const WAKEUP_BYTES: u64 = 256 << 10;
-/// What one event takes in the ring: the 8-byte record header plus the event, 8-aligned.
-const RECORD_BYTES: u64 = (8 + size_of::<Event>() as u64 + 7) & !7;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -282,7 +283,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     // fragments, and copying it for every packet costs more than the parse. The first load
     // covers an IPv4 header with a fixed TCP header and 20 option bytes, or an IPv6 header with
     // a fixed TCP header (more where the linear area holds more); the rest of the headers come
-    // as needed, the rest of the capture only for packets that become events.
+    // as needed; the payload never.
     let cap = cap as usize;
     let first = if l2_len == ETH_HLEN as u32 {
         let peeked = (peek - ETH_HLEN as u32) as usize;
@@ -337,9 +338,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     };
     if options_end > loaded {
         load_range(skb, l2_len, data.cast_mut(), loaded, options_end)?;
-        loaded = options_end;
     }
-    let loaded = forget(scratch, loaded);
     let options_end = forget(scratch, options_end);
     let mptcp = has_mptcp_option(scratch, data, tcp_off + TCP_HDR_MIN, options_end);
     if mptcp {
@@ -355,9 +354,10 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         return Ok(());
     }
 
-    if loaded < cap {
-        load_range(skb, l2_len, data.cast_mut(), loaded, cap)?;
-    }
+    // The event carries the headers only (IP, extension headers, TCP with its options: all
+    // loaded by now). The payload after them would mostly come from page fragments (another
+    // load) and nothing downstream reads it: the decoder takes lengths from the headers, never
+    // from `cap_len`.
     let mut flags = 0;
     if raw_ip {
         flags |= FLAG_RAW_IP;
@@ -373,7 +373,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         ktime_ns: unsafe { bpf_ktime_get_ns() },
         ifindex,
         skb_len: net_len,
-        cap_len: cap as u16,
+        cap_len: options_end as u16,
         direction,
         flags,
         gso_segs: if gso_segs > u32::from(u16::MAX) {
@@ -383,13 +383,21 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         },
         _pad: 0,
     };
+    // The record ends with the last valid byte: less to copy, less ring space per event (the
+    // reader takes `cap_len` bytes after the header). The wakeup test below uses what this
+    // record takes in the ring: its 8-byte header plus the event, 8-aligned.
+    let event_len = size_of::<EventHeader>() + options_end;
+    let record_bytes = ((8 + event_len + 7) & !7) as u64;
     let queued = EVENTS.query(BPF_RB_AVAIL_DATA.into());
-    let wakeup = if queued < WAKEUP_BYTES && queued + RECORD_BYTES >= WAKEUP_BYTES {
+    let wakeup = if queued < WAKEUP_BYTES && queued + record_bytes >= WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     };
-    match EVENTS.output::<Event>(&scratch.event, wakeup.into()) {
+    // SAFETY: `event_len` ≤ 24 + 255 bytes from the start of `Scratch`, inside it.
+    let record =
+        unsafe { core::slice::from_raw_parts((&raw const scratch.event).cast::<u8>(), event_len) };
+    match EVENTS.output::<[u8]>(record, wakeup.into()) {
         Ok(()) => bump(counters, counter::EVENTS),
         Err(_) => bump(counters, counter::RINGBUF_FULL),
     }
