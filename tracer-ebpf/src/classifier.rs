@@ -71,6 +71,8 @@ const ETH_HLEN: usize = 14;
 const TCPOPT_EOL: u8 = 0;
 const TCPOPT_NOP: u8 = 1;
 const TCPOPT_MPTCP: u8 = 30;
+const TCPOPT_TIMESTAMP: u8 = 8;
+const TCPOLEN_TIMESTAMP: u8 = 10;
 /// At most 40 option bytes, so at most 40 options (all NOPs).
 const MAX_TCP_OPTIONS: usize = 40;
 
@@ -505,7 +507,21 @@ fn ipv6_tcp_offset(scratch: &mut Scratch, data: *const u8, cap: usize) -> Result
 /// Walks the TCP options in `[start, end)` of the captured bytes looking for kind 30.
 #[inline(always)]
 fn has_mptcp_option(scratch: &mut Scratch, data: *const u8, start: usize, end: usize) -> bool {
-    let mut off = start;
+    // Most segments of an established connection start with NOP, NOP, timestamps (RFC 7323
+    // appendix A's layout): step over the three in one go. The walk would end up at the same
+    // offset, having seen no kind 30 on the way.
+    let timestamps_first = byte(data, start) == TCPOPT_NOP
+        && byte(data, start + 1) == TCPOPT_NOP
+        && byte(data, start + 2) == TCPOPT_TIMESTAMP
+        && byte(data, start + 3) == TCPOLEN_TIMESTAMP;
+    let mut off = launder(
+        scratch,
+        if timestamps_first {
+            start + 2 + usize::from(TCPOLEN_TIMESTAMP)
+        } else {
+            start
+        },
+    );
     for _ in 0..MAX_TCP_OPTIONS {
         if off >= end {
             return false;
