@@ -182,18 +182,23 @@ fn is_ip(ethertype: u16) -> bool {
     ethertype == ETH_P_IP || ethertype == ETH_P_IPV6
 }
 
-/// How many bytes from the network header the first load takes: `FIRST_LOAD_MAX` when they are
-/// in the skb's linear area (a plain copy), else `FIRST_LOAD` (`bpf_skb_load_bytes` walks page
-/// fragments for bytes past the linear area, which costs more than a second load when needed).
+/// How many bytes from the network header the first load takes: as many of `FIRST_LOAD_MAX` as
+/// the skb's linear area holds (in steps of 4, the unit of IP and TCP header lengths), at least
+/// `FIRST_LOAD`. Past the linear area `bpf_skb_load_bytes` walks page fragments, which costs
+/// more than a second load when one is needed; a TCP skb built by the stack holds exactly its
+/// headers there, so this one load usually takes all of them.
 #[inline(always)]
 fn first_load_len(skb: *mut __sk_buff) -> usize {
     // SAFETY: the context pointer the kernel passed to the program.
     let (start, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
-    if start + ETH_HLEN + FIRST_LOAD_MAX <= end {
-        FIRST_LOAD_MAX
-    } else {
-        FIRST_LOAD
+    let mut len = FIRST_LOAD_MAX;
+    while len > FIRST_LOAD {
+        if start + ETH_HLEN + len <= end {
+            return len;
+        }
+        len -= 4;
     }
+    FIRST_LOAD
 }
 
 /// Reads byte `i` of the captured bytes. Callers keep `i < cap_len` for meaning; the mask keeps
