@@ -3,7 +3,9 @@
 //! collector can never disagree about a byte offset.
 #![no_std]
 
-/// Bytes of the packet copied into each event, counted from the network (IP) header.
+/// Most bytes of the packet copied into an event, counted from the network (IP) header. The
+/// programs copy the headers only (IP, IPv6 extension headers, TCP with its options), which is
+/// at most this; `EventHeader::cap_len` says how many.
 ///
 /// Enough for the largest IPv4 header (60) plus the largest TCP header (60), and for an IPv6
 /// header (40) with common extension headers (up to 92 bytes) plus the largest TCP header.
@@ -45,7 +47,8 @@ pub struct EventHeader {
     pub _pad: u16,
 }
 
-/// One ring-buffer event: header plus the packet's first bytes from the network header.
+/// One ring-buffer event: header plus the packet's first bytes from the network header. A ring
+/// record holds the header and the `cap_len` valid bytes only, so it can be shorter than this.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Event {

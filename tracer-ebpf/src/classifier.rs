@@ -1,12 +1,15 @@
 //! `tc_ingress` and `tc_egress`: find TCP segments that carry an MPTCP option (kind 30) and copy
-//! their first `CAPTURE_LEN` bytes from the network header into the ring buffer.
+//! their headers (IP, IPv6 extension headers, TCP with options; at most `CAPTURE_LEN` bytes from
+//! the network header) into the ring buffer.
 //!
 //! Budget: the programs run on every packet of the traced interfaces. A packet costs two lookups
-//! (per-CPU counters and scratch), `bpf_skb_load_bytes` of 22 bytes of L2 header and of the IP
-//! and TCP headers (one call, a second one for long TCP option lists or IP options), and, for
-//! kept packets only, the rest of the capture, one `bpf_ringbuf_query` and one
-//! `bpf_ringbuf_output`. IP options, IPv6 extension headers and the TCP option walk read the
-//! per-CPU scratch copy, so the verifier sees small bounded loops without helper calls in them.
+//! (per-CPU counters and scratch) and one `bpf_skb_load_bytes` of the frame's first bytes (L2,
+//! IP and TCP headers; a second call behind a VLAN tag or without L2 header, or for long TCP
+//! option lists or IP options), and, for kept packets only, `bpf_ktime_get_ns` (~18 ns in this
+//! VM: the largest single item), one `bpf_ringbuf_query` and one `bpf_ringbuf_output` of a
+//! record that ends with the TCP header. IP options, IPv6 extension headers and
+//! the TCP option walk read the per-CPU scratch copy, so the verifier sees small bounded loops
+//! without helper calls in them.
 
 use core::ptr;
 
@@ -29,15 +32,14 @@ use tracer_common::{
 /// direct-action mode the next filter runs. Either way the packet's fate is not ours to decide.
 const CONTINUE: i32 = TC_ACT_UNSPEC;
 
-/// Ring buffer size: ~75 000 events of `size_of::<Event>()` + the 8-byte record header.
+/// Ring buffer size: ~75 000 events of the largest size (`size_of::<Event>()` + the 8-byte
+/// record header), ~150 000 of a usual IPv4 MPTCP packet's (80 bytes of headers).
 const RING_BYTES: u32 = 16 << 20;
 /// Wake the reader when the queue crosses this much; below it the reader's timer poll (tens of
 /// ms) collects the events. Waking per event (the default) costs an irq_work self-IPI per packet:
 /// microseconds in a VM. Waking on every event *above* the threshold is just as bad while the
 /// reader is behind, so only the event that crosses it asks.
 const WAKEUP_BYTES: u64 = 256 << 10;
-/// What one event takes in the ring: the 8-byte record header plus the event, 8-aligned.
-const RECORD_BYTES: u64 = (8 + size_of::<Event>() as u64 + 7) & !7;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -62,9 +64,15 @@ const TCP_HDR_MIN: usize = 20;
 const TCP_HDR_MAX: usize = 60;
 /// Bytes from the network header the first load takes (see `inspect`).
 const FIRST_LOAD: usize = 60;
+/// What the first load takes when the skb's linear area holds that much: enough for an IPv4
+/// header and a full TCP header, or an IPv6 header and 60 bytes of TCP header.
+const FIRST_LOAD_MAX: usize = 100;
+const ETH_HLEN: usize = 14;
 const TCPOPT_EOL: u8 = 0;
 const TCPOPT_NOP: u8 = 1;
 const TCPOPT_MPTCP: u8 = 30;
+const TCPOPT_TIMESTAMP: u8 = 8;
+const TCPOLEN_TIMESTAMP: u8 = 10;
 /// At most 40 option bytes, so at most 40 options (all NOPs).
 const MAX_TCP_OPTIONS: usize = 40;
 
@@ -86,9 +94,6 @@ struct Scratch {
     /// verifier would have to follow, and `load_range` may write up to `from + len` ≤
     /// CAPTURE_LEN + 256 bytes, as far as the verifier can tell.
     _slack: [u8; 256],
-    /// The first `L2_PEEK` bytes of the frame (a map value needs no zeroing before the load).
-    link: [u8; L2_PEEK],
-    _pad: [u8; 2],
     /// Offsets go through here (`forget`) where parse paths join.
     cursor: u32,
 }
@@ -177,6 +182,25 @@ fn is_ip(ethertype: u16) -> bool {
     ethertype == ETH_P_IP || ethertype == ETH_P_IPV6
 }
 
+/// How many bytes from the network header the first load takes: as many of `FIRST_LOAD_MAX` as
+/// the skb's linear area holds (in steps of 4, the unit of IP and TCP header lengths), at least
+/// `FIRST_LOAD`. Past the linear area `bpf_skb_load_bytes` walks page fragments, which costs
+/// more than a second load when one is needed; a TCP skb built by the stack holds exactly its
+/// headers there, so this one load usually takes all of them.
+#[inline(always)]
+fn first_load_len(skb: *mut __sk_buff) -> usize {
+    // SAFETY: the context pointer the kernel passed to the program.
+    let (start, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
+    let mut len = FIRST_LOAD_MAX;
+    while len > FIRST_LOAD {
+        if start + ETH_HLEN + len <= end {
+            return len;
+        }
+        len -= 4;
+    }
+    FIRST_LOAD
+}
+
 /// Reads byte `i` of the captured bytes. Callers keep `i < cap_len` for meaning; the mask keeps
 /// the access inside the scratch value for the verifier without a branch.
 #[inline(always)]
@@ -232,12 +256,23 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(Skip::Malformed)?;
     // SAFETY: the per-CPU scratch slot, not shared with anything running on this CPU meanwhile.
     let scratch = unsafe { &mut *scratch };
-    let link = scratch.link.as_mut_ptr();
-    // SAFETY: L2_PEEK bytes into `Scratch::link`; skb_len ≥ 40 > L2_PEEK.
-    if unsafe { bpf_skb_load_bytes(skb.cast(), 0, link.cast(), L2_PEEK as u32) } != 0 {
+    let data = scratch.event.data.as_mut_ptr();
+    // One load takes the frame from its start so that, behind an untagged Ethernet header (the
+    // usual case), the network header lands right at `event.data`: the L2 bytes go over the end
+    // of the event header, which is written last. Other link layers load the IP header again.
+    // SAFETY: `data - ETH_HLEN` is inside `Scratch::event.header`.
+    let frame = unsafe { data.sub(ETH_HLEN) };
+    let wanted = ETH_HLEN as u32 + first_load_len(skb) as u32;
+    let peek = if skb_len < wanted { skb_len } else { wanted };
+    // The same length with bounds the verifier sees (skb_len ≥ 40 was checked above).
+    let peek = ((peek - 1) & 0xff) + 1;
+    // SAFETY: `peek` ≤ 256 bytes from `frame`, inside `Scratch`.
+    if unsafe { bpf_skb_load_bytes(skb.cast(), 0, frame.cast(), peek) } != 0 {
         return Err(Skip::Malformed);
     }
-    let (l2_len, l3, raw_ip) = link_layer(&scratch.link, protocol).ok_or(Skip::NotTcp)?;
+    // SAFETY: L2_PEEK ≤ 40 ≤ `peek` bytes from `frame` were loaded.
+    let link = unsafe { &*frame.cast::<[u8; L2_PEEK]>() };
+    let (l2_len, l3, raw_ip) = link_layer(link, protocol).ok_or(Skip::NotTcp)?;
     if !is_ip(l3) {
         return Err(Skip::NotTcp);
     }
@@ -254,13 +289,19 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     // Load the headers only: for a TSO/GRO packet the payload after them sits in page
     // fragments, and copying it for every packet costs more than the parse. The first load
     // covers an IPv4 header with a fixed TCP header and 20 option bytes, or an IPv6 header with
-    // a fixed TCP header; the rest of the headers come as needed, the rest of the capture only
-    // for packets that become events.
+    // a fixed TCP header (more where the linear area holds more); the rest of the headers come
+    // as needed; the payload never.
     let cap = cap as usize;
-    let data = scratch.event.data.as_mut_ptr();
-    let first = if cap < FIRST_LOAD { cap } else { FIRST_LOAD };
-    load_range(skb, l2_len, data, 0, first)?;
-    let mut loaded = first;
+    let first = if l2_len == ETH_HLEN as u32 {
+        let peeked = (peek - ETH_HLEN as u32) as usize;
+        if cap < peeked { cap } else { peeked }
+    } else {
+        let first = if cap < FIRST_LOAD { cap } else { FIRST_LOAD };
+        load_range(skb, l2_len, data, 0, first)?;
+        first
+    };
+    // Merges the paths above (which link layer, how much the first load took) for the verifier.
+    let mut loaded = forget(scratch, first);
     let data = data.cast_const();
 
     let ipv6 = l3 == ETH_P_IPV6;
@@ -304,9 +345,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     };
     if options_end > loaded {
         load_range(skb, l2_len, data.cast_mut(), loaded, options_end)?;
-        loaded = options_end;
     }
-    let loaded = forget(scratch, loaded);
     let options_end = forget(scratch, options_end);
     let mptcp = has_mptcp_option(scratch, data, tcp_off + TCP_HDR_MIN, options_end);
     if mptcp {
@@ -322,9 +361,10 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         return Ok(());
     }
 
-    if loaded < cap {
-        load_range(skb, l2_len, data.cast_mut(), loaded, cap)?;
-    }
+    // The event carries the headers only (IP, extension headers, TCP with its options: all
+    // loaded by now). The payload after them would mostly come from page fragments (another
+    // load) and nothing downstream reads it: the decoder takes lengths from the headers, never
+    // from `cap_len`.
     let mut flags = 0;
     if raw_ip {
         flags |= FLAG_RAW_IP;
@@ -340,7 +380,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         ktime_ns: unsafe { bpf_ktime_get_ns() },
         ifindex,
         skb_len: net_len,
-        cap_len: cap as u16,
+        cap_len: options_end as u16,
         direction,
         flags,
         gso_segs: if gso_segs > u32::from(u16::MAX) {
@@ -350,13 +390,21 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         },
         _pad: 0,
     };
+    // The record ends with the last valid byte: less to copy, less ring space per event (the
+    // reader takes `cap_len` bytes after the header). The wakeup test below uses what this
+    // record takes in the ring: its 8-byte header plus the event, 8-aligned.
+    let event_len = size_of::<EventHeader>() + options_end;
+    let record_bytes = ((8 + event_len + 7) & !7) as u64;
     let queued = EVENTS.query(BPF_RB_AVAIL_DATA.into());
-    let wakeup = if queued < WAKEUP_BYTES && queued + RECORD_BYTES >= WAKEUP_BYTES {
+    let wakeup = if queued < WAKEUP_BYTES && queued + record_bytes >= WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     };
-    match EVENTS.output::<Event>(&scratch.event, wakeup.into()) {
+    // SAFETY: `event_len` ≤ 24 + 255 bytes from the start of `Scratch`, inside it.
+    let record =
+        unsafe { core::slice::from_raw_parts((&raw const scratch.event).cast::<u8>(), event_len) };
+    match EVENTS.output::<[u8]>(record, wakeup.into()) {
         Ok(()) => bump(counters, counter::EVENTS),
         Err(_) => bump(counters, counter::RINGBUF_FULL),
     }
@@ -464,7 +512,21 @@ fn ipv6_tcp_offset(scratch: &mut Scratch, data: *const u8, cap: usize) -> Result
 /// Walks the TCP options in `[start, end)` of the captured bytes looking for kind 30.
 #[inline(always)]
 fn has_mptcp_option(scratch: &mut Scratch, data: *const u8, start: usize, end: usize) -> bool {
-    let mut off = start;
+    // Most segments of an established connection start with NOP, NOP, timestamps (RFC 7323
+    // appendix A's layout): step over the three in one go. The walk would end up at the same
+    // offset, having seen no kind 30 on the way.
+    let timestamps_first = byte(data, start) == TCPOPT_NOP
+        && byte(data, start + 1) == TCPOPT_NOP
+        && byte(data, start + 2) == TCPOPT_TIMESTAMP
+        && byte(data, start + 3) == TCPOLEN_TIMESTAMP;
+    let mut off = launder(
+        scratch,
+        if timestamps_first {
+            start + 2 + usize::from(TCPOLEN_TIMESTAMP)
+        } else {
+            start
+        },
+    );
     for _ in 0..MAX_TCP_OPTIONS {
         if off >= end {
             return false;
