@@ -744,6 +744,27 @@ fn trace_a_transfer(
         );
     }
 
+    // Packet counts of the live summary are wire packets too (GSO batches count their
+    // segments): per direction, the subflows' packets add up to tcpdump's MPTCP packets on the
+    // client interfaces.
+    for (name, tcpdump_direction) in [("client_to_server", "out"), ("server_to_client", "in")] {
+        let live_packets: u64 = direction(live_summary, name)["subflows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|subflow| as_u64(&subflow["packets"], "packets"))
+            .sum();
+        let wire: u64 = on_the_wire
+            .iter()
+            .filter(|((_, d), _)| *d == tcpdump_direction)
+            .map(|(_, tally)| tally.packets)
+            .sum();
+        assert_eq!(
+            live_packets, wire,
+            "{name}: live subflow packets vs tcpdump\n{context}"
+        );
+    }
+
     // (e) The events file tells the same story offline.
     assert_eq!(
         list_mptcp(&events_file),

@@ -499,7 +499,7 @@ impl MptcpTracker {
         d.first_ts_ns.get_or_insert(packet.ts_ns);
         d.last_ts_ns = d.last_ts_ns.max(packet.ts_ns);
         let sd = &mut c.subflows[sub_index].dirs[cd];
-        sd.packets += 1;
+        sd.packets += u64::from(packet.segments);
         sd.wire_bytes += len;
 
         // The subflow's ISN position: from the TCP layer, else inferred from mappings.

@@ -285,7 +285,7 @@ impl TcpTracker {
             SERVER_TO_CLIENT
         };
 
-        stream.packets += 1;
+        stream.packets += u64::from(packet.segments);
         stream.mptcp |= !packet.mptcp.is_empty();
         if packet.has_flag(tcp_flags::RST) {
             stream.rst_seen = true;
@@ -311,7 +311,7 @@ impl TcpTracker {
         if syn {
             d.isn_pos = Some(pos);
         }
-        d.packets += 1;
+        d.packets += u64::from(packet.segments);
         d.first_ts_ns.get_or_insert(packet.ts_ns);
         d.last_ts_ns = d.last_ts_ns.max(packet.ts_ns);
         if packet.has_flag(tcp_flags::FIN) {
@@ -397,6 +397,7 @@ pub(crate) mod tests {
             mptcp: ArrayVec::new(),
             mptcp_overflow: 0,
             options_truncated: false,
+            segments: 1,
         })
     }
 

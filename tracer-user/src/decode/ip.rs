@@ -306,6 +306,7 @@ mod tests {
             link_type,
             data,
             orig_len: orig_len as u32,
+            segments: 1,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct Packet {
     /// The TCP option walk stopped early: an option's length ran past the header or was
     /// invalid. Options before that point are kept.
     pub options_truncated: bool,
+    /// Wire packets this one stands for (`RawPacket::segments`): counted in `packets`.
+    pub segments: u32,
 }
 
 impl Packet {
@@ -115,6 +117,7 @@ impl Packet {
             mptcp: ArrayVec::new(),
             mptcp_overflow: 0,
             options_truncated: false,
+            segments: 1,
         }
     }
 }

@@ -1105,6 +1105,7 @@ mod capture_tests {
             link_type: LinkType::LinuxSll,
             data,
             orig_len: orig_len as u32,
+            segments: 1,
         }
     }
 
@@ -1412,6 +1413,7 @@ mod v1_capture_tests {
             link_type: LinkType::LinuxSll2,
             data: &data,
             orig_len: orig_len as u32,
+            segments: 1,
         };
         match decode(&raw) {
             Ok(Decoded::Tcp(p)) => p,

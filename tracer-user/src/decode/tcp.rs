@@ -76,6 +76,7 @@ pub fn decode_tcp_into(
     };
     let options_end = header_len.min(captured.len());
     packet.number = raw.number;
+    packet.segments = raw.segments.max(1);
     packet.ts_ns = raw.ts_ns;
     packet.iface = raw.iface;
     packet.src = segment.src;
@@ -161,6 +162,7 @@ mod tests {
             link_type: LinkType::Raw,
             data: &[],
             orig_len: 0,
+            segments: 1,
         }
     }
 

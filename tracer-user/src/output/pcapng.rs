@@ -27,8 +27,7 @@ const TSRESOL_NANOSECONDS: u8 = 9;
 /// `epb_flags` direction bits.
 const EPB_FLAG_INBOUND: u32 = 0b01;
 const EPB_FLAG_OUTBOUND: u32 = 0b10;
-/// Start of the comment on a GSO batch (`frame.comment` in tshark): `GSO batch of N segments`.
-pub const GSO_COMMENT_PREFIX: &str = "GSO batch of ";
+pub use crate::source::pcap::GSO_COMMENT_PREFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcapngWriteError {
@@ -308,6 +307,7 @@ mod tests {
                     packet.link_type,
                     packet.data.to_vec(),
                     packet.orig_len,
+                    packet.segments,
                 ))
             })
             .expect("our reader reads it all");
@@ -328,6 +328,8 @@ mod tests {
                     LinkType::Raw,
                     p.data.clone(),
                     p.orig_len,
+                    // A GSO batch's comment reads back as its segment count.
+                    u32::from(p.gso_segs.max(1)),
                 )
             })
             .collect();

@@ -84,4 +84,7 @@ pub struct RawPacket<'a> {
     pub data: &'a [u8],
     /// The packet's length on the wire (≥ `data.len()` when the capture was truncated).
     pub orig_len: u32,
+    /// How many wire packets this record stands for: 1 in capture files; a live egress event
+    /// of a GSO batch stands for its `gso_segs` segments. Packet counts add this up.
+    pub segments: u32,
 }

@@ -46,7 +46,11 @@ const PCAPNG_SYSTEMD_JOURNAL: u32 = 9;
 const PCAPNG_CUSTOM: u32 = 0x0000_0BAD;
 const PCAPNG_CUSTOM_NO_COPY: u32 = 0x4000_0BAD;
 /// Option code of `epb_flags` (and of the obsolete packet block's `pack_flags`).
+const PCAPNG_OPTION_COMMENT: u16 = 1;
 const PCAPNG_OPTION_FLAGS: u16 = 2;
+/// Start of the comment `trace -w` puts on an egress GSO batch: `GSO batch of N segments`
+/// (tshark's `frame.comment`). Written by `output::pcapng`, read back here.
+pub const GSO_COMMENT_PREFIX: &str = "GSO batch of ";
 
 /// A capture file that could not be read, naming the file and, where known, the record.
 #[derive(Debug, thiserror::Error)]
@@ -442,6 +446,7 @@ impl CaptureReader {
             link_type: pcap.link_type,
             data: &[],
             orig_len: field(12),
+            segments: 1,
         };
         self.offset = end;
         self.next_number += 1;
@@ -553,6 +558,7 @@ impl CaptureReader {
             link_type,
             data: &[],
             orig_len,
+            segments: 1,
         };
         Ok(Some((packet, start..end)))
     }
@@ -825,14 +831,16 @@ impl CaptureReader {
         } else {
             20
         };
+        let (direction, segments) = epb_options(options, big_endian);
         let packet = RawPacket {
             number,
             ts_ns,
             iface: interface_id,
-            direction: direction_from_options(options, big_endian),
+            direction,
             link_type,
             data: &[],
             orig_len,
+            segments,
         };
         Ok((packet, start..start + caplen as usize))
     }
@@ -872,7 +880,11 @@ fn interface_from_description(description: &InterfaceDescriptionBlock<'_>) -> In
 
 /// Direction bits of `epb_flags` (bits 0–1: 1 inbound, 2 outbound). Damaged options are
 /// ignored: they only cost the direction.
-fn direction_from_options(mut options: &[u8], big_endian: bool) -> Direction {
+/// What an enhanced packet block's options say: the direction (`epb_flags`), and how many wire
+/// packets it stands for (1, or N from the `GSO batch of N segments` comment `trace -w` writes
+/// on an egress GSO batch), so that the events file reads back as the live analysis saw it.
+fn epb_options(mut options: &[u8], big_endian: bool) -> (Direction, u32) {
+    let (mut direction, mut segments) = (Direction::Unknown, 1);
     while options.len() >= 4 {
         let code = read_u16(options, 0, big_endian);
         let len = usize::from(read_u16(options, 2, big_endian));
@@ -880,11 +892,21 @@ fn direction_from_options(mut options: &[u8], big_endian: bool) -> Direction {
             break;
         }
         if code == PCAPNG_OPTION_FLAGS && len == 4 && options.len() >= 8 {
-            return match read_u32(options, 4, big_endian) & 0b11 {
+            direction = match read_u32(options, 4, big_endian) & 0b11 {
                 1 => Direction::Inbound,
                 2 => Direction::Outbound,
                 _ => Direction::Unknown,
             };
+        }
+        if code == PCAPNG_OPTION_COMMENT
+            && let Some(n) = options
+                .get(4..4 + len)
+                .and_then(|text| std::str::from_utf8(text).ok())
+                .and_then(|text| text.strip_prefix(GSO_COMMENT_PREFIX))
+                .and_then(|rest| rest.strip_suffix(" segments"))
+                .and_then(|n| n.parse::<u32>().ok())
+        {
+            segments = n.max(1);
         }
         let next = 4 + padded(len);
         if next > options.len() {
@@ -892,7 +914,7 @@ fn direction_from_options(mut options: &[u8], big_endian: bool) -> Direction {
         }
         options = &options[next..];
     }
-    Direction::Unknown
+    (direction, segments)
 }
 
 #[cfg(test)]

@@ -512,8 +512,9 @@ impl<S: EventSink> Collector<'_, S> {
             link_type: LinkType::Raw,
             data,
             orig_len: header.skb_len,
+            segments: u32::from(header.gso_segs.max(1)),
         };
-        let segments = u64::from(header.gso_segs.max(1));
+        let segments = u64::from(raw.segments);
         self.stats.wire_packets += segments;
         if segments > 1 {
             self.stats.gso_batches += 1;
