@@ -437,17 +437,8 @@ pub struct Options {
 }
 
 pub fn run(root: &Path, options: &Options) -> Result<()> {
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-p", "mptcp-tracer"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build --release failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let tracer = target.join("release/mptcp-tracer");
+    // The release binary where cargo says it put it (CARGO_TARGET_DIR and all).
+    let tracer = crate::bench_live::build_tracer()?;
 
     let synthetic = Synthetic {
         concurrent: 200,
