@@ -71,7 +71,10 @@ fn two_subflow_experiment_has_4_connections_of_4_subflows() {
                 .iter()
                 .map(|(client, server)| {
                     let host = |a: &str| a.rsplit_once(':').map(|(h, _)| h.to_owned());
-                    (host(client).unwrap_or_default(), host(server).unwrap_or_default())
+                    (
+                        host(client).unwrap_or_default(),
+                        host(server).unwrap_or_default(),
+                    )
                 })
                 .collect();
             assert_eq!(pairs.len(), 4, "{name}: address pairs {pairs:?}");
