@@ -1,10 +1,9 @@
-//! The clap command definitions, used by the one-shot CLI and the interactive shell.
+//! The one-shot command line: clap's definition of every command, and the binary's entry point.
 //!
 //! The query commands' arguments (everything but the capture file) are defined once, in
-//! `Query`; the one-shot commands add the file in front, the shell (`shell::ShellCommand`)
-//! flattens `Query` as it is. Both run the query through `run_query`, so a flag or an output
-//! format cannot differ between them. This module is the edge where errors become messages
-//! and exit codes.
+//! `query::Query`; the one-shot commands here add the file in front, the shell
+//! (`shell::ShellCommand`) flattens `Query` as it is, and both answer through
+//! `query::run_query`. This module is the edge where errors become messages and exit codes.
 
 use std::{
     io::{self, Write},
@@ -17,24 +16,17 @@ use anyhow::{Context as _, anyhow};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    analysis::{Analyzer, Diagnostics, summary::MptcpSummary},
-    offline::{self, OfflineOptions, OfflineReport},
+    analysis::Analyzer,
+    live,
     output::{json, table},
+    query::{
+        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_TCP_SUMMARY, EXIT_ERROR,
+        EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, Query, TcpSummaryArgs,
+        load, run_query, summaries_of, warn_damage, warn_diagnostics,
+    },
     shell,
-    source::live::{self, AttachMode, LiveStats, TraceOptions},
+    source::live::{AttachMode, LiveStats, TraceOptions},
 };
-
-/// Everything worked.
-pub const EXIT_OK: i32 = 0;
-/// An error: bad command line, unreadable capture, unknown stream or connection id, failed
-/// live trace. In the shell's batch mode: at least one command failed.
-pub const EXIT_ERROR: i32 = 1;
-/// Results were printed but cover only part of the data: the capture is truncated or damaged
-/// after some point, or a live trace lost events.
-pub const EXIT_PARTIAL: i32 = 2;
-
-/// How many of the kept decode problems a warning lists.
-const PROBLEMS_SHOWN: usize = 5;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,11 +54,14 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-const ABOUT_LIST_TCP: &str = "List the TCP connections (streams) of the capture";
-const ABOUT_LIST_MPTCP: &str = "List the MPTCP connections, their keys, tokens and subflows";
-const ABOUT_TCP_SUMMARY: &str = "Per-direction byte counts of one TCP stream";
-const ABOUT_MPTCP_SUMMARY: &str =
-    "Per-direction data-level byte counts, subflow shares and events of one MPTCP connection";
+impl GlobalArgs {
+    /// What the global flags say about loading a capture.
+    pub fn load_options(self) -> LoadOptions {
+        LoadOptions {
+            progress: !self.quiet,
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -105,48 +100,6 @@ pub enum Command {
     /// Build a two-path MPTCP lab in network namespaces, trace a transfer live and check the
     /// tracer's byte counts against the application's (needs root; removes what it made).
     Demo,
-}
-
-/// A question about an analysed capture: the commands the one-shot CLI and the shell share.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Query {
-    #[command(about = ABOUT_LIST_TCP)]
-    ListTcp(ListArgs),
-    #[command(about = ABOUT_LIST_MPTCP)]
-    ListMptcp(ListArgs),
-    #[command(about = ABOUT_TCP_SUMMARY)]
-    TcpSummary(TcpSummaryArgs),
-    #[command(about = ABOUT_MPTCP_SUMMARY)]
-    MptcpSummary(MptcpSummaryArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ListArgs {
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct TcpSummaryArgs {
-    /// TCP stream number, as list-tcp shows it (Wireshark's tcp.stream).
-    pub stream: u64,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct MptcpSummaryArgs {
-    /// MPTCP connection id, as list-mptcp shows it.
-    pub id: u64,
-    /// Also show every per-subflow counter and the signalling event timeline (tables only;
-    /// the JSON always has everything).
-    #[arg(long)]
-    pub full: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 impl Command {
@@ -242,15 +195,24 @@ impl TraceArgs {
     }
 }
 
-/// A positive number of seconds, fractions allowed.
+/// The shortest `--duration` / `--interval`: anything shorter is a typo, not a trace.
+const SHORTEST_PERIOD: Duration = Duration::from_millis(1);
+
+/// A number of seconds, fractions allowed, at least `SHORTEST_PERIOD`.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if seconds.is_nan() || seconds <= 0.0 {
-        return Err(format!("`{text}`: must be more than 0 seconds"));
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+    let duration = Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|duration| *duration >= SHORTEST_PERIOD)
+        .ok_or_else(|| {
+            format!(
+                "`{text}`: must be a number of seconds from {} on",
+                SHORTEST_PERIOD.as_secs_f64()
+            )
+        })?;
+    Ok(duration)
 }
 
 /// The binary's entry point: parses the command line, runs the command, returns the exit code.
@@ -300,7 +262,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
-        None | Some(Command::Shell) => Ok(shell::run(cli.global)),
+        None | Some(Command::Shell) => Ok(shell::run(cli.global.load_options())),
         Some(Command::Trace(args)) => trace(args),
         Some(Command::Demo) => Ok(crate::demo::run()?),
         Some(command) => {
@@ -311,169 +273,12 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
 }
 
 fn one_shot(file: &Path, query: &Query, global: GlobalArgs) -> anyhow::Result<i32> {
-    let report = load(file, global)?;
+    let report = load(file, global.load_options())?;
     let mut stdout = io::stdout().lock();
     let result = run_query(&report.analyzer, file, query, &mut stdout)
         .and_then(|()| stdout.flush().context("writing to stdout"));
     let damage = warn_damage(&report, &mut io::stderr().lock());
     result.map(|()| damage)
-}
-
-/// Analyses a capture file. `Err` when nothing could be read.
-pub fn load(file: &Path, global: GlobalArgs) -> anyhow::Result<OfflineReport> {
-    Ok(offline::analyze_file(
-        file,
-        &OfflineOptions {
-            progress: !global.quiet,
-        },
-    )?)
-}
-
-/// Answers `query` about an analysed capture (`capture` names it in errors) on `out`. The
-/// one-shot commands and the shell both answer through here.
-pub fn run_query(
-    analyzer: &Analyzer,
-    capture: &Path,
-    query: &Query,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let text = match query {
-        Query::ListTcp(args) => {
-            let list = analyzer.tcp_list();
-            if args.json {
-                json::to_pretty(&list)?
-            } else {
-                table::tcp_list(&list)
-            }
-        }
-        Query::ListMptcp(args) => {
-            let list = analyzer.mptcp_list();
-            if args.json {
-                json::to_pretty(&list)?
-            } else {
-                table::mptcp_list(&list)
-            }
-        }
-        Query::TcpSummary(args) => {
-            let summary = analyzer.tcp_summary(args.stream).ok_or_else(|| {
-                anyhow!(
-                    "{}: no TCP stream {} (list-tcp shows the streams)",
-                    capture.display(),
-                    args.stream
-                )
-            })?;
-            if args.json {
-                json::to_pretty(&summary)?
-            } else {
-                table::tcp_summary(&summary)
-            }
-        }
-        Query::MptcpSummary(args) => {
-            let summary = analyzer.mptcp_summary(args.id).ok_or_else(|| {
-                anyhow!(
-                    "{}: no MPTCP connection {} (list-mptcp shows the connections)",
-                    capture.display(),
-                    args.id
-                )
-            })?;
-            if args.json {
-                json::to_pretty(&summary)?
-            } else {
-                table::mptcp_summary(&summary, args.full)
-            }
-        }
-    };
-    out.write_all(text.as_bytes())
-        .context("writing the output")?;
-    Ok(())
-}
-
-/// Warns on `err` about a capture that stopped early and about packets the decoder could not
-/// make sense of; returns the exit code the damage calls for.
-pub fn warn_damage(report: &OfflineReport, err: &mut dyn Write) -> i32 {
-    warn_stopped_early(
-        report.analyzer.diagnostics(),
-        report.error.as_ref().map(|e| e as _),
-        err,
-    )
-}
-
-/// `warn_damage` on its parts: `error` is why reading stopped early, if it did.
-fn warn_stopped_early(
-    diagnostics: &Diagnostics,
-    error: Option<&dyn std::fmt::Display>,
-    err: &mut dyn Write,
-) -> i32 {
-    warn_diagnostics(diagnostics, err);
-    match error {
-        Some(error) => {
-            let _ = writeln!(err, "warning: {error}; results cover the packets before it");
-            EXIT_PARTIAL
-        }
-        None => EXIT_OK,
-    }
-}
-
-/// One line per kind of problem with its count, then the first problems kept. These packets
-/// are counted, not lost, so they do not change the exit code.
-pub fn warn_diagnostics(diagnostics: &Diagnostics, err: &mut dyn Write) {
-    let categories = [
-        (
-            diagnostics.decode_errors,
-            "packet could not be decoded",
-            "packets could not be decoded",
-        ),
-        (
-            diagnostics.truncated_options,
-            "packet has invalid TCP option lengths (options after it ignored)",
-            "packets have invalid TCP option lengths (options after it ignored)",
-        ),
-        (
-            diagnostics.unknown_mptcp_options,
-            "MPTCP option of unknown subtype",
-            "MPTCP options of unknown subtype",
-        ),
-        (
-            diagnostics.malformed_mptcp_options,
-            "MPTCP option has an impossible length",
-            "MPTCP options have an impossible length",
-        ),
-    ];
-    let mut any = false;
-    for (count, one, many) in categories {
-        if count > 0 {
-            any = true;
-            let _ = writeln!(
-                err,
-                "warning: {count} {}",
-                if count == 1 { one } else { many }
-            );
-        }
-    }
-    if !any || diagnostics.problems.is_empty() {
-        return;
-    }
-    let total = diagnostics.decode_errors
-        + diagnostics.truncated_options
-        + diagnostics.unknown_mptcp_options
-        + diagnostics.malformed_mptcp_options;
-    for problem in diagnostics.problems.iter().take(PROBLEMS_SHOWN) {
-        let _ = writeln!(err, "  {problem}");
-    }
-    let shown = diagnostics.problems.len().min(PROBLEMS_SHOWN) as u64;
-    if total > shown {
-        let _ = writeln!(err, "  ... and {} more", total - shown);
-    }
-}
-
-fn summaries_of(
-    analyzer: &Analyzer,
-    list: &crate::analysis::summary::MptcpList,
-) -> Vec<MptcpSummary> {
-    list.mptcp_connections
-        .iter()
-        .filter_map(|c| analyzer.mptcp_summary(c.id))
-        .collect()
 }
 
 fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
@@ -676,67 +481,17 @@ mod tests {
         assert!(parse(&["trace"]).is_err(), "an interface is required");
         assert!(parse(&["trace", "-i", "eth0", "--duration", "0"]).is_err());
         assert!(parse(&["trace", "-i", "eth0", "--duration", "NaN"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--duration", "-1"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--duration", "inf"]).is_err());
+        // Rounds to zero nanoseconds: refused, not a trace that ends at once.
+        assert!(parse(&["trace", "-i", "eth0", "--duration", "1e-10"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--interval", "0.0009"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--duration", "0.001"]).is_ok());
         assert!(parse(&["trace", "-i", "eth0", "--port", "70000"]).is_err());
         assert!(parse(&["trace", "-i", "eth0", "--attach", "xdp"]).is_err());
         assert!(
             parse(&["trace", "-i", "eth0", "--force"]).is_err(),
             "--force needs -w"
         );
-    }
-
-    #[test]
-    fn diagnostics_warnings_count_each_category() {
-        let diagnostics = Diagnostics {
-            packets: 100,
-            decode_errors: 2,
-            unknown_mptcp_options: 1,
-            problems: vec![
-                "packet 3: truncated TCP header".into(),
-                "packet 9: truncated IPv4 header".into(),
-                "packet 12: MPTCP subtype 15".into(),
-            ],
-            ..Default::default()
-        };
-        let mut err = Vec::new();
-        warn_diagnostics(&diagnostics, &mut err);
-        assert_eq!(
-            String::from_utf8(err).expect("UTF-8"),
-            "\
-warning: 2 packets could not be decoded
-warning: 1 MPTCP option of unknown subtype
-  packet 3: truncated TCP header
-  packet 9: truncated IPv4 header
-  packet 12: MPTCP subtype 15
-"
-        );
-        let mut err = Vec::new();
-        warn_diagnostics(
-            &Diagnostics {
-                packets: 5,
-                ..Default::default()
-            },
-            &mut err,
-        );
-        assert!(err.is_empty());
-    }
-
-    #[test]
-    fn damaged_capture_is_exit_code_two() {
-        let diagnostics = Diagnostics::default();
-        let mut err = Vec::new();
-        let error = "x.pcap: truncated record";
-        assert_eq!(
-            warn_stopped_early(&diagnostics, Some(&error), &mut err),
-            EXIT_PARTIAL
-        );
-        assert_eq!(
-            String::from_utf8(err).expect("UTF-8"),
-            "warning: x.pcap: truncated record; results cover the packets before it\n"
-        );
-        let report = OfflineReport {
-            analyzer: Analyzer::new(),
-            error: None,
-        };
-        assert_eq!(warn_damage(&report, &mut Vec::new()), EXIT_OK);
     }
 }

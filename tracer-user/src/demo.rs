@@ -26,9 +26,10 @@ use crate::{
         summary::{MptcpConnectionInfo, MptcpList, MptcpSummary},
     },
     lab::{EndpointMode, IpVersion, Lab, LabConfig, LabError, Side, TransferCounts, TransferSpec},
+    live,
     offline::{self, OfflineOptions},
     output::table,
-    source::live::{self, LiveError, LiveStats, TraceOptions},
+    source::live::{LiveError, LiveStats, TraceOptions},
 };
 
 /// Bytes the client application writes.

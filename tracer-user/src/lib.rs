@@ -5,14 +5,18 @@
 //! `source` yields `RawPacket`s → `decode::decode_into` fills a `Packet` →
 //! `analysis::Analyzer::feed_decoded` updates state (`feed_raw` does both) → `analysis::summary`
 //! builds the read-only results → `output` formats them. `offline` drives a capture file through
-//! this (decoding on a second thread), `source::live` the ring buffer's events, `demo` a lab.
+//! this (decoding on a second thread), `live` the ring buffer's events of `source::live`, `demo`
+//! a lab. The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
+//! and answer through `query`.
 
 pub mod analysis;
 pub mod cli;
 pub mod decode;
 pub mod demo;
 pub mod lab;
+pub mod live;
 pub mod offline;
 pub mod output;
+pub mod query;
 pub mod shell;
 pub mod source;

@@ -1,11 +1,12 @@
 //! The interactive prompt: load a capture once, then ask the same questions as the one-shot
 //! commands. Each line is parsed with clap, by `ShellLine`, whose query commands are
-//! `cli::Query` flattened in, and answered by `cli::run_query`: the shell and the one-shot CLI
-//! share their flags and their output code.
+//! `query::Query` flattened in, and answered by `query::run_query`: the shell and the one-shot
+//! CLI share their flags and their output code.
 //!
 //! When stdin is not a terminal the shell reads commands line by line without a prompt (batch
 //! mode, for scripts and tests): blank lines and `#` comments are skipped, a failing command
-//! prints its error and the next one runs, and the exit code is non-zero if any failed.
+//! prints its error and the next one runs, and the exit code is 1 if any failed (2 if none
+//! failed but a loaded capture was damaged).
 
 use std::{
     ffi::OsString,
@@ -26,7 +27,7 @@ use rustyline::{
 
 use crate::{
     analysis::Analyzer,
-    cli::{self, EXIT_ERROR, EXIT_OK, GlobalArgs, Query},
+    query::{self, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, LoadOptions, Query},
 };
 
 /// One line typed at the prompt.
@@ -61,7 +62,7 @@ enum ShellCommand {
 /// What running one line asks the caller to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Go on; the command's exit code (`cli::EXIT_*`).
+    /// Go on; the command's exit code (`query::EXIT_*`).
     Continue(i32),
     Quit,
 }
@@ -73,14 +74,14 @@ struct Loaded {
 
 /// The shell's state: the loaded capture, if any.
 pub struct Session {
-    global: GlobalArgs,
+    options: LoadOptions,
     loaded: Option<Loaded>,
 }
 
 impl Session {
-    pub fn new(global: GlobalArgs) -> Self {
+    pub fn new(options: LoadOptions) -> Self {
         Self {
-            global,
+            options,
             loaded: None,
         }
     }
@@ -124,7 +125,7 @@ impl Session {
                     let _ = writeln!(err, "error: no capture loaded; run `load-pcap FILE` first");
                     return Step::Continue(EXIT_ERROR);
                 };
-                match cli::run_query(&loaded.analyzer, &loaded.path, &query, out) {
+                match query::run_query(&loaded.analyzer, &loaded.path, &query, out) {
                     Ok(()) => Step::Continue(EXIT_OK),
                     Err(e) => {
                         let _ = writeln!(err, "error: {e:#}");
@@ -138,14 +139,14 @@ impl Session {
     /// Analyses `file` and makes it the loaded capture. A file that cannot be read leaves the
     /// previous one loaded.
     fn load(&mut self, file: PathBuf, err: &mut dyn Write) -> i32 {
-        let report = match cli::load(&file, self.global) {
+        let report = match query::load(&file, self.options) {
             Ok(report) => report,
             Err(e) => {
                 let _ = writeln!(err, "error: {e:#}");
                 return EXIT_ERROR;
             }
         };
-        let code = cli::warn_damage(&report, err);
+        let code = query::warn_damage(&report, err);
         let diagnostics = report.analyzer.diagnostics();
         let _ = writeln!(
             err,
@@ -179,8 +180,8 @@ fn clap_message(error: &clap::Error, out: &mut dyn Write, err: &mut dyn Write) -
 
 /// Runs the shell: a prompt when stdin is a terminal, batch mode otherwise. Returns the exit
 /// code.
-pub fn run(global: GlobalArgs) -> i32 {
-    let mut session = Session::new(global);
+pub fn run(options: LoadOptions) -> i32 {
+    let mut session = Session::new(options);
     if io::stdin().is_terminal() {
         interactive(&mut session)
     } else {
@@ -193,46 +194,129 @@ pub fn run(global: GlobalArgs) -> i32 {
     }
 }
 
+/// The longest command line batch mode takes. Longer lines are refused without being echoed
+/// or even kept: no command needs more, and a stray binary file on stdin must not be printed
+/// back in an error message.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
 /// Reads commands from `input` until its end or `quit`. Errors name the input line. Returns
-/// the highest exit code of any command.
+/// `EXIT_ERROR` if any command failed, else `EXIT_PARTIAL` if a loaded capture was damaged, else
+/// `EXIT_OK`: a failure is what a script must notice first.
 pub fn batch(
     session: &mut Session,
     mut input: impl BufRead,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let mut status = EXIT_OK;
+    let mut outcome = BatchOutcome::default();
     let mut bytes = Vec::new();
     for number in 1.. {
-        bytes.clear();
-        match input.read_until(b'\n', &mut bytes) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                let _ = writeln!(
-                    err,
-                    "error: reading commands from stdin, line {number}: {e}"
-                );
-                return EXIT_ERROR;
-            }
-        }
-        let Ok(line) = std::str::from_utf8(&bytes) else {
-            let _ = writeln!(err, "error: line {number}: not UTF-8");
-            status = status.max(EXIT_ERROR);
-            continue;
-        };
         let mut line_err = LinePrefixed {
             inner: &mut *err,
             number,
             prefixed: false,
         };
-        match session.execute(line, out, &mut line_err) {
+        let line = match read_bounded_line(&mut input, &mut bytes, MAX_LINE_BYTES) {
+            Ok(LineRead::End) => break,
+            Ok(LineRead::Line) => std::str::from_utf8(&bytes).map_err(|_| "not UTF-8".to_owned()),
+            Ok(LineRead::TooLong(length)) => Err(format!(
+                "line of {length} bytes is longer than the {MAX_LINE_BYTES} a command may have"
+            )),
+            Err(e) => {
+                let _ = writeln!(line_err, "error: reading commands from stdin: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        let step = match line {
+            Ok(line) => session.execute(line, out, &mut line_err),
+            Err(why) => {
+                let _ = writeln!(line_err, "error: {why}; skipped");
+                Step::Continue(EXIT_ERROR)
+            }
+        };
+        match step {
             Step::Quit => break,
-            Step::Continue(code) => status = status.max(code),
+            Step::Continue(code) => outcome.add(code),
         }
     }
     let _ = out.flush();
-    status
+    outcome.exit_code()
+}
+
+/// The exit codes of a batch's commands, summed up.
+#[derive(Default)]
+struct BatchOutcome {
+    failed: bool,
+    partial: bool,
+}
+
+impl BatchOutcome {
+    fn add(&mut self, code: i32) {
+        match code {
+            EXIT_OK => {}
+            EXIT_PARTIAL => self.partial = true,
+            _ => self.failed = true,
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        if self.failed {
+            EXIT_ERROR
+        } else if self.partial {
+            EXIT_PARTIAL
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
+/// What `read_bounded_line` found.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRead {
+    /// The input has ended.
+    End,
+    /// A line is in the buffer (with its newline, if it had one).
+    Line,
+    /// A line of this many bytes (newline excluded) was read past and not kept.
+    TooLong(usize),
+}
+
+/// Reads one line into `line`, keeping at most `max` bytes of it: the rest of a longer line
+/// is read and dropped, so memory stays bounded whatever the input.
+fn read_bounded_line(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<LineRead> {
+    line.clear();
+    let mut length = 0;
+    let mut any = false;
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let newline = available.iter().position(|&b| b == b'\n');
+        let taken = newline.map_or(available.len(), |at| at + 1);
+        let content = newline.unwrap_or(available.len());
+        if length + content <= max {
+            line.extend_from_slice(&available[..taken]);
+        }
+        length += content;
+        input.consume(taken);
+        if newline.is_some() {
+            break;
+        }
+    }
+    Ok(match (any, length > max) {
+        (false, _) => LineRead::End,
+        (true, false) => LineRead::Line,
+        (true, true) => {
+            line.clear();
+            LineRead::TooLong(length)
+        }
+    })
 }
 
 /// Prefixes what one batch command writes to stderr with the input line it came from, once:
@@ -473,7 +557,7 @@ mod tests {
     use super::*;
 
     fn run_batch(input: &str) -> (i32, String, String) {
-        let mut session = Session::new(GlobalArgs::default());
+        let mut session = Session::new(LoadOptions::default());
         let mut out = Vec::new();
         let mut err = Vec::new();
         let code = batch(&mut session, input.as_bytes(), &mut out, &mut err);
@@ -573,7 +657,7 @@ mod tests {
 
     #[test]
     fn prompt_names_the_loaded_file() {
-        let mut session = Session::new(GlobalArgs::default());
+        let mut session = Session::new(LoadOptions::default());
         assert_eq!(session.prompt(), "mptcp-tracer> ");
         session.loaded = Some(Loaded {
             path: PathBuf::from("/tmp/x/client_2.pcap"),
@@ -620,6 +704,61 @@ mod tests {
         let (code, _, err) = run_batch("\nload-pcap 'x\n");
         assert_eq!(code, EXIT_ERROR);
         assert_eq!(err, "line 2: error: unterminated single quote\n");
+    }
+
+    #[test]
+    fn batch_refuses_lines_that_are_not_utf8_or_too_long_without_echoing_them() {
+        let long = "x".repeat(MAX_LINE_BYTES + 1);
+        let input = [
+            b"help\n".as_slice(),
+            b"list-tcp \xff\n",
+            long.as_bytes(),
+            b"\nquit\n",
+        ]
+        .concat();
+        let mut session = Session::new(LoadOptions::default());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = batch(&mut session, input.as_slice(), &mut out, &mut err);
+        assert_eq!(code, EXIT_ERROR);
+        assert_eq!(
+            String::from_utf8(err).expect("UTF-8"),
+            format!(
+                "line 2: error: not UTF-8; skipped\nline 3: error: line of {} bytes is longer \
+                 than the {MAX_LINE_BYTES} a command may have; skipped\n",
+                MAX_LINE_BYTES + 1
+            )
+        );
+    }
+
+    #[test]
+    fn bounded_lines_keep_what_fits_and_measure_what_does_not() {
+        let mut input = "ab\ncdefg\nhi".as_bytes();
+        let mut line = Vec::new();
+        let mut next = || read_bounded_line(&mut input, &mut line, 4).map(|r| (r, line.clone()));
+        assert_eq!(next().expect("reads"), (LineRead::Line, b"ab\n".to_vec()));
+        assert_eq!(next().expect("reads"), (LineRead::TooLong(5), Vec::new()));
+        assert_eq!(next().expect("reads"), (LineRead::Line, b"hi".to_vec()));
+        assert_eq!(next().expect("reads"), (LineRead::End, Vec::new()));
+        // A line split over several buffer fills is measured whole.
+        let long = "y".repeat(20_000);
+        let mut reader = io::BufReader::with_capacity(16, long.as_bytes());
+        assert_eq!(
+            read_bounded_line(&mut reader, &mut line, 100).expect("reads"),
+            LineRead::TooLong(20_000)
+        );
+    }
+
+    #[test]
+    fn batch_exit_code_is_one_if_any_command_failed_else_two_if_partial() {
+        let codes = |codes: &[i32]| {
+            let mut outcome = BatchOutcome::default();
+            codes.iter().for_each(|&code| outcome.add(code));
+            outcome.exit_code()
+        };
+        assert_eq!(codes(&[]), EXIT_OK);
+        assert_eq!(codes(&[EXIT_OK, EXIT_PARTIAL]), EXIT_PARTIAL);
+        assert_eq!(codes(&[EXIT_PARTIAL, EXIT_ERROR, EXIT_OK]), EXIT_ERROR);
+        assert_eq!(codes(&[EXIT_ERROR, EXIT_PARTIAL]), EXIT_ERROR);
     }
 
     #[test]

@@ -33,13 +33,13 @@ pub use crate::source::pcap::GSO_COMMENT_PREFIX;
 pub enum PcapngWriteError {
     #[error("{path}: already exists; refusing to overwrite it without --force")]
     Exists { path: String },
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write")]
     Io {
         path: String,
         #[source]
         source: io::Error,
     },
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write")]
     Encode {
         path: String,
         #[source]

@@ -359,7 +359,7 @@ fn parse_ack(reply: &[u8]) -> io::Result<()> {
 }
 
 /// An error and its sources on one line (aya's errors keep the errno in the source).
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -1,5 +1,7 @@
-//! Live tracing: load the embedded eBPF object, attach the TC classifiers, read the ring buffer
-//! with tokio, feed every event to the same `Analyzer` the offline path uses.
+//! Live events: load the embedded eBPF object, attach the TC classifiers, read the ring buffer
+//! with tokio and hand every event, as a `RawPacket`, to an `EventSink` (and, with `-w`, to a
+//! `CaptureWriter`). What the events mean is not this module's business: `crate::live` drives
+//! a trace into the analysis and the pcapng writer.
 //!
 //! The whole run — namespace switch, attach, polling, detach — happens on the calling thread:
 //! interface names, TCX links and netlink requests resolve in the network namespace of the thread
@@ -39,15 +41,12 @@ use tracer_common::{
     FilterConfig, counter,
 };
 
+pub(crate) use self::{attach::error_chain, capture::CaptureWriter};
 use self::{
-    attach::{Attached, EGRESS_PROGRAM, INGRESS_PROGRAM, Mechanism, error_chain},
-    capture::CaptureWriter,
+    attach::{Attached, EGRESS_PROGRAM, INGRESS_PROGRAM, Mechanism},
     netns::NetnsGuard,
 };
-use crate::{
-    analysis::Analyzer,
-    source::{Direction, LinkType, RawPacket},
-};
+use crate::source::{Direction, LinkType, RawPacket};
 
 /// How the classifiers are attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,12 +102,6 @@ pub struct LiveStats {
     pub wire_packets: u64,
 }
 
-pub struct TraceOutcome {
-    pub analyzer: Analyzer,
-    pub stats: LiveStats,
-    pub warnings: Vec<String>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     /// Not root and missing capabilities; the message names them.
@@ -131,8 +124,9 @@ pub enum LiveError {
         direction: &'static str,
         reason: String,
     },
-    #[error("{path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    /// The `-w` file could not be created or prepared; the message names it.
+    #[error("{0}")]
+    Write(String),
     #[error("reading events failed: {0}")]
     Read(#[source] io::Error),
     #[error("{0}")]
@@ -144,30 +138,6 @@ pub enum LiveError {
 const POLL_PERIOD: Duration = Duration::from_millis(50);
 /// The pcapng file is flushed and the interfaces are checked this often.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(1);
-
-/// Traces until `duration`, SIGINT, SIGTERM or `options.stop`; calls `on_interval` every `interval` with the
-/// analysis so far. Detaches everything it attached before returning.
-pub fn trace(
-    options: &TraceOptions,
-    on_interval: &mut dyn FnMut(&Analyzer, &LiveStats),
-) -> Result<TraceOutcome, LiveError> {
-    let mut analyzer = Analyzer::new();
-    let make_writer = || match &options.write {
-        Some(path) => capture::create(path, options.force)
-            .map(Some)
-            .map_err(|reason| LiveError::Write {
-                path: path.clone(),
-                reason,
-            }),
-        None => Ok(None),
-    };
-    let (stats, warnings) = run(options, &mut analyzer, make_writer, on_interval)?;
-    Ok(TraceOutcome {
-        analyzer,
-        stats,
-        warnings,
-    })
-}
 
 /// Each program's verified instruction count ("processed N insns" in the verifier log; the
 /// kernel reports the same number as `bpf_prog_info.verified_insns`). Loads, does not attach.
@@ -191,16 +161,9 @@ pub fn verifier_stats() -> Result<Vec<(String, u32)>, LiveError> {
     Ok(counts)
 }
 
-/// Where events go: the analyzer in `trace`, a recorder in the tests (the analysis is developed
-/// elsewhere and may not be callable here).
+/// Where events go: the analyzer in `crate::live::trace`, a recorder in the tests.
 pub(crate) trait EventSink {
     fn packet(&mut self, raw: &RawPacket<'_>);
-}
-
-impl EventSink for Analyzer {
-    fn packet(&mut self, raw: &RawPacket<'_>) {
-        self.feed_raw(raw);
-    }
 }
 
 #[cfg(feature = "ebpf")]
@@ -251,7 +214,8 @@ fn filter_config(options: &TraceOptions) -> FilterConfig {
     config
 }
 
-/// The live run behind `trace`, generic over where the events go.
+/// A live run, generic over where the events go. `make_writer` is called once the privileges
+/// and the interfaces are known good, so that a run refused early leaves no file behind.
 pub(crate) fn run<S: EventSink>(
     options: &TraceOptions,
     sink: &mut S,
@@ -275,14 +239,11 @@ pub(crate) fn run<S: EventSink>(
     // Only now, with the privileges and the interfaces known good, create the file.
     let mut writer = make_writer()?;
     let mut iface_ids = HashMap::new();
-    if let (Some(writer), Some(path)) = (writer.as_mut(), &options.write) {
+    if let Some(writer) = writer.as_mut() {
         for interface in &interfaces {
             let id = writer
                 .add_interface(&interface.name, interface.ifindex, options.netns.as_deref())
-                .map_err(|reason| LiveError::Write {
-                    path: path.clone(),
-                    reason,
-                })?;
+                .map_err(LiveError::Write)?;
             iface_ids.insert(interface.ifindex, id);
         }
     }
@@ -347,7 +308,6 @@ pub(crate) fn run<S: EventSink>(
     let mut collector = Collector {
         sink,
         writer,
-        write_path: options.write.clone(),
         iface_ids,
         stats: LiveStats::default(),
         clock_offset_ns: monotonic_to_realtime_offset(),
@@ -462,7 +422,6 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct Collector<'a, S> {
     sink: &'a mut S,
     writer: Option<Box<dyn CaptureWriter>>,
-    write_path: Option<PathBuf>,
     /// Kernel ifindex → pcapng interface id.
     iface_ids: HashMap<u32, u32>,
     stats: LiveStats,
@@ -557,14 +516,11 @@ impl<S: EventSink> Collector<'_, S> {
         }
     }
 
+    /// `reason` names the file (the writer's errors do).
     fn write_failed(&mut self, reason: String) {
         self.write_failed = true;
-        let path = self
-            .write_path
-            .as_ref()
-            .map_or_else(|| "capture file".into(), |p| p.display().to_string());
         self.warnings
-            .push(format!("{path}: {reason}; no more packets written"));
+            .push(format!("{reason}; no more packets written"));
     }
 
     /// Sums the per-CPU counters into `stats`.

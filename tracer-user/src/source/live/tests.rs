@@ -52,7 +52,7 @@ fn built_without_ebpf_says_so() {
         interval: Duration::from_secs(1),
         ..TraceOptions::default()
     };
-    let error = super::trace(&options, &mut |_, _| {})
+    let error = crate::live::trace(&options, &mut |_, _| {})
         .err()
         .map(|e| e.to_string());
     assert_eq!(

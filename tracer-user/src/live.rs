@@ -1,0 +1,119 @@
+//! A live trace, driven: the events `source::live` collects go to an `Analyzer` and, with `-w`,
+//! to a pcapng file; the caller sees the analysis every interval and gets it at the end. The
+//! counterpart of `offline.rs` for the ring buffer: `source::live` knows neither the analysis
+//! nor the output formats, and this module is where the three meet.
+
+use std::path::Path;
+
+use crate::{
+    analysis::Analyzer,
+    output::pcapng::PcapngEventWriter,
+    source::{
+        RawPacket,
+        live::{self, CaptureWriter, EventSink, LiveError, LiveStats, TraceOptions, error_chain},
+    },
+};
+
+/// What a finished trace saw.
+pub struct TraceOutcome {
+    pub analyzer: Analyzer,
+    pub stats: LiveStats,
+    /// Problems of the run that did not stop it (an interface gone, the `-w` file failing).
+    pub warnings: Vec<String>,
+}
+
+/// Traces until `duration`, SIGINT, SIGTERM or `options.stop`; calls `on_interval` every
+/// `interval` with the analysis so far. Detaches everything it attached before returning.
+pub fn trace(
+    options: &TraceOptions,
+    on_interval: &mut dyn FnMut(&Analyzer, &LiveStats),
+) -> Result<TraceOutcome, LiveError> {
+    let mut analyzer = Analyzer::new();
+    let make_writer = || match &options.write {
+        Some(path) => create_writer(path, options.force).map(Some),
+        None => Ok(None),
+    };
+    let (stats, warnings) = live::run(options, &mut analyzer, make_writer, on_interval)?;
+    Ok(TraceOutcome {
+        analyzer,
+        stats,
+        warnings,
+    })
+}
+
+impl EventSink for Analyzer {
+    fn packet(&mut self, raw: &RawPacket<'_>) {
+        self.feed_raw(raw);
+    }
+}
+
+/// Opens the pcapng writer for `-w PATH`. Its errors name the path already.
+fn create_writer(path: &Path, force: bool) -> Result<Box<dyn CaptureWriter>, LiveError> {
+    let writer =
+        PcapngEventWriter::create(path, force).map_err(|e| LiveError::Write(error_chain(&e)))?;
+    Ok(Box::new(writer))
+}
+
+impl CaptureWriter for PcapngEventWriter {
+    fn add_interface(
+        &mut self,
+        name: &str,
+        ifindex: u32,
+        netns: Option<&str>,
+    ) -> Result<u32, String> {
+        PcapngEventWriter::add_interface(self, name, ifindex, netns).map_err(|e| error_chain(&e))
+    }
+
+    fn write_packet(
+        &mut self,
+        iface_id: u32,
+        ts_ns: u64,
+        inbound: bool,
+        data: &[u8],
+        orig_len: u32,
+        gso_segs: u16,
+    ) -> Result<(), String> {
+        PcapngEventWriter::write_packet(self, iface_id, ts_ns, inbound, data, orig_len, gso_segs)
+            .map_err(|e| error_chain(&e))
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        PcapngEventWriter::flush(self).map_err(|e| error_chain(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of the user's is never overwritten without `--force`, and the refusal names it
+    /// once (it was printed twice when the writer's error and the caller both added the path).
+    #[test]
+    fn existing_output_file_is_refused_naming_it_once() {
+        let path =
+            std::env::temp_dir().join(format!("mptcp-tracer-live-{}.pcapng", std::process::id()));
+        std::fs::write(&path, b"the user's").expect("writes");
+        let error = create_writer(&path, false).err().map(|e| e.to_string());
+        let kept = std::fs::read(&path).expect("reads");
+        std::fs::remove_file(&path).expect("removes");
+        let error = error.expect("refused");
+        assert_eq!(
+            error.matches(&path.display().to_string()).count(),
+            1,
+            "{error}"
+        );
+        assert!(error.contains("already exists"), "{error}");
+        assert_eq!(kept, b"the user's");
+    }
+
+    #[test]
+    fn write_errors_carry_their_cause_once() {
+        let path = Path::new("/nonexistent-directory/out.pcapng");
+        let error = create_writer(path, true).err().map(|e| e.to_string());
+        let error = error.expect("fails");
+        assert_eq!(
+            error,
+            "/nonexistent-directory/out.pcapng: cannot write: No such file or directory (os error 2)"
+        );
+    }
+}
