@@ -4,12 +4,7 @@
 //! by interface, direction, priority and handle, so only our filters are removed; the clsact
 //! qdisc is removed only when this run created it.
 
-use std::{
-    ffi::CString,
-    io,
-    mem::size_of,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-};
+use std::{io, mem::size_of, os::fd::AsRawFd as _};
 
 use aya::{
     Ebpf,
@@ -18,6 +13,10 @@ use aya::{
         tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcError},
     },
     util::KernelVersion,
+};
+use nix::{
+    errno::Errno,
+    sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType},
 };
 
 use super::{AttachMode, LiveError};
@@ -61,10 +60,7 @@ pub(super) fn resolve(names: &[String], netns: Option<&str>) -> Result<Vec<Inter
 
 /// `if_nametoindex` in the calling thread's network namespace.
 pub(super) fn ifindex_of(name: &str) -> Option<u32> {
-    let name = CString::new(name).ok()?;
-    // SAFETY: NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (index != 0).then_some(index)
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 /// The mechanism actually used on one interface.
@@ -273,7 +269,9 @@ pub(super) fn classifier<'a>(
 fn add_clsact(interface: &Interface) -> Result<bool, LiveError> {
     match tc::qdisc_add_clsact(&interface.name) {
         Ok(()) => Ok(true),
-        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(TcError::NetlinkError(e)) if e.raw_os_error() == Some(Errno::EEXIST as i32) => {
+            Ok(false)
+        }
         Err(e) => Err(LiveError::Attach {
             interface: interface.name.clone(),
             direction: "clsact qdisc",
@@ -282,7 +280,8 @@ fn add_clsact(interface: &Interface) -> Result<bool, LiveError> {
     }
 }
 
-/// `tc qdisc del dev IF clsact` over rtnetlink (aya has no call for it).
+/// `tc qdisc del dev IF clsact` over rtnetlink (aya has no call for it). nix covers the socket
+/// calls but not rtnetlink messages, so the message is laid out here with libc's constants.
 fn delete_clsact(ifindex: u32) -> io::Result<()> {
     const TC_H_CLSACT: u32 = 0xffff_fff1;
     const CLSACT_HANDLE: u32 = 0xffff_0000;
@@ -290,16 +289,18 @@ fn delete_clsact(ifindex: u32) -> io::Result<()> {
     const TCMSG_LEN: usize = 20;
     let kind = b"clsact\0";
     let attr_len = 4 + kind.len();
-    let total = size_of::<libc::nlmsghdr>() + TCMSG_LEN + attr_len.next_multiple_of(4);
+    let total = size_of::<nix::libc::nlmsghdr>() + TCMSG_LEN + attr_len.next_multiple_of(4);
 
     let mut message = Vec::with_capacity(total);
     message.extend_from_slice(&(total as u32).to_ne_bytes());
-    message.extend_from_slice(&libc::RTM_DELQDISC.to_ne_bytes());
-    message.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
+    message.extend_from_slice(&nix::libc::RTM_DELQDISC.to_ne_bytes());
+    message.extend_from_slice(
+        &((nix::libc::NLM_F_REQUEST | nix::libc::NLM_F_ACK) as u16).to_ne_bytes(),
+    );
     message.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     message.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
     // struct tcmsg: family, 3 pad bytes, ifindex, handle, parent, info.
-    message.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+    message.extend_from_slice(&[nix::libc::AF_UNSPEC as u8, 0, 0, 0]);
     message.extend_from_slice(&(ifindex as i32).to_ne_bytes());
     message.extend_from_slice(&CLSACT_HANDLE.to_ne_bytes());
     message.extend_from_slice(&TC_H_CLSACT.to_ne_bytes());
@@ -309,38 +310,26 @@ fn delete_clsact(ifindex: u32) -> io::Result<()> {
     message.extend_from_slice(kind);
     message.resize(total, 0);
 
-    // SAFETY: plain socket syscalls on a descriptor owned here.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        );
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = OwnedFd::from_raw_fd(fd);
-        let raw = fd.as_raw_fd();
-        if libc::send(raw, message.as_ptr().cast(), message.len(), 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut reply = [0u8; 512];
-        let n = libc::recv(raw, reply.as_mut_ptr().cast(), reply.len(), 0);
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        parse_ack(&reply[..n as usize])
-    }
+    let fd = socket::socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    socket::send(fd.as_raw_fd(), &message, MsgFlags::empty())?;
+    let mut reply = [0u8; 512];
+    let n = socket::recv(fd.as_raw_fd(), &mut reply, MsgFlags::empty())?;
+    parse_ack(&reply[..n])
 }
 
 /// Reads the `NLMSG_ERROR` acknowledgement: error 0 is success.
 fn parse_ack(reply: &[u8]) -> io::Result<()> {
-    let header = size_of::<libc::nlmsghdr>();
+    let header = size_of::<nix::libc::nlmsghdr>();
     if reply.len() < header + 4 {
         return Err(io::Error::other("short netlink reply"));
     }
     let kind = u16::from_ne_bytes([reply[4], reply[5]]);
-    if i32::from(kind) != libc::NLMSG_ERROR {
+    if i32::from(kind) != nix::libc::NLMSG_ERROR {
         return Err(io::Error::other(format!(
             "unexpected netlink reply type {kind}"
         )));

@@ -31,6 +31,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, RingBuf},
 };
+use nix::time::{ClockId, clock_gettime};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -560,17 +561,14 @@ fn parse_header(record: &[u8]) -> Option<EventHeader> {
 /// once, so a wall-clock step during the run does not reorder events.
 fn monotonic_to_realtime_offset() -> i128 {
     let now = |clock| {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid clock id and pointer.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+        // Both clocks exist on every Linux; a failure would leave the offset 0 (monotonic times).
+        clock_gettime(clock).map_or(0, |ts| {
+            i128::from(ts.tv_sec()) * 1_000_000_000 + i128::from(ts.tv_nsec())
+        })
     };
     // Read the monotonic clock between two realtime reads to halve the skew.
-    let before = now(libc::CLOCK_REALTIME);
-    let monotonic = now(libc::CLOCK_MONOTONIC);
-    let after = now(libc::CLOCK_REALTIME);
+    let before = now(ClockId::CLOCK_REALTIME);
+    let monotonic = now(ClockId::CLOCK_MONOTONIC);
+    let after = now(ClockId::CLOCK_REALTIME);
     (before + after) / 2 - monotonic
 }

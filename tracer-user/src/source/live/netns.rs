@@ -6,9 +6,10 @@
 
 use std::{
     fs::File,
-    os::fd::AsRawFd as _,
     path::{Path, PathBuf},
 };
+
+use nix::sched::{CloneFlags, setns};
 
 use super::LiveError;
 
@@ -42,13 +43,8 @@ impl NetnsGuard {
         })?;
         let original = File::open("/proc/thread-self/ns/net")
             .map_err(|e| fail(format!("cannot open this thread's network namespace: {e}")))?;
-        // SAFETY: valid namespace file descriptor; affects the calling thread only.
-        if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(fail(format!(
-                "setns failed: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        // Affects the calling thread only.
+        setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| fail(format!("setns failed: {e}")))?;
         Ok(NetnsGuard {
             name: name.to_owned(),
             original,
@@ -58,13 +54,8 @@ impl NetnsGuard {
 
 impl Drop for NetnsGuard {
     fn drop(&mut self) {
-        // SAFETY: the namespace file descriptor opened in `enter`.
-        if unsafe { libc::setns(self.original.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            log::error!(
-                "could not leave network namespace {}: {}",
-                self.name,
-                std::io::Error::last_os_error()
-            );
+        if let Err(e) = setns(&self.original, CloneFlags::CLONE_NEWNET) {
+            log::error!("could not leave network namespace {}: {e}", self.name);
         }
     }
 }

@@ -1,6 +1,8 @@
 //! What the process may do: the capabilities live tracing needs, and the memlock limit old
 //! kernels charge BPF maps against.
 
+use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+
 use super::LiveError;
 
 const CAP_NET_ADMIN: u32 = 12;
@@ -56,16 +58,8 @@ fn effective_capabilities() -> std::io::Result<u64> {
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; the 16 MiB ring buffer alone exceeds
 /// the usual 8 MiB default there. Newer kernels use memcg accounting and ignore it.
 pub(super) fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: plain syscall with a valid pointer.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
-        log::debug!(
-            "could not lift RLIMIT_MEMLOCK ({}); fine on kernels ≥ 5.11",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
+        log::debug!("could not lift RLIMIT_MEMLOCK ({e}); fine on kernels ≥ 5.11");
     }
 }
 
