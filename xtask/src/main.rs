@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: project automation that needs more than cargo.
 
+mod bare_walk;
 mod bench_live;
 mod bench_offline;
 mod captures;
