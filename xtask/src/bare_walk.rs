@@ -9,7 +9,13 @@
 //! (every block stepped over by its length, packet blocks counted), trusting the file: it runs
 //! on files bench-offline generated or the user named.
 
-use std::{fs::File, hint::black_box, path::Path, time::Instant};
+use std::{
+    fs::File,
+    hint::black_box,
+    path::Path,
+    process::{Command, Stdio},
+    time::Instant,
+};
 
 use anyhow::{Context as _, Result, bail};
 use memmap2::Mmap;
@@ -23,7 +29,28 @@ pub struct Walk {
     pub seconds: f64,
 }
 
-/// Walks `path` once.
+/// Walks `path` once in a child process (`xtask bare-walk`): the walk maps the whole file, and
+/// a child spawned later would inherit this process's peak RSS in its own (`ru_maxrss` carries
+/// the peak of the memory it was spawned from), spoiling bench-offline's RSS measurements.
+pub fn walk_in_child(path: &Path) -> Result<Walk> {
+    let output = Command::new(std::env::current_exe()?)
+        .arg("bare-walk")
+        .arg(path)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the bare walk")?;
+    if !output.status.success() {
+        bail!("the bare walk of {} failed", path.display());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let parsed = text
+        .split_once(' ')
+        .and_then(|(packets, seconds)| Some((packets.parse().ok()?, seconds.trim().parse().ok()?)));
+    let (packets, seconds) = parsed.with_context(|| format!("bare walk printed {text:?}"))?;
+    Ok(Walk { packets, seconds })
+}
+
+/// Walks `path` once, in this process.
 pub fn walk(path: &Path) -> Result<Walk> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: the benchmark's input is not modified while it runs.

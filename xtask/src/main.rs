@@ -54,6 +54,10 @@ enum Task {
     /// Measure an MPTCP transfer untraced, traced by mptcp-tracer and under tcpdump (needs
     /// root; about 3 minutes).
     BenchLive(bench_live::BenchArgs),
+    /// bench-offline's bare walk of one capture, in a process of its own (prints "PACKETS
+    /// SECONDS").
+    #[command(hide = true)]
+    BareWalk { file: std::path::PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +82,11 @@ fn main() -> anyhow::Result<()> {
         Task::MakeCaptures { only } => captures::make_captures(only.as_deref()),
         Task::Demo => demo(),
         Task::BenchLive(args) => bench_live::bench_live(&args),
+        Task::BareWalk { file } => {
+            let walk = bare_walk::walk(&file)?;
+            println!("{} {}", walk.packets, walk.seconds);
+            Ok(())
+        }
     }
 }
 
