@@ -30,6 +30,9 @@ pub struct TraceReport<'a> {
 }
 
 #[cfg(test)]
+mod pinned;
+
+#[cfg(test)]
 mod tests {
     use serde_json::Value;
 
