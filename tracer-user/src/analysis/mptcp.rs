@@ -546,7 +546,7 @@ impl MptcpTracker {
                         let peer = 1 - cd;
                         let value = c.dsn(peer, *data_ack);
                         let highest = &mut c.dirs[peer].highest_ack;
-                        *highest = Some(highest.map_or(value, |h| h.max(value)));
+                        *highest = Some(highest.map_or(value, |h| dsn_max(h, value)));
                     }
                     if let Some(mapping) = mapping {
                         isn = record_mapping(
@@ -823,15 +823,17 @@ impl MptcpTracker {
                     continue;
                 };
                 let start = m.idsn.wrapping_add(1);
+                // Offsets from the IDSN, modulo 2^64: the sequence space may cross 2^64.
                 let inside = match dsn {
                     WireSeq::U64(value) => value.wrapping_sub(m.idsn) < 1 << 32,
                     WireSeq::U32(low) => {
                         let reference = c.dirs[cd].dsn_ref.unwrap_or(start);
                         let value = expand32(low, reference);
-                        let seen = c.dirs[cd].data.end().unwrap_or(start).max(reference);
-                        value.wrapping_sub(m.idsn) < 1 << 32
-                            && value.wrapping_sub(m.idsn)
-                                <= seen.wrapping_sub(m.idsn) + DSN_ATTACH_SLACK
+                        let data_end = c.dirs[cd].data.end().unwrap_or(start);
+                        let seen = dsn_max(data_end, reference);
+                        let seen_offset = dsn_offset(seen, m.idsn).unwrap_or(0);
+                        let offset = value.wrapping_sub(m.idsn);
+                        offset < 1 << 32 && offset <= seen_offset.saturating_add(DSN_ATTACH_SLACK)
                     }
                 };
                 if inside {
@@ -937,8 +939,11 @@ impl MptcpTracker {
                 };
                 let acked_bytes = match (d.highest_ack, c.material[cd]) {
                     (Some(ack), Some(m)) if !d.provisional => {
-                        let acked = ack.saturating_sub(m.idsn.wrapping_add(1));
-                        let fin = d.data_fin.is_some_and(|fin| ack > fin);
+                        // Offsets from the first data byte, modulo 2^64; an ACK below it
+                        // (negative offset) acknowledges nothing.
+                        let first = m.idsn.wrapping_add(1);
+                        let acked = dsn_offset(ack, first).unwrap_or(0);
+                        let fin = d.data_fin.is_some_and(|fin| dsn_max(fin, ack) != fin);
                         acked.saturating_sub(u64::from(fin))
                     }
                     _ => 0,
@@ -1089,7 +1094,7 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
         return;
     };
     let rel = segment.payload_pos.saturating_sub(isn);
-    let end = rel + len;
+    let end = rel.saturating_add(len);
     let sd = &mut c.subflows[sub].dirs[cd];
     let d = &mut c.dirs[cd];
     let (mut new, mut overlap) = (0, 0);
@@ -1106,14 +1111,14 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
                 overlap += end - cursor;
             } else {
                 d.unmapped_segments += 1;
-                d.unmapped_bytes += sd.unmapped.insert(cursor, end);
+                d.unmapped_bytes += sd.unmapped.insert(cursor, end - cursor);
             }
             break;
         };
         let chunk_end = end.min(m.ssn.saturating_add(m.len));
         let dsn = m.dsn.wrapping_add(cursor - m.ssn);
         let size = chunk_end - cursor;
-        let fresh = d.data.insert(dsn, dsn + size);
+        let fresh = d.data.insert(dsn, size);
         new += fresh;
         overlap += size - fresh;
         cursor = chunk_end;
@@ -1156,14 +1161,13 @@ fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, carried: C
     }
     let d = &mut c.dirs[cd];
     let (mut new, mut overlap, mut resolved) = (0, 0, 0);
-    sd.unmapped
-        .remove(m.ssn, m.ssn.saturating_add(m.len), |start, end| {
-            let dsn = m.dsn.wrapping_add(start - m.ssn);
-            let fresh = d.data.insert(dsn, dsn + (end - start));
-            new += fresh;
-            overlap += end - start - fresh;
-            resolved += end - start;
-        });
+    sd.unmapped.remove(m.ssn, m.len, |start, len| {
+        let dsn = m.dsn.wrapping_add(start.wrapping_sub(m.ssn));
+        let fresh = d.data.insert(dsn, len);
+        new += fresh;
+        overlap += len - fresh;
+        resolved += len;
+    });
     d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
     // These bytes were new to the subflow when it carried them.
     account(d, sd, new, overlap, 0);
@@ -1181,7 +1185,7 @@ impl Carried<'_> {
     fn all(&self, start: u64, end: u64) -> bool {
         match (self.tcp, self.isn) {
             (Some(tcp), Some(isn)) => {
-                tcp.carried(isn.saturating_add(start), isn.saturating_add(end))
+                tcp.carried(isn.wrapping_add(start), end.saturating_sub(start))
             }
             _ => false,
         }
@@ -1201,6 +1205,19 @@ fn dss_sequence(packet: &Packet) -> Option<(WireSeq, bool)> {
     dss()
         .find_map(|(_, mapping)| mapping.map(|m| (m.dsn, false)))
         .or_else(|| dss().find_map(|(data_ack, _)| data_ack.map(|a| (a, true))))
+}
+
+/// The later of two data sequence numbers in modular order (RFC 8684 §3.3.1: sequence space
+/// wraps at 2^64; of two values, the later is the one the other reaches by adding less than
+/// 2^63).
+fn dsn_max(a: u64, b: u64) -> u64 {
+    if (b.wrapping_sub(a) as i64) > 0 { b } else { a }
+}
+
+/// How far `value` lies past `from` in modular order, `None` if it lies before it.
+fn dsn_offset(value: u64, from: u64) -> Option<u64> {
+    let offset = value.wrapping_sub(from);
+    (offset < 1 << 63).then_some(offset)
 }
 
 fn endpoint(addr: IpAddr, port: Option<u16>) -> String {
@@ -1976,6 +1993,93 @@ mod tests {
             (join.tcp_stream, join.join, join.client_addr_id),
             (1, true, Some(4))
         );
+    }
+
+    /// Sets the IDSN of one direction of connection 0 by hand: no key of a test can be made
+    /// to hash to a chosen IDSN, and the arithmetic under test only sees the IDSN.
+    fn set_idsn(a: &mut Analyzer, cd: usize, idsn: u64) {
+        let material = &mut a.mptcp.conns[0].material[cd];
+        let token = material.map_or(0, |m| m.token);
+        *material = Some(KeyMaterial { token, idsn });
+    }
+
+    /// RFC 8684 §3.3.1: data sequence numbers wrap at 2^64. Client IDSN 2^64 − 300, so data
+    /// starts at 2^64 − 299; three 200-byte segments carry data 2^64 − 299 .. 2^64 − 99, then
+    /// 2^64 − 99 .. 101 (across 2^64, one mapping), then 101 .. 301 (a 4-byte DSN); the middle
+    /// one is retransmitted; DATA_FIN takes DSN 301 and the server's 4-byte DATA_ACK 302
+    /// acknowledges everything. By hand: wire 800, unique 600, one retransmission of 200
+    /// bytes, nothing reinjected or unmapped, acked 302 − (2^64 − 299) mod 2^64 − 1 (the
+    /// DATA_FIN) = 600.
+    #[test]
+    fn data_sequence_space_crosses_2_pow_64() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        let idsn = u64::MAX - 299;
+        set_idsn(&mut a, CLIENT_TO_SERVER, idsn);
+        let seg = |a: &mut Analyzer, ssn: u32, len: u32, dsn: WireSeq, fin: bool| {
+            let map_len = u16::try_from(len).expect("short") + u16::from(fin);
+            a.feed(
+                &pkt(A, 1000, B, 5201)
+                    .seq(C_ISN + ssn)
+                    .len(len)
+                    .opt(dss(None, Some((dsn, ssn, map_len)), fin))
+                    .done(),
+            );
+        };
+        seg(&mut a, 1, 200, WireSeq::U64(idsn.wrapping_add(1)), false);
+        seg(&mut a, 201, 200, WireSeq::U64(u64::MAX - 98), false);
+        seg(&mut a, 401, 200, WireSeq::U32(101), false);
+        seg(&mut a, 201, 200, WireSeq::U64(u64::MAX - 98), false);
+        seg(&mut a, 601, 0, WireSeq::U64(301), true);
+        a.feed(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(302)), None, false))
+                .done(),
+        );
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let c2s = &s.directions[CLIENT_TO_SERVER];
+        assert_eq!((c2s.wire_bytes, c2s.unique_bytes), (800, 600));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 200));
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (0, 0));
+        assert_eq!((c2s.unmapped_segments, c2s.unmapped_bytes), (0, 0));
+        assert_eq!(c2s.acked_bytes, 600);
+        assert_eq!(c2s.subflows[0].unique_bytes, 600);
+        let fin = s.events.iter().find(|e| e.kind == "data_fin");
+        assert_eq!(fin.map(|e| e.detail.as_str()), Some("dsn 301"));
+    }
+
+    /// Attach-by-DSN with offsets from the IDSN, modulo 2^64. The server's IDSN is 5; a 4-byte
+    /// DATA_ACK 0xFFFF_FFF0 from the client expands (closest to IDSN + 1 = 6) to 2^64 − 16,
+    /// before the IDSN: it acknowledges nothing (acked 0, not 2^64 − 22) and must not make
+    /// the "seen so far" bound wrap. A server-sent stream without handshake whose 4-byte DSN
+    /// 106 expands to 106 (101 past the IDSN) then attaches to the server→client direction
+    /// and carries its 100 bytes.
+    #[test]
+    fn attach_by_dsn_and_acks_below_the_idsn() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        set_idsn(&mut a, SERVER_TO_CLIENT, 5);
+        a.feed(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(0xffff_fff0)), None, false))
+                .done(),
+        );
+        a.feed(
+            &pkt(B, 5201, A2, 2001)
+                .seq(1)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U32(106), 1, 100)), false))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert!(list.orphan_subflows.is_empty());
+        assert_eq!(list.mptcp_connections[0].subflows[1].tcp_stream, 1);
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let s2c = &s.directions[SERVER_TO_CLIENT];
+        assert_eq!((s2c.unique_bytes, s2c.acked_bytes), (100, 0));
+        assert_eq!(s2c.subflows[1].unique_bytes, 100);
     }
 
     /// `SubflowDirection::remember` skips its searches for in-order mappings; it must keep the

@@ -137,22 +137,17 @@ impl TcpDirection {
         self.covered.len()
     }
 
-    /// Whether every payload position in `[start, end)` was carried at least once.
-    pub fn carried(&self, start: u64, end: u64) -> bool {
-        self.covered.covers(start, end)
+    /// Whether every payload position in `[start, start + len)` was carried at least once.
+    pub fn carried(&self, start: u64, len: u64) -> bool {
+        self.covered.covers(start, len)
     }
 
     /// A direction whose payload covered `[start, end)`, for tests of what uses coverage.
     #[cfg(test)]
     pub(crate) fn covering(start: u64, end: u64) -> Self {
         let mut direction = Self::default();
-        direction.covered.insert(start, end);
+        direction.covered.insert(start, end.saturating_sub(start));
         direction
-    }
-
-    /// Highest payload position covered (exclusive).
-    pub fn covered_end(&self) -> Option<u64> {
-        self.covered.end()
     }
 }
 
@@ -317,7 +312,7 @@ impl TcpTracker {
         if packet.has_flag(tcp_flags::FIN) {
             d.fin_seen = true;
         }
-        let payload_pos = pos + u64::from(syn);
+        let payload_pos = pos.wrapping_add(u64::from(syn));
         let len = u64::from(packet.payload_len);
         let mut retransmitted_bytes = 0;
         // Wireshark's keep-alive: at most one byte, one before the next expected sequence
@@ -326,7 +321,7 @@ impl TcpTracker {
         // frame 2145 re-sends a 1-byte mapping; tshark too calls it a retransmission).
         let keep_alive = len <= 1
             && packet.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
-            && d.covered.end().is_some_and(|end| pos + 1 == end)
+            && d.covered.end() == Some(pos.wrapping_add(1))
             && !packet.mptcp.iter().any(|o| {
                 matches!(
                     o,
@@ -338,14 +333,14 @@ impl TcpTracker {
             });
         if len > 0 {
             d.wire_bytes += len;
-            let new = d.covered.insert(payload_pos, payload_pos + len);
+            let new = d.covered.insert(payload_pos, len);
             if new < len && !keep_alive {
                 retransmitted_bytes = len - new;
                 d.retransmissions += 1;
                 d.retransmitted_bytes += retransmitted_bytes;
             }
             // Reference the end of the payload so the next segment expands near it.
-            let end = payload_pos + len;
+            let end = payload_pos.wrapping_add(len);
             d.advance(
                 packet
                     .seq
