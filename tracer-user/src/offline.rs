@@ -65,9 +65,9 @@ pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineRepo
             let mut errors = batch.errors.iter().peekable();
             for (i, (&tcp, packet)) in batch.tcp.iter().zip(&batch.packets).enumerate() {
                 match errors.next_if(|(at, _, _)| *at == i) {
-                    Some((_, number, error)) => analyzer.feed_decoded(*number, Err(error)),
+                    Some((_, number, error)) => analyzer.feed(*number, Err(error)),
                     // The number is only used for errors; a packet not TCP leaves it stale.
-                    None => analyzer.feed_decoded(packet.number, Ok(tcp.then_some(packet))),
+                    None => analyzer.feed(packet.number, Ok(tcp.then_some(packet))),
                 }
             }
             // The decoder may have finished and dropped its end: then nobody needs it back.
@@ -176,14 +176,19 @@ fn analyze_on_this_thread(
 ) -> Result<OfflineReport, CaptureError> {
     let mut reader = CaptureReader::open(path)?;
     let mut analyzer = Analyzer::new();
+    let mut packet = Packet::empty();
     let mut progress = (options.progress && std::io::stderr().is_terminal())
         .then(|| Progress::new(reader.total_bytes()));
 
     let mut count: u64 = 0;
     let error = loop {
         match reader.next_packet() {
-            Ok(Some(packet)) => {
-                analyzer.feed_raw(&packet);
+            Ok(Some(raw)) => {
+                let decoded = decode::decode_into(&raw, &mut packet);
+                analyzer.feed(
+                    raw.number,
+                    decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
+                );
                 count += 1;
                 if count.is_multiple_of(PROGRESS_CHECK_EVERY)
                     && let Some(progress) = &mut progress

@@ -199,7 +199,14 @@ pub(crate) trait EventSink {
 
 impl EventSink for Analyzer {
     fn packet(&mut self, raw: &RawPacket<'_>) {
-        self.feed_raw(raw);
+        // A `Packet` is plain data (no heap): one on the stack per event costs a few hundred
+        // bytes of writes, nothing next to the event's trip from the kernel.
+        let mut packet = crate::decode::Packet::empty();
+        let decoded = crate::decode::decode_into(raw, &mut packet);
+        self.feed(
+            raw.number,
+            decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
+        );
     }
 }
 
