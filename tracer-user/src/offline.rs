@@ -65,9 +65,9 @@ pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineRepo
             let mut errors = batch.errors.iter().peekable();
             for (i, (&tcp, packet)) in batch.tcp.iter().zip(&batch.packets).enumerate() {
                 match errors.next_if(|(at, _, _)| *at == i) {
-                    Some((_, number, error)) => analyzer.feed(*number, Err(error)),
+                    Some((_, number, error)) => analyzer.feed_decoded(*number, Err(error)),
                     // The number is only used for errors; a packet not TCP leaves it stale.
-                    None => analyzer.feed(packet.number, Ok(tcp.then_some(packet))),
+                    None => analyzer.feed_decoded(packet.number, Ok(tcp.then_some(packet))),
                 }
             }
             // The decoder may have finished and dropped its end: then nobody needs it back.
@@ -185,7 +185,7 @@ fn analyze_on_this_thread(
         match reader.next_packet() {
             Ok(Some(raw)) => {
                 let decoded = decode::decode_into(&raw, &mut packet);
-                analyzer.feed(
+                analyzer.feed_decoded(
                     raw.number,
                     decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
                 );

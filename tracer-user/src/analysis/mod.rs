@@ -2,7 +2,7 @@
 //! sequence coverage (`ranges`), directions (`direction`), and the read-only results
 //! (`summary`).
 //!
-//! `Analyzer::feed` is the single entry point both sources use, with the result of
+//! `Analyzer::feed_decoded` is the single entry point both sources use, with the result of
 //! `decode::decode_into` for each raw packet: the offline reader decodes on another thread,
 //! the live path just before feeding. Memory grows with the number of connections, not with
 //! the number of packets.
@@ -62,13 +62,19 @@ impl Analyzer {
 
     /// Analyses one raw packet, given what `decode::decode_into` made of it: `Ok(Some)` with
     /// the packet it filled for a TCP segment, `Ok(None)` for a packet that is not TCP, or why
-    /// it could not be decoded. `number` is the raw packet's (errors name it).
+    /// it could not be decoded. `number` is the raw packet's (errors name it). The offline
+    /// reader decodes on another thread; the live path and the one-thread loop decode just
+    /// before calling this.
     ///
     /// Cost per TCP packet: one hash lookup for the stream, an append to its sequence ranges,
     /// and for MPTCP subflows a scan of a few remembered mappings. Nothing is allocated on this
     /// path except when a connection, stream, hole in a sequence space or event appears.
     #[inline]
-    pub fn feed(&mut self, number: u64, decoded: Result<Option<&Packet>, &decode::DecodeError>) {
+    pub fn feed_decoded(
+        &mut self,
+        number: u64,
+        decoded: Result<Option<&Packet>, &decode::DecodeError>,
+    ) {
         self.diagnostics.packets += 1;
         match decoded {
             Ok(Some(packet)) => self.analyse(packet),
@@ -80,10 +86,10 @@ impl Analyzer {
         }
     }
 
-    /// `feed` of a decoded TCP segment, for tests that build packets by hand.
+    /// `feed_decoded` of a TCP segment, for tests that build packets by hand.
     #[cfg(test)]
     pub(crate) fn feed_tcp(&mut self, packet: &Packet) {
-        self.feed(packet.number, Ok(Some(packet)));
+        self.feed_decoded(packet.number, Ok(Some(packet)));
     }
 
     #[inline]

@@ -203,7 +203,7 @@ impl EventSink for Analyzer {
         // bytes of writes, nothing next to the event's trip from the kernel.
         let mut packet = crate::decode::Packet::empty();
         let decoded = crate::decode::decode_into(raw, &mut packet);
-        self.feed(
+        self.feed_decoded(
             raw.number,
             decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
         );
