@@ -23,7 +23,7 @@ use std::{
 use crate::{
     analysis::{
         Analyzer,
-        summary::{MptcpConnectionInfo, MptcpList, MptcpSummary},
+        summary::{Direction, MptcpConnectionInfo, MptcpList, MptcpSummary},
     },
     lab::{EndpointMode, IpVersion, Lab, LabConfig, LabError, Side, TransferCounts, TransferSpec},
     offline::{self, OfflineOptions},
@@ -128,10 +128,7 @@ pub fn find_connection<'a>(
     list: &'a MptcpList,
     counts: &TransferCounts,
 ) -> Option<&'a MptcpConnectionInfo> {
-    let (client, server) = (
-        counts.client_addr.to_string(),
-        counts.server_addr.to_string(),
-    );
+    let (client, server) = (counts.client_addr, counts.server_addr);
     list.mptcp_connections.iter().find(|connection| {
         connection
             .subflows
@@ -146,7 +143,7 @@ pub fn check_counts(
     summary: Option<&MptcpSummary>,
     counts: &TransferCounts,
 ) -> [CountCheck; 2] {
-    let measured = |direction: &str| {
+    let measured = |direction: Direction| {
         summary.and_then(|s| {
             s.directions
                 .iter()
@@ -159,13 +156,13 @@ pub fn check_counts(
             direction: "client_to_server",
             measured_by,
             application: counts.client_sent,
-            measured: measured("client_to_server"),
+            measured: measured(Direction::ClientToServer),
         },
         CountCheck {
             direction: "server_to_client",
             measured_by,
             application: counts.server_sent,
-            measured: measured("server_to_client"),
+            measured: measured(Direction::ServerToClient),
         },
     ]
 }
@@ -562,8 +559,8 @@ mod tests {
     fn subflow(stream: u64, client: &str, server: &str, join: bool) -> SubflowInfo {
         SubflowInfo {
             tcp_stream: stream,
-            client: client.into(),
-            server: server.into(),
+            client: client.parse().expect("a test address"),
+            server: server.parse().expect("a test address"),
             join,
             backup: false,
             client_addr_id: None,
@@ -586,7 +583,7 @@ mod tests {
         }
     }
 
-    fn direction(name: &'static str, unique_bytes: u64) -> MptcpDirectionSummary {
+    fn direction(name: Direction, unique_bytes: u64) -> MptcpDirectionSummary {
         MptcpDirectionSummary {
             direction: name,
             duration_s: 1.0,
@@ -666,8 +663,8 @@ mod tests {
             version: 1,
             fallback: false,
             directions: vec![
-                direction("client_to_server", c2s),
-                direction("server_to_client", s2c),
+                direction(Direction::ClientToServer, c2s),
+                direction(Direction::ServerToClient, s2c),
             ],
             events: Vec::new(),
             events_dropped: 0,

@@ -112,8 +112,8 @@ impl Analyzer {
             .enumerate()
             .map(|(stream, s)| summary::TcpConnectionInfo {
                 stream: stream as u64,
-                client: s.client.to_string(),
-                server: s.server.to_string(),
+                client: s.client,
+                server: s.server,
                 packets: s.packets,
                 mptcp: s.mptcp,
                 handshake_seen: s.handshake_seen,
@@ -128,7 +128,7 @@ impl Analyzer {
             .dirs
             .iter()
             .map(|(direction, d)| summary::TcpDirectionSummary {
-                direction: direction.as_str(),
+                direction,
                 packets: d.packets,
                 duration_s: d
                     .first_ts_ns
@@ -141,8 +141,8 @@ impl Analyzer {
             .collect();
         Some(summary::TcpSummary {
             stream,
-            client: s.client.to_string(),
-            server: s.server.to_string(),
+            client: s.client,
+            server: s.server,
             handshake_seen: s.handshake_seen,
             directions,
         })

@@ -60,7 +60,10 @@
 //!   negative (0 while the IDSN is unknown). `duration_s` = last − first packet of the
 //!   connection's subflows in that direction.
 
-use std::{fmt::Write as _, net::IpAddr};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, SocketAddr},
+};
 
 use rustc_hash::FxHashMap;
 
@@ -69,8 +72,8 @@ use super::{
     keys::{KeyMaterial, key_material},
     ranges::RangeSet,
     summary::{
-        MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary, OrphanSubflow,
-        SubflowDirectionSummary, SubflowInfo,
+        EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary,
+        OrphanSubflow, SubflowDirectionSummary, SubflowInfo,
     },
     tcp::{Segment, TcpDirection, TcpTracker, expand32},
 };
@@ -346,7 +349,7 @@ impl Connection {
         }
     }
 
-    fn event(&mut self, at: EventSource, kind: &'static str, detail: String) {
+    fn event(&mut self, at: EventSource, kind: EventKind, detail: String) {
         if self.events.len() >= MAX_EVENTS {
             self.events_dropped += 1;
             return;
@@ -355,7 +358,7 @@ impl Connection {
             time_s: at.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9,
             packet: at.packet,
             tcp_stream: u64::from(at.stream),
-            direction: at.dir.as_str(),
+            direction: at.dir,
             kind,
             detail,
         });
@@ -365,7 +368,7 @@ impl Connection {
         self.fallback = true;
         if self.fallback_causes & cause == 0 {
             self.fallback_causes |= cause;
-            self.event(at, "fallback", detail.to_owned());
+            self.event(at, EventKind::Fallback, detail.to_owned());
         }
     }
 
@@ -805,12 +808,12 @@ impl MptcpTracker {
         Some(MptcpConnectionInfo {
             id,
             version: c.version,
-            client_key: c.keys[CLIENT].map(|k| k.to_string()),
-            server_key: c.keys[SERVER].map(|k| k.to_string()),
+            client_key: c.keys[CLIENT],
+            server_key: c.keys[SERVER],
             client_token: c.material[CLIENT].map(|m| m.token),
             server_token: c.material[SERVER].map(|m| m.token),
-            client_idsn: c.material[CLIENT].map(|m| m.idsn.to_string()),
-            server_idsn: c.material[SERVER].map(|m| m.idsn.to_string()),
+            client_idsn: c.material[CLIENT].map(|m| m.idsn),
+            server_idsn: c.material[SERVER].map(|m| m.idsn),
             fallback: c.fallback,
             subflows,
         })
@@ -867,7 +870,7 @@ impl Connection {
             })
             .collect();
         MptcpDirectionSummary {
-            direction: cd.as_str(),
+            direction: cd,
             duration_s,
             wire_bytes: d.wire_bytes,
             unique_bytes,
@@ -1018,7 +1021,11 @@ impl Connection {
     fn data_fin_without_mapping(&mut self, at: EventSource) {
         if !self.dirs[at.dir].data_fin_reported {
             self.dirs[at.dir].data_fin_reported = true;
-            self.event(at, "data_fin", "DATA_FIN without mapping".to_owned());
+            self.event(
+                at,
+                EventKind::DataFin,
+                "DATA_FIN without mapping".to_owned(),
+            );
         }
     }
 
@@ -1063,7 +1070,7 @@ impl Connection {
             d.data_fin = Some(fin);
             if !d.data_fin_reported {
                 d.data_fin_reported = true;
-                self.event(at, "data_fin", format!("dsn {fin}"));
+                self.event(at, EventKind::DataFin, format!("dsn {fin}"));
             }
         }
         isn
@@ -1084,14 +1091,14 @@ impl Connection {
                 if *echo {
                     detail.push_str(" (echo)");
                 }
-                self.event(at, "add_addr", detail);
+                self.event(at, EventKind::AddAddr, detail);
             }
             MptcpOption::RemoveAddr { addr_ids } => {
                 let mut detail = String::from("ids");
                 for id in addr_ids {
                     let _ = write!(detail, " {id}");
                 }
-                self.event(at, "remove_addr", detail);
+                self.event(at, EventKind::RemoveAddr, detail);
             }
             MptcpOption::Prio { backup, addr_id } => {
                 // Applied to the subflow carrying it (the address id, when present, names
@@ -1101,28 +1108,28 @@ impl Connection {
                 if let Some(id) = addr_id {
                     let _ = write!(detail, " id {id}");
                 }
-                self.event(at, "mp_prio", detail);
+                self.event(at, EventKind::MpPrio, detail);
             }
             MptcpOption::Fail { dsn } => {
-                self.event(at, "mp_fail", format!("dsn {dsn}"));
+                self.event(at, EventKind::MpFail, format!("dsn {dsn}"));
                 self.fall_back(at, FALLBACK_MP_FAIL, "MP_FAIL");
             }
             MptcpOption::FastClose { receiver_key } => {
                 let detail = format!("receiver key {receiver_key}");
-                self.event(at, "mp_fastclose", detail);
+                self.event(at, EventKind::MpFastclose, detail);
             }
             MptcpOption::TcpRst { flags, reason } => {
                 let name = tcprst_reason_name(*reason);
                 let detail = format!("reason {reason} ({name}), flags {flags:#x}");
-                self.event(at, "mp_tcprst", detail);
+                self.event(at, EventKind::MpTcprst, detail);
             }
             MptcpOption::Unknown { subtype, len } => {
                 let detail = format!("subtype {subtype}, length {len}");
-                self.event(at, "unknown_option", detail);
+                self.event(at, EventKind::UnknownOption, detail);
             }
             MptcpOption::Malformed { subtype, len } => {
                 let detail = format!("subtype {subtype}, length {len}");
-                self.event(at, "malformed_option", detail);
+                self.event(at, EventKind::MalformedOption, detail);
             }
             // Handshake and data options: not signalling.
             MptcpOption::Capable { .. } | MptcpOption::Join(_) | MptcpOption::Dss { .. } => {}
@@ -1313,10 +1320,11 @@ fn endpoint(addr: IpAddr, port: Option<u16>) -> String {
     }
 }
 
-fn endpoints(tcp: &TcpTracker, stream: u32) -> (String, String) {
+/// Client and server of a TCP stream (every stream the MPTCP layer saw exists).
+fn endpoints(tcp: &TcpTracker, stream: u32) -> (SocketAddr, SocketAddr) {
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
     tcp.stream(u64::from(stream))
-        .map(|s| (s.client.to_string(), s.server.to_string()))
-        .unwrap_or_default()
+        .map_or((unknown, unknown), |s| (s.client, s.server))
 }
 
 #[cfg(test)]
@@ -1447,17 +1455,17 @@ mod tests {
         assert_eq!(list.mptcp_connections.len(), 1);
         let c = &list.mptcp_connections[0];
         assert_eq!(c.version, 0);
-        assert_eq!(c.client_key.as_deref(), Some("14568871653868829995"));
-        assert_eq!(c.server_key.as_deref(), Some("12070231261294881532"));
+        assert_eq!(c.client_key, Some(14568871653868829995));
+        assert_eq!(c.server_key, Some(12070231261294881532));
         assert_eq!(
             (c.client_token, c.server_token),
             (Some(C_TOKEN), Some(S_TOKEN))
         );
-        assert_eq!(c.client_idsn, Some(C_IDSN.to_string()));
-        assert_eq!(c.server_idsn, Some(S_IDSN.to_string()));
+        assert_eq!(c.client_idsn, Some(C_IDSN));
+        assert_eq!(c.server_idsn, Some(S_IDSN));
         assert!(!c.fallback);
         assert_eq!(c.subflows.len(), 1);
-        assert_eq!(c.subflows[0].client, "10.0.0.1:1000");
+        assert_eq!(c.subflows[0].client.to_string(), "10.0.0.1:1000");
         assert!(!c.subflows[0].join);
         assert!(a.tcp_list().tcp_connections[0].mptcp);
     }
@@ -1485,11 +1493,11 @@ mod tests {
             (join.client_addr_id, join.server_addr_id),
             (Some(2), Some(0))
         );
-        assert_eq!(join.client, "11.0.0.1:2000");
+        assert_eq!(join.client.to_string(), "11.0.0.1:2000");
         assert_eq!(list.orphan_subflows.len(), 1);
         let orphan = &list.orphan_subflows[0];
         assert_eq!((orphan.tcp_stream, orphan.token), (2, Some(0xdead_beef)));
-        assert_eq!(orphan.client, "11.0.0.1:3000");
+        assert_eq!(orphan.client.to_string(), "11.0.0.1:3000");
     }
 
     #[test]
@@ -1586,7 +1594,7 @@ mod tests {
         assert_eq!(c.version, 1);
         assert_eq!(c.server_token, Some(V1_S_TOKEN));
         assert_eq!(c.client_token, Some(0x18f9_781b));
-        assert_eq!(c.client_idsn, Some(V1_C_IDSN.to_string()));
+        assert_eq!(c.client_idsn, Some(V1_C_IDSN));
         let s = a.mptcp_summary(0).expect("connection 0");
         let c2s = &s.directions[C2S];
         // 1000 bytes from the MP_CAPABLE mapping + 500 from the DSS one, nothing unmapped.
@@ -1763,7 +1771,11 @@ mod tests {
         assert_eq!(c2s.duration_s, 0.005);
         assert!((c2s.goodput_bps - 160_000.0).abs() < 1e-6);
         assert!((c2s.throughput_bps - 320_000.0).abs() < 1e-6);
-        let fins: Vec<_> = s.events.iter().filter(|e| e.kind == "data_fin").collect();
+        let fins: Vec<_> = s
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::DataFin)
+            .collect();
         assert_eq!(fins.len(), 1);
         assert_eq!(fins[0].detail, format!("dsn {}", C_IDSN + 101));
         assert_eq!((fins[0].packet, fins[0].time_s), (10, 0.003));
@@ -1941,8 +1953,11 @@ mod tests {
         let s = a.mptcp_summary(0).expect("connection 0");
         assert!(s.fallback);
         assert_eq!(s.events.len(), 1);
-        assert_eq!((s.events[0].kind, s.events[0].time_s), ("fallback", 1.5));
-        assert_eq!(s.events[0].direction, "server_to_client");
+        assert_eq!(
+            (s.events[0].kind, s.events[0].time_s),
+            (EventKind::Fallback, 1.5)
+        );
+        assert_eq!(s.events[0].direction, Direction::ServerToClient);
 
         let mut a = Analyzer::new();
         v0_handshake(&mut a);
@@ -1982,7 +1997,7 @@ mod tests {
         let kinds: Vec<_> = s
             .events
             .iter()
-            .map(|e| (e.kind, e.detail.as_str()))
+            .map(|e| (e.kind.as_str(), e.detail.as_str()))
             .collect();
         assert_eq!(
             kinds,
@@ -2133,7 +2148,7 @@ mod tests {
         assert_eq!((c2s.unmapped_segments, c2s.unmapped_bytes), (0, 0));
         assert_eq!(c2s.acked_bytes, 600);
         assert_eq!(c2s.subflows[0].unique_bytes, 600);
-        let fin = s.events.iter().find(|e| e.kind == "data_fin");
+        let fin = s.events.iter().find(|e| e.kind == EventKind::DataFin);
         assert_eq!(fin.map(|e| e.detail.as_str()), Some("dsn 301"));
     }
 
