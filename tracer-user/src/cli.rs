@@ -438,6 +438,11 @@ pub fn warn_diagnostics(diagnostics: &Diagnostics, err: &mut dyn Write) {
             "MPTCP option has an impossible length",
             "MPTCP options have an impossible length",
         ),
+        (
+            diagnostics.mptcp_overflow_packets,
+            "packet has more MPTCP options than are decoded (the rest ignored)",
+            "packets have more MPTCP options than are decoded (the rest ignored)",
+        ),
     ];
     let mut any = false;
     for (count, one, many) in categories {
@@ -456,7 +461,8 @@ pub fn warn_diagnostics(diagnostics: &Diagnostics, err: &mut dyn Write) {
     let total = diagnostics.decode_errors
         + diagnostics.truncated_options
         + diagnostics.unknown_mptcp_options
-        + diagnostics.malformed_mptcp_options;
+        + diagnostics.malformed_mptcp_options
+        + diagnostics.mptcp_overflow_packets;
     for problem in diagnostics.problems.iter().take(PROBLEMS_SHOWN) {
         let _ = writeln!(err, "  {problem}");
     }

@@ -554,7 +554,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::analysis::summary::{MptcpDirectionSummary, SubflowInfo};
+    use crate::analysis::summary::{MptcpDirectionSummary, SubflowInfo, SubflowRole};
 
     fn subflow(stream: u64, client: &str, server: &str, join: bool) -> SubflowInfo {
         SubflowInfo {
@@ -562,6 +562,11 @@ mod tests {
             client: client.parse().expect("a test address"),
             server: server.parse().expect("a test address"),
             join,
+            role: if join {
+                SubflowRole::Join
+            } else {
+                SubflowRole::Initial
+            },
             backup: false,
             client_addr_id: None,
             server_addr_id: None,

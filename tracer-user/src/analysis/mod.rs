@@ -14,7 +14,7 @@ pub mod ranges;
 pub mod summary;
 pub mod tcp;
 
-use crate::decode::{self, MptcpOption, Packet};
+use crate::decode::{self, MAX_MPTCP_OPTIONS, MptcpOption, Packet};
 
 /// How many decode problems are kept verbatim (all are counted).
 pub const MAX_KEPT_PROBLEMS: usize = 20;
@@ -35,6 +35,9 @@ pub struct Diagnostics {
     /// MPTCP options of unknown subtype, and of known subtype with an impossible length.
     pub unknown_mptcp_options: u64,
     pub malformed_mptcp_options: u64,
+    /// Packets with more MPTCP options than the `decode::MAX_MPTCP_OPTIONS` decoded: the
+    /// options after those were ignored.
+    pub mptcp_overflow_packets: u64,
     /// The first `MAX_KEPT_PROBLEMS` problems: "packet N: what".
     pub problems: Vec<String>,
 }
@@ -175,6 +178,14 @@ impl Diagnostics {
         self.tcp_packets += 1;
         if packet.options_truncated {
             self.truncated_options += 1;
+        }
+        if packet.mptcp_overflow > 0 {
+            self.mptcp_overflow_packets += 1;
+            let excess = packet.mptcp_overflow;
+            self.problem(
+                packet.number,
+                &format!("{excess} MPTCP options beyond the first {MAX_MPTCP_OPTIONS} ignored"),
+            );
         }
         for option in &packet.mptcp {
             match option {

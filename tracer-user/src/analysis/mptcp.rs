@@ -73,7 +73,7 @@ use super::{
     ranges::RangeSet,
     summary::{
         EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary,
-        OrphanSubflow, SubflowDirectionSummary, SubflowInfo,
+        OrphanReason, OrphanSubflow, SubflowDirectionSummary, SubflowInfo, SubflowRole,
     },
     tcp::{Segment, TcpDirection, TcpTracker, expand32},
 };
@@ -254,7 +254,7 @@ impl SubflowDirection {
 #[derive(Clone, Debug)]
 struct Subflow {
     stream: u32,
-    join: bool,
+    role: SubflowRole,
     backup: bool,
     addr_ids: AddrIds,
     /// The subflow's TCP client is the connection's server.
@@ -564,7 +564,7 @@ impl MptcpTracker {
                     packet.has_flag(tcp_flags::SYN) && !packet.has_flag(tcp_flags::ACK);
                 c.subflows.push(Subflow {
                     stream: segment.stream,
-                    join: false,
+                    role: SubflowRole::Initial,
                     backup: false,
                     addr_ids: AddrIds::default(),
                     flipped: false,
@@ -643,7 +643,17 @@ impl MptcpTracker {
         addr_id: u8,
     ) -> StreamRole {
         match role {
-            StreamRole::Subflow { .. } => role,
+            StreamRole::Subflow { conn, sub } => {
+                // A subflow attached by DSN whose MP_JOIN SYN comes late: now it is a join.
+                let subflow = &mut self.conns[conn as usize].subflows[sub as usize];
+                if subflow.role == SubflowRole::Unknown && self.by_token.get(&token) == Some(&conn)
+                {
+                    subflow.role = SubflowRole::Join;
+                    subflow.backup = backup;
+                    subflow.addr_ids.client = Some(addr_id);
+                }
+                role
+            }
             StreamRole::Orphan(o) => {
                 let orphan = &mut self.orphans[o as usize];
                 orphan.token = Some(token);
@@ -698,7 +708,7 @@ impl MptcpTracker {
         let sub = c.subflows.len() as u32;
         c.subflows.push(Subflow {
             stream,
-            join: true,
+            role: SubflowRole::Join,
             backup,
             addr_ids: AddrIds {
                 client: addr_id,
@@ -748,7 +758,7 @@ impl MptcpTracker {
                 let sub = c.subflows.len() as u32;
                 c.subflows.push(Subflow {
                     stream: segment.stream,
-                    join: false,
+                    role: SubflowRole::Unknown,
                     backup: false,
                     addr_ids: AddrIds::default(),
                     // The packet's sender sends in connection direction cd (mapping) or
@@ -770,21 +780,43 @@ impl MptcpTracker {
         let conns = (0..self.conns.len() as u64)
             .filter_map(|id| self.info(tcp, id))
             .collect();
-        let orphans = self
+        (conns, self.orphans(tcp))
+    }
+
+    /// The streams with MPTCP options no connection claims, in stream order: unattached
+    /// orphans (a join's unknown token, a DSN in no connection's space) and the streams that
+    /// never got a role (only options that name no connection).
+    fn orphans(&self, tcp: &TcpTracker) -> Vec<OrphanSubflow> {
+        let orphan = |stream: u32, token: Option<u32>, reason: OrphanReason| {
+            let (client, server) = endpoints(tcp, stream);
+            OrphanSubflow {
+                tcp_stream: u64::from(stream),
+                client,
+                server,
+                token,
+                reason,
+            }
+        };
+        let mut orphans: Vec<OrphanSubflow> = self
             .orphans
             .iter()
             .filter(|o| !o.attached)
             .map(|o| {
-                let (client, server) = endpoints(tcp, o.stream);
-                OrphanSubflow {
-                    tcp_stream: u64::from(o.stream),
-                    client,
-                    server,
-                    token: o.token,
-                }
+                let reason = match o.token {
+                    Some(_) => OrphanReason::UnknownToken,
+                    None => OrphanReason::UnknownDsn,
+                };
+                orphan(o.stream, o.token, reason)
             })
             .collect();
-        (conns, orphans)
+        let roleless = self.roles.iter().enumerate().filter(|&(stream, &role)| {
+            role == StreamRole::Unknown && tcp.stream(stream as u64).is_some_and(|s| s.mptcp)
+        });
+        for (stream, _) in roleless {
+            orphans.push(orphan(stream as u32, None, OrphanReason::NoHandshakeOrDss));
+        }
+        orphans.sort_by_key(|o| o.tcp_stream);
+        orphans
     }
 
     pub fn info(&self, tcp: &TcpTracker, id: u64) -> Option<MptcpConnectionInfo> {
@@ -798,7 +830,8 @@ impl MptcpTracker {
                     tcp_stream: u64::from(s.stream),
                     client,
                     server,
-                    join: s.join,
+                    join: s.role == SubflowRole::Join,
+                    role: s.role,
                     backup: s.backup,
                     client_addr_id: s.addr_ids.client,
                     server_addr_id: s.addr_ids.server,
@@ -1841,6 +1874,16 @@ mod tests {
         let subflows = &list.mptcp_connections[0].subflows;
         assert_eq!(subflows.len(), 3);
         assert_eq!((subflows[1].tcp_stream, subflows[1].join), (1, false));
+        assert_eq!(
+            subflows.iter().map(|s| s.role).collect::<Vec<_>>(),
+            [
+                SubflowRole::Initial,
+                SubflowRole::Unknown,
+                SubflowRole::Unknown
+            ]
+        );
+        assert_eq!(list.orphan_subflows[0].reason, OrphanReason::UnknownDsn);
+        assert_every_mptcp_stream_listed_once(&a);
         assert_eq!(subflows[2].tcp_stream, 3);
         let summary = a.mptcp_summary(0).expect("connection 0");
         let (c2s, s2c) = (&summary.directions[0], &summary.directions[1]);
@@ -2183,6 +2226,111 @@ mod tests {
         let s2c = &s.directions[S2C];
         assert_eq!((s2c.unique_bytes, s2c.acked_bytes), (100, 0));
         assert_eq!(s2c.subflows[1].unique_bytes, 100);
+    }
+
+    /// Every TCP stream with an MPTCP option is a subflow of exactly one connection or one
+    /// orphan, and nothing else is listed.
+    fn assert_every_mptcp_stream_listed_once(a: &Analyzer) {
+        let mptcp_streams: Vec<u64> = a
+            .tcp_list()
+            .tcp_connections
+            .iter()
+            .filter(|s| s.mptcp)
+            .map(|s| s.stream)
+            .collect();
+        let list = a.mptcp_list();
+        let mut listed: Vec<u64> = list
+            .mptcp_connections
+            .iter()
+            .flat_map(|c| c.subflows.iter().map(|s| s.tcp_stream))
+            .chain(list.orphan_subflows.iter().map(|o| o.tcp_stream))
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(listed, mptcp_streams);
+    }
+
+    /// Streams whose MPTCP options name no connection (tcpdump's mptcp-tcprst.pcap: two
+    /// MP_TCPRST packets; an ADD_ADDR alone) are orphans, listed with why; a stream carrying
+    /// only a malformed option too. Plain TCP is not listed.
+    #[test]
+    fn streams_with_only_signalling_options_are_orphans() {
+        let mut a = Analyzer::new();
+        let rst = MptcpOption::TcpRst {
+            flags: 0,
+            reason: 1,
+        };
+        a.feed_tcp(&pkt(A, 1000, B, 80).seq(5).opt(rst.clone()).done());
+        a.feed_tcp(&pkt(B, 80, A, 1000).seq(9).opt(rst).done());
+        a.feed_tcp(&pkt(A, 1001, B, 80).seq(5).len(10).done());
+        a.feed_tcp(
+            &pkt(A, 1002, B, 80)
+                .opt(MptcpOption::Malformed { subtype: 2, len: 5 })
+                .done(),
+        );
+        v0_handshake(&mut a);
+        let list = a.mptcp_list();
+        let orphans: Vec<_> = list
+            .orphan_subflows
+            .iter()
+            .map(|o| (o.tcp_stream, o.reason, o.token))
+            .collect();
+        assert_eq!(
+            orphans,
+            [
+                (0, OrphanReason::NoHandshakeOrDss, None),
+                (2, OrphanReason::NoHandshakeOrDss, None),
+            ]
+        );
+        assert_eq!(list.orphan_subflows[0].client.to_string(), "10.0.0.1:1000");
+        assert_eq!(list.mptcp_connections.len(), 1);
+        assert_every_mptcp_stream_listed_once(&a);
+    }
+
+    /// A stream first attached by DSN (role unknown) whose MP_JOIN SYN is captured later, with
+    /// the token of its connection, becomes a join with the SYN's backup flag and address id.
+    #[test]
+    fn late_join_syn_turns_a_dsn_attached_subflow_into_a_join() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed_tcp(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5001)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 100)), false))
+                .done(),
+        );
+        let role = |a: &Analyzer| a.mptcp_list().mptcp_connections[0].subflows[1].role;
+        assert_eq!(role(&a), SubflowRole::Unknown);
+        a.feed_tcp(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5000)
+                .flags(SYN)
+                .opt(join_syn(S_TOKEN, true, 3))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        let join = &list.mptcp_connections[0].subflows[1];
+        assert_eq!(
+            (join.role, join.join, join.backup, join.client_addr_id),
+            (SubflowRole::Join, true, true, Some(3))
+        );
+        assert_every_mptcp_stream_listed_once(&a);
+    }
+
+    /// More MPTCP options than the decoder keeps are counted per packet, with a problem line.
+    #[test]
+    fn mptcp_option_overflow_is_a_diagnostic() {
+        let mut a = Analyzer::new();
+        let mut packet = pkt(A, 1000, B, 80).at(7, 0).done();
+        packet.mptcp_overflow = 2;
+        a.feed_tcp(&packet);
+        a.feed_tcp(&pkt(A, 1000, B, 80).at(8, 0).done());
+        let d = a.diagnostics();
+        assert_eq!(d.mptcp_overflow_packets, 1);
+        assert_eq!(
+            d.problems,
+            ["packet 7: 2 MPTCP options beyond the first 6 ignored"]
+        );
     }
 
     /// `SubflowDirection::remember` skips its searches for in-order mappings; it must keep the

@@ -72,7 +72,8 @@ pub struct TcpDirectionSummary {
 #[non_exhaustive]
 pub struct MptcpList {
     pub mptcp_connections: Vec<MptcpConnectionInfo>,
-    /// MP_JOIN subflows whose token matched no connection in the capture.
+    /// TCP streams with MPTCP options that no connection claims, in stream order: every
+    /// stream with MPTCP options is either a subflow of one connection or here, once.
     pub orphan_subflows: Vec<OrphanSubflow>,
 }
 
@@ -107,8 +108,10 @@ pub struct SubflowInfo {
     pub tcp_stream: u64,
     pub client: SocketAddr,
     pub server: SocketAddr,
-    /// Attached by MP_JOIN (false for the initial MP_CAPABLE subflow).
+    /// Attached by MP_JOIN: `role == SubflowRole::Join` (kept for compatibility).
     pub join: bool,
+    /// How the subflow is known to belong to its connection.
+    pub role: SubflowRole,
     /// Backup flag of the MP_JOIN SYN, or the last MP_PRIO seen on it.
     pub backup: bool,
     /// Address ids from the MP_JOIN SYN (client) and SYN/ACK (server), where seen.
@@ -124,6 +127,60 @@ pub struct OrphanSubflow {
     pub server: SocketAddr,
     /// Token the MP_JOIN SYN asked for.
     pub token: Option<u32>,
+    /// Why no connection claims it.
+    pub reason: OrphanReason,
+}
+
+/// How a subflow is known to belong to its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SubflowRole {
+    /// The MP_CAPABLE subflow that started the connection: one per connection.
+    Initial,
+    /// Attached by the token of its MP_JOIN SYN.
+    Join,
+    /// No handshake in the capture: attached by the data sequence numbers of its DSS
+    /// options. Initial or join, the capture does not say.
+    Unknown,
+}
+
+impl SubflowRole {
+    /// The name the JSON schema uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubflowRole::Initial => "initial",
+            SubflowRole::Join => "join",
+            SubflowRole::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a TCP stream with MPTCP options belongs to no connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OrphanReason {
+    /// Its MP_JOIN SYN asked for a token no connection in the capture has (typically the
+    /// connection's MP_CAPABLE handshake was not captured).
+    UnknownToken,
+    /// No handshake, and the data sequence numbers of its DSS options fall in no connection's
+    /// data sequence space, or in more than one.
+    UnknownDsn,
+    /// No handshake and no DSS option: only options that name no connection (MP_TCPRST,
+    /// ADD_ADDR, an MP_JOIN SYN/ACK or ACK, unknown subtypes...).
+    NoHandshakeOrDss,
+}
+
+impl OrphanReason {
+    /// The name the JSON schema uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanReason::UnknownToken => "unknown_token",
+            OrphanReason::UnknownDsn => "unknown_dsn",
+            OrphanReason::NoHandshakeOrDss => "no_handshake_or_dss",
+        }
+    }
 }
 
 /// `mptcp-summary --json`.
@@ -275,6 +332,22 @@ mod tests {
         ] {
             let json = serde_json::to_string(&kind).expect("serialises");
             assert_eq!(json, format!("\"{kind}\""));
+        }
+        for role in [
+            SubflowRole::Initial,
+            SubflowRole::Join,
+            SubflowRole::Unknown,
+        ] {
+            let json = serde_json::to_string(&role).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", role.as_str()));
+        }
+        for reason in [
+            OrphanReason::UnknownToken,
+            OrphanReason::UnknownDsn,
+            OrphanReason::NoHandshakeOrDss,
+        ] {
+            let json = serde_json::to_string(&reason).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
         }
     }
 

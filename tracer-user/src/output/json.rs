@@ -38,8 +38,9 @@ mod tests {
 
     use super::*;
     use crate::analysis::summary::{
-        Direction, EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent,
-        OrphanSubflow, SubflowDirectionSummary, SubflowInfo, TcpConnectionInfo, TcpList,
+        Direction, EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, OrphanReason,
+        OrphanSubflow, SubflowDirectionSummary, SubflowInfo, SubflowRole, TcpConnectionInfo,
+        TcpList,
     };
 
     fn at(address: &str) -> std::net::SocketAddr {
@@ -84,6 +85,7 @@ mod tests {
                     client: at("10.0.0.1:1"),
                     server: at("10.0.0.2:2"),
                     join: false,
+                    role: SubflowRole::Initial,
                     backup: false,
                     client_addr_id: None,
                     server_addr_id: None,
@@ -94,6 +96,7 @@ mod tests {
                 client: at("10.0.1.1:3"),
                 server: at("10.0.0.2:2"),
                 token: Some(9),
+                reason: OrphanReason::UnknownToken,
             }],
         }
     }
@@ -137,11 +140,11 @@ mod tests {
         assert_eq!(connection["server_idsn"], Value::Null);
         has_fields(
             &connection["subflows"][0],
-            &["tcp_stream", "client", "server", "join", "backup"],
+            &["tcp_stream", "client", "server", "join", "role", "backup"],
         );
         has_fields(
             &value["orphan_subflows"][0],
-            &["tcp_stream", "client", "server", "token"],
+            &["tcp_stream", "client", "server", "token", "reason"],
         );
     }
 

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::{
     analysis::summary::{
         Direction, MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary,
-        TcpDirectionSummary, TcpList, TcpSummary,
+        OrphanReason, SubflowRole, TcpDirectionSummary, TcpList, TcpSummary,
     },
     source::live::LiveStats,
 };
@@ -95,12 +95,15 @@ pub fn mptcp_list(list: &MptcpList) -> String {
         out.push_str(&mptcp_connection(connection));
     }
     if !list.orphan_subflows.is_empty() {
-        out.push_str("\nOrphan subflows (MP_JOIN token matches no connection in the capture):\n");
+        out.push_str(
+            "\nOrphan subflows (MPTCP options, but no connection in the capture claims them):\n",
+        );
         let mut table = Table::new(&[
             ("STREAM", Align::Right),
             ("CLIENT", Align::Left),
             ("SERVER", Align::Left),
             ("TOKEN", Align::Left),
+            ("WHY", Align::Left),
         ]);
         for orphan in &list.orphan_subflows {
             table.row(vec![
@@ -108,6 +111,7 @@ pub fn mptcp_list(list: &MptcpList) -> String {
                 orphan.client.to_string(),
                 orphan.server.to_string(),
                 token(orphan.token),
+                orphan_reason(orphan.reason).to_owned(),
             ]);
         }
         out.push_str(&table.render("  "));
@@ -162,7 +166,7 @@ fn mptcp_connection(connection: &MptcpConnectionInfo) -> String {
     for subflow in &connection.subflows {
         subflows.row(vec![
             subflow.tcp_stream.to_string(),
-            if subflow.join { "join" } else { "initial" }.to_owned(),
+            subflow_kind(subflow.role).to_owned(),
             subflow.client.to_string(),
             subflow.server.to_string(),
             format!(
@@ -447,6 +451,24 @@ fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// The KIND column of a subflow.
+fn subflow_kind(role: SubflowRole) -> &'static str {
+    match role {
+        SubflowRole::Initial => "initial",
+        SubflowRole::Join => "join",
+        SubflowRole::Unknown => "no handshake",
+    }
+}
+
+/// The WHY column of an orphan subflow.
+fn orphan_reason(reason: OrphanReason) -> &'static str {
+    match reason {
+        OrphanReason::UnknownToken => "MP_JOIN token of no connection",
+        OrphanReason::UnknownDsn => "DSN in no single connection",
+        OrphanReason::NoHandshakeOrDss => "no handshake, no DSS",
+    }
+}
+
 fn yes_no(value: bool) -> &'static str {
     if value { "yes" } else { "no" }
 }
@@ -655,6 +677,7 @@ retransmitted bytes                   100 B             100 B
                     client: at("10.0.0.1:33782"),
                     server: at("10.0.0.2:5201"),
                     join: false,
+                    role: SubflowRole::Initial,
                     backup: false,
                     client_addr_id: None,
                     server_addr_id: None,
@@ -664,9 +687,20 @@ retransmitted bytes                   100 B             100 B
                     client: at("10.0.1.1:40000"),
                     server: at("10.0.0.2:5201"),
                     join: true,
+                    role: SubflowRole::Join,
                     backup: true,
                     client_addr_id: Some(1),
                     server_addr_id: Some(0),
+                },
+                SubflowInfo {
+                    tcp_stream: 4,
+                    client: at("10.0.1.1:40001"),
+                    server: at("10.0.0.2:5201"),
+                    join: false,
+                    role: SubflowRole::Unknown,
+                    backup: false,
+                    client_addr_id: None,
+                    server_addr_id: None,
                 },
             ],
         }
@@ -676,28 +710,40 @@ retransmitted bytes                   100 B             100 B
     fn mptcp_list_shows_keys_subflows_and_orphans() {
         let list = MptcpList {
             mptcp_connections: vec![connection()],
-            orphan_subflows: vec![OrphanSubflow {
-                tcp_stream: 5,
-                client: at("10.0.2.1:1"),
-                server: at("10.0.0.2:5201"),
-                token: Some(0xdead_beef),
-            }],
+            orphan_subflows: vec![
+                OrphanSubflow {
+                    tcp_stream: 5,
+                    client: at("10.0.2.1:1"),
+                    server: at("10.0.0.2:5201"),
+                    token: Some(0xdead_beef),
+                    reason: OrphanReason::UnknownToken,
+                },
+                OrphanSubflow {
+                    tcp_stream: 6,
+                    client: at("10.0.2.1:2"),
+                    server: at("10.0.0.2:5201"),
+                    token: None,
+                    reason: OrphanReason::NoHandshakeOrDss,
+                },
+            ],
         };
         assert_eq!(
             mptcp_list(&list),
             "\
-MPTCP connection 0 (v0), 2 subflows
+MPTCP connection 0 (v0), 3 subflows
           KEY                                        TOKEN                   IDSN
   client  12345678901234567890 (0xab54a98ceb1f0ad2)  0x1234abcd (305441741)  42
   server  -                                          -                       -
 
-  STREAM  KIND     CLIENT          SERVER         ADDR IDS (C/S)  BACKUP
-       0  initial  10.0.0.1:33782  10.0.0.2:5201  -/-             no
-       2  join     10.0.1.1:40000  10.0.0.2:5201  1/0             yes
+  STREAM  KIND          CLIENT          SERVER         ADDR IDS (C/S)  BACKUP
+       0  initial       10.0.0.1:33782  10.0.0.2:5201  -/-             no
+       2  join          10.0.1.1:40000  10.0.0.2:5201  1/0             yes
+       4  no handshake  10.0.1.1:40001  10.0.0.2:5201  -/-             no
 
-Orphan subflows (MP_JOIN token matches no connection in the capture):
-  STREAM  CLIENT      SERVER         TOKEN
-       5  10.0.2.1:1  10.0.0.2:5201  0xdeadbeef (3735928559)
+Orphan subflows (MPTCP options, but no connection in the capture claims them):
+  STREAM  CLIENT      SERVER         TOKEN                    WHY
+       5  10.0.2.1:1  10.0.0.2:5201  0xdeadbeef (3735928559)  MP_JOIN token of no connection
+       6  10.0.2.1:2  10.0.0.2:5201  -                        no handshake, no DSS
 "
         );
     }
@@ -834,7 +880,7 @@ Events:
             "\
 [3.0 s] packets seen 10, TCP 0, MPTCP 5; events received 5 (7 wire packets), lost 0 (ring buffer full 0, userspace 0)
 ID  CLIENT          SERVER         SUBFLOWS            C->S DATA  C->S GOODPUT  S->C DATA  S->C GOODPUT
- 0  10.0.0.1:33782  10.0.0.2:5201         2  1000000 B (1.00 MB)  4.000 Mbit/s        0 B  0.000 Mbit/s
+ 0  10.0.0.1:33782  10.0.0.2:5201         3  1000000 B (1.00 MB)  4.000 Mbit/s        0 B  0.000 Mbit/s
 "
         );
     }
