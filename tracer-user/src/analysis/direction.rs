@@ -54,7 +54,8 @@ impl Direction {
 pub struct PerDirection<T>([T; 2]);
 
 impl<T> PerDirection<T> {
-    pub fn new(client_to_server: T, server_to_client: T) -> Self {
+    #[cfg(test)]
+    fn new(client_to_server: T, server_to_client: T) -> Self {
         Self([client_to_server, server_to_client])
     }
 

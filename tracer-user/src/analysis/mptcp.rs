@@ -17,12 +17,16 @@
 //!   data sequence number: its mapping's DSN (or, without a mapping, its DATA_ACK, which
 //!   lies in the receiver's sequence space) must fall in `[IDSN, IDSN + 2^32)` of one
 //!   direction of exactly one connection (a 4-byte DSN is first expanded against that
-//!   direction, and must also be at most 2^24 past the highest data seen there). Otherwise it
-//!   is an orphan too; the attempt is repeated on its first `MAX_DSN_ATTACH_ATTEMPTS` DSS
-//!   packets.
+//!   direction, and must also be at most 2^24 past the highest data seen there; offsets are
+//!   modulo 2^64). Such a subflow has role `unknown` (a later MP_JOIN SYN with the
+//!   connection's token makes it a join). Otherwise it is an orphan too; the attempt is
+//!   repeated on its first `MAX_DSN_ATTACH_ATTEMPTS` DSS packets. A stream whose MPTCP
+//!   options are neither a handshake nor DSS is an orphan as well (found at list time: the
+//!   streams that never got a role), so every stream with MPTCP options is listed once.
 //! - **Fallback** (`fallback` events, `fallback: true`): an MP_CAPABLE SYN answered by a
 //!   SYN/ACK without MP_CAPABLE; an infinite mapping (DSS data-level length 0); MP_FAIL.
-//! - **Data sequence numbers** are 64-bit. A 4-byte DSN or DATA_ACK holds the low 32 bits; it
+//! - **Data sequence numbers** are 64-bit and modular (RFC 8684): ranges, maxima and offsets
+//!   are computed modulo 2^64 (`ranges::RangeSet`, `dsn_max`, `dsn_offset`). A 4-byte DSN or DATA_ACK holds the low 32 bits; it
 //!   is expanded to the 64-bit value closest to the last one known in its direction (initially
 //!   IDSN + 1). If a 4-byte value arrives before the direction's key is known (v1: the client
 //!   key travels in the third ACK), it is expanded in a provisional space based at 2^32; when
@@ -770,10 +774,6 @@ impl MptcpTracker {
             }
             _ => role,
         }
-    }
-
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
     }
 
     pub fn list(&self, tcp: &TcpTracker) -> (Vec<MptcpConnectionInfo>, Vec<OrphanSubflow>) {
