@@ -136,25 +136,7 @@ fn mptcp_connection(connection: &MptcpConnectionInfo) -> String {
             ""
         }
     );
-    let mut keys = Table::new(&[
-        ("", Align::Left),
-        ("KEY", Align::Left),
-        ("TOKEN", Align::Left),
-        ("IDSN", Align::Left),
-    ]);
-    keys.row(vec![
-        "client".to_owned(),
-        key(connection.client_key),
-        token(connection.client_token),
-        optional(connection.client_idsn),
-    ]);
-    keys.row(vec![
-        "server".to_owned(),
-        key(connection.server_key),
-        token(connection.server_token),
-        optional(connection.server_idsn),
-    ]);
-    out.push_str(&keys.render("  "));
+    out.push_str(&key_table(connection));
     let mut subflows = Table::new(&[
         ("STREAM", Align::Right),
         ("KIND", Align::Left),
@@ -180,6 +162,29 @@ fn mptcp_connection(connection: &MptcpConnectionInfo) -> String {
     out.push('\n');
     out.push_str(&subflows.render("  "));
     out
+}
+
+/// Keys, tokens and IDSNs of both sides of a connection.
+fn key_table(connection: &MptcpConnectionInfo) -> String {
+    let mut table = Table::new(&[
+        ("", Align::Left),
+        ("KEY", Align::Left),
+        ("TOKEN", Align::Left),
+        ("IDSN", Align::Left),
+    ]);
+    table.row(vec![
+        "client".to_owned(),
+        key(connection.client_key),
+        token(connection.client_token),
+        optional(connection.client_idsn),
+    ]);
+    table.row(vec![
+        "server".to_owned(),
+        key(connection.server_key),
+        token(connection.server_token),
+        optional(connection.server_idsn),
+    ]);
+    table.render("  ")
 }
 
 /// `mptcp-summary`: per-direction totals and per-subflow shares; `full` adds every per-subflow
@@ -222,32 +227,7 @@ pub fn mptcp_summary(summary: &MptcpSummary, full: bool) -> String {
 
     if full {
         for direction in &summary.directions {
-            let _ = writeln!(out, "\nSubflows, {}:", direction_label(direction.direction));
-            if direction.subflows.is_empty() {
-                out.push_str("  none\n");
-                continue;
-            }
-            let mut table = Table::new(&[
-                ("STREAM", Align::Right),
-                ("PACKETS", Align::Right),
-                ("WIRE BYTES", Align::Right),
-                ("UNIQUE BYTES", Align::Right),
-                ("SHARE", Align::Right),
-                ("REINJECTED", Align::Right),
-                ("RETRANSMITTED", Align::Right),
-            ]);
-            for subflow in &direction.subflows {
-                table.row(vec![
-                    subflow.tcp_stream.to_string(),
-                    subflow.packets.to_string(),
-                    bytes(subflow.wire_bytes),
-                    bytes(subflow.unique_bytes),
-                    percent(subflow.share),
-                    bytes(subflow.reinjected_bytes),
-                    bytes(subflow.retransmitted_bytes),
-                ]);
-            }
-            out.push_str(&table.render("  "));
+            out.push_str(&subflow_rows(direction));
         }
         out.push_str(&events(summary));
         if summary.events_dropped > 0 {
@@ -268,6 +248,37 @@ pub fn mptcp_summary(summary: &MptcpSummary, full: bool) -> String {
             );
         }
     }
+    out
+}
+
+/// Every per-subflow counter of one direction (`mptcp-summary --full`).
+fn subflow_rows(direction: &MptcpDirectionSummary) -> String {
+    let mut out = format!("\nSubflows, {}:\n", direction_label(direction.direction));
+    if direction.subflows.is_empty() {
+        out.push_str("  none\n");
+        return out;
+    }
+    let mut table = Table::new(&[
+        ("STREAM", Align::Right),
+        ("PACKETS", Align::Right),
+        ("WIRE BYTES", Align::Right),
+        ("UNIQUE BYTES", Align::Right),
+        ("SHARE", Align::Right),
+        ("REINJECTED", Align::Right),
+        ("RETRANSMITTED", Align::Right),
+    ]);
+    for subflow in &direction.subflows {
+        table.row(vec![
+            subflow.tcp_stream.to_string(),
+            subflow.packets.to_string(),
+            bytes(subflow.wire_bytes),
+            bytes(subflow.unique_bytes),
+            percent(subflow.share),
+            bytes(subflow.reinjected_bytes),
+            bytes(subflow.retransmitted_bytes),
+        ]);
+    }
+    out.push_str(&table.render("  "));
     out
 }
 
