@@ -542,11 +542,12 @@ impl MptcpTracker {
         packet: &Packet,
         segment: &Segment,
     ) -> StreamRole {
+        if matches!(role, StreamRole::Subflow { .. }) {
+            return role; // the common case: no need to look for a DSN
+        }
         match dss_sequence(packet) {
-            Some((value, acked)) if !matches!(role, StreamRole::Subflow { .. }) => {
-                self.attach_by_dsn(role, segment, value, acked)
-            }
-            _ => role,
+            Some((value, acked)) => self.attach_by_dsn(role, segment, value, acked),
+            None => role,
         }
     }
 
