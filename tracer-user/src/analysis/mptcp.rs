@@ -377,6 +377,7 @@ impl Connection {
     }
 
     /// The reference a 4-byte value of direction `cd` is expanded against.
+    #[inline]
     fn dsn_reference(&mut self, cd: Direction) -> u64 {
         if let Some(reference) = self.dirs[cd].dsn_ref {
             return reference;
@@ -391,12 +392,12 @@ impl Connection {
     }
 
     /// A wire DSN or DATA_ACK of direction `cd` as a 64-bit value.
+    #[inline(always)]
     fn dsn(&mut self, cd: Direction, wire: WireSeq) -> u64 {
         let value = match wire {
             WireSeq::U64(value) => {
                 if self.dirs[cd].provisional {
-                    let reference = self.dsn_reference(cd);
-                    self.rebase(cd, value.wrapping_sub(expand32(value as u32, reference)));
+                    self.leave_provisional(cd, value);
                 }
                 value
             }
@@ -404,6 +405,14 @@ impl Connection {
         };
         self.dirs[cd].dsn_ref = Some(value);
         value
+    }
+
+    /// An 8-byte `value` of direction `cd`, still in the provisional space: the true space
+    /// is now known.
+    #[cold]
+    fn leave_provisional(&mut self, cd: Direction, value: u64) {
+        let reference = self.dsn_reference(cd);
+        self.rebase(cd, value.wrapping_sub(expand32(value as u32, reference)));
     }
 
     /// Leaves the provisional space of direction `cd`: shifts everything recorded by `delta`.
