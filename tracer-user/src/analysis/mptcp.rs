@@ -2159,19 +2159,15 @@ mod tests {
         *material = Some(KeyMaterial { token, idsn });
     }
 
-    /// RFC 8684 §3.3.1: data sequence numbers wrap at 2^64. Client IDSN 2^64 − 300, so data
-    /// starts at 2^64 − 299; three 200-byte segments carry data 2^64 − 299 .. 2^64 − 99, then
-    /// 2^64 − 99 .. 101 (across 2^64, one mapping), then 101 .. 301 (a 4-byte DSN); the middle
-    /// one is retransmitted; DATA_FIN takes DSN 301 and the server's 4-byte DATA_ACK 302
-    /// acknowledges everything. By hand: wire 800, unique 600, one retransmission of 200
-    /// bytes, nothing reinjected or unmapped, acked 302 − (2^64 − 299) mod 2^64 − 1 (the
-    /// DATA_FIN) = 600.
-    #[test]
-    fn data_sequence_space_crosses_2_pow_64() {
+    /// A transfer of 600 bytes from client IDSN `idsn`: three 200-byte segments (data
+    /// offsets 0, 200, 400 from IDSN + 1; the third under a 4-byte DSN), then, if
+    /// `retransmit`, the second again; DATA_FIN at offset 600; the server's 4-byte DATA_ACK
+    /// of offset 601. Returns the client→server summary and the DATA_FIN event's detail.
+    fn transfer_from_idsn(idsn: u64, retransmit: bool) -> (MptcpDirectionSummary, String) {
         let mut a = Analyzer::new();
         v0_handshake(&mut a);
-        let idsn = u64::MAX - 299;
         set_idsn(&mut a, Direction::ClientToServer, idsn);
+        let at = |offset: u64| idsn.wrapping_add(1).wrapping_add(offset);
         let seg = |a: &mut Analyzer, ssn: u32, len: u32, dsn: WireSeq, fin: bool| {
             let map_len = u16::try_from(len).expect("short") + u16::from(fin);
             a.feed_tcp(
@@ -2182,27 +2178,56 @@ mod tests {
                     .done(),
             );
         };
-        seg(&mut a, 1, 200, WireSeq::U64(idsn.wrapping_add(1)), false);
-        seg(&mut a, 201, 200, WireSeq::U64(u64::MAX - 98), false);
-        seg(&mut a, 401, 200, WireSeq::U32(101), false);
-        seg(&mut a, 201, 200, WireSeq::U64(u64::MAX - 98), false);
-        seg(&mut a, 601, 0, WireSeq::U64(301), true);
+        seg(&mut a, 1, 200, WireSeq::U64(at(0)), false);
+        seg(&mut a, 201, 200, WireSeq::U64(at(200)), false);
+        seg(&mut a, 401, 200, WireSeq::U32(at(400) as u32), false);
+        if retransmit {
+            seg(&mut a, 201, 200, WireSeq::U64(at(200)), false);
+        }
+        seg(&mut a, 601, 0, WireSeq::U64(at(600)), true);
         a.feed_tcp(
             &pkt(B, 5201, A, 1000)
                 .seq(S_ISN + 1)
-                .opt(dss(Some(WireSeq::U32(302)), None, false))
+                .opt(dss(Some(WireSeq::U32(at(601) as u32)), None, false))
                 .done(),
         );
-        let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[C2S];
-        assert_eq!((c2s.wire_bytes, c2s.unique_bytes), (800, 600));
-        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 200));
+        let mut s = a.mptcp_summary(0).expect("connection 0");
+        let fin = s.events.iter().find(|e| e.kind == EventKind::DataFin);
+        let fin = fin.map(|e| e.detail.clone()).unwrap_or_default();
+        (s.directions.swap_remove(C2S), fin)
+    }
+
+    /// RFC 8684 §3.3.1: data sequence numbers wrap at 2^64. With client IDSN 2^64 − 300 the
+    /// data starts at 2^64 − 299: the segments carry 2^64 − 299 .. 2^64 − 99, then
+    /// 2^64 − 99 .. 101 (across 2^64, one mapping), then 101 .. 301; DATA_FIN takes 301 and
+    /// the DATA_ACK 302 acknowledges everything. By hand: wire = unique = 600, nothing
+    /// reinjected, retransmitted or unmapped, acked (302 − (2^64 − 299)) mod 2^64 − 1 (the
+    /// DATA_FIN) = 600. With the middle segment retransmitted: wire 800, unique 600, one
+    /// retransmission of 200 bytes, still nothing reinjected. The same transfer from an IDSN
+    /// far from 2^64, and from IDSNs placing 2^64 elsewhere in it, gives the same numbers.
+    #[test]
+    fn data_sequence_space_crosses_2_pow_64() {
+        let (c2s, fin) = transfer_from_idsn(u64::MAX - 299, false);
+        assert_eq!((c2s.wire_bytes, c2s.unique_bytes), (600, 600));
         assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (0, 0));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (0, 0));
         assert_eq!((c2s.unmapped_segments, c2s.unmapped_bytes), (0, 0));
         assert_eq!(c2s.acked_bytes, 600);
         assert_eq!(c2s.subflows[0].unique_bytes, 600);
-        let fin = s.events.iter().find(|e| e.kind == EventKind::DataFin);
-        assert_eq!(fin.map(|e| e.detail.as_str()), Some("dsn 301"));
+        assert_eq!(fin, "dsn 301");
+
+        let (c2s, _) = transfer_from_idsn(u64::MAX - 299, true);
+        assert_eq!((c2s.wire_bytes, c2s.unique_bytes), (800, 600));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 200));
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (0, 0));
+        assert_eq!(c2s.acked_bytes, 600);
+
+        for retransmit in [false, true] {
+            let far = transfer_from_idsn(1_000_000, retransmit).0;
+            for idsn in [u64::MAX - 299, u64::MAX - 100, u64::MAX - 1, u64::MAX] {
+                assert_eq!(transfer_from_idsn(idsn, retransmit).0, far, "IDSN {idsn}");
+            }
+        }
     }
 
     /// Attach-by-DSN with offsets from the IDSN, modulo 2^64. The server's IDSN is 5; a 4-byte

@@ -381,7 +381,7 @@ pub fn live(
         let first = connection
             .subflows
             .iter()
-            .find(|s| !s.join)
+            .find(|s| s.role == SubflowRole::Initial)
             .or(connection.subflows.first());
         table.row(vec![
             connection.id.to_string(),
