@@ -4,7 +4,8 @@
 
 use std::ops::{Index, IndexMut};
 
-/// From the client to the server, or back. Serialised as the JSON schema spells it.
+/// From the client to the server, or back. Serialised as the JSON schema spells it. Not
+/// `#[non_exhaustive]`: a stream has two directions, and callers rightly match both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
