@@ -23,7 +23,7 @@ use std::{
 use crate::{
     analysis::{
         Analyzer,
-        summary::{MptcpConnectionInfo, MptcpList, MptcpSummary},
+        summary::{Direction, MptcpConnectionInfo, MptcpList, MptcpSummary},
     },
     lab::{EndpointMode, IpVersion, Lab, LabConfig, LabError, Side, TransferCounts, TransferSpec},
     live,
@@ -129,10 +129,7 @@ pub fn find_connection<'a>(
     list: &'a MptcpList,
     counts: &TransferCounts,
 ) -> Option<&'a MptcpConnectionInfo> {
-    let (client, server) = (
-        counts.client_addr.to_string(),
-        counts.server_addr.to_string(),
-    );
+    let (client, server) = (counts.client_addr, counts.server_addr);
     list.mptcp_connections.iter().find(|connection| {
         connection
             .subflows
@@ -147,7 +144,7 @@ pub fn check_counts(
     summary: Option<&MptcpSummary>,
     counts: &TransferCounts,
 ) -> [CountCheck; 2] {
-    let measured = |direction: &str| {
+    let measured = |direction: Direction| {
         summary.and_then(|s| {
             s.directions
                 .iter()
@@ -160,13 +157,13 @@ pub fn check_counts(
             direction: "client_to_server",
             measured_by,
             application: counts.client_sent,
-            measured: measured("client_to_server"),
+            measured: measured(Direction::ClientToServer),
         },
         CountCheck {
             direction: "server_to_client",
             measured_by,
             application: counts.server_sent,
-            measured: measured("server_to_client"),
+            measured: measured(Direction::ServerToClient),
         },
     ]
 }
@@ -558,14 +555,19 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::analysis::summary::{MptcpDirectionSummary, SubflowInfo};
+    use crate::analysis::summary::{MptcpDirectionSummary, SubflowInfo, SubflowRole};
 
     fn subflow(stream: u64, client: &str, server: &str, join: bool) -> SubflowInfo {
         SubflowInfo {
             tcp_stream: stream,
-            client: client.into(),
-            server: server.into(),
+            client: client.parse().expect("a test address"),
+            server: server.parse().expect("a test address"),
             join,
+            role: if join {
+                SubflowRole::Join
+            } else {
+                SubflowRole::Initial
+            },
             backup: false,
             client_addr_id: None,
             server_addr_id: None,
@@ -587,7 +589,7 @@ mod tests {
         }
     }
 
-    fn direction(name: &'static str, unique_bytes: u64) -> MptcpDirectionSummary {
+    fn direction(name: Direction, unique_bytes: u64) -> MptcpDirectionSummary {
         MptcpDirectionSummary {
             direction: name,
             duration_s: 1.0,
@@ -667,8 +669,8 @@ mod tests {
             version: 1,
             fallback: false,
             directions: vec![
-                direction("client_to_server", c2s),
-                direction("server_to_client", s2c),
+                direction(Direction::ClientToServer, c2s),
+                direction(Direction::ServerToClient, s2c),
             ],
             events: Vec::new(),
             events_dropped: 0,

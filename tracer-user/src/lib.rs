@@ -3,7 +3,7 @@
 //!
 //! One path from packet to summary, shared by the live and the offline sources:
 //! `source` yields `RawPacket`s → `decode::decode_into` fills a `Packet` →
-//! `analysis::Analyzer::feed_decoded` updates state (`feed_raw` does both) → `analysis::summary`
+//! `analysis::Analyzer::feed_decoded` updates state → `analysis::summary`
 //! builds the read-only results → `output` formats them. `offline` drives a capture file through
 //! this (decoding on a second thread), `live` the ring buffer's events of `source::live`, `demo`
 //! a lab. The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines

@@ -176,14 +176,19 @@ fn analyze_on_this_thread(
 ) -> Result<OfflineReport, CaptureError> {
     let mut reader = CaptureReader::open(path)?;
     let mut analyzer = Analyzer::new();
+    let mut packet = Packet::empty();
     let mut progress = (options.progress && std::io::stderr().is_terminal())
         .then(|| Progress::new(reader.total_bytes()));
 
     let mut count: u64 = 0;
     let error = loop {
         match reader.next_packet() {
-            Ok(Some(packet)) => {
-                analyzer.feed_raw(&packet);
+            Ok(Some(raw)) => {
+                let decoded = decode::decode_into(&raw, &mut packet);
+                analyzer.feed_decoded(
+                    raw.number,
+                    decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
+                );
                 count += 1;
                 if count.is_multiple_of(PROGRESS_CHECK_EVERY)
                     && let Some(progress) = &mut progress

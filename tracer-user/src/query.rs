@@ -205,6 +205,11 @@ pub fn warn_diagnostics(diagnostics: &Diagnostics, err: &mut dyn Write) {
             "MPTCP option has an impossible length",
             "MPTCP options have an impossible length",
         ),
+        (
+            diagnostics.mptcp_overflow_packets,
+            "packet has more MPTCP options than are decoded (the rest ignored)",
+            "packets have more MPTCP options than are decoded (the rest ignored)",
+        ),
     ];
     let mut any = false;
     for (count, one, many) in categories {
@@ -220,10 +225,7 @@ pub fn warn_diagnostics(diagnostics: &Diagnostics, err: &mut dyn Write) {
     if !any || diagnostics.problems.is_empty() {
         return;
     }
-    let total = diagnostics.decode_errors
-        + diagnostics.truncated_options
-        + diagnostics.unknown_mptcp_options
-        + diagnostics.malformed_mptcp_options;
+    let total = diagnostics.problems_found;
     for problem in diagnostics.problems.iter().take(PROBLEMS_SHOWN) {
         let _ = writeln!(err, "  {problem}");
     }
@@ -251,11 +253,13 @@ mod tests {
             packets: 100,
             decode_errors: 2,
             unknown_mptcp_options: 1,
+            truncated_options: 4,
             problems: vec![
                 "packet 3: truncated TCP header".into(),
                 "packet 9: truncated IPv4 header".into(),
                 "packet 12: MPTCP subtype 15".into(),
             ],
+            problems_found: 3,
             ..Default::default()
         };
         let mut err = Vec::new();
@@ -264,12 +268,26 @@ mod tests {
             String::from_utf8(err).expect("UTF-8"),
             "\
 warning: 2 packets could not be decoded
+warning: 4 packets have invalid TCP option lengths (options after it ignored)
 warning: 1 MPTCP option of unknown subtype
   packet 3: truncated TCP header
   packet 9: truncated IPv4 header
   packet 12: MPTCP subtype 15
 "
         );
+        // Past the lines shown, the count of the others (truncated options, which name no
+        // packet, are not among them).
+        let many = Diagnostics {
+            decode_errors: 9,
+            problems: (1..=9).map(|n| format!("packet {n}: x")).collect(),
+            problems_found: 9,
+            truncated_options: 100,
+            ..Default::default()
+        };
+        let mut err = Vec::new();
+        warn_diagnostics(&many, &mut err);
+        let err = String::from_utf8(err).expect("UTF-8");
+        assert!(err.ends_with("  packet 5: x\n  ... and 4 more\n"), "{err}");
         let mut err = Vec::new();
         warn_diagnostics(
             &Diagnostics {

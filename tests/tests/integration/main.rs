@@ -5,6 +5,8 @@
 //! - `tshark`: connections, keys and tokens against tshark's dissection, with the cases where
 //!   tshark is known to be wrong spelled out.
 //! - `shared_captures`: the third-party MPTCP v0 captures.
+//! - `mptcp_coverage`: every stream with MPTCP options is listed once (subflow or orphan),
+//!   on every capture; the orphan kinds on a synthetic capture.
 //! - `malformed`: damaged files give errors that name the file and packet, never a panic.
 //! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
 //! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
@@ -14,6 +16,7 @@
 mod lab;
 mod live;
 mod malformed;
+mod mptcp_coverage;
 mod own_captures;
 mod shared_captures;
 mod shell;

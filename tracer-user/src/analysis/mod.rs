@@ -1,20 +1,20 @@
 //! Stateful analysis, one packet at a time: TCP streams (`tcp`), MPTCP connections (`mptcp`),
-//! sequence coverage (`ranges`), and the read-only results (`summary`).
+//! sequence coverage (`ranges`), directions (`direction`), and the read-only results
+//! (`summary`).
 //!
-//! `Analyzer::feed_raw` is the single entry point both sources use: it decodes with
-//! `decode::decode` and updates the state. Memory grows with the number of connections, not
-//! with the number of packets.
+//! `Analyzer::feed_decoded` is the single entry point both sources use, with the result of
+//! `decode::decode_into` for each raw packet: the offline reader decodes on another thread,
+//! the live path just before feeding. Memory grows with the number of connections, not with
+//! the number of packets.
 
+pub mod direction;
 pub mod keys;
 pub mod mptcp;
 pub mod ranges;
 pub mod summary;
 pub mod tcp;
 
-use crate::{
-    decode::{self, MptcpOption, Packet},
-    source::RawPacket,
-};
+use crate::decode::{self, MAX_MPTCP_OPTIONS, MptcpOption, Packet};
 
 /// How many decode problems are kept verbatim (all are counted).
 pub const MAX_KEPT_PROBLEMS: usize = 20;
@@ -35,12 +35,19 @@ pub struct Diagnostics {
     /// MPTCP options of unknown subtype, and of known subtype with an impossible length.
     pub unknown_mptcp_options: u64,
     pub malformed_mptcp_options: u64,
+    /// Packets with more MPTCP options than the `decode::MAX_MPTCP_OPTIONS` decoded: the
+    /// options after those were ignored.
+    pub mptcp_overflow_packets: u64,
     /// The first `MAX_KEPT_PROBLEMS` problems: "packet N: what".
     pub problems: Vec<String>,
+    /// Problems found, kept or not: each packet counted above under a kind that names its
+    /// packet (truncated options are counted only).
+    pub problems_found: u64,
 }
 
 impl Diagnostics {
     fn problem(&mut self, number: u64, what: &str) {
+        self.problems_found += 1;
         if self.problems.len() < MAX_KEPT_PROBLEMS {
             self.problems.push(format!("packet {number}: {what}"));
         }
@@ -53,8 +60,6 @@ pub struct Analyzer {
     diagnostics: Diagnostics,
     tcp: tcp::TcpTracker,
     mptcp: mptcp::MptcpTracker,
-    /// The packet `feed_raw` decodes into, reused: no `Packet` is built and moved per packet.
-    scratch: Packet,
 }
 
 impl Analyzer {
@@ -62,48 +67,43 @@ impl Analyzer {
         Self::default()
     }
 
-    /// Decodes and analyses one raw packet from any source.
-    pub fn feed_raw(&mut self, raw: &RawPacket<'_>) {
-        let decoded = decode::decode_into(raw, &mut self.scratch);
-        feed_decoded(
-            &mut self.diagnostics,
-            &mut self.tcp,
-            &mut self.mptcp,
-            raw.number,
-            decoded.as_ref().map(|&tcp| tcp.then_some(&self.scratch)),
-        );
-    }
-
-    /// What `feed_raw` does with a packet once decoded, for a caller that decoded it elsewhere
-    /// (the offline reader decodes on another thread): `decoded` is `decode::decode_into`'s
-    /// result with the packet it filled, `Ok(None)` for a packet that is not TCP. `number` is
-    /// the raw packet's.
+    /// Analyses one raw packet, given what `decode::decode_into` made of it: `Ok(Some)` with
+    /// the packet it filled for a TCP segment, `Ok(None)` for a packet that is not TCP, or why
+    /// it could not be decoded. `number` is the raw packet's (errors name it). The offline
+    /// reader decodes on another thread; the live path and the one-thread loop decode just
+    /// before calling this.
+    ///
+    /// Cost per TCP packet: one hash lookup for the stream, an append to its sequence ranges,
+    /// and for MPTCP subflows a scan of a few remembered mappings. Nothing is allocated on this
+    /// path except when a connection, stream, hole in a sequence space or event appears.
+    #[inline]
     pub fn feed_decoded(
         &mut self,
         number: u64,
         decoded: Result<Option<&Packet>, &decode::DecodeError>,
     ) {
-        feed_decoded(
-            &mut self.diagnostics,
-            &mut self.tcp,
-            &mut self.mptcp,
-            number,
-            decoded,
-        );
+        self.diagnostics.packets += 1;
+        match decoded {
+            Ok(Some(packet)) => self.analyse(packet),
+            Ok(None) => self.diagnostics.other_packets += 1,
+            Err(e) => {
+                self.diagnostics.decode_errors += 1;
+                self.diagnostics.problem(number, &e.to_string());
+            }
+        }
     }
 
-    /// Analyses one decoded TCP segment.
-    ///
-    /// Cost per packet: one hash lookup for the stream, an append to its sequence ranges, and
-    /// for MPTCP subflows a scan of a few remembered mappings. Nothing is allocated on this path
-    /// except when a connection, stream, hole in a sequence space or event appears.
-    pub fn feed(&mut self, packet: &Packet) {
-        analyse(
-            &mut self.diagnostics,
-            &mut self.tcp,
-            &mut self.mptcp,
-            packet,
-        );
+    /// `feed_decoded` of a TCP segment, for tests that build packets by hand.
+    #[cfg(test)]
+    pub(crate) fn feed_tcp(&mut self, packet: &Packet) {
+        self.feed_decoded(packet.number, Ok(Some(packet)));
+    }
+
+    #[inline]
+    fn analyse(&mut self, packet: &Packet) {
+        self.diagnostics.count_options(packet);
+        let segment = self.tcp.feed(packet);
+        self.mptcp.feed(packet, &segment, &self.tcp);
     }
 
     pub fn diagnostics(&self) -> &Diagnostics {
@@ -119,8 +119,8 @@ impl Analyzer {
             .enumerate()
             .map(|(stream, s)| summary::TcpConnectionInfo {
                 stream: stream as u64,
-                client: s.client.to_string(),
-                server: s.server.to_string(),
+                client: s.client,
+                server: s.server,
                 packets: s.packets,
                 mptcp: s.mptcp,
                 handshake_seen: s.handshake_seen,
@@ -131,27 +131,25 @@ impl Analyzer {
 
     pub fn tcp_summary(&self, stream: u64) -> Option<summary::TcpSummary> {
         let s = self.tcp.stream(stream)?;
-        let directions = [tcp::CLIENT_TO_SERVER, tcp::SERVER_TO_CLIENT]
-            .into_iter()
-            .map(|dir| {
-                let d = &s.dirs[dir];
-                summary::TcpDirectionSummary {
-                    direction: tcp::direction_name(dir),
-                    packets: d.packets,
-                    duration_s: d
-                        .first_ts_ns
-                        .map_or(0.0, |first| d.last_ts_ns.saturating_sub(first) as f64 / 1e9),
-                    wire_bytes: d.wire_bytes,
-                    unique_bytes: d.unique_bytes(),
-                    retransmissions: d.retransmissions,
-                    retransmitted_bytes: d.retransmitted_bytes,
-                }
+        let directions = s
+            .dirs
+            .iter()
+            .map(|(direction, d)| summary::TcpDirectionSummary {
+                direction,
+                packets: d.packets,
+                duration_s: d
+                    .first_ts_ns
+                    .map_or(0.0, |first| d.last_ts_ns.saturating_sub(first) as f64 / 1e9),
+                wire_bytes: d.wire_bytes,
+                unique_bytes: d.unique_bytes(),
+                retransmissions: d.retransmissions,
+                retransmitted_bytes: d.retransmitted_bytes,
             })
             .collect();
         Some(summary::TcpSummary {
             stream,
-            client: s.client.to_string(),
-            server: s.server.to_string(),
+            client: s.client,
+            server: s.server,
             handshake_seen: s.handshake_seen,
             directions,
         })
@@ -177,58 +175,40 @@ impl Analyzer {
     }
 }
 
-/// `Analyzer::feed_decoded`, on the fields it needs, so `feed_raw` can pass its own scratch
-/// packet.
-#[inline]
-fn feed_decoded(
-    diagnostics: &mut Diagnostics,
-    tcp: &mut tcp::TcpTracker,
-    mptcp: &mut mptcp::MptcpTracker,
-    number: u64,
-    decoded: Result<Option<&Packet>, &decode::DecodeError>,
-) {
-    diagnostics.packets += 1;
-    match decoded {
-        Ok(Some(packet)) => analyse(diagnostics, tcp, mptcp, packet),
-        Ok(None) => diagnostics.other_packets += 1,
-        Err(e) => {
-            diagnostics.decode_errors += 1;
-            diagnostics.problem(number, &e.to_string());
+impl Diagnostics {
+    /// Counts a TCP segment and the damage in its options.
+    #[inline]
+    fn count_options(&mut self, packet: &Packet) {
+        self.tcp_packets += 1;
+        if packet.options_truncated {
+            self.truncated_options += 1;
+        }
+        if packet.mptcp_overflow > 0 {
+            self.mptcp_overflow_packets += 1;
+            let excess = packet.mptcp_overflow;
+            self.problem(
+                packet.number,
+                &format!("{excess} MPTCP options beyond the first {MAX_MPTCP_OPTIONS} ignored"),
+            );
+        }
+        for option in &packet.mptcp {
+            match option {
+                MptcpOption::Unknown { subtype, len } => {
+                    self.unknown_mptcp_options += 1;
+                    self.problem(
+                        packet.number,
+                        &format!("unknown MPTCP option subtype {subtype} (length {len})"),
+                    );
+                }
+                MptcpOption::Malformed { subtype, len } => {
+                    self.malformed_mptcp_options += 1;
+                    self.problem(
+                        packet.number,
+                        &format!("malformed MPTCP option subtype {subtype} (length {len})"),
+                    );
+                }
+                _ => {}
+            }
         }
     }
-}
-
-/// `Analyzer::feed`, on the fields it needs, so `feed_raw` can pass its own scratch packet.
-#[inline]
-fn analyse(
-    diagnostics: &mut Diagnostics,
-    tcp: &mut tcp::TcpTracker,
-    mptcp: &mut mptcp::MptcpTracker,
-    packet: &Packet,
-) {
-    diagnostics.tcp_packets += 1;
-    if packet.options_truncated {
-        diagnostics.truncated_options += 1;
-    }
-    for option in &packet.mptcp {
-        match option {
-            MptcpOption::Unknown { subtype, len } => {
-                diagnostics.unknown_mptcp_options += 1;
-                diagnostics.problem(
-                    packet.number,
-                    &format!("unknown MPTCP option subtype {subtype} (length {len})"),
-                );
-            }
-            MptcpOption::Malformed { subtype, len } => {
-                diagnostics.malformed_mptcp_options += 1;
-                diagnostics.problem(
-                    packet.number,
-                    &format!("malformed MPTCP option subtype {subtype} (length {len})"),
-                );
-            }
-            _ => {}
-        }
-    }
-    let segment = tcp.feed(packet);
-    mptcp.feed(packet, &segment, tcp);
 }

@@ -17,12 +17,16 @@
 //!   data sequence number: its mapping's DSN (or, without a mapping, its DATA_ACK, which
 //!   lies in the receiver's sequence space) must fall in `[IDSN, IDSN + 2^32)` of one
 //!   direction of exactly one connection (a 4-byte DSN is first expanded against that
-//!   direction, and must also be at most 2^24 past the highest data seen there). Otherwise it
-//!   is an orphan too; the attempt is repeated on its first `MAX_DSN_ATTACH_ATTEMPTS` DSS
-//!   packets.
+//!   direction, and must also be at most 2^24 past the highest data seen there; offsets are
+//!   modulo 2^64). Such a subflow has role `unknown` (a later MP_JOIN SYN with the
+//!   connection's token makes it a join). Otherwise it is an orphan too; the attempt is
+//!   repeated on its first `MAX_DSN_ATTACH_ATTEMPTS` DSS packets. A stream whose MPTCP
+//!   options are neither a handshake nor DSS is an orphan as well (found at list time: the
+//!   streams that never got a role), so every stream with MPTCP options is listed once.
 //! - **Fallback** (`fallback` events, `fallback: true`): an MP_CAPABLE SYN answered by a
 //!   SYN/ACK without MP_CAPABLE; an infinite mapping (DSS data-level length 0); MP_FAIL.
-//! - **Data sequence numbers** are 64-bit. A 4-byte DSN or DATA_ACK holds the low 32 bits; it
+//! - **Data sequence numbers** are 64-bit and modular (RFC 8684): ranges, maxima and offsets
+//!   are computed modulo 2^64 (`ranges::RangeSet`, `dsn_max`, `dsn_offset`). A 4-byte DSN or DATA_ACK holds the low 32 bits; it
 //!   is expanded to the 64-bit value closest to the last one known in its direction (initially
 //!   IDSN + 1). If a 4-byte value arrives before the direction's key is known (v1: the client
 //!   key travels in the third ACK), it is expanded in a provisional space based at 2^32; when
@@ -60,21 +64,22 @@
 //!   negative (0 while the IDSN is unknown). `duration_s` = last − first packet of the
 //!   connection's subflows in that direction.
 
-use std::{fmt::Write as _, net::IpAddr};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, SocketAddr},
+};
 
 use rustc_hash::FxHashMap;
 
 use super::{
+    direction::{Direction, PerDirection},
     keys::{KeyMaterial, key_material},
     ranges::RangeSet,
     summary::{
-        MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary, OrphanSubflow,
-        SubflowDirectionSummary, SubflowInfo,
+        EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary,
+        OrphanReason, OrphanSubflow, SubflowDirectionSummary, SubflowInfo, SubflowRole,
     },
-    tcp::{
-        CLIENT_TO_SERVER, SERVER_TO_CLIENT, Segment, TcpDirection, TcpTracker, direction_name,
-        expand32,
-    },
+    tcp::{Segment, TcpDirection, TcpTracker, expand32},
 };
 use crate::decode::{
     MptcpOption, Packet,
@@ -94,6 +99,10 @@ const PROVISIONAL_BASE: u64 = 1 << 32;
 const INFINITE: u64 = 1 << 62;
 /// A 4-byte DSN attaches a stream only if it is at most this far past the data seen.
 const DSN_ATTACH_SLACK: u64 = 1 << 24;
+
+/// Keys and key material are indexed by the direction their owner sends in.
+const CLIENT: Direction = Direction::ClientToServer;
+const SERVER: Direction = Direction::ServerToClient;
 
 /// Fallback causes, one bit each, so each cause gives one event.
 const FALLBACK_SYNACK: u8 = 1;
@@ -249,18 +258,25 @@ impl SubflowDirection {
 #[derive(Clone, Debug)]
 struct Subflow {
     stream: u32,
-    join: bool,
+    role: SubflowRole,
     backup: bool,
-    /// Address ids of the subflow's TCP client and server.
-    addr_ids: [Option<u8>; 2],
+    addr_ids: AddrIds,
     /// The subflow's TCP client is the connection's server.
     flipped: bool,
-    /// Indexed by connection direction.
-    dirs: [SubflowDirection; 2],
+    /// By connection direction.
+    dirs: PerDirection<SubflowDirection>,
 }
 
+/// Address ids of a subflow's TCP client (from its MP_JOIN SYN) and server (SYN/ACK).
+#[derive(Clone, Copy, Debug, Default)]
+struct AddrIds {
+    client: Option<u8>,
+    server: Option<u8>,
+}
+
+/// The data level of one direction of a connection.
 #[derive(Clone, Debug, Default)]
-struct ConnDirection {
+struct DataDirection {
     wire_bytes: u64,
     first_ts_ns: Option<u64>,
     last_ts_ns: u64,
@@ -287,14 +303,14 @@ struct ConnDirection {
 #[derive(Clone, Debug)]
 struct Connection {
     version: u8,
-    /// Indexed by connection direction: the client's key, the server's key.
-    keys: [Option<u64>; 2],
-    material: [Option<KeyMaterial>; 2],
+    /// By the direction their owner sends in: the client's key, the server's key.
+    keys: PerDirection<Option<u64>>,
+    material: PerDirection<Option<KeyMaterial>>,
     fallback: bool,
     fallback_causes: u8,
     awaiting_synack: bool,
     subflows: Vec<Subflow>,
-    dirs: [ConnDirection; 2],
+    dirs: PerDirection<DataDirection>,
     events: Vec<MptcpEvent>,
     events_dropped: u64,
     first_ts_ns: u64,
@@ -316,15 +332,16 @@ struct EventSource {
     packet: u64,
     ts_ns: u64,
     stream: u32,
-    dir: usize,
+    /// Connection direction.
+    dir: Direction,
 }
 
 impl Connection {
     fn new(version: u8, ts_ns: u64) -> Self {
         Self {
             version,
-            keys: [None; 2],
-            material: [None; 2],
+            keys: PerDirection::default(),
+            material: PerDirection::default(),
             fallback: false,
             fallback_causes: 0,
             awaiting_synack: false,
@@ -336,7 +353,7 @@ impl Connection {
         }
     }
 
-    fn event(&mut self, at: EventSource, kind: &'static str, detail: String) {
+    fn event(&mut self, at: EventSource, kind: EventKind, detail: String) {
         if self.events.len() >= MAX_EVENTS {
             self.events_dropped += 1;
             return;
@@ -345,7 +362,7 @@ impl Connection {
             time_s: at.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9,
             packet: at.packet,
             tcp_stream: u64::from(at.stream),
-            direction: direction_name(at.dir),
+            direction: at.dir,
             kind,
             detail,
         });
@@ -355,12 +372,13 @@ impl Connection {
         self.fallback = true;
         if self.fallback_causes & cause == 0 {
             self.fallback_causes |= cause;
-            self.event(at, "fallback", detail.to_owned());
+            self.event(at, EventKind::Fallback, detail.to_owned());
         }
     }
 
     /// The reference a 4-byte value of direction `cd` is expanded against.
-    fn dsn_reference(&mut self, cd: usize) -> u64 {
+    #[inline]
+    fn dsn_reference(&mut self, cd: Direction) -> u64 {
         if let Some(reference) = self.dirs[cd].dsn_ref {
             return reference;
         }
@@ -374,12 +392,12 @@ impl Connection {
     }
 
     /// A wire DSN or DATA_ACK of direction `cd` as a 64-bit value.
-    fn dsn(&mut self, cd: usize, wire: WireSeq) -> u64 {
+    #[inline(always)]
+    fn dsn(&mut self, cd: Direction, wire: WireSeq) -> u64 {
         let value = match wire {
             WireSeq::U64(value) => {
                 if self.dirs[cd].provisional {
-                    let reference = self.dsn_reference(cd);
-                    self.rebase(cd, value.wrapping_sub(expand32(value as u32, reference)));
+                    self.leave_provisional(cd, value);
                 }
                 value
             }
@@ -389,8 +407,16 @@ impl Connection {
         value
     }
 
+    /// An 8-byte `value` of direction `cd`, still in the provisional space: the true space
+    /// is now known.
+    #[cold]
+    fn leave_provisional(&mut self, cd: Direction, value: u64) {
+        let reference = self.dsn_reference(cd);
+        self.rebase(cd, value.wrapping_sub(expand32(value as u32, reference)));
+    }
+
     /// Leaves the provisional space of direction `cd`: shifts everything recorded by `delta`.
-    fn rebase(&mut self, cd: usize, delta: u64) {
+    fn rebase(&mut self, cd: Direction, delta: u64) {
         let dir = &mut self.dirs[cd];
         dir.provisional = false;
         dir.data.shift(delta);
@@ -409,28 +435,88 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Whether `dsn` (of a stream without handshake) lies in the sequence space of direction
+    /// `cd`: within 2^32 past its IDSN and, for a 4-byte value, at most `DSN_ATTACH_SLACK`
+    /// past the highest data seen. Offsets from the IDSN are modulo 2^64: the space may
+    /// cross 2^64.
+    fn dsn_space_holds(&self, cd: Direction, dsn: WireSeq) -> bool {
+        let Some(m) = self.material[cd] else {
+            return false;
+        };
+        let start = m.idsn.wrapping_add(1);
+        match dsn {
+            WireSeq::U64(value) => value.wrapping_sub(m.idsn) < 1 << 32,
+            WireSeq::U32(low) => {
+                let reference = self.dirs[cd].dsn_ref.unwrap_or(start);
+                let value = expand32(low, reference);
+                let data_end = self.dirs[cd].data.end().unwrap_or(start);
+                let seen = dsn_max(data_end, reference);
+                let seen_offset = dsn_offset(seen, m.idsn).unwrap_or(0);
+                let offset = value.wrapping_sub(m.idsn);
+                offset < 1 << 32 && offset <= seen_offset.saturating_add(DSN_ATTACH_SLACK)
+            }
+        }
+    }
+}
+
 impl MptcpTracker {
     /// Updates the MPTCP state with one packet, after `TcpTracker::feed` gave its `segment`.
     /// `tcp` is the tracker that made `segment` (mapping eviction asks what it has seen).
+    #[inline]
     pub fn feed(&mut self, packet: &Packet, segment: &Segment, tcp: &TcpTracker) {
         let stream = segment.stream as usize;
         if self.roles.len() <= stream {
             self.roles.resize(stream + 1, StreamRole::Unknown);
         }
-        let mut role = self.roles[stream];
+        let role = self.roles[stream];
         if role == StreamRole::Unknown && packet.mptcp.is_empty() {
             return; // plain TCP: the common path for non-MPTCP traffic
         }
+        self.feed_mptcp(role, packet, segment, tcp);
+    }
+
+    /// `feed` for a stream that is or may become part of a connection.
+    fn feed_mptcp(
+        &mut self,
+        role: StreamRole,
+        packet: &Packet,
+        segment: &Segment,
+        tcp: &TcpTracker,
+    ) {
         if segment.roles_swapped
             && let StreamRole::Subflow { conn, sub } = role
         {
             let sub = &mut self.conns[conn as usize].subflows[sub as usize];
             sub.flipped = !sub.flipped;
         }
+        let (role, capable_seen) = self.handshake(role, packet, segment);
+        let role = self.attach_without_handshake(role, packet, segment);
+        self.roles[segment.stream as usize] = role;
+        if let StreamRole::Subflow { conn, sub } = role {
+            let delivered = tcp
+                .stream(u64::from(segment.stream))
+                .map(|s| &s.dirs[segment.dir]);
+            let subflow_packet = SubflowPacket {
+                packet,
+                segment,
+                sub: sub as usize,
+                delivered,
+                capable_seen,
+            };
+            self.conns[conn as usize].feed_subflow(&subflow_packet);
+        }
+    }
 
-        // Handshake options first: they may create a connection or attach the stream.
-        let syn = packet.has_flag(tcp_flags::SYN);
-        let ack = packet.has_flag(tcp_flags::ACK);
+    /// The handshake options (MP_CAPABLE, MP_JOIN SYN), which may create a connection or
+    /// attach the stream. Returns the stream's role and whether MP_CAPABLE was seen.
+    fn handshake(
+        &mut self,
+        mut role: StreamRole,
+        packet: &Packet,
+        segment: &Segment,
+    ) -> (StreamRole, bool) {
+        let syn_only = packet.has_flag(tcp_flags::SYN) && !packet.has_flag(tcp_flags::ACK);
         let mut capable_seen = false;
         for option in &packet.mptcp {
             match option {
@@ -441,209 +527,48 @@ impl MptcpTracker {
                     ..
                 } => {
                     capable_seen = true;
-                    role = self.on_capable(
-                        role,
-                        packet,
-                        segment,
-                        *version,
-                        *sender_key,
-                        *receiver_key,
-                    );
+                    let keys = (*sender_key, *receiver_key);
+                    role = self.on_capable(role, packet, segment, *version, keys);
                 }
                 MptcpOption::Join(JoinOption::Syn {
                     backup,
                     addr_id,
                     token,
                     ..
-                }) if syn && !ack => {
+                }) if syn_only => {
                     role = self.on_join_syn(role, segment.stream, *token, *backup, *addr_id);
                 }
                 _ => {}
             }
         }
-        let at = EventSource {
-            packet: packet.number,
-            ts_ns: packet.ts_ns,
-            stream: segment.stream,
-            dir: segment.dir,
-        };
+        (role, capable_seen)
+    }
 
-        // A stream with DSS options but no known connection: try its data sequence numbers.
-        if !matches!(role, StreamRole::Subflow { .. })
-            && let Some((value, acked)) = dss_sequence(packet)
-        {
-            role = self.attach_by_dsn(role, segment, value, acked);
+    /// A stream with DSS options but no known connection: tries its data sequence numbers.
+    fn attach_without_handshake(
+        &mut self,
+        role: StreamRole,
+        packet: &Packet,
+        segment: &Segment,
+    ) -> StreamRole {
+        if matches!(role, StreamRole::Subflow { .. }) {
+            return role; // the common case: no need to look for a DSN
         }
-        self.roles[stream] = role;
-        let StreamRole::Subflow { conn, sub } = role else {
-            return;
-        };
-        let conn_index = conn as usize;
-        let sub_index = sub as usize;
-        let c = &mut self.conns[conn_index];
-        let flipped = c.subflows[sub_index].flipped;
-        let cd = segment.dir ^ usize::from(flipped);
-        let at = EventSource { dir: cd, ..at };
-
-        if syn && ack && c.awaiting_synack && sub_index == 0 {
-            c.awaiting_synack = false;
-            if !capable_seen {
-                c.fall_back(at, FALLBACK_SYNACK, "SYN/ACK without MP_CAPABLE");
-            }
-        }
-
-        // Counters.
-        let len = u64::from(packet.payload_len);
-        let d = &mut c.dirs[cd];
-        d.wire_bytes += len;
-        d.first_ts_ns.get_or_insert(packet.ts_ns);
-        d.last_ts_ns = d.last_ts_ns.max(packet.ts_ns);
-        let sd = &mut c.subflows[sub_index].dirs[cd];
-        sd.packets += u64::from(packet.segments);
-        sd.wire_bytes += len;
-
-        // The subflow's ISN position: from the TCP layer, else inferred from mappings.
-        let mut isn = segment.isn_pos.or(sd.inferred_isn);
-        let delivered = tcp
-            .stream(u64::from(segment.stream))
-            .map(|s| &s.dirs[segment.dir]);
-
-        for option in &packet.mptcp {
-            match option {
-                MptcpOption::Capable {
-                    data_len: Some(data_len),
-                    ..
-                } if *data_len > 0 => {
-                    // RFC 8684 §3.1: data on the MP_CAPABLE ACK starts at IDSN + 1, ssn 1.
-                    if let Some(m) = c.material[cd] {
-                        let dsn = m.idsn.wrapping_add(1);
-                        c.dirs[cd].dsn_ref.get_or_insert(dsn);
-                        add_mapping(
-                            c,
-                            sub_index,
-                            cd,
-                            Mapping {
-                                dsn,
-                                ssn: 1,
-                                len: u64::from(*data_len),
-                            },
-                            Carried {
-                                tcp: delivered,
-                                isn,
-                            },
-                        );
-                    }
-                }
-                MptcpOption::Join(JoinOption::SynAck { addr_id, .. }) => {
-                    c.subflows[sub_index].addr_ids[1] = Some(*addr_id);
-                }
-                MptcpOption::Dss {
-                    data_fin,
-                    data_ack,
-                    mapping,
-                } => {
-                    if let Some(data_ack) = data_ack {
-                        let peer = 1 - cd;
-                        let value = c.dsn(peer, *data_ack);
-                        let highest = &mut c.dirs[peer].highest_ack;
-                        *highest = Some(highest.map_or(value, |h| h.max(value)));
-                    }
-                    if let Some(mapping) = mapping {
-                        isn = record_mapping(
-                            c,
-                            at,
-                            sub_index,
-                            cd,
-                            segment,
-                            delivered,
-                            len > 0,
-                            isn,
-                            mapping,
-                            *data_fin,
-                        );
-                    } else if *data_fin && !c.dirs[cd].data_fin_reported {
-                        c.dirs[cd].data_fin_reported = true;
-                        c.event(at, "data_fin", "DATA_FIN without mapping".to_owned());
-                    }
-                }
-                MptcpOption::AddAddr {
-                    echo,
-                    addr_id,
-                    addr,
-                    port,
-                    ..
-                } => {
-                    let mut detail = format!("id {addr_id} {}", endpoint(*addr, *port));
-                    if *echo {
-                        detail.push_str(" (echo)");
-                    }
-                    c.event(at, "add_addr", detail);
-                }
-                MptcpOption::RemoveAddr { addr_ids } => {
-                    let mut detail = String::from("ids");
-                    for id in addr_ids {
-                        let _ = write!(detail, " {id}");
-                    }
-                    c.event(at, "remove_addr", detail);
-                }
-                MptcpOption::Prio { backup, addr_id } => {
-                    // Applied to the subflow carrying it (the address id, when present, names
-                    // the sender's address, which is this subflow's in practice).
-                    c.subflows[sub_index].backup = *backup;
-                    let mut detail = format!("backup={backup}");
-                    if let Some(id) = addr_id {
-                        let _ = write!(detail, " id {id}");
-                    }
-                    c.event(at, "mp_prio", detail);
-                }
-                MptcpOption::Fail { dsn } => {
-                    c.event(at, "mp_fail", format!("dsn {dsn}"));
-                    c.fall_back(at, FALLBACK_MP_FAIL, "MP_FAIL");
-                }
-                MptcpOption::FastClose { receiver_key } => {
-                    c.event(at, "mp_fastclose", format!("receiver key {receiver_key}"));
-                }
-                MptcpOption::TcpRst { flags, reason } => {
-                    c.event(
-                        at,
-                        "mp_tcprst",
-                        format!(
-                            "reason {reason} ({}), flags {flags:#x}",
-                            tcprst_reason_name(*reason)
-                        ),
-                    );
-                }
-                MptcpOption::Unknown { subtype, len } => {
-                    c.event(
-                        at,
-                        "unknown_option",
-                        format!("subtype {subtype}, length {len}"),
-                    );
-                }
-                MptcpOption::Malformed { subtype, len } => {
-                    c.event(
-                        at,
-                        "malformed_option",
-                        format!("subtype {subtype}, length {len}"),
-                    );
-                }
-                MptcpOption::Capable { .. } | MptcpOption::Join(_) => {}
-            }
-        }
-
-        if len > 0 && !segment.keep_alive {
-            carry(c, sub_index, cd, segment, isn, len);
+        match dss_sequence(packet) {
+            Some((value, acked)) => self.attach_by_dsn(role, segment, value, acked),
+            None => role,
         }
     }
 
+    /// An MP_CAPABLE option with `(sender, receiver)` keys: creates the connection, or
+    /// updates its keys on the initial subflow.
     fn on_capable(
         &mut self,
         role: StreamRole,
         packet: &Packet,
         segment: &Segment,
         version: u8,
-        sender_key: Option<u64>,
-        receiver_key: Option<u64>,
+        (sender_key, receiver_key): (Option<u64>, Option<u64>),
     ) -> StreamRole {
         let (conn, role) = match role {
             StreamRole::Unknown => {
@@ -653,9 +578,9 @@ impl MptcpTracker {
                     packet.has_flag(tcp_flags::SYN) && !packet.has_flag(tcp_flags::ACK);
                 c.subflows.push(Subflow {
                     stream: segment.stream,
-                    join: false,
+                    role: SubflowRole::Initial,
                     backup: false,
-                    addr_ids: [None; 2],
+                    addr_ids: AddrIds::default(),
                     flipped: false,
                     dirs: Default::default(),
                 });
@@ -667,13 +592,15 @@ impl MptcpTracker {
             _ => return role,
         };
         let c = &mut self.conns[conn as usize];
-        let cd = segment.dir ^ usize::from(c.subflows[0].flipped);
-        let mut changed = [false; 2];
+        let cd = segment.dir.flipped_if(c.subflows[0].flipped);
+        let mut changed = PerDirection::default();
         if c.version != version {
             c.version = version;
-            changed = [c.keys[0].is_some(), c.keys[1].is_some()];
+            for owner in Direction::BOTH {
+                changed[owner] = c.keys[owner].is_some();
+            }
         }
-        for (owner, key) in [(cd, sender_key), (1 - cd, receiver_key)] {
+        for (owner, key) in [(cd, sender_key), (cd.flip(), receiver_key)] {
             if let Some(key) = key
                 && c.keys[owner] != Some(key)
             {
@@ -681,7 +608,7 @@ impl MptcpTracker {
                 changed[owner] = true;
             }
         }
-        for owner in [CLIENT_TO_SERVER, SERVER_TO_CLIENT] {
+        for owner in Direction::BOTH {
             if changed[owner] {
                 self.learn_key(conn, owner);
             }
@@ -690,7 +617,7 @@ impl MptcpTracker {
     }
 
     /// Derives token and IDSN of a newly known key of side `owner` of connection `conn`.
-    fn learn_key(&mut self, conn: u32, owner: usize) {
+    fn learn_key(&mut self, conn: u32, owner: Direction) {
         let c = &mut self.conns[conn as usize];
         let Some(key) = c.keys[owner] else {
             return;
@@ -730,7 +657,17 @@ impl MptcpTracker {
         addr_id: u8,
     ) -> StreamRole {
         match role {
-            StreamRole::Subflow { .. } => role,
+            StreamRole::Subflow { conn, sub } => {
+                // A subflow attached by DSN whose MP_JOIN SYN comes late: now it is a join.
+                let subflow = &mut self.conns[conn as usize].subflows[sub as usize];
+                if subflow.role == SubflowRole::Unknown && self.by_token.get(&token) == Some(&conn)
+                {
+                    subflow.role = SubflowRole::Join;
+                    subflow.backup = backup;
+                    subflow.addr_ids.client = Some(addr_id);
+                }
+                role
+            }
             StreamRole::Orphan(o) => {
                 let orphan = &mut self.orphans[o as usize];
                 orphan.token = Some(token);
@@ -780,14 +717,17 @@ impl MptcpTracker {
     ) -> StreamRole {
         let c = &mut self.conns[conn as usize];
         // The token names the receiver: the client's token means the server opened it.
-        let flipped = c.material[CLIENT_TO_SERVER].is_some_and(|m| m.token == token)
-            && c.material[SERVER_TO_CLIENT].is_none_or(|m| m.token != token);
+        let flipped = c.material[Direction::ClientToServer].is_some_and(|m| m.token == token)
+            && c.material[Direction::ServerToClient].is_none_or(|m| m.token != token);
         let sub = c.subflows.len() as u32;
         c.subflows.push(Subflow {
             stream,
-            join: true,
+            role: SubflowRole::Join,
             backup,
-            addr_ids: [addr_id, None],
+            addr_ids: AddrIds {
+                client: addr_id,
+                server: None,
+            },
             flipped,
             dirs: Default::default(),
         });
@@ -818,23 +758,8 @@ impl MptcpTracker {
         let mut found = None;
         let mut matches = 0;
         for (index, c) in self.conns.iter().enumerate() {
-            for cd in [CLIENT_TO_SERVER, SERVER_TO_CLIENT] {
-                let Some(m) = c.material[cd] else {
-                    continue;
-                };
-                let start = m.idsn.wrapping_add(1);
-                let inside = match dsn {
-                    WireSeq::U64(value) => value.wrapping_sub(m.idsn) < 1 << 32,
-                    WireSeq::U32(low) => {
-                        let reference = c.dirs[cd].dsn_ref.unwrap_or(start);
-                        let value = expand32(low, reference);
-                        let seen = c.dirs[cd].data.end().unwrap_or(start).max(reference);
-                        value.wrapping_sub(m.idsn) < 1 << 32
-                            && value.wrapping_sub(m.idsn)
-                                <= seen.wrapping_sub(m.idsn) + DSN_ATTACH_SLACK
-                    }
-                };
-                if inside {
+            for cd in Direction::BOTH {
+                if c.dsn_space_holds(cd, dsn) {
                     matches += 1;
                     found = Some((index as u32, cd));
                 }
@@ -847,9 +772,9 @@ impl MptcpTracker {
                 let sub = c.subflows.len() as u32;
                 c.subflows.push(Subflow {
                     stream: segment.stream,
-                    join: false,
+                    role: SubflowRole::Unknown,
                     backup: false,
-                    addr_ids: [None; 2],
+                    addr_ids: AddrIds::default(),
                     // The packet's sender sends in connection direction cd (mapping) or
                     // acknowledges it (DATA_ACK).
                     flipped: (segment.dir != cd) != acked,
@@ -861,29 +786,47 @@ impl MptcpTracker {
         }
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
     pub fn list(&self, tcp: &TcpTracker) -> (Vec<MptcpConnectionInfo>, Vec<OrphanSubflow>) {
         let conns = (0..self.conns.len() as u64)
             .filter_map(|id| self.info(tcp, id))
             .collect();
-        let orphans = self
+        (conns, self.orphans(tcp))
+    }
+
+    /// The streams with MPTCP options no connection claims, in stream order: unattached
+    /// orphans (a join's unknown token, a DSN in no connection's space) and the streams that
+    /// never got a role (only options that name no connection).
+    fn orphans(&self, tcp: &TcpTracker) -> Vec<OrphanSubflow> {
+        let orphan = |stream: u32, token: Option<u32>, reason: OrphanReason| {
+            let (client, server) = endpoints(tcp, stream);
+            OrphanSubflow {
+                tcp_stream: u64::from(stream),
+                client,
+                server,
+                token,
+                reason,
+            }
+        };
+        let mut orphans: Vec<OrphanSubflow> = self
             .orphans
             .iter()
             .filter(|o| !o.attached)
             .map(|o| {
-                let (client, server) = endpoints(tcp, o.stream);
-                OrphanSubflow {
-                    tcp_stream: u64::from(o.stream),
-                    client,
-                    server,
-                    token: o.token,
-                }
+                let reason = match o.token {
+                    Some(_) => OrphanReason::UnknownToken,
+                    None => OrphanReason::UnknownDsn,
+                };
+                orphan(o.stream, o.token, reason)
             })
             .collect();
-        (conns, orphans)
+        let roleless = self.roles.iter().enumerate().filter(|&(stream, &role)| {
+            role == StreamRole::Unknown && tcp.stream(stream as u64).is_some_and(|s| s.mptcp)
+        });
+        for (stream, _) in roleless {
+            orphans.push(orphan(stream as u32, None, OrphanReason::NoHandshakeOrDss));
+        }
+        orphans.sort_by_key(|o| o.tcp_stream);
+        orphans
     }
 
     pub fn info(&self, tcp: &TcpTracker, id: u64) -> Option<MptcpConnectionInfo> {
@@ -897,22 +840,23 @@ impl MptcpTracker {
                     tcp_stream: u64::from(s.stream),
                     client,
                     server,
-                    join: s.join,
+                    join: s.role == SubflowRole::Join,
+                    role: s.role,
                     backup: s.backup,
-                    client_addr_id: s.addr_ids[0],
-                    server_addr_id: s.addr_ids[1],
+                    client_addr_id: s.addr_ids.client,
+                    server_addr_id: s.addr_ids.server,
                 }
             })
             .collect();
         Some(MptcpConnectionInfo {
             id,
             version: c.version,
-            client_key: c.keys[0].map(|k| k.to_string()),
-            server_key: c.keys[1].map(|k| k.to_string()),
-            client_token: c.material[0].map(|m| m.token),
-            server_token: c.material[1].map(|m| m.token),
-            client_idsn: c.material[0].map(|m| m.idsn.to_string()),
-            server_idsn: c.material[1].map(|m| m.idsn.to_string()),
+            client_key: c.keys[CLIENT],
+            server_key: c.keys[SERVER],
+            client_token: c.material[CLIENT].map(|m| m.token),
+            server_token: c.material[SERVER].map(|m| m.token),
+            client_idsn: c.material[CLIENT].map(|m| m.idsn),
+            server_idsn: c.material[SERVER].map(|m| m.idsn),
             fallback: c.fallback,
             subflows,
         })
@@ -920,168 +864,364 @@ impl MptcpTracker {
 
     pub fn summary(&self, id: u64) -> Option<MptcpSummary> {
         let c = self.conns.get(usize::try_from(id).ok()?)?;
-        let directions = [CLIENT_TO_SERVER, SERVER_TO_CLIENT]
-            .into_iter()
-            .map(|cd| {
-                let d = &c.dirs[cd];
-                let unique_bytes = d.data.len();
-                let duration_s = d
-                    .first_ts_ns
-                    .map_or(0.0, |first| d.last_ts_ns.saturating_sub(first) as f64 / 1e9);
-                let rate = |bytes: u64| {
-                    if duration_s > 0.0 {
-                        bytes as f64 * 8.0 / duration_s
-                    } else {
-                        0.0
-                    }
-                };
-                let acked_bytes = match (d.highest_ack, c.material[cd]) {
-                    (Some(ack), Some(m)) if !d.provisional => {
-                        let acked = ack.saturating_sub(m.idsn.wrapping_add(1));
-                        let fin = d.data_fin.is_some_and(|fin| ack > fin);
-                        acked.saturating_sub(u64::from(fin))
-                    }
-                    _ => 0,
-                };
-                let subflows = c
-                    .subflows
-                    .iter()
-                    .map(|s| {
-                        let sd = &s.dirs[cd];
-                        SubflowDirectionSummary {
-                            tcp_stream: u64::from(s.stream),
-                            packets: sd.packets,
-                            wire_bytes: sd.wire_bytes,
-                            unique_bytes: sd.unique_bytes,
-                            share: if unique_bytes > 0 {
-                                sd.unique_bytes as f64 / unique_bytes as f64
-                            } else {
-                                0.0
-                            },
-                            reinjected_bytes: sd.reinjected_bytes,
-                            retransmitted_bytes: sd.retransmitted_bytes,
-                        }
-                    })
-                    .collect();
-                MptcpDirectionSummary {
-                    direction: direction_name(cd),
-                    duration_s,
-                    wire_bytes: d.wire_bytes,
-                    unique_bytes,
-                    acked_bytes,
-                    reinjected_bytes: d.reinjected_bytes,
-                    reinjections: d.reinjections,
-                    retransmissions: d.retransmissions,
-                    retransmitted_bytes: d.retransmitted_bytes,
-                    goodput_bps: rate(unique_bytes),
-                    throughput_bps: rate(d.wire_bytes),
-                    unmapped_segments: d.unmapped_segments,
-                    unmapped_bytes: d.unmapped_bytes,
-                    subflows,
-                }
-            })
-            .collect();
         Some(MptcpSummary {
             id,
             version: c.version,
             fallback: c.fallback,
-            directions,
+            directions: Direction::BOTH
+                .into_iter()
+                .map(|cd| c.direction_summary(cd))
+                .collect(),
             events: c.events.clone(),
             events_dropped: c.events_dropped,
         })
     }
 }
 
-/// Records a DSS mapping carried by a segment of subflow `sub` in connection direction `cd`.
-/// `isn` is the subflow direction's ISN position as known so far; returns it, possibly newly
-/// inferred from this mapping.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; the pieces are all distinct"
-)]
-fn record_mapping(
-    c: &mut Connection,
-    at: EventSource,
-    sub: usize,
-    cd: usize,
-    segment: &Segment,
-    delivered: Option<&TcpDirection>,
-    has_payload: bool,
-    isn: Option<u64>,
-    mapping: &DssMapping,
-    data_fin: bool,
-) -> Option<u64> {
-    let dsn = c.dsn(cd, mapping.dsn);
-    let sd = &mut c.subflows[sub].dirs[cd];
-    let (ssn, isn) = match (segment.isn_pos, has_payload) {
-        (None, true) => {
-            // No captured SYN: the segment lies inside its mapping, so payload position − ssn
-            // is at or above the ISN position, and equal for a segment starting its mapping.
-            // Keep the lowest such guess.
-            let reference = match sd.inferred_isn {
-                Some(i) => segment.payload_pos.saturating_sub(i),
-                None => u64::from(mapping.ssn),
-            };
-            let ssn = expand32(mapping.ssn, reference);
-            let guess = segment.payload_pos.saturating_sub(ssn);
-            let inferred = sd.inferred_isn.map_or(guess, |i| i.min(guess));
-            sd.inferred_isn = Some(inferred);
-            (ssn, Some(inferred))
+impl Connection {
+    fn direction_summary(&self, cd: Direction) -> MptcpDirectionSummary {
+        let d = &self.dirs[cd];
+        let unique_bytes = d.data.len();
+        let duration_s = d
+            .first_ts_ns
+            .map_or(0.0, |first| d.last_ts_ns.saturating_sub(first) as f64 / 1e9);
+        let rate = |bytes: u64| {
+            if duration_s > 0.0 {
+                bytes as f64 * 8.0 / duration_s
+            } else {
+                0.0
+            }
+        };
+        let subflows = self
+            .subflows
+            .iter()
+            .map(|s| {
+                let sd = &s.dirs[cd];
+                SubflowDirectionSummary {
+                    tcp_stream: u64::from(s.stream),
+                    packets: sd.packets,
+                    wire_bytes: sd.wire_bytes,
+                    unique_bytes: sd.unique_bytes,
+                    share: if unique_bytes > 0 {
+                        sd.unique_bytes as f64 / unique_bytes as f64
+                    } else {
+                        0.0
+                    },
+                    reinjected_bytes: sd.reinjected_bytes,
+                    retransmitted_bytes: sd.retransmitted_bytes,
+                }
+            })
+            .collect();
+        MptcpDirectionSummary {
+            direction: cd,
+            duration_s,
+            wire_bytes: d.wire_bytes,
+            unique_bytes,
+            acked_bytes: self.acked_bytes(cd),
+            reinjected_bytes: d.reinjected_bytes,
+            reinjections: d.reinjections,
+            retransmissions: d.retransmissions,
+            retransmitted_bytes: d.retransmitted_bytes,
+            goodput_bps: rate(unique_bytes),
+            throughput_bps: rate(d.wire_bytes),
+            unmapped_segments: d.unmapped_segments,
+            unmapped_bytes: d.unmapped_bytes,
+            subflows,
         }
-        _ => match isn {
-            Some(i) => (
-                expand32(mapping.ssn, segment.payload_pos.saturating_sub(i)),
-                Some(i),
-            ),
-            None => (u64::from(mapping.ssn), None),
-        },
-    };
-    if mapping.len == 0 {
-        add_mapping(
-            c,
-            sub,
-            cd,
-            Mapping {
+    }
+
+    /// Highest DATA_ACK from the peer − (IDSN + 1), minus 1 if it acknowledges the DATA_FIN.
+    /// Offsets are modulo 2^64; an ACK below the first data byte acknowledges nothing.
+    fn acked_bytes(&self, cd: Direction) -> u64 {
+        let d = &self.dirs[cd];
+        match (d.highest_ack, self.material[cd]) {
+            (Some(ack), Some(m)) if !d.provisional => {
+                let acked = dsn_offset(ack, m.idsn.wrapping_add(1)).unwrap_or(0);
+                let fin = d.data_fin.is_some_and(|fin| dsn_max(fin, ack) != fin);
+                acked.saturating_sub(u64::from(fin))
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// One packet of a subflow, as its connection sees it.
+struct SubflowPacket<'a> {
+    packet: &'a Packet,
+    segment: &'a Segment,
+    /// Index of the subflow in its connection.
+    sub: usize,
+    /// What the TCP layer saw of this subflow direction (mapping eviction asks).
+    delivered: Option<&'a TcpDirection>,
+    /// The packet carried MP_CAPABLE (a SYN/ACK without it is a fallback).
+    capable_seen: bool,
+}
+
+impl Connection {
+    /// Everything one packet of a subflow tells the connection: the SYN/ACK's answer,
+    /// counters, its options in order, then the data ranges of its payload.
+    fn feed_subflow(&mut self, p: &SubflowPacket<'_>) {
+        let cd = p.segment.dir.flipped_if(self.subflows[p.sub].flipped);
+        let at = EventSource {
+            packet: p.packet.number,
+            ts_ns: p.packet.ts_ns,
+            stream: p.segment.stream,
+            dir: cd,
+        };
+        let synack = p.packet.has_flag(tcp_flags::SYN) && p.packet.has_flag(tcp_flags::ACK);
+        if synack && self.awaiting_synack && p.sub == 0 {
+            self.awaiting_synack = false;
+            if !p.capable_seen {
+                self.fall_back(at, FALLBACK_SYNACK, "SYN/ACK without MP_CAPABLE");
+            }
+        }
+        let len = u64::from(p.packet.payload_len);
+        self.count(p, cd, len);
+        // The subflow's ISN position: from the TCP layer, else inferred from mappings.
+        let mut isn = p
+            .segment
+            .isn_pos
+            .or(self.subflows[p.sub].dirs[cd].inferred_isn);
+        for option in &p.packet.mptcp {
+            isn = self.on_option(p, at, isn, option);
+        }
+        if len > 0 && !p.segment.keep_alive {
+            carry(self, p.sub, cd, p.segment, isn, len);
+        }
+    }
+
+    /// Packets, payload bytes and times of connection direction `cd` and of the subflow's.
+    fn count(&mut self, p: &SubflowPacket<'_>, cd: Direction, len: u64) {
+        let d = &mut self.dirs[cd];
+        d.wire_bytes += len;
+        d.first_ts_ns.get_or_insert(p.packet.ts_ns);
+        d.last_ts_ns = d.last_ts_ns.max(p.packet.ts_ns);
+        let sd = &mut self.subflows[p.sub].dirs[cd];
+        sd.packets += u64::from(p.packet.segments);
+        sd.wire_bytes += len;
+    }
+
+    /// One option of a subflow's packet, after the handshake looked at it. `isn` is the
+    /// subflow direction's ISN position as known so far; returns it, possibly newly inferred
+    /// from a mapping.
+    fn on_option(
+        &mut self,
+        p: &SubflowPacket<'_>,
+        at: EventSource,
+        isn: Option<u64>,
+        option: &MptcpOption,
+    ) -> Option<u64> {
+        match option {
+            MptcpOption::Capable {
+                data_len: Some(data_len),
+                ..
+            } if *data_len > 0 => self.capable_data(p, at.dir, isn, u64::from(*data_len)),
+            MptcpOption::Join(JoinOption::SynAck { addr_id, .. }) => {
+                self.subflows[p.sub].addr_ids.server = Some(*addr_id);
+            }
+            MptcpOption::Dss {
+                data_fin,
+                data_ack,
+                mapping,
+            } => {
+                if let Some(data_ack) = data_ack {
+                    self.data_ack(at.dir.flip(), *data_ack);
+                }
+                match mapping {
+                    Some(mapping) => return self.record_mapping(p, at, isn, mapping, *data_fin),
+                    None if *data_fin => self.data_fin_without_mapping(at),
+                    None => {}
+                }
+            }
+            MptcpOption::Capable { .. } | MptcpOption::Join(_) => {}
+            signal => self.signal(p.sub, at, signal),
+        }
+        isn
+    }
+
+    /// RFC 8684 §3.1: data on v1's MP_CAPABLE ACK is mapped from IDSN + 1, ssn 1.
+    fn capable_data(&mut self, p: &SubflowPacket<'_>, cd: Direction, isn: Option<u64>, len: u64) {
+        let Some(m) = self.material[cd] else {
+            return;
+        };
+        let dsn = m.idsn.wrapping_add(1);
+        self.dirs[cd].dsn_ref.get_or_insert(dsn);
+        let mapping = Mapping { dsn, ssn: 1, len };
+        let carried = Carried {
+            tcp: p.delivered,
+            isn,
+        };
+        add_mapping(self, p.sub, cd, mapping, carried);
+    }
+
+    /// A DATA_ACK: it acknowledges the data of direction `acked`, the peer's.
+    fn data_ack(&mut self, acked: Direction, wire: WireSeq) {
+        let value = self.dsn(acked, wire);
+        let highest = &mut self.dirs[acked].highest_ack;
+        *highest = Some(highest.map_or(value, |h| dsn_max(h, value)));
+    }
+
+    fn data_fin_without_mapping(&mut self, at: EventSource) {
+        if !self.dirs[at.dir].data_fin_reported {
+            self.dirs[at.dir].data_fin_reported = true;
+            self.event(
+                at,
+                EventKind::DataFin,
+                "DATA_FIN without mapping".to_owned(),
+            );
+        }
+    }
+
+    /// Records a DSS mapping carried by a subflow's packet (direction `at.dir`). `isn` is the
+    /// subflow direction's ISN position as known so far; returns it, possibly newly inferred
+    /// from this mapping.
+    fn record_mapping(
+        &mut self,
+        p: &SubflowPacket<'_>,
+        at: EventSource,
+        isn: Option<u64>,
+        mapping: &DssMapping,
+        data_fin: bool,
+    ) -> Option<u64> {
+        let cd = at.dir;
+        let dsn = self.dsn(cd, mapping.dsn);
+        let has_payload = p.packet.payload_len > 0;
+        let sd = &mut self.subflows[p.sub].dirs[cd];
+        let (ssn, isn) = sd.mapping_ssn(p.segment, has_payload, isn, mapping.ssn);
+        let carried = Carried {
+            tcp: p.delivered,
+            isn,
+        };
+        if mapping.len == 0 {
+            let infinite = Mapping {
                 dsn,
                 ssn,
                 len: INFINITE,
-            },
-            Carried {
-                tcp: delivered,
-                isn,
-            },
-        );
-        c.fall_back(at, FALLBACK_INFINITE, "infinite mapping");
-        return isn;
+            };
+            add_mapping(self, p.sub, cd, infinite, carried);
+            self.fall_back(at, FALLBACK_INFINITE, "infinite mapping");
+            return isn;
+        }
+        // DATA_FIN occupies the mapping's last data sequence number, not a payload byte.
+        let len = u64::from(mapping.len) - u64::from(data_fin);
+        if len > 0 {
+            add_mapping(self, p.sub, cd, Mapping { dsn, ssn, len }, carried);
+        }
+        if data_fin {
+            let fin = dsn.wrapping_add(len);
+            let d = &mut self.dirs[cd];
+            d.data_fin = Some(fin);
+            if !d.data_fin_reported {
+                d.data_fin_reported = true;
+                self.event(at, EventKind::DataFin, format!("dsn {fin}"));
+            }
+        }
+        isn
     }
-    // DATA_FIN occupies the mapping's last data sequence number, not a payload byte.
-    let len = u64::from(mapping.len) - u64::from(data_fin);
-    if len > 0 {
-        add_mapping(
-            c,
-            sub,
-            cd,
-            Mapping { dsn, ssn, len },
-            Carried {
-                tcp: delivered,
-                isn,
-            },
-        );
-    }
-    if data_fin {
-        let fin = dsn.wrapping_add(len);
-        let d = &mut c.dirs[cd];
-        d.data_fin = Some(fin);
-        if !d.data_fin_reported {
-            d.data_fin_reported = true;
-            c.event(at, "data_fin", format!("dsn {fin}"));
+
+    /// The signalling options: one event each (MP_PRIO also sets the subflow's backup flag,
+    /// MP_FAIL makes the connection fall back).
+    fn signal(&mut self, sub: usize, at: EventSource, option: &MptcpOption) {
+        match option {
+            MptcpOption::AddAddr {
+                echo,
+                addr_id,
+                addr,
+                port,
+                ..
+            } => {
+                let mut detail = format!("id {addr_id} {}", endpoint(*addr, *port));
+                if *echo {
+                    detail.push_str(" (echo)");
+                }
+                self.event(at, EventKind::AddAddr, detail);
+            }
+            MptcpOption::RemoveAddr { addr_ids } => {
+                let mut detail = String::from("ids");
+                for id in addr_ids {
+                    let _ = write!(detail, " {id}");
+                }
+                self.event(at, EventKind::RemoveAddr, detail);
+            }
+            MptcpOption::Prio { backup, addr_id } => {
+                // Applied to the subflow carrying it (the address id, when present, names
+                // the sender's address, which is this subflow's in practice).
+                self.subflows[sub].backup = *backup;
+                let mut detail = format!("backup={backup}");
+                if let Some(id) = addr_id {
+                    let _ = write!(detail, " id {id}");
+                }
+                self.event(at, EventKind::MpPrio, detail);
+            }
+            MptcpOption::Fail { dsn } => {
+                self.event(at, EventKind::MpFail, format!("dsn {dsn}"));
+                self.fall_back(at, FALLBACK_MP_FAIL, "MP_FAIL");
+            }
+            MptcpOption::FastClose { receiver_key } => {
+                let detail = format!("receiver key {receiver_key}");
+                self.event(at, EventKind::MpFastclose, detail);
+            }
+            MptcpOption::TcpRst { flags, reason } => {
+                let name = tcprst_reason_name(*reason);
+                let detail = format!("reason {reason} ({name}), flags {flags:#x}");
+                self.event(at, EventKind::MpTcprst, detail);
+            }
+            MptcpOption::Unknown { subtype, len } => {
+                let detail = format!("subtype {subtype}, length {len}");
+                self.event(at, EventKind::UnknownOption, detail);
+            }
+            MptcpOption::Malformed { subtype, len } => {
+                let detail = format!("subtype {subtype}, length {len}");
+                self.event(at, EventKind::MalformedOption, detail);
+            }
+            // Handshake and data options: not signalling.
+            MptcpOption::Capable { .. } | MptcpOption::Join(_) | MptcpOption::Dss { .. } => {}
         }
     }
-    isn
+}
+
+impl SubflowDirection {
+    /// A mapping's 32-bit subflow sequence number as a relative 64-bit one, and the ISN
+    /// position, which without a captured SYN is inferred from the mappings: the segment lies
+    /// inside its mapping, so payload position − ssn is at or above the ISN position, and
+    /// equal for a segment starting its mapping. The lowest such guess is kept.
+    fn mapping_ssn(
+        &mut self,
+        segment: &Segment,
+        has_payload: bool,
+        isn: Option<u64>,
+        wire_ssn: u32,
+    ) -> (u64, Option<u64>) {
+        match (segment.isn_pos, has_payload, isn) {
+            (None, true, _) => {
+                let reference = match self.inferred_isn {
+                    Some(i) => segment.payload_pos.saturating_sub(i),
+                    None => u64::from(wire_ssn),
+                };
+                let ssn = expand32(wire_ssn, reference);
+                let guess = segment.payload_pos.saturating_sub(ssn);
+                let inferred = self.inferred_isn.map_or(guess, |i| i.min(guess));
+                self.inferred_isn = Some(inferred);
+                (ssn, Some(inferred))
+            }
+            (_, _, Some(i)) => {
+                let reference = segment.payload_pos.saturating_sub(i);
+                (expand32(wire_ssn, reference), Some(i))
+            }
+            (_, _, None) => (u64::from(wire_ssn), None),
+        }
+    }
 }
 
 /// Credits the payload of a segment to the data ranges of its mappings.
-fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Option<u64>, len: u64) {
+fn carry(
+    c: &mut Connection,
+    sub: usize,
+    cd: Direction,
+    segment: &Segment,
+    isn: Option<u64>,
+    len: u64,
+) {
     let Some(isn) = isn else {
         let d = &mut c.dirs[cd];
         d.unmapped_segments += 1;
@@ -1089,7 +1229,7 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
         return;
     };
     let rel = segment.payload_pos.saturating_sub(isn);
-    let end = rel + len;
+    let end = rel.saturating_add(len);
     let sd = &mut c.subflows[sub].dirs[cd];
     let d = &mut c.dirs[cd];
     let (mut new, mut overlap) = (0, 0);
@@ -1106,14 +1246,14 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
                 overlap += end - cursor;
             } else {
                 d.unmapped_segments += 1;
-                d.unmapped_bytes += sd.unmapped.insert(cursor, end);
+                d.unmapped_bytes += sd.unmapped.insert(cursor, end - cursor);
             }
             break;
         };
         let chunk_end = end.min(m.ssn.saturating_add(m.len));
         let dsn = m.dsn.wrapping_add(cursor - m.ssn);
         let size = chunk_end - cursor;
-        let fresh = d.data.insert(dsn, dsn + size);
+        let fresh = d.data.insert(dsn, size);
         new += fresh;
         overlap += size - fresh;
         cursor = chunk_end;
@@ -1126,7 +1266,7 @@ fn carry(c: &mut Connection, sub: usize, cd: usize, segment: &Segment, isn: Opti
 /// `tcp_overlap` (payload bytes this subflow had already carried at the TCP level) are a
 /// retransmission and the rest a reinjection.
 fn account(
-    d: &mut ConnDirection,
+    d: &mut DataDirection,
     sd: &mut SubflowDirection,
     new: u64,
     overlap: u64,
@@ -1149,21 +1289,20 @@ fn account(
 
 /// Remembers a mapping of subflow `sub`, direction `cd`, and credits the payload carried
 /// earlier without a known mapping that it covers.
-fn add_mapping(c: &mut Connection, sub: usize, cd: usize, m: Mapping, carried: Carried<'_>) {
+fn add_mapping(c: &mut Connection, sub: usize, cd: Direction, m: Mapping, carried: Carried<'_>) {
     let sd = &mut c.subflows[sub].dirs[cd];
     if !sd.remember(m, carried) || sd.unmapped.is_empty() {
         return;
     }
     let d = &mut c.dirs[cd];
     let (mut new, mut overlap, mut resolved) = (0, 0, 0);
-    sd.unmapped
-        .remove(m.ssn, m.ssn.saturating_add(m.len), |start, end| {
-            let dsn = m.dsn.wrapping_add(start - m.ssn);
-            let fresh = d.data.insert(dsn, dsn + (end - start));
-            new += fresh;
-            overlap += end - start - fresh;
-            resolved += end - start;
-        });
+    sd.unmapped.remove(m.ssn, m.len, |start, len| {
+        let dsn = m.dsn.wrapping_add(start.wrapping_sub(m.ssn));
+        let fresh = d.data.insert(dsn, len);
+        new += fresh;
+        overlap += len - fresh;
+        resolved += len;
+    });
     d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
     // These bytes were new to the subflow when it carried them.
     account(d, sd, new, overlap, 0);
@@ -1181,7 +1320,7 @@ impl Carried<'_> {
     fn all(&self, start: u64, end: u64) -> bool {
         match (self.tcp, self.isn) {
             (Some(tcp), Some(isn)) => {
-                tcp.carried(isn.saturating_add(start), isn.saturating_add(end))
+                tcp.carried(isn.wrapping_add(start), end.saturating_sub(start))
             }
             _ => false,
         }
@@ -1203,6 +1342,19 @@ fn dss_sequence(packet: &Packet) -> Option<(WireSeq, bool)> {
         .or_else(|| dss().find_map(|(data_ack, _)| data_ack.map(|a| (a, true))))
 }
 
+/// The later of two data sequence numbers in modular order (RFC 8684 §3.3.1: sequence space
+/// wraps at 2^64; of two values, the later is the one the other reaches by adding less than
+/// 2^63).
+fn dsn_max(a: u64, b: u64) -> u64 {
+    if (b.wrapping_sub(a) as i64) > 0 { b } else { a }
+}
+
+/// How far `value` lies past `from` in modular order, `None` if it lies before it.
+fn dsn_offset(value: u64, from: u64) -> Option<u64> {
+    let offset = value.wrapping_sub(from);
+    (offset < 1 << 63).then_some(offset)
+}
+
 fn endpoint(addr: IpAddr, port: Option<u16>) -> String {
     match (addr, port) {
         (IpAddr::V4(a), Some(p)) => format!("{a}:{p}"),
@@ -1211,10 +1363,11 @@ fn endpoint(addr: IpAddr, port: Option<u16>) -> String {
     }
 }
 
-fn endpoints(tcp: &TcpTracker, stream: u32) -> (String, String) {
+/// Client and server of a TCP stream (every stream the MPTCP layer saw exists).
+fn endpoints(tcp: &TcpTracker, stream: u32) -> (SocketAddr, SocketAddr) {
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
     tcp.stream(u64::from(stream))
-        .map(|s| (s.client.to_string(), s.server.to_string()))
-        .unwrap_or_default()
+        .map_or((unknown, unknown), |s| (s.client, s.server))
 }
 
 #[cfg(test)]
@@ -1240,6 +1393,9 @@ mod tests {
     const V1_C_IDSN: u64 = 0x2808_18bf_0fa7_e28e;
 
     const A2: &str = "11.0.0.1";
+    /// Positions of the two directions in a summary's `directions`.
+    const C2S: usize = 0;
+    const S2C: usize = 1;
     const SYN: u8 = tcp_flags::SYN;
     const SYNACK: u8 = tcp_flags::SYN | tcp_flags::ACK;
     const ACK: u8 = tcp_flags::ACK;
@@ -1282,14 +1438,14 @@ mod tests {
 
     /// v0 handshake on A:1000 → B:5201 (stream 0, connection 0), at t = 0..2 ms.
     fn v0_handshake(a: &mut Analyzer) {
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN)
                 .flags(SYN)
                 .opt(capable(0, Some(C_KEY), None))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 5201, A, 1000)
                 .seq(S_ISN)
                 .ack(C_ISN + 1)
@@ -1298,7 +1454,7 @@ mod tests {
                 .opt(capable(0, Some(S_KEY), None))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 1)
                 .ack(S_ISN + 1)
@@ -1312,14 +1468,14 @@ mod tests {
     /// A join from A2:2000 to B:5201 asking for the server's token (stream 1, subflow 1),
     /// client ISN 5000, server ISN 7000.
     fn v0_join(a: &mut Analyzer) {
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 2000, B, 5201)
                 .seq(5000)
                 .flags(SYN)
                 .opt(join_syn(S_TOKEN, true, 2))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 5201, A2, 2000)
                 .seq(7000)
                 .ack(5001)
@@ -1342,17 +1498,17 @@ mod tests {
         assert_eq!(list.mptcp_connections.len(), 1);
         let c = &list.mptcp_connections[0];
         assert_eq!(c.version, 0);
-        assert_eq!(c.client_key.as_deref(), Some("14568871653868829995"));
-        assert_eq!(c.server_key.as_deref(), Some("12070231261294881532"));
+        assert_eq!(c.client_key, Some(14568871653868829995));
+        assert_eq!(c.server_key, Some(12070231261294881532));
         assert_eq!(
             (c.client_token, c.server_token),
             (Some(C_TOKEN), Some(S_TOKEN))
         );
-        assert_eq!(c.client_idsn, Some(C_IDSN.to_string()));
-        assert_eq!(c.server_idsn, Some(S_IDSN.to_string()));
+        assert_eq!(c.client_idsn, Some(C_IDSN));
+        assert_eq!(c.server_idsn, Some(S_IDSN));
         assert!(!c.fallback);
         assert_eq!(c.subflows.len(), 1);
-        assert_eq!(c.subflows[0].client, "10.0.0.1:1000");
+        assert_eq!(c.subflows[0].client.to_string(), "10.0.0.1:1000");
         assert!(!c.subflows[0].join);
         assert!(a.tcp_list().tcp_connections[0].mptcp);
     }
@@ -1363,7 +1519,7 @@ mod tests {
         v0_handshake(&mut a);
         v0_join(&mut a);
         // A join asking for a token nobody has: orphan, never a made-up connection.
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 3000, B, 5201)
                 .seq(1)
                 .flags(SYN)
@@ -1380,11 +1536,11 @@ mod tests {
             (join.client_addr_id, join.server_addr_id),
             (Some(2), Some(0))
         );
-        assert_eq!(join.client, "11.0.0.1:2000");
+        assert_eq!(join.client.to_string(), "11.0.0.1:2000");
         assert_eq!(list.orphan_subflows.len(), 1);
         let orphan = &list.orphan_subflows[0];
         assert_eq!((orphan.tcp_stream, orphan.token), (2, Some(0xdead_beef)));
-        assert_eq!(orphan.client, "11.0.0.1:3000");
+        assert_eq!(orphan.client.to_string(), "11.0.0.1:3000");
     }
 
     #[test]
@@ -1392,7 +1548,7 @@ mod tests {
         let mut a = Analyzer::new();
         v0_handshake(&mut a);
         // The server opens a subflow towards the client: the SYN carries the CLIENT's token.
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 6000, A2, 1000)
                 .seq(10)
                 .flags(SYN)
@@ -1400,7 +1556,7 @@ mod tests {
                 .done(),
         );
         // Server data on it: 100 bytes at S_IDSN + 1, relative ssn 1.
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 6000, A2, 1000)
                 .seq(11)
                 .len(100)
@@ -1410,22 +1566,22 @@ mod tests {
         let list = a.mptcp_list();
         assert_eq!(list.mptcp_connections[0].subflows.len(), 2);
         let s = a.mptcp_summary(0).expect("connection 0");
-        assert_eq!(s.directions[SERVER_TO_CLIENT].unique_bytes, 100);
-        assert_eq!(s.directions[SERVER_TO_CLIENT].subflows[1].unique_bytes, 100);
-        assert_eq!(s.directions[CLIENT_TO_SERVER].wire_bytes, 0);
+        assert_eq!(s.directions[S2C].unique_bytes, 100);
+        assert_eq!(s.directions[S2C].subflows[1].unique_bytes, 100);
+        assert_eq!(s.directions[C2S].wire_bytes, 0);
     }
 
     #[test]
     fn v1_handshake_and_capable_data_mapping() {
         let mut a = Analyzer::new();
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN)
                 .flags(SYN)
                 .opt(capable(1, None, None))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 80, A, 1000)
                 .seq(S_ISN)
                 .ack(C_ISN + 1)
@@ -1439,7 +1595,7 @@ mod tests {
         if let MptcpOption::Capable { data_len, .. } = &mut with_data {
             *data_len = Some(1000);
         }
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN + 1)
                 .ack(S_ISN + 1)
@@ -1448,7 +1604,7 @@ mod tests {
                 .done(),
         );
         // The remaining 400 bytes of that mapping, with no option at all.
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN + 601)
                 .ack(S_ISN + 1)
@@ -1457,7 +1613,7 @@ mod tests {
         );
         // Then a DSS mapping with a 4-byte DSN: low 32 bits of IDSN + 1001, ssn 1001, 500 bytes.
         let dsn32 = (V1_C_IDSN + 1001) as u32;
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN + 1001)
                 .ack(S_ISN + 1)
@@ -1466,7 +1622,7 @@ mod tests {
                 .done(),
         );
         // The server acknowledges everything: 4-byte DATA_ACK = low 32 bits of IDSN + 1501.
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 80, A, 1000)
                 .seq(S_ISN + 1)
                 .ack(C_ISN + 1501)
@@ -1481,9 +1637,9 @@ mod tests {
         assert_eq!(c.version, 1);
         assert_eq!(c.server_token, Some(V1_S_TOKEN));
         assert_eq!(c.client_token, Some(0x18f9_781b));
-        assert_eq!(c.client_idsn, Some(V1_C_IDSN.to_string()));
+        assert_eq!(c.client_idsn, Some(V1_C_IDSN));
         let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[CLIENT_TO_SERVER];
+        let c2s = &s.directions[C2S];
         // 1000 bytes from the MP_CAPABLE mapping + 500 from the DSS one, nothing unmapped.
         assert_eq!(
             (c2s.unique_bytes, c2s.wire_bytes, c2s.unmapped_bytes),
@@ -1511,7 +1667,7 @@ mod tests {
                 WireSeq::U32(dsn as u32)
             };
             let ssn = 1 + 100 * i as u32;
-            a.feed(
+            a.feed_tcp(
                 &pkt(A, 1000, B, 5201)
                     .seq(C_ISN + ssn)
                     .len(100)
@@ -1520,14 +1676,14 @@ mod tests {
             );
         }
         let last_end = C_IDSN + 1 + 3 * step + 100;
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 5201, A, 1000)
                 .seq(S_ISN + 1)
                 .opt(dss(Some(WireSeq::U32(last_end as u32)), None, false))
                 .done(),
         );
         let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[CLIENT_TO_SERVER];
+        let c2s = &s.directions[C2S];
         assert_eq!(c2s.unique_bytes, 400);
         // acked = 3 × 0x7000_0000 + 100 = 0x1_5000_0000 + 100 = 5637144676.
         assert_eq!(c2s.acked_bytes, 5_637_144_676);
@@ -1548,7 +1704,7 @@ mod tests {
         // Subflow 0 carries data [0, 3000) in three segments.
         for i in 0..3u32 {
             let ssn = 1 + 1000 * i;
-            a.feed(
+            a.feed_tcp(
                 &pkt(A, 1000, B, 5201)
                     .seq(C_ISN + ssn)
                     .len(1000)
@@ -1557,14 +1713,14 @@ mod tests {
             );
         }
         // Subflow 1 carries new data [3000, 4000), then reinjects [2000, 3000).
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 2000, B, 5201)
                 .seq(5001)
                 .len(1000)
                 .opt(map(3000, 1, 1000))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 2000, B, 5201)
                 .seq(6001)
                 .len(1000)
@@ -1572,7 +1728,7 @@ mod tests {
                 .done(),
         );
         // Subflow 0 retransmits its segment [1000, 2000) (same TCP sequence, same mapping).
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 1001)
                 .len(1000)
@@ -1581,7 +1737,7 @@ mod tests {
         );
         // Subflow 0 re-sends data [0, 500) under NEW subflow sequence numbers (ssn 3001), as
         // Linux's MPTCP-level retransmission may: new at the TCP level, so a reinjection.
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 3001)
                 .len(500)
@@ -1589,7 +1745,7 @@ mod tests {
                 .done(),
         );
         let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[CLIENT_TO_SERVER];
+        let c2s = &s.directions[C2S];
         // Unique 4000; wire 3000 + 2000 + 1000 + 500 = 6500.
         assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (4000, 6500));
         // Reinjections: [2000, 3000) on subflow 1 and [0, 500) on subflow 0.
@@ -1624,7 +1780,7 @@ mod tests {
         v0_handshake(&mut a);
         // 100 payload bytes under a mapping of data-level length 101 with DATA_FIN.
         let fin_map = dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 101)), true);
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 1)
                 .len(100)
@@ -1633,7 +1789,7 @@ mod tests {
                 .done(),
         );
         // Retransmitted with the same option: the DATA_FIN event is still reported once.
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 1)
                 .len(100)
@@ -1642,14 +1798,14 @@ mod tests {
                 .done(),
         );
         // Peer acknowledges data and DATA_FIN: C_IDSN + 1 + 101.
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 5201, A, 1000)
                 .seq(S_ISN + 1)
                 .opt(dss(Some(WireSeq::U64(C_IDSN + 102)), None, false))
                 .done(),
         );
         let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[CLIENT_TO_SERVER];
+        let c2s = &s.directions[C2S];
         assert_eq!(c2s.unique_bytes, 100);
         // acked: 101 − 1 for the DATA_FIN.
         assert_eq!(c2s.acked_bytes, 100);
@@ -1658,7 +1814,11 @@ mod tests {
         assert_eq!(c2s.duration_s, 0.005);
         assert!((c2s.goodput_bps - 160_000.0).abs() < 1e-6);
         assert!((c2s.throughput_bps - 320_000.0).abs() < 1e-6);
-        let fins: Vec<_> = s.events.iter().filter(|e| e.kind == "data_fin").collect();
+        let fins: Vec<_> = s
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::DataFin)
+            .collect();
         assert_eq!(fins.len(), 1);
         assert_eq!(fins[0].detail, format!("dsn {}", C_IDSN + 101));
         assert_eq!((fins[0].packet, fins[0].time_s), (10, 0.003));
@@ -1668,7 +1828,7 @@ mod tests {
     fn stream_without_handshake_attached_by_dsn() {
         let mut a = Analyzer::new();
         v0_handshake(&mut a);
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 1)
                 .len(1000)
@@ -1682,21 +1842,21 @@ mod tests {
             Some((WireSeq::U32((C_IDSN + 1001) as u32), 1, 3000)),
             false,
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 2000, B, 5201)
                 .seq(40000 + 2001)
                 .len(1000)
                 .opt(map.clone())
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 2000, B, 5201)
                 .seq(40000 + 1)
                 .len(1000)
                 .opt(map.clone())
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 2000, B, 5201)
                 .seq(40000 + 1001)
                 .len(1000)
@@ -1704,7 +1864,7 @@ mod tests {
                 .done(),
         );
         // A DSS-only stream whose DSN belongs to nobody: orphan without a token.
-        a.feed(
+        a.feed_tcp(
             &pkt(A2, 2001, B, 5201)
                 .seq(1)
                 .len(10)
@@ -1714,7 +1874,7 @@ mod tests {
         // A stream carrying only DATA_ACKs, from the server side: B:5201 → A2:2002 acking the
         // client's data (C_IDSN + 1001 is in the client's space). Its sender is the
         // connection's server, so its packets count server→client.
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 5201, A2, 2002)
                 .seq(9)
                 .opt(dss(Some(WireSeq::U64(C_IDSN + 1001)), None, false))
@@ -1724,6 +1884,16 @@ mod tests {
         let subflows = &list.mptcp_connections[0].subflows;
         assert_eq!(subflows.len(), 3);
         assert_eq!((subflows[1].tcp_stream, subflows[1].join), (1, false));
+        assert_eq!(
+            subflows.iter().map(|s| s.role).collect::<Vec<_>>(),
+            [
+                SubflowRole::Initial,
+                SubflowRole::Unknown,
+                SubflowRole::Unknown
+            ]
+        );
+        assert_eq!(list.orphan_subflows[0].reason, OrphanReason::UnknownDsn);
+        assert_every_mptcp_stream_listed_once(&a);
         assert_eq!(subflows[2].tcp_stream, 3);
         let summary = a.mptcp_summary(0).expect("connection 0");
         let (c2s, s2c) = (&summary.directions[0], &summary.directions[1]);
@@ -1739,7 +1909,7 @@ mod tests {
             (2, None)
         );
         let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[CLIENT_TO_SERVER];
+        let c2s = &s.directions[C2S];
         // The first segment guessed ISN = 42001 − 1 (as if it started the mapping) and was
         // mapped to DSN IDSN+1001..2001; the second (ssn 1) corrects the ISN to 40000 and maps
         // to the same DSNs (data already carried in subflow bytes new at the TCP level: counted
@@ -1759,14 +1929,14 @@ mod tests {
     fn provisional_dsn_space_is_rebased_when_key_arrives() {
         let mut a = Analyzer::new();
         // v1 handshake whose third ACK was not captured: no client key yet.
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN)
                 .flags(SYN)
                 .opt(capable(1, None, None))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 80, A, 1000)
                 .seq(S_ISN)
                 .ack(C_ISN + 1)
@@ -1776,7 +1946,7 @@ mod tests {
         );
         // 100 bytes under a 4-byte DSN: expanded in the provisional space.
         let low = (V1_C_IDSN + 1) as u32;
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN + 1)
                 .len(100)
@@ -1784,7 +1954,7 @@ mod tests {
                 .done(),
         );
         // A later packet repeats MP_CAPABLE with both keys: the client IDSN is now known.
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN + 101)
                 .opt(capable(1, Some(V1_C_KEY), Some(V1_S_KEY)))
@@ -1792,7 +1962,7 @@ mod tests {
         );
         // Retransmission of the same 100 bytes under an 8-byte DSN: only if the provisional
         // range was shifted to IDSN + 1 does it overlap (retransmission, unique stays 100).
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN + 1)
                 .len(100)
@@ -1803,14 +1973,14 @@ mod tests {
                 ))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 80, A, 1000)
                 .seq(S_ISN + 1)
                 .opt(dss(Some(WireSeq::U32(low.wrapping_add(100))), None, false))
                 .done(),
         );
         let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[CLIENT_TO_SERVER];
+        let c2s = &s.directions[C2S];
         assert_eq!((c2s.unique_bytes, c2s.retransmitted_bytes), (100, 100));
         assert_eq!(c2s.acked_bytes, 100);
     }
@@ -1818,14 +1988,14 @@ mod tests {
     #[test]
     fn fallback_and_signalling_events() {
         let mut a = Analyzer::new();
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN)
                 .flags(SYN)
                 .opt(capable(0, Some(C_KEY), None))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 80, A, 1000)
                 .seq(S_ISN)
                 .ack(C_ISN + 1)
@@ -1836,12 +2006,15 @@ mod tests {
         let s = a.mptcp_summary(0).expect("connection 0");
         assert!(s.fallback);
         assert_eq!(s.events.len(), 1);
-        assert_eq!((s.events[0].kind, s.events[0].time_s), ("fallback", 1.5));
-        assert_eq!(s.events[0].direction, "server_to_client");
+        assert_eq!(
+            (s.events[0].kind, s.events[0].time_s),
+            (EventKind::Fallback, 1.5)
+        );
+        assert_eq!(s.events[0].direction, Direction::ServerToClient);
 
         let mut a = Analyzer::new();
         v0_handshake(&mut a);
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 5201, A, 1000)
                 .seq(S_ISN + 1)
                 .opt(MptcpOption::AddAddr {
@@ -1858,7 +2031,7 @@ mod tests {
                 })
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 1)
                 .opt(MptcpOption::TcpRst {
@@ -1867,7 +2040,7 @@ mod tests {
                 })
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 5201)
                 .seq(C_ISN + 1)
                 .opt(dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 0)), false))
@@ -1877,7 +2050,7 @@ mod tests {
         let kinds: Vec<_> = s
             .events
             .iter()
-            .map(|e| (e.kind, e.detail.as_str()))
+            .map(|e| (e.kind.as_str(), e.detail.as_str()))
             .collect();
         assert_eq!(
             kinds,
@@ -1905,7 +2078,7 @@ mod tests {
                     false,
                 ));
             }
-            a.feed(&p.done());
+            a.feed_tcp(&p.done());
         };
         // Mapping A: ssn 1..3001 → data 0..3000, announced on its first segment; its second
         // segment (ssn 1001) is lost, the third arrives.
@@ -1926,7 +2099,7 @@ mod tests {
         // covers a hole, so it maps to data 1000..2000.
         seg(&mut a, 1001, 1000, None);
         let s = a.mptcp_summary(0).expect("connection 0");
-        let c2s = &s.directions[CLIENT_TO_SERVER];
+        let c2s = &s.directions[C2S];
         // Data 0..3000 (A) + 3000..4000 (B) + 17 × 1000 = 21000 unique; wire 22 × 1000.
         assert_eq!((c2s.unique_bytes, c2s.wire_bytes), (21_000, 22_000));
         // One segment was unmapped when seen (ssn 3001); none remains unmapped.
@@ -1939,14 +2112,14 @@ mod tests {
         let mut a = Analyzer::new();
         // v1: the server's key arrives in the SYN/ACK, the client's only in the third ACK. A
         // server-opened join asking for the client's token comes before that ACK.
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN)
                 .flags(SYN)
                 .opt(capable(1, None, None))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 80, A, 1000)
                 .seq(S_ISN)
                 .ack(C_ISN + 1)
@@ -1954,7 +2127,7 @@ mod tests {
                 .opt(capable(1, Some(V1_S_KEY), None))
                 .done(),
         );
-        a.feed(
+        a.feed_tcp(
             &pkt(B, 7000, A2, 1000)
                 .seq(1)
                 .flags(SYN)
@@ -1962,7 +2135,7 @@ mod tests {
                 .done(),
         );
         assert_eq!(a.mptcp_list().orphan_subflows.len(), 1);
-        a.feed(
+        a.feed_tcp(
             &pkt(A, 1000, B, 80)
                 .seq(C_ISN + 1)
                 .ack(S_ISN + 1)
@@ -1975,6 +2148,223 @@ mod tests {
         assert_eq!(
             (join.tcp_stream, join.join, join.client_addr_id),
             (1, true, Some(4))
+        );
+    }
+
+    /// Sets the IDSN of one direction of connection 0 by hand: no key of a test can be made
+    /// to hash to a chosen IDSN, and the arithmetic under test only sees the IDSN.
+    fn set_idsn(a: &mut Analyzer, cd: Direction, idsn: u64) {
+        let material = &mut a.mptcp.conns[0].material[cd];
+        let token = material.map_or(0, |m| m.token);
+        *material = Some(KeyMaterial { token, idsn });
+    }
+
+    /// A transfer of 600 bytes from client IDSN `idsn`: three 200-byte segments (data
+    /// offsets 0, 200, 400 from IDSN + 1; the third under a 4-byte DSN), then, if
+    /// `retransmit`, the second again; DATA_FIN at offset 600; the server's 4-byte DATA_ACK
+    /// of offset 601. Returns the client→server summary and the DATA_FIN event's detail.
+    fn transfer_from_idsn(idsn: u64, retransmit: bool) -> (MptcpDirectionSummary, String) {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        set_idsn(&mut a, Direction::ClientToServer, idsn);
+        let at = |offset: u64| idsn.wrapping_add(1).wrapping_add(offset);
+        let seg = |a: &mut Analyzer, ssn: u32, len: u32, dsn: WireSeq, fin: bool| {
+            let map_len = u16::try_from(len).expect("short") + u16::from(fin);
+            a.feed_tcp(
+                &pkt(A, 1000, B, 5201)
+                    .seq(C_ISN + ssn)
+                    .len(len)
+                    .opt(dss(None, Some((dsn, ssn, map_len)), fin))
+                    .done(),
+            );
+        };
+        seg(&mut a, 1, 200, WireSeq::U64(at(0)), false);
+        seg(&mut a, 201, 200, WireSeq::U64(at(200)), false);
+        seg(&mut a, 401, 200, WireSeq::U32(at(400) as u32), false);
+        if retransmit {
+            seg(&mut a, 201, 200, WireSeq::U64(at(200)), false);
+        }
+        seg(&mut a, 601, 0, WireSeq::U64(at(600)), true);
+        a.feed_tcp(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(at(601) as u32)), None, false))
+                .done(),
+        );
+        let mut s = a.mptcp_summary(0).expect("connection 0");
+        let fin = s.events.iter().find(|e| e.kind == EventKind::DataFin);
+        let fin = fin.map(|e| e.detail.clone()).unwrap_or_default();
+        (s.directions.swap_remove(C2S), fin)
+    }
+
+    /// RFC 8684 §3.3.1: data sequence numbers wrap at 2^64. With client IDSN 2^64 − 300 the
+    /// data starts at 2^64 − 299: the segments carry 2^64 − 299 .. 2^64 − 99, then
+    /// 2^64 − 99 .. 101 (across 2^64, one mapping), then 101 .. 301; DATA_FIN takes 301 and
+    /// the DATA_ACK 302 acknowledges everything. By hand: wire = unique = 600, nothing
+    /// reinjected, retransmitted or unmapped, acked (302 − (2^64 − 299)) mod 2^64 − 1 (the
+    /// DATA_FIN) = 600. With the middle segment retransmitted: wire 800, unique 600, one
+    /// retransmission of 200 bytes, still nothing reinjected. The same transfer from an IDSN
+    /// far from 2^64, and from IDSNs placing 2^64 elsewhere in it, gives the same numbers.
+    #[test]
+    fn data_sequence_space_crosses_2_pow_64() {
+        let (c2s, fin) = transfer_from_idsn(u64::MAX - 299, false);
+        assert_eq!((c2s.wire_bytes, c2s.unique_bytes), (600, 600));
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (0, 0));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (0, 0));
+        assert_eq!((c2s.unmapped_segments, c2s.unmapped_bytes), (0, 0));
+        assert_eq!(c2s.acked_bytes, 600);
+        assert_eq!(c2s.subflows[0].unique_bytes, 600);
+        assert_eq!(fin, "dsn 301");
+
+        let (c2s, _) = transfer_from_idsn(u64::MAX - 299, true);
+        assert_eq!((c2s.wire_bytes, c2s.unique_bytes), (800, 600));
+        assert_eq!((c2s.retransmissions, c2s.retransmitted_bytes), (1, 200));
+        assert_eq!((c2s.reinjections, c2s.reinjected_bytes), (0, 0));
+        assert_eq!(c2s.acked_bytes, 600);
+
+        for retransmit in [false, true] {
+            let far = transfer_from_idsn(1_000_000, retransmit).0;
+            for idsn in [u64::MAX - 299, u64::MAX - 100, u64::MAX - 1, u64::MAX] {
+                assert_eq!(transfer_from_idsn(idsn, retransmit).0, far, "IDSN {idsn}");
+            }
+        }
+    }
+
+    /// Attach-by-DSN with offsets from the IDSN, modulo 2^64. The server's IDSN is 5; a 4-byte
+    /// DATA_ACK 0xFFFF_FFF0 from the client expands (closest to IDSN + 1 = 6) to 2^64 − 16,
+    /// before the IDSN: it acknowledges nothing (acked 0, not 2^64 − 22) and must not make
+    /// the "seen so far" bound wrap. A server-sent stream without handshake whose 4-byte DSN
+    /// 106 expands to 106 (101 past the IDSN) then attaches to the server→client direction
+    /// and carries its 100 bytes.
+    #[test]
+    fn attach_by_dsn_and_acks_below_the_idsn() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        set_idsn(&mut a, Direction::ServerToClient, 5);
+        a.feed_tcp(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .opt(dss(Some(WireSeq::U32(0xffff_fff0)), None, false))
+                .done(),
+        );
+        a.feed_tcp(
+            &pkt(B, 5201, A2, 2001)
+                .seq(1)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U32(106), 1, 100)), false))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        assert!(list.orphan_subflows.is_empty());
+        assert_eq!(list.mptcp_connections[0].subflows[1].tcp_stream, 1);
+        let s = a.mptcp_summary(0).expect("connection 0");
+        let s2c = &s.directions[S2C];
+        assert_eq!((s2c.unique_bytes, s2c.acked_bytes), (100, 0));
+        assert_eq!(s2c.subflows[1].unique_bytes, 100);
+    }
+
+    /// Every TCP stream with an MPTCP option is a subflow of exactly one connection or one
+    /// orphan, and nothing else is listed.
+    fn assert_every_mptcp_stream_listed_once(a: &Analyzer) {
+        let mptcp_streams: Vec<u64> = a
+            .tcp_list()
+            .tcp_connections
+            .iter()
+            .filter(|s| s.mptcp)
+            .map(|s| s.stream)
+            .collect();
+        let list = a.mptcp_list();
+        let mut listed: Vec<u64> = list
+            .mptcp_connections
+            .iter()
+            .flat_map(|c| c.subflows.iter().map(|s| s.tcp_stream))
+            .chain(list.orphan_subflows.iter().map(|o| o.tcp_stream))
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(listed, mptcp_streams);
+    }
+
+    /// Streams whose MPTCP options name no connection (tcpdump's mptcp-tcprst.pcap: two
+    /// MP_TCPRST packets; an ADD_ADDR alone) are orphans, listed with why; a stream carrying
+    /// only a malformed option too. Plain TCP is not listed.
+    #[test]
+    fn streams_with_only_signalling_options_are_orphans() {
+        let mut a = Analyzer::new();
+        let rst = MptcpOption::TcpRst {
+            flags: 0,
+            reason: 1,
+        };
+        a.feed_tcp(&pkt(A, 1000, B, 80).seq(5).opt(rst.clone()).done());
+        a.feed_tcp(&pkt(B, 80, A, 1000).seq(9).opt(rst).done());
+        a.feed_tcp(&pkt(A, 1001, B, 80).seq(5).len(10).done());
+        a.feed_tcp(
+            &pkt(A, 1002, B, 80)
+                .opt(MptcpOption::Malformed { subtype: 2, len: 5 })
+                .done(),
+        );
+        v0_handshake(&mut a);
+        let list = a.mptcp_list();
+        let orphans: Vec<_> = list
+            .orphan_subflows
+            .iter()
+            .map(|o| (o.tcp_stream, o.reason, o.token))
+            .collect();
+        assert_eq!(
+            orphans,
+            [
+                (0, OrphanReason::NoHandshakeOrDss, None),
+                (2, OrphanReason::NoHandshakeOrDss, None),
+            ]
+        );
+        assert_eq!(list.orphan_subflows[0].client.to_string(), "10.0.0.1:1000");
+        assert_eq!(list.mptcp_connections.len(), 1);
+        assert_every_mptcp_stream_listed_once(&a);
+    }
+
+    /// A stream first attached by DSN (role unknown) whose MP_JOIN SYN is captured later, with
+    /// the token of its connection, becomes a join with the SYN's backup flag and address id.
+    #[test]
+    fn late_join_syn_turns_a_dsn_attached_subflow_into_a_join() {
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed_tcp(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5001)
+                .len(100)
+                .opt(dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 100)), false))
+                .done(),
+        );
+        let role = |a: &Analyzer| a.mptcp_list().mptcp_connections[0].subflows[1].role;
+        assert_eq!(role(&a), SubflowRole::Unknown);
+        a.feed_tcp(
+            &pkt(A2, 2000, B, 5201)
+                .seq(5000)
+                .flags(SYN)
+                .opt(join_syn(S_TOKEN, true, 3))
+                .done(),
+        );
+        let list = a.mptcp_list();
+        let join = &list.mptcp_connections[0].subflows[1];
+        assert_eq!(
+            (join.role, join.join, join.backup, join.client_addr_id),
+            (SubflowRole::Join, true, true, Some(3))
+        );
+        assert_every_mptcp_stream_listed_once(&a);
+    }
+
+    /// More MPTCP options than the decoder keeps are counted per packet, with a problem line.
+    #[test]
+    fn mptcp_option_overflow_is_a_diagnostic() {
+        let mut a = Analyzer::new();
+        let mut packet = pkt(A, 1000, B, 80).at(7, 0).done();
+        packet.mptcp_overflow = 2;
+        a.feed_tcp(&packet);
+        a.feed_tcp(&pkt(A, 1000, B, 80).at(8, 0).done());
+        let d = a.diagnostics();
+        assert_eq!(d.mptcp_overflow_packets, 1);
+        assert_eq!(
+            d.problems,
+            ["packet 7: 2 MPTCP options beyond the first 6 ignored"]
         );
     }
 

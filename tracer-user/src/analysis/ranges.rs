@@ -1,14 +1,27 @@
-//! Interval sets over `u64` sequence positions, half-open `[start, end)`.
+//! Interval sets over modular `u64` sequence positions (`[start, start + len)`, modulo 2^64).
 //!
 //! `RangeSet` answers "how many of these bytes are new?" (unique bytes, retransmissions,
 //! reinjections, and per-subflow shares: the new bytes of an insert go to the subflow that
 //! inserted them). It keeps its intervals sorted, disjoint and merged with their neighbours, so
 //! its size follows the number of holes in the sequence space, not the number of segments.
 //! In-order data only ever extends the last interval: no allocation, no search.
+//!
+//! Data sequence numbers are modular (RFC 8684 §3.3.1): a transfer may cross 2^64. The set
+//! stores its intervals relative to a base chosen at its first insert, 2^63 below that first
+//! position, so positions within 2^63 either side of it (every realistic sequence space, whose
+//! values lie within 2^32 of each other) order and merge correctly across 2^64. Positions
+//! farther away than that are clipped at the edge of the relative space, never a panic.
 
-/// A set of `u64` positions stored as sorted, disjoint, non-adjacent `[start, end)` intervals.
+/// Relative offset of the first position inserted: the middle of the relative space.
+const MIDDLE: u64 = 1 << 63;
+
+/// A set of `u64` positions (modulo 2^64) stored as sorted, disjoint, non-adjacent relative
+/// `[start, end)` intervals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RangeSet {
+    /// The position relative offset 0 stands for.
+    base: u64,
+    /// Relative to `base`.
     ranges: Vec<(u64, u64)>,
 }
 
@@ -17,8 +30,26 @@ impl RangeSet {
         Self::default()
     }
 
-    /// Adds `[start, end)` and returns how many of its positions were not in the set before.
-    pub fn insert(&mut self, start: u64, end: u64) -> u64 {
+    /// `[start, start + len)` relative to the base: its end clipped to the relative space.
+    fn relative(&self, start: u64, len: u64) -> (u64, u64) {
+        let rel = start.wrapping_sub(self.base);
+        (rel, rel.saturating_add(len))
+    }
+
+    /// Adds `[start, start + len)` and returns how many of its positions were not in the set
+    /// before.
+    pub fn insert(&mut self, start: u64, len: u64) -> u64 {
+        if len == 0 {
+            return 0;
+        }
+        if self.ranges.is_empty() {
+            self.base = start.wrapping_sub(MIDDLE);
+        }
+        let (start, end) = self.relative(start, len);
+        self.insert_relative(start, end)
+    }
+
+    fn insert_relative(&mut self, start: u64, end: u64) -> u64 {
         if start >= end {
             return 0;
         }
@@ -59,8 +90,10 @@ impl RangeSet {
         (end - start) - covered
     }
 
-    /// Removes `[start, end)` from the set, calling `taken` with each removed piece (in order).
-    pub fn remove(&mut self, start: u64, end: u64, mut taken: impl FnMut(u64, u64)) {
+    /// Removes `[start, start + len)` from the set, calling `taken(start, len)` with each
+    /// removed piece (in order).
+    pub fn remove(&mut self, start: u64, len: u64, mut taken: impl FnMut(u64, u64)) {
+        let (start, end) = self.relative(start, len);
         if start >= end {
             return;
         }
@@ -70,7 +103,8 @@ impl RangeSet {
             return;
         }
         for &(s, e) in &self.ranges[first..past] {
-            taken(s.max(start), e.min(end));
+            let piece = s.max(start);
+            taken(piece.wrapping_add(self.base), e.min(end) - piece);
         }
         // What survives: a left part of the first interval and a right part of the last.
         let left = (self.ranges[first].0 < start).then(|| (self.ranges[first].0, start));
@@ -79,11 +113,12 @@ impl RangeSet {
             .splice(first..past, left.into_iter().chain(right));
     }
 
-    /// Whether every position of `[start, end)` is in the set (true for an empty range).
-    pub fn covers(&self, start: u64, end: u64) -> bool {
-        if start >= end {
+    /// Whether every position of `[start, start + len)` is in the set (true when `len` is 0).
+    pub fn covers(&self, start: u64, len: u64) -> bool {
+        if len == 0 {
             return true;
         }
+        let (start, end) = self.relative(start, len);
         let i = self.ranges.partition_point(|&(_, e)| e <= start);
         self.ranges
             .get(i)
@@ -99,23 +134,24 @@ impl RangeSet {
         self.ranges.is_empty()
     }
 
-    /// End of the highest interval.
+    /// The position just past the highest interval (modulo 2^64).
     pub fn end(&self) -> Option<u64> {
-        self.ranges.last().map(|&(_, e)| e)
+        self.ranges.last().map(|&(_, e)| e.wrapping_add(self.base))
     }
 
-    pub fn intervals(&self) -> &[(u64, u64)] {
-        &self.ranges
+    /// The intervals as absolute `(start, end)` positions, in order (`end` modulo 2^64).
+    #[cfg(test)]
+    pub fn intervals(&self) -> Vec<(u64, u64)> {
+        self.ranges
+            .iter()
+            .map(|&(s, e)| (s.wrapping_add(self.base), e.wrapping_add(self.base)))
+            .collect()
     }
 
     /// Adds `delta` (modulo 2^64) to every position: used when a provisional sequence space
-    /// learns its true base. Order is kept because callers shift by multiples of 2^32 within
-    /// a space much smaller than 2^63.
+    /// learns its true base. Only the base moves.
     pub fn shift(&mut self, delta: u64) {
-        for r in &mut self.ranges {
-            r.0 = r.0.wrapping_add(delta);
-            r.1 = r.1.wrapping_add(delta);
-        }
+        self.base = self.base.wrapping_add(delta);
     }
 }
 
@@ -138,10 +174,10 @@ mod tests {
     }
 
     fn check_invariants(set: &RangeSet) {
-        for w in set.intervals().windows(2) {
-            assert!(w[0].1 < w[1].0, "not sorted/merged: {:?}", set.intervals());
+        for w in set.ranges.windows(2) {
+            assert!(w[0].1 < w[1].0, "not sorted/merged: {:?}", set.ranges);
         }
-        for &(s, e) in set.intervals() {
+        for &(s, e) in &set.ranges {
             assert!(s < e);
         }
     }
@@ -149,22 +185,55 @@ mod tests {
     #[test]
     fn insert_reports_new_positions() {
         let mut set = RangeSet::new();
-        assert_eq!(set.insert(10, 20), 10);
-        assert_eq!(set.insert(20, 30), 10); // adjacent: merged
-        assert_eq!(set.intervals(), &[(10, 30)]);
-        assert_eq!(set.insert(15, 25), 0); // inside
-        assert_eq!(set.insert(40, 50), 10);
+        assert_eq!(set.insert(10, 10), 10);
+        assert_eq!(set.insert(20, 10), 10); // adjacent: merged
+        assert_eq!(set.intervals(), [(10, 30)]);
+        assert_eq!(set.insert(15, 10), 0); // inside
+        assert_eq!(set.insert(40, 10), 10);
         assert_eq!(set.insert(0, 5), 5);
         // [0,60) covers 0..5, 10..30, 40..50 (35 positions) → 25 new, all merged into one.
         assert_eq!(set.insert(0, 60), 25);
-        assert_eq!(set.intervals(), &[(0, 60)]);
+        assert_eq!(set.intervals(), [(0, 60)]);
         assert_eq!(set.len(), 60);
-        assert_eq!(set.insert(7, 7), 0);
+        assert_eq!(set.insert(7, 0), 0);
+    }
+
+    /// A range across 2^64 is one range: 100 positions below 2^64 and 100 from 0.
+    #[test]
+    fn ranges_wrap_at_2_pow_64() {
+        let below = u64::MAX - 99; // 2^64 − 100
+        let mut set = RangeSet::new();
+        assert_eq!(set.insert(below, 200), 200);
+        assert_eq!(set.intervals(), [(below, 100)]);
+        assert_eq!(set.end(), Some(100));
+        // In order after the wrap, then a retransmission straddling it.
+        assert_eq!(set.insert(100, 50), 50);
+        assert_eq!(set.insert(u64::MAX - 9, 30), 0);
+        assert!(set.covers(u64::MAX, 151));
+        assert!(!set.covers(u64::MAX, 152));
+        // Data before the first insert (reordering) sorts below it, across nothing.
+        assert_eq!(set.insert(below - 50, 50), 50);
+        assert_eq!(set.len(), 300);
+        let mut taken = Vec::new();
+        set.remove(u64::MAX - 4, 10, |start, len| taken.push((start, len)));
+        assert_eq!(taken, [(u64::MAX - 4, 10)]);
+        assert_eq!(set.intervals(), [(below - 50, u64::MAX - 4), (5, 150)]);
+        // Shifting moves every position, also across 2^64.
+        set.shift(1000);
+        assert_eq!(set.intervals(), [(850, 995), (1005, 1150)]);
     }
 
     #[test]
     fn randomised_against_bitmap() {
+        // The same operations at positions from 0, and straddling 2^64.
+        for offset in [0, u64::MAX - 1000] {
+            randomised_against_bitmap_at(offset);
+        }
+    }
+
+    fn randomised_against_bitmap_at(offset: u64) {
         const SPACE: u64 = 2048;
+        let at = |i: u64| i.wrapping_add(offset);
         for seed in 1..40u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
             let mut set = RangeSet::new();
@@ -179,13 +248,15 @@ mod tests {
                     // Remove from the plain set: the pieces taken are exactly the set bits.
                     let mut taken = 0;
                     let mut last_end = 0;
-                    set.remove(start, end, |s, e| {
+                    set.remove(at(start), end - start, |s, len| {
+                        let s = s.wrapping_sub(offset);
+                        let e = s + len;
                         assert!(s >= start && e <= end && s < e && s >= last_end);
                         last_end = e;
                         for i in s..e {
                             assert!(bitmap[i as usize], "took {i}, which was not in the set");
                         }
-                        taken += e - s;
+                        taken += len;
                     });
                     let naive_taken = (start..end).filter(|&i| bitmap[i as usize]).count() as u64;
                     assert_eq!(taken, naive_taken);
@@ -194,12 +265,12 @@ mod tests {
                     }
                 } else {
                     let naive_covers = (start..end).all(|i| bitmap[i as usize]);
-                    assert_eq!(set.covers(start, end), naive_covers);
+                    assert_eq!(set.covers(at(start), end - start), naive_covers);
                     let naive_new = (start..end).filter(|&i| !bitmap[i as usize]).count() as u64;
                     for i in start..end {
                         bitmap[i as usize] = true;
                     }
-                    assert_eq!(set.insert(start, end), naive_new);
+                    assert_eq!(set.insert(at(start), end - start), naive_new);
                 }
                 check_invariants(&set);
             }

@@ -24,27 +24,16 @@ use std::net::{IpAddr, SocketAddr};
 
 use rustc_hash::FxHashMap;
 
-use super::ranges::RangeSet;
+use super::{
+    direction::{Direction, PerDirection},
+    ranges::RangeSet,
+};
 use crate::decode::{MptcpOption, Packet, tcp_flags};
 
 /// Where the first sequence number seen in a direction is placed in the 64-bit position space.
 /// Leaving 2^32 below it lets segments sent before the first one seen (capture started
 /// mid-stream, reordering) keep non-negative positions.
 const ORIGIN: u64 = 1 << 32;
-
-/// Index of the client→server direction in per-direction arrays.
-pub const CLIENT_TO_SERVER: usize = 0;
-/// Index of the server→client direction.
-pub const SERVER_TO_CLIENT: usize = 1;
-
-/// Name of a direction index as the JSON schema spells it.
-pub fn direction_name(dir: usize) -> &'static str {
-    if dir == CLIENT_TO_SERVER {
-        "client_to_server"
-    } else {
-        "server_to_client"
-    }
-}
 
 /// The 32-bit value `low` expanded to the 64-bit value with the same low 32 bits that is
 /// closest to `reference`.
@@ -137,22 +126,17 @@ impl TcpDirection {
         self.covered.len()
     }
 
-    /// Whether every payload position in `[start, end)` was carried at least once.
-    pub fn carried(&self, start: u64, end: u64) -> bool {
-        self.covered.covers(start, end)
+    /// Whether every payload position in `[start, start + len)` was carried at least once.
+    pub fn carried(&self, start: u64, len: u64) -> bool {
+        self.covered.covers(start, len)
     }
 
     /// A direction whose payload covered `[start, end)`, for tests of what uses coverage.
     #[cfg(test)]
     pub(crate) fn covering(start: u64, end: u64) -> Self {
         let mut direction = Self::default();
-        direction.covered.insert(start, end);
+        direction.covered.insert(start, end.saturating_sub(start));
         direction
-    }
-
-    /// Highest payload position covered (exclusive).
-    pub fn covered_end(&self) -> Option<u64> {
-        self.covered.end()
     }
 }
 
@@ -164,8 +148,7 @@ pub struct TcpStream {
     pub handshake_seen: bool,
     pub packets: u64,
     pub mptcp: bool,
-    /// Indexed by `CLIENT_TO_SERVER` / `SERVER_TO_CLIENT`.
-    pub dirs: [TcpDirection; 2],
+    pub dirs: PerDirection<TcpDirection>,
     client_isn: Option<u32>,
     rst_seen: bool,
     /// The client is the high endpoint of the stream's `FlowKey`: a packet's direction is a
@@ -175,7 +158,7 @@ pub struct TcpStream {
 
 impl TcpStream {
     fn closed(&self) -> bool {
-        self.rst_seen || (self.dirs[0].fin_seen && self.dirs[1].fin_seen)
+        self.rst_seen || self.dirs.iter().all(|(_, d)| d.fin_seen)
     }
 }
 
@@ -183,8 +166,7 @@ impl TcpStream {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
     pub stream: u32,
-    /// `CLIENT_TO_SERVER` or `SERVER_TO_CLIENT`.
-    pub dir: usize,
+    pub dir: Direction,
     /// The packet created the stream.
     pub new_stream: bool,
     /// A late SYN swapped client and server of an existing stream (directions flipped).
@@ -220,12 +202,50 @@ impl TcpTracker {
     }
 
     /// Assigns the packet to a stream and updates its counters.
+    #[inline]
     pub fn feed(&mut self, packet: &Packet) -> Segment {
+        let syn = packet.has_flag(tcp_flags::SYN);
+        let syn_only = syn && !packet.has_flag(tcp_flags::ACK);
+        let (index, new_stream, sides) = self.stream_of(packet);
+        let stream = &mut self.streams[index as usize];
+        // A SYN after other packets of an open stream: its sender is the client.
+        let roles_swapped = syn_only && stream.late_syn(sides);
+        let dir = if sides.src_high == stream.client_high {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        };
+        stream.packets += u64::from(packet.segments);
+        stream.mptcp |= !packet.mptcp.is_empty();
+        stream.rst_seen |= packet.has_flag(tcp_flags::RST);
+        if syn_only {
+            stream.client_isn = Some(packet.seq);
+        }
+        if syn && !syn_only {
+            stream.dirs[Direction::ClientToServer].isn_from_synack(packet.ack);
+        }
+        let d = &mut stream.dirs[dir];
+        let carried = d.carry(packet);
+        Segment {
+            stream: index,
+            dir,
+            new_stream,
+            roles_swapped,
+            payload_pos: carried.payload_pos,
+            isn_pos: d.isn_pos,
+            retransmitted_bytes: carried.retransmitted_bytes,
+            keep_alive: carried.keep_alive,
+        }
+    }
+
+    /// The stream a packet belongs to (a new one for a new 4-tuple or a reused one), whether
+    /// it is new, and which sides of the 4-tuple the packet's endpoints are.
+    #[inline]
+    fn stream_of(&mut self, packet: &Packet) -> (u32, bool, Sides) {
         let syn = packet.has_flag(tcp_flags::SYN);
         let ack = packet.has_flag(tcp_flags::ACK);
         let syn_only = syn && !ack;
         let (key, sides) = FlowKey::of(packet);
-
         let known = match self.last {
             Some((last, index)) if last == key => Some(index),
             _ => self.by_tuple.get(&key).copied(),
@@ -243,90 +263,123 @@ impl TcpTracker {
             Some(index) => (index, false),
             None => {
                 let index = self.streams.len() as u32;
-                let src = SocketAddr::new(packet.src, packet.src_port);
-                let dst = SocketAddr::new(packet.dst, packet.dst_port);
-                let (client, server, client_high) = if syn && ack {
-                    (dst, src, sides.dst_high)
-                } else {
-                    (src, dst, sides.src_high)
-                };
-                self.streams.push(TcpStream {
-                    client,
-                    server,
-                    handshake_seen: syn_only,
-                    packets: 0,
-                    mptcp: false,
-                    dirs: Default::default(),
-                    client_isn: None,
-                    rst_seen: false,
-                    client_high,
-                });
+                self.streams.push(TcpStream::new(packet, sides, syn && ack));
                 self.by_tuple.insert(key, index);
                 (index, true)
             }
         };
         self.last = Some((key, index));
-        let stream = &mut self.streams[index as usize];
+        (index, new_stream, sides)
+    }
+}
 
-        // A SYN after other packets of an open stream: its sender is the client.
-        let mut roles_swapped = false;
-        if syn_only && !stream.handshake_seen {
-            stream.handshake_seen = true;
-            if stream.client_high != sides.src_high {
-                std::mem::swap(&mut stream.client, &mut stream.server);
-                stream.client_high = !stream.client_high;
-                stream.dirs.swap(0, 1);
-                roles_swapped = true;
-            }
-        }
-        let dir = if sides.src_high == stream.client_high {
-            CLIENT_TO_SERVER
+impl TcpStream {
+    /// A stream whose first packet is `packet`: its sender is the client, unless it is a
+    /// SYN/ACK (`synack`), whose receiver is.
+    fn new(packet: &Packet, sides: Sides, synack: bool) -> Self {
+        let src = SocketAddr::new(packet.src, packet.src_port);
+        let dst = SocketAddr::new(packet.dst, packet.dst_port);
+        let (client, server, client_high) = if synack {
+            (dst, src, sides.dst_high)
         } else {
-            SERVER_TO_CLIENT
+            (src, dst, sides.src_high)
         };
-
-        stream.packets += u64::from(packet.segments);
-        stream.mptcp |= !packet.mptcp.is_empty();
-        if packet.has_flag(tcp_flags::RST) {
-            stream.rst_seen = true;
+        TcpStream {
+            client,
+            server,
+            handshake_seen: packet.has_flag(tcp_flags::SYN) && !synack,
+            packets: 0,
+            mptcp: false,
+            dirs: PerDirection::default(),
+            client_isn: None,
+            rst_seen: false,
+            client_high,
         }
-        if syn_only {
-            stream.client_isn = Some(packet.seq);
-        }
+    }
 
-        // The client's ISN is the SYN/ACK's ack − 1: record it if its SYN was not seen.
-        if syn && ack {
-            let client_dir = &mut stream.dirs[CLIENT_TO_SERVER];
-            if client_dir.isn_pos.is_none() {
-                let isn = packet.ack.wrapping_sub(1);
-                let pos = client_dir.position(isn);
-                client_dir.isn_pos = Some(pos);
-                client_dir.advance(isn, pos);
-            }
+    /// A SYN (without ACK) from the `sides.src_high` endpoint: the handshake is seen, and if
+    /// it is the first SYN and comes from the endpoint taken as server, client and server
+    /// swap. Returns whether they did.
+    fn late_syn(&mut self, sides: Sides) -> bool {
+        if self.handshake_seen {
+            return false;
         }
+        self.handshake_seen = true;
+        if self.client_high == sides.src_high {
+            return false;
+        }
+        std::mem::swap(&mut self.client, &mut self.server);
+        self.client_high = !self.client_high;
+        self.dirs.swap();
+        true
+    }
+}
 
-        let d = &mut stream.dirs[dir];
-        let pos = d.position(packet.seq);
-        d.advance(packet.seq, pos);
+/// What one segment's payload was to its direction.
+struct Payload {
+    payload_pos: u64,
+    retransmitted_bytes: u64,
+    keep_alive: bool,
+}
+
+impl TcpDirection {
+    /// The client's ISN is the SYN/ACK's ack − 1: recorded if its SYN was not seen.
+    fn isn_from_synack(&mut self, ack: u32) {
+        if self.isn_pos.is_none() {
+            let isn = ack.wrapping_sub(1);
+            let pos = self.position(isn);
+            self.isn_pos = Some(pos);
+            self.advance(isn, pos);
+        }
+    }
+
+    /// Counts a packet of this direction and the sequence range its payload covers.
+    #[inline]
+    fn carry(&mut self, packet: &Packet) -> Payload {
+        let syn = packet.has_flag(tcp_flags::SYN);
+        let pos = self.position(packet.seq);
+        self.advance(packet.seq, pos);
         if syn {
-            d.isn_pos = Some(pos);
+            self.isn_pos = Some(pos);
         }
-        d.packets += u64::from(packet.segments);
-        d.first_ts_ns.get_or_insert(packet.ts_ns);
-        d.last_ts_ns = d.last_ts_ns.max(packet.ts_ns);
-        if packet.has_flag(tcp_flags::FIN) {
-            d.fin_seen = true;
-        }
-        let payload_pos = pos + u64::from(syn);
+        self.packets += u64::from(packet.segments);
+        self.first_ts_ns.get_or_insert(packet.ts_ns);
+        self.last_ts_ns = self.last_ts_ns.max(packet.ts_ns);
+        self.fin_seen |= packet.has_flag(tcp_flags::FIN);
+        let payload_pos = pos.wrapping_add(u64::from(syn));
         let len = u64::from(packet.payload_len);
+        let keep_alive = self.keep_alive(packet, pos, len);
         let mut retransmitted_bytes = 0;
-        // Wireshark's keep-alive: at most one byte, one before the next expected sequence
-        // number, no SYN/FIN/RST. It re-sends an old byte on purpose: not a retransmission.
-        // A segment whose DSS maps its byte to data is data, however short (server_2.pcap
-        // frame 2145 re-sends a 1-byte mapping; tshark too calls it a retransmission).
-        let keep_alive = len <= 1
+        if len > 0 {
+            self.wire_bytes += len;
+            let new = self.covered.insert(payload_pos, len);
+            if new < len && !keep_alive {
+                retransmitted_bytes = len - new;
+                self.retransmissions += 1;
+                self.retransmitted_bytes += retransmitted_bytes;
+            }
+            // Reference the end of the payload so the next segment expands near it.
+            let seq_end = packet
+                .seq
+                .wrapping_add(u32::from(syn))
+                .wrapping_add(packet.payload_len);
+            self.advance(seq_end, payload_pos.wrapping_add(len));
+        }
+        Payload {
+            payload_pos,
+            retransmitted_bytes,
+            keep_alive,
+        }
+    }
+
+    /// Wireshark's keep-alive: at most one byte, one before the next expected sequence
+    /// number, no SYN/FIN/RST. It re-sends an old byte on purpose: not a retransmission.
+    /// A segment whose DSS maps its byte to data is data, however short (server_2.pcap frame
+    /// 2145 re-sends a 1-byte mapping; tshark too calls it a retransmission).
+    fn keep_alive(&self, packet: &Packet, pos: u64, len: u64) -> bool {
+        len <= 1
             && packet.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
-            && d.covered.end().is_some_and(|end| pos + 1 == end)
+            && self.covered.end() == Some(pos.wrapping_add(1))
             && !packet.mptcp.iter().any(|o| {
                 matches!(
                     o,
@@ -335,35 +388,7 @@ impl TcpTracker {
                         ..
                     }
                 )
-            });
-        if len > 0 {
-            d.wire_bytes += len;
-            let new = d.covered.insert(payload_pos, payload_pos + len);
-            if new < len && !keep_alive {
-                retransmitted_bytes = len - new;
-                d.retransmissions += 1;
-                d.retransmitted_bytes += retransmitted_bytes;
-            }
-            // Reference the end of the payload so the next segment expands near it.
-            let end = payload_pos + len;
-            d.advance(
-                packet
-                    .seq
-                    .wrapping_add(u32::from(syn))
-                    .wrapping_add(packet.payload_len),
-                end,
-            );
-        }
-        Segment {
-            stream: index,
-            dir,
-            new_stream,
-            roles_swapped,
-            payload_pos,
-            isn_pos: d.isn_pos,
-            retransmitted_bytes,
-            keep_alive,
-        }
+            })
     }
 }
 
@@ -464,7 +489,7 @@ pub(crate) mod tests {
         let s = &t.streams()[0];
         assert_eq!(s.client.to_string(), "10.0.0.1:40000");
         assert!(s.handshake_seen);
-        let c2s = &s.dirs[CLIENT_TO_SERVER];
+        let c2s = &s.dirs[Direction::ClientToServer];
         assert_eq!(
             (c2s.packets, c2s.wire_bytes, c2s.unique_bytes()),
             (4, 400, 250)
@@ -485,7 +510,7 @@ pub(crate) mod tests {
         // A real 1-byte retransmission elsewhere (103) is one.
         let seg = t.feed(&pkt(A, 1, B, 2).seq(103).len(1).done());
         assert!(!seg.keep_alive);
-        let d = &t.streams()[0].dirs[CLIENT_TO_SERVER];
+        let d = &t.streams()[0].dirs[Direction::ClientToServer];
         assert_eq!(
             (d.wire_bytes, d.unique_bytes(), d.retransmissions),
             (7, 5, 1)
@@ -502,7 +527,7 @@ pub(crate) mod tests {
         let seg = t.feed(&pkt(A, 1, B, 2).seq(0x2e9).len(1000).done());
         assert_eq!(seg.retransmitted_bytes, 0);
         assert_eq!(seg.payload_pos - seg.isn_pos.expect("isn"), 1001);
-        let d = &t.streams()[0].dirs[CLIENT_TO_SERVER];
+        let d = &t.streams()[0].dirs[Direction::ClientToServer];
         assert_eq!(d.unique_bytes(), 2000);
         assert_eq!(d.retransmissions, 0);
     }
@@ -542,13 +567,13 @@ pub(crate) mod tests {
         let mut t = TcpTracker::default();
         // First packet from the "server" side: its sender becomes the client.
         let seg = t.feed(&pkt(B, 80, A, 40000).seq(7777).len(10).done());
-        assert_eq!((seg.dir, seg.isn_pos), (CLIENT_TO_SERVER, None));
+        assert_eq!((seg.dir, seg.isn_pos), (Direction::ClientToServer, None));
         t.feed(&pkt(A, 40000, B, 80).seq(1).len(20).done());
         let s = &t.streams()[0];
         assert!(!s.handshake_seen);
         assert_eq!(s.client.to_string(), "10.0.0.2:80");
-        assert_eq!(s.dirs[CLIENT_TO_SERVER].unique_bytes(), 10);
-        assert_eq!(s.dirs[SERVER_TO_CLIENT].unique_bytes(), 20);
+        assert_eq!(s.dirs[Direction::ClientToServer].unique_bytes(), 10);
+        assert_eq!(s.dirs[Direction::ServerToClient].unique_bytes(), 20);
     }
 
     #[test]
@@ -576,11 +601,11 @@ pub(crate) mod tests {
         let seg = t.feed(&pkt(A, 40000, B, 80).seq(1000).flags(SYN).done());
         assert_eq!(
             (seg.stream, seg.roles_swapped, seg.dir),
-            (0, true, CLIENT_TO_SERVER)
+            (0, true, Direction::ClientToServer)
         );
         let s = &t.streams()[0];
         assert!(s.handshake_seen);
         assert_eq!(s.client.to_string(), "10.0.0.1:40000");
-        assert_eq!(s.dirs[SERVER_TO_CLIENT].wire_bytes, 10);
+        assert_eq!(s.dirs[Direction::ServerToClient].wire_bytes, 10);
     }
 }

@@ -30,14 +30,22 @@ pub struct TraceReport<'a> {
 }
 
 #[cfg(test)]
+mod pinned;
+
+#[cfg(test)]
 mod tests {
     use serde_json::Value;
 
     use super::*;
     use crate::analysis::summary::{
-        MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, OrphanSubflow,
-        SubflowDirectionSummary, SubflowInfo, TcpConnectionInfo, TcpList,
+        Direction, EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, OrphanReason,
+        OrphanSubflow, SubflowDirectionSummary, SubflowInfo, SubflowRole, TcpConnectionInfo,
+        TcpList,
     };
+
+    fn at(address: &str) -> std::net::SocketAddr {
+        address.parse().expect("a test address")
+    }
 
     fn keys(value: &Value) -> Vec<&str> {
         let mut keys: Vec<&str> = value
@@ -65,18 +73,19 @@ mod tests {
             mptcp_connections: vec![MptcpConnectionInfo {
                 id: 0,
                 version: 0,
-                client_key: Some(u64::MAX.to_string()),
-                server_key: Some("1".into()),
+                client_key: Some(u64::MAX),
+                server_key: Some(1),
                 client_token: Some(0xdead_beef),
                 server_token: Some(7),
-                client_idsn: Some("2".into()),
+                client_idsn: Some(2),
                 server_idsn: None,
                 fallback: false,
                 subflows: vec![SubflowInfo {
                     tcp_stream: 0,
-                    client: "10.0.0.1:1".into(),
-                    server: "10.0.0.2:2".into(),
+                    client: at("10.0.0.1:1"),
+                    server: at("10.0.0.2:2"),
                     join: false,
+                    role: SubflowRole::Initial,
                     backup: false,
                     client_addr_id: None,
                     server_addr_id: None,
@@ -84,9 +93,10 @@ mod tests {
             }],
             orphan_subflows: vec![OrphanSubflow {
                 tcp_stream: 4,
-                client: "10.0.1.1:3".into(),
-                server: "10.0.0.2:2".into(),
+                client: at("10.0.1.1:3"),
+                server: at("10.0.0.2:2"),
                 token: Some(9),
+                reason: OrphanReason::UnknownToken,
             }],
         }
     }
@@ -130,11 +140,11 @@ mod tests {
         assert_eq!(connection["server_idsn"], Value::Null);
         has_fields(
             &connection["subflows"][0],
-            &["tcp_stream", "client", "server", "join", "backup"],
+            &["tcp_stream", "client", "server", "join", "role", "backup"],
         );
         has_fields(
             &value["orphan_subflows"][0],
-            &["tcp_stream", "client", "server", "token"],
+            &["tcp_stream", "client", "server", "token", "reason"],
         );
     }
 
@@ -143,8 +153,8 @@ mod tests {
         let list = TcpList {
             tcp_connections: vec![TcpConnectionInfo {
                 stream: 3,
-                client: "[fd00::1]:5".into(),
-                server: "[fd00::2]:6".into(),
+                client: at("[fd00::1]:5"),
+                server: at("[fd00::2]:6"),
                 packets: 12,
                 mptcp: true,
                 handshake_seen: false,
@@ -170,7 +180,7 @@ mod tests {
             fallback: false,
             events_dropped: 0,
             directions: vec![MptcpDirectionSummary {
-                direction: "client_to_server",
+                direction: Direction::ClientToServer,
                 duration_s: 1.5,
                 wire_bytes: 110,
                 unique_bytes: 100,
@@ -197,8 +207,8 @@ mod tests {
                 time_s: 0.25,
                 packet: 9,
                 tcp_stream: 0,
-                direction: "client_to_server",
-                kind: "data_fin",
+                direction: Direction::ClientToServer,
+                kind: EventKind::DataFin,
                 detail: String::new(),
             }],
         }

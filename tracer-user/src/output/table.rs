@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use crate::{
     analysis::summary::{
-        MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary, TcpDirectionSummary,
-        TcpList, TcpSummary,
+        Direction, MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary,
+        OrphanReason, SubflowRole, TcpDirectionSummary, TcpList, TcpSummary,
     },
     source::live::LiveStats,
 };
@@ -34,8 +34,8 @@ pub fn tcp_list(list: &TcpList) -> String {
     for connection in &list.tcp_connections {
         table.row(vec![
             connection.stream.to_string(),
-            connection.client.clone(),
-            connection.server.clone(),
+            connection.client.to_string(),
+            connection.server.to_string(),
             connection.packets.to_string(),
             yes_no(connection.mptcp).to_owned(),
             seen(connection.handshake_seen).to_owned(),
@@ -95,19 +95,23 @@ pub fn mptcp_list(list: &MptcpList) -> String {
         out.push_str(&mptcp_connection(connection));
     }
     if !list.orphan_subflows.is_empty() {
-        out.push_str("\nOrphan subflows (MP_JOIN token matches no connection in the capture):\n");
+        out.push_str(
+            "\nOrphan subflows (MPTCP options, but no connection in the capture claims them):\n",
+        );
         let mut table = Table::new(&[
             ("STREAM", Align::Right),
             ("CLIENT", Align::Left),
             ("SERVER", Align::Left),
             ("TOKEN", Align::Left),
+            ("WHY", Align::Left),
         ]);
         for orphan in &list.orphan_subflows {
             table.row(vec![
                 orphan.tcp_stream.to_string(),
-                orphan.client.clone(),
-                orphan.server.clone(),
+                orphan.client.to_string(),
+                orphan.server.to_string(),
                 token(orphan.token),
+                orphan_reason(orphan.reason).to_owned(),
             ]);
         }
         out.push_str(&table.render("  "));
@@ -132,31 +136,7 @@ fn mptcp_connection(connection: &MptcpConnectionInfo) -> String {
             ""
         }
     );
-    let mut keys = Table::new(&[
-        ("", Align::Left),
-        ("KEY", Align::Left),
-        ("TOKEN", Align::Left),
-        ("IDSN", Align::Left),
-    ]);
-    keys.row(vec![
-        "client".to_owned(),
-        key(connection.client_key.as_deref()),
-        token(connection.client_token),
-        connection
-            .client_idsn
-            .clone()
-            .unwrap_or_else(|| "-".to_owned()),
-    ]);
-    keys.row(vec![
-        "server".to_owned(),
-        key(connection.server_key.as_deref()),
-        token(connection.server_token),
-        connection
-            .server_idsn
-            .clone()
-            .unwrap_or_else(|| "-".to_owned()),
-    ]);
-    out.push_str(&keys.render("  "));
+    out.push_str(&key_table(connection));
     let mut subflows = Table::new(&[
         ("STREAM", Align::Right),
         ("KIND", Align::Left),
@@ -168,9 +148,9 @@ fn mptcp_connection(connection: &MptcpConnectionInfo) -> String {
     for subflow in &connection.subflows {
         subflows.row(vec![
             subflow.tcp_stream.to_string(),
-            if subflow.join { "join" } else { "initial" }.to_owned(),
-            subflow.client.clone(),
-            subflow.server.clone(),
+            subflow_kind(subflow.role).to_owned(),
+            subflow.client.to_string(),
+            subflow.server.to_string(),
             format!(
                 "{}/{}",
                 optional(subflow.client_addr_id),
@@ -182,6 +162,29 @@ fn mptcp_connection(connection: &MptcpConnectionInfo) -> String {
     out.push('\n');
     out.push_str(&subflows.render("  "));
     out
+}
+
+/// Keys, tokens and IDSNs of both sides of a connection.
+fn key_table(connection: &MptcpConnectionInfo) -> String {
+    let mut table = Table::new(&[
+        ("", Align::Left),
+        ("KEY", Align::Left),
+        ("TOKEN", Align::Left),
+        ("IDSN", Align::Left),
+    ]);
+    table.row(vec![
+        "client".to_owned(),
+        key(connection.client_key),
+        token(connection.client_token),
+        optional(connection.client_idsn),
+    ]);
+    table.row(vec![
+        "server".to_owned(),
+        key(connection.server_key),
+        token(connection.server_token),
+        optional(connection.server_idsn),
+    ]);
+    table.render("  ")
 }
 
 /// `mptcp-summary`: per-direction totals and per-subflow shares; `full` adds every per-subflow
@@ -224,32 +227,7 @@ pub fn mptcp_summary(summary: &MptcpSummary, full: bool) -> String {
 
     if full {
         for direction in &summary.directions {
-            let _ = writeln!(out, "\nSubflows, {}:", direction_label(direction.direction));
-            if direction.subflows.is_empty() {
-                out.push_str("  none\n");
-                continue;
-            }
-            let mut table = Table::new(&[
-                ("STREAM", Align::Right),
-                ("PACKETS", Align::Right),
-                ("WIRE BYTES", Align::Right),
-                ("UNIQUE BYTES", Align::Right),
-                ("SHARE", Align::Right),
-                ("REINJECTED", Align::Right),
-                ("RETRANSMITTED", Align::Right),
-            ]);
-            for subflow in &direction.subflows {
-                table.row(vec![
-                    subflow.tcp_stream.to_string(),
-                    subflow.packets.to_string(),
-                    bytes(subflow.wire_bytes),
-                    bytes(subflow.unique_bytes),
-                    percent(subflow.share),
-                    bytes(subflow.reinjected_bytes),
-                    bytes(subflow.retransmitted_bytes),
-                ]);
-            }
-            out.push_str(&table.render("  "));
+            out.push_str(&subflow_rows(direction));
         }
         out.push_str(&events(summary));
         if summary.events_dropped > 0 {
@@ -270,6 +248,37 @@ pub fn mptcp_summary(summary: &MptcpSummary, full: bool) -> String {
             );
         }
     }
+    out
+}
+
+/// Every per-subflow counter of one direction (`mptcp-summary --full`).
+fn subflow_rows(direction: &MptcpDirectionSummary) -> String {
+    let mut out = format!("\nSubflows, {}:\n", direction_label(direction.direction));
+    if direction.subflows.is_empty() {
+        out.push_str("  none\n");
+        return out;
+    }
+    let mut table = Table::new(&[
+        ("STREAM", Align::Right),
+        ("PACKETS", Align::Right),
+        ("WIRE BYTES", Align::Right),
+        ("UNIQUE BYTES", Align::Right),
+        ("SHARE", Align::Right),
+        ("REINJECTED", Align::Right),
+        ("RETRANSMITTED", Align::Right),
+    ]);
+    for subflow in &direction.subflows {
+        table.row(vec![
+            subflow.tcp_stream.to_string(),
+            subflow.packets.to_string(),
+            bytes(subflow.wire_bytes),
+            bytes(subflow.unique_bytes),
+            percent(subflow.share),
+            bytes(subflow.reinjected_bytes),
+            bytes(subflow.retransmitted_bytes),
+        ]);
+    }
+    out.push_str(&table.render("  "));
     out
 }
 
@@ -327,7 +336,7 @@ fn events(summary: &MptcpSummary) -> String {
             event.packet.to_string(),
             event.tcp_stream.to_string(),
             direction_label(event.direction).to_owned(),
-            event.kind.to_owned(),
+            event.kind.as_str().to_owned(),
             event.detail.clone(),
         ]);
     }
@@ -360,26 +369,29 @@ pub fn live(
     ]);
     for connection in &list.mptcp_connections {
         let summary = summaries.iter().find(|s| s.id == connection.id);
-        let direction =
-            |name: &str| summary.and_then(|s| s.directions.iter().find(|d| d.direction == name));
-        let data =
-            |name: &str| direction(name).map_or_else(|| "-".to_owned(), |d| bytes(d.unique_bytes));
-        let goodput =
-            |name: &str| direction(name).map_or_else(|| "-".to_owned(), |d| rate(d.goodput_bps));
+        let direction = |wanted: Direction| {
+            summary.and_then(|s| s.directions.iter().find(|d| d.direction == wanted))
+        };
+        let data = |wanted: Direction| {
+            direction(wanted).map_or_else(|| "-".to_owned(), |d| bytes(d.unique_bytes))
+        };
+        let goodput = |wanted: Direction| {
+            direction(wanted).map_or_else(|| "-".to_owned(), |d| rate(d.goodput_bps))
+        };
         let first = connection
             .subflows
             .iter()
-            .find(|s| !s.join)
+            .find(|s| s.role == SubflowRole::Initial)
             .or(connection.subflows.first());
         table.row(vec![
             connection.id.to_string(),
-            first.map_or_else(|| "-".to_owned(), |s| s.client.clone()),
-            first.map_or_else(|| "-".to_owned(), |s| s.server.clone()),
+            first.map_or_else(|| "-".to_owned(), |s| s.client.to_string()),
+            first.map_or_else(|| "-".to_owned(), |s| s.server.to_string()),
             connection.subflows.len().to_string(),
-            data("client_to_server"),
-            goodput("client_to_server"),
-            data("server_to_client"),
-            goodput("server_to_client"),
+            data(Direction::ClientToServer),
+            goodput(Direction::ClientToServer),
+            data(Direction::ServerToClient),
+            goodput(Direction::ServerToClient),
         ]);
     }
     out.push_str(&table.render(""));
@@ -437,23 +449,35 @@ pub fn seconds(s: f64) -> String {
     format!("{s:.3} s")
 }
 
-/// A key given as a decimal string, shown as decimal and hex.
-fn key(decimal: Option<&str>) -> String {
-    match decimal {
-        None => "-".to_owned(),
-        Some(text) => match text.parse::<u64>() {
-            Ok(value) => format!("{value} (0x{value:016x})"),
-            Err(_) => text.to_owned(),
-        },
-    }
+/// A key, shown as decimal and hex.
+fn key(key: Option<u64>) -> String {
+    key.map_or_else(|| "-".to_owned(), |k| format!("{k} (0x{k:016x})"))
 }
 
 fn token(token: Option<u32>) -> String {
     token.map_or_else(|| "-".to_owned(), |t| format!("0x{t:08x} ({t})"))
 }
 
-fn optional(value: Option<u8>) -> String {
+fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// The KIND column of a subflow.
+fn subflow_kind(role: SubflowRole) -> &'static str {
+    match role {
+        SubflowRole::Initial => "initial",
+        SubflowRole::Join => "join",
+        SubflowRole::Unknown => "no handshake",
+    }
+}
+
+/// The WHY column of an orphan subflow.
+fn orphan_reason(reason: OrphanReason) -> &'static str {
+    match reason {
+        OrphanReason::UnknownToken => "MP_JOIN token of no connection",
+        OrphanReason::UnknownDsn => "DSN in no single connection",
+        OrphanReason::NoHandshakeOrDss => "no handshake, no DSS",
+    }
 }
 
 fn yes_no(value: bool) -> &'static str {
@@ -464,12 +488,11 @@ fn seen(value: bool) -> &'static str {
     if value { "seen" } else { "missing" }
 }
 
-/// `client_to_server` → `client->server`; anything else unchanged.
-fn direction_label(direction: &str) -> &str {
+/// `client->server` or `server->client`.
+fn direction_label(direction: Direction) -> &'static str {
     match direction {
-        "client_to_server" => "client->server",
-        "server_to_client" => "server->client",
-        other => other,
+        Direction::ClientToServer => "client->server",
+        Direction::ServerToClient => "server->client",
     }
 }
 
@@ -537,8 +560,13 @@ impl Table {
 mod tests {
     use super::*;
     use crate::analysis::summary::{
-        MptcpEvent, OrphanSubflow, SubflowDirectionSummary, SubflowInfo, TcpConnectionInfo,
+        EventKind, MptcpEvent, OrphanSubflow, SubflowDirectionSummary, SubflowInfo,
+        TcpConnectionInfo,
     };
+
+    fn at(address: &str) -> std::net::SocketAddr {
+        address.parse().expect("a test address")
+    }
 
     #[test]
     fn bytes_show_exact_count_and_si_unit() {
@@ -560,7 +588,7 @@ mod tests {
 
     #[test]
     fn keys_and_tokens_in_both_bases() {
-        assert_eq!(key(Some("255")), "255 (0x00000000000000ff)");
+        assert_eq!(key(Some(255)), "255 (0x00000000000000ff)");
         assert_eq!(key(None), "-");
         assert_eq!(token(Some(0xdead_beef)), "0xdeadbeef (3735928559)");
     }
@@ -571,16 +599,16 @@ mod tests {
             tcp_connections: vec![
                 TcpConnectionInfo {
                     stream: 0,
-                    client: "10.0.0.1:33782".into(),
-                    server: "10.0.0.2:5201".into(),
+                    client: at("10.0.0.1:33782"),
+                    server: at("10.0.0.2:5201"),
                     packets: 1234,
                     mptcp: true,
                     handshake_seen: true,
                 },
                 TcpConnectionInfo {
                     stream: 11,
-                    client: "[fd00::1]:40000".into(),
-                    server: "[fd00::2]:80".into(),
+                    client: at("[fd00::1]:40000"),
+                    server: at("[fd00::2]:80"),
                     packets: 7,
                     mptcp: false,
                     handshake_seen: false,
@@ -603,7 +631,7 @@ STREAM  CLIENT           SERVER         PACKETS  MPTCP  HANDSHAKE
         );
     }
 
-    fn tcp_direction(direction: &'static str, wire: u64) -> TcpDirectionSummary {
+    fn tcp_direction(direction: Direction, wire: u64) -> TcpDirectionSummary {
         TcpDirectionSummary {
             direction,
             packets: 10,
@@ -619,12 +647,12 @@ STREAM  CLIENT           SERVER         PACKETS  MPTCP  HANDSHAKE
     fn tcp_summary_has_one_column_per_direction() {
         let summary = TcpSummary {
             stream: 3,
-            client: "10.0.0.1:1".into(),
-            server: "10.0.0.2:2".into(),
+            client: at("10.0.0.1:1"),
+            server: at("10.0.0.2:2"),
             handshake_seen: true,
             directions: vec![
-                tcp_direction("client_to_server", 2_354_149),
-                tcp_direction("server_to_client", 1100),
+                tcp_direction(Direction::ClientToServer, 2_354_149),
+                tcp_direction(Direction::ServerToClient, 1100),
             ],
         };
         assert_eq!(
@@ -647,31 +675,43 @@ retransmitted bytes                   100 B             100 B
         MptcpConnectionInfo {
             id: 0,
             version: 0,
-            client_key: Some("12345678901234567890".into()),
+            client_key: Some(12345678901234567890),
             server_key: None,
             client_token: Some(0x1234_abcd),
             server_token: None,
-            client_idsn: Some("42".into()),
+            client_idsn: Some(42),
             server_idsn: None,
             fallback: false,
             subflows: vec![
                 SubflowInfo {
                     tcp_stream: 0,
-                    client: "10.0.0.1:33782".into(),
-                    server: "10.0.0.2:5201".into(),
+                    client: at("10.0.0.1:33782"),
+                    server: at("10.0.0.2:5201"),
                     join: false,
+                    role: SubflowRole::Initial,
                     backup: false,
                     client_addr_id: None,
                     server_addr_id: None,
                 },
                 SubflowInfo {
                     tcp_stream: 2,
-                    client: "10.0.1.1:40000".into(),
-                    server: "10.0.0.2:5201".into(),
+                    client: at("10.0.1.1:40000"),
+                    server: at("10.0.0.2:5201"),
                     join: true,
+                    role: SubflowRole::Join,
                     backup: true,
                     client_addr_id: Some(1),
                     server_addr_id: Some(0),
+                },
+                SubflowInfo {
+                    tcp_stream: 4,
+                    client: at("10.0.1.1:40001"),
+                    server: at("10.0.0.2:5201"),
+                    join: false,
+                    role: SubflowRole::Unknown,
+                    backup: false,
+                    client_addr_id: None,
+                    server_addr_id: None,
                 },
             ],
         }
@@ -681,28 +721,40 @@ retransmitted bytes                   100 B             100 B
     fn mptcp_list_shows_keys_subflows_and_orphans() {
         let list = MptcpList {
             mptcp_connections: vec![connection()],
-            orphan_subflows: vec![OrphanSubflow {
-                tcp_stream: 5,
-                client: "10.0.2.1:1".into(),
-                server: "10.0.0.2:5201".into(),
-                token: Some(0xdead_beef),
-            }],
+            orphan_subflows: vec![
+                OrphanSubflow {
+                    tcp_stream: 5,
+                    client: at("10.0.2.1:1"),
+                    server: at("10.0.0.2:5201"),
+                    token: Some(0xdead_beef),
+                    reason: OrphanReason::UnknownToken,
+                },
+                OrphanSubflow {
+                    tcp_stream: 6,
+                    client: at("10.0.2.1:2"),
+                    server: at("10.0.0.2:5201"),
+                    token: None,
+                    reason: OrphanReason::NoHandshakeOrDss,
+                },
+            ],
         };
         assert_eq!(
             mptcp_list(&list),
             "\
-MPTCP connection 0 (v0), 2 subflows
+MPTCP connection 0 (v0), 3 subflows
           KEY                                        TOKEN                   IDSN
   client  12345678901234567890 (0xab54a98ceb1f0ad2)  0x1234abcd (305441741)  42
   server  -                                          -                       -
 
-  STREAM  KIND     CLIENT          SERVER         ADDR IDS (C/S)  BACKUP
-       0  initial  10.0.0.1:33782  10.0.0.2:5201  -/-             no
-       2  join     10.0.1.1:40000  10.0.0.2:5201  1/0             yes
+  STREAM  KIND          CLIENT          SERVER         ADDR IDS (C/S)  BACKUP
+       0  initial       10.0.0.1:33782  10.0.0.2:5201  -/-             no
+       2  join          10.0.1.1:40000  10.0.0.2:5201  1/0             yes
+       4  no handshake  10.0.1.1:40001  10.0.0.2:5201  -/-             no
 
-Orphan subflows (MP_JOIN token matches no connection in the capture):
-  STREAM  CLIENT      SERVER         TOKEN
-       5  10.0.2.1:1  10.0.0.2:5201  0xdeadbeef (3735928559)
+Orphan subflows (MPTCP options, but no connection in the capture claims them):
+  STREAM  CLIENT      SERVER         TOKEN                    WHY
+       5  10.0.2.1:1  10.0.0.2:5201  0xdeadbeef (3735928559)  MP_JOIN token of no connection
+       6  10.0.2.1:2  10.0.0.2:5201  -                        no handshake, no DSS
 "
         );
     }
@@ -724,7 +776,7 @@ Orphan subflows (MP_JOIN token matches no connection in the capture):
             events_dropped: 0,
             directions: vec![
                 MptcpDirectionSummary {
-                    direction: "client_to_server",
+                    direction: Direction::ClientToServer,
                     duration_s: 2.0,
                     wire_bytes: 1_000_020,
                     unique_bytes: 1_000_000,
@@ -740,7 +792,7 @@ Orphan subflows (MP_JOIN token matches no connection in the capture):
                     subflows: vec![subflow(0, 750_000, 0.75), subflow(2, 250_000, 0.25)],
                 },
                 MptcpDirectionSummary {
-                    direction: "server_to_client",
+                    direction: Direction::ServerToClient,
                     duration_s: 2.0,
                     wire_bytes: 0,
                     unique_bytes: 0,
@@ -760,8 +812,8 @@ Orphan subflows (MP_JOIN token matches no connection in the capture):
                 time_s: 0.5,
                 packet: 17,
                 tcp_stream: 0,
-                direction: "server_to_client",
-                kind: "add_addr",
+                direction: Direction::ServerToClient,
+                kind: EventKind::AddAddr,
                 detail: "id 1 10.0.1.2".into(),
             }],
         }
@@ -839,7 +891,7 @@ Events:
             "\
 [3.0 s] packets seen 10, TCP 0, MPTCP 5; events received 5 (7 wire packets), lost 0 (ring buffer full 0, userspace 0)
 ID  CLIENT          SERVER         SUBFLOWS            C->S DATA  C->S GOODPUT  S->C DATA  S->C GOODPUT
- 0  10.0.0.1:33782  10.0.0.2:5201         2  1000000 B (1.00 MB)  4.000 Mbit/s        0 B  0.000 Mbit/s
+ 0  10.0.0.1:33782  10.0.0.2:5201         3  1000000 B (1.00 MB)  4.000 Mbit/s        0 B  0.000 Mbit/s
 "
         );
     }
