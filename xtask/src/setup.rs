@@ -35,7 +35,7 @@ pub fn setup() -> anyhow::Result<()> {
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     setup()?;
     let root = workspace_root();
-    // xtask links mptcp-tracer without its `ebpf` feature (it needs only the lab and the key
+    // xtask links mptcp-tracer without its default features (it needs only the key
     // derivation); the tests need the real binary with its eBPF object, built here.
     let mut build = cargo();
     build
