@@ -88,3 +88,50 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        // Signal 0 checks for existence only; a reaped child is gone (ESRCH).
+        kill(Pid::from_raw(pid), None).is_ok()
+    }
+
+    #[test]
+    fn the_guard_kills_and_reaps_its_child_on_drop() {
+        let child = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let pid = i32::try_from(child.id()).expect("a pid");
+        let guard = ChildGuard::new(child);
+        assert!(alive(pid));
+        drop(guard);
+        assert!(!alive(pid), "the child outlived its guard");
+    }
+
+    #[test]
+    fn signal_and_wait_stops_with_that_signal_once() {
+        let child = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let mut guard = ChildGuard::new(child);
+        let status = guard
+            .signal_and_wait(Signal::SIGTERM)
+            .expect("running")
+            .expect("waited");
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+        assert!(guard.signal_and_wait(Signal::SIGTERM).is_none());
+    }
+
+    #[test]
+    fn a_failing_command_reports_its_stderr() {
+        let error = run("sh", &["-c", "echo oops >&2; exit 3"]).expect_err("exit 3");
+        assert_eq!(
+            error.to_string(),
+            "`sh -c echo oops >&2; exit 3` failed (exit status: 3): oops"
+        );
+        assert_eq!(
+            run_with_stdin("cat", &[], Some("through stdin")).expect("cat"),
+            "through stdin"
+        );
+    }
+}

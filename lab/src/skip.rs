@@ -188,6 +188,26 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_without_a_test_name_records_the_given_name() {
+        let log =
+            std::env::temp_dir().join(format!("mptcp-lab-skip-unnamed-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log);
+        let recorder = log.clone();
+        std::thread::spawn(move || record(Some(&recorder), "given_name", "no shared captures"))
+            .join()
+            .expect("recording does not panic");
+        let skipped = read_log(&log).expect("reading the log");
+        std::fs::remove_file(&log).expect("removing the log");
+        assert_eq!(
+            skipped
+                .iter()
+                .map(|s| (s.test.as_str(), s.reason.as_str()))
+                .collect::<Vec<_>>(),
+            [("given_name", "no shared captures")]
+        );
+    }
+
+    #[test]
     fn an_absent_log_has_no_skips() {
         let log = Path::new("/nonexistent/mptcp-lab-skips.log");
         assert_eq!(read_log(log).expect("absent is empty"), Vec::new());
