@@ -14,6 +14,13 @@ use nix::sys::signal::Signal;
 
 use crate::{Lab, LabError, Side, command::ChildGuard};
 
+impl Lab {
+    /// Starts tcpdump in a host's namespace and returns once it listens.
+    pub fn start_capture(&self, spec: &CaptureSpec<'_>) -> Result<Capture<'_>, LabError> {
+        Capture::start(self.namespace(spec.side), spec)
+    }
+}
+
 /// What tcpdump should capture.
 #[derive(Debug, Clone)]
 pub struct CaptureSpec<'a> {
@@ -55,7 +62,7 @@ pub struct CaptureCounts {
 }
 
 impl Capture<'_> {
-    pub(crate) fn start(namespace: &str, spec: &CaptureSpec<'_>) -> Result<Self, LabError> {
+    fn start(namespace: &str, spec: &CaptureSpec<'_>) -> Result<Self, LabError> {
         let snaplen = spec.snaplen.to_string();
         let file = spec.file.to_string_lossy().into_owned();
         // -Z root: Debian's tcpdump drops to user tcpdump, which may not write `file`.

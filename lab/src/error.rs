@@ -2,8 +2,6 @@
 
 use std::{io, time::Duration};
 
-use crate::lab::MAX_PATHS;
-
 /// Everything that can go wrong while building or using the lab.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -19,8 +17,8 @@ pub enum LabError {
         #[source]
         source: io::Error,
     },
-    #[error("a lab has 1 to {MAX_PATHS} paths, not {0}")]
-    PathCount(usize),
+    #[error("a lab has 1 to {max} paths, not {paths}")]
+    PathCount { paths: usize, max: usize },
     #[error("this lab has no path {path} (it has {paths})")]
     NoSuchPath { path: usize, paths: usize },
     #[error("entering network namespace {namespace}")]

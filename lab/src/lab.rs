@@ -19,12 +19,7 @@ use std::{
     },
 };
 
-use crate::{
-    LabError,
-    capture::{Capture, CaptureSpec},
-    command::run,
-    monitor::MptcpMonitor,
-};
+use crate::{LabError, command::run};
 
 /// At most this many veth paths between the two hosts.
 pub const MAX_PATHS: usize = 4;
@@ -105,7 +100,10 @@ impl Lab {
     /// Creates the namespaces, the veth paths with their addresses, MPTCP limits and endpoints.
     pub fn new(config: &LabConfig) -> Result<Self, LabError> {
         if config.paths == 0 || config.paths > MAX_PATHS {
-            return Err(LabError::PathCount(config.paths));
+            return Err(LabError::PathCount {
+                paths: config.paths,
+                max: MAX_PATHS,
+            });
         }
         remove_stale_namespaces();
         let sequence = LAB_SEQUENCE.fetch_add(1, Ordering::Relaxed);
@@ -365,7 +363,10 @@ impl Lab {
             Side::Client => 1,
             Side::Server => 2,
         };
-        let path_octet = u8::try_from(path).map_err(|_| LabError::PathCount(path))?;
+        let path_octet = u8::try_from(path).map_err(|_| LabError::PathCount {
+            paths: path,
+            max: MAX_PATHS,
+        })?;
         Ok(match version {
             IpVersion::V4 => IpAddr::V4(Ipv4Addr::new(10, 0, path_octet, host)),
             IpVersion::V6 => IpAddr::V6(Ipv6Addr::new(
@@ -425,16 +426,6 @@ impl Lab {
                     .then(|| (name.to_owned(), value))
             })
             .collect())
-    }
-
-    /// Starts `ip mptcp monitor` in a host's namespace; stop it with [`MptcpMonitor::stop`].
-    pub fn start_monitor(&self, side: Side) -> Result<MptcpMonitor<'_>, LabError> {
-        MptcpMonitor::start(self.namespace(side))
-    }
-
-    /// Starts tcpdump in a host's namespace and returns once it listens.
-    pub fn start_capture(&self, spec: &CaptureSpec<'_>) -> Result<Capture<'_>, LabError> {
-        Capture::start(self.namespace(spec.side), spec)
     }
 }
 

@@ -10,7 +10,14 @@ use std::{
 
 use nix::sys::signal::Signal;
 
-use crate::{Lab, LabError, command::ChildGuard};
+use crate::{Lab, LabError, Side, command::ChildGuard};
+
+impl Lab {
+    /// Starts `ip mptcp monitor` in a host's namespace; stop it with [`MptcpMonitor::stop`].
+    pub fn start_monitor(&self, side: Side) -> Result<MptcpMonitor<'_>, LabError> {
+        MptcpMonitor::start(self.namespace(side))
+    }
+}
 
 /// `ip mptcp monitor` running in one namespace.
 #[derive(Debug)]
@@ -69,7 +76,7 @@ impl MonitorReport {
 }
 
 impl MptcpMonitor<'_> {
-    pub(crate) fn start(namespace: &str) -> Result<Self, LabError> {
+    fn start(namespace: &str) -> Result<Self, LabError> {
         // stdbuf: ip's stdout is a pipe here, and a block-buffered monitor loses its last
         // events when it is stopped by a signal.
         let args = ["-oL", "ip", "-n", namespace, "mptcp", "monitor"];
