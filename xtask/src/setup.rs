@@ -115,27 +115,32 @@ struct TestTotals {
     failed: u64,
     /// Ignored by libtest plus skipped at run time.
     skipped: u64,
-    /// `test NAME ... ok` lines: the tests a recorded skip can belong to.
-    passed_names: BTreeSet<String>,
+    /// Tests that failed (`test NAME ... FAILED`, or `---- NAME stdout ----` in the failure
+    /// report, which `--quiet` prints too): a skip they recorded does not make them skipped.
+    failed_names: BTreeSet<String>,
     /// `test NAME ... ignored` lines.
     ignored_names: Vec<String>,
 }
 
 impl TestTotals {
-    /// Adds a libtest line: a summary (`test result: ok. 34 passed; 0 failed; 1 ignored; ...`)
-    /// or one test's outcome (`test live::tests::verifier_budget ... ok`).
+    /// Adds a libtest line: a summary (`test result: ok. 34 passed; 0 failed; 1 ignored; ...`),
+    /// one test's outcome (`test live::tests::verifier_budget ... ok`) or the head of a
+    /// failure's output (`---- live::tests::verifier_budget stdout ----`).
     fn add(&mut self, line: &str) {
+        if let Some(name) = line
+            .strip_prefix("---- ")
+            .and_then(|rest| rest.strip_suffix(" stdout ----"))
+        {
+            self.failed_names.insert(name.to_owned());
+            return;
+        }
         if let Some(outcome) = line.strip_prefix("test ")
             && let Some((name, result)) = outcome.rsplit_once(" ... ")
         {
-            match result {
-                "ok" => {
-                    self.passed_names.insert(name.to_owned());
-                }
-                ignored if ignored.starts_with("ignored") => {
-                    self.ignored_names.push(name.to_owned());
-                }
-                _ => {}
+            if result == "FAILED" {
+                self.failed_names.insert(name.to_owned());
+            } else if result.starts_with("ignored") {
+                self.ignored_names.push(name.to_owned());
             }
             return;
         }
@@ -158,18 +163,18 @@ impl TestTotals {
     }
 
     /// Moves the tests that recorded a skip from passed to skipped; returns them, one record
-    /// per test. A record whose test did not pass (it failed after recording) stays a failure.
+    /// per test. A test that failed after recording a skip stays a failure.
     fn apply_skips(&mut self, recorded: Vec<Skipped>) -> Vec<Skipped> {
         let mut seen = BTreeSet::new();
         let skipped: Vec<Skipped> = recorded
             .into_iter()
             .filter(|skip| seen.insert((skip.binary.clone(), skip.test.clone())))
             .filter(|skip| {
-                let passed = self.passed_names.contains(&skip.test);
-                if !passed {
-                    log::warn!("{} recorded a skip but did not pass", skip.test);
+                let failed = self.failed_names.contains(&skip.test);
+                if failed {
+                    log::warn!("{} recorded a skip and then failed", skip.test);
                 }
-                passed
+                !failed
             })
             .collect();
         let n = skipped.len() as u64;
@@ -377,6 +382,9 @@ mod tests {
             "test live::failed_after_skipping ... FAILED",
             "test plain ... ok",
             "test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+            // --quiet prints no names for passing tests, only the failures' output.
+            "---- quiet::failed_after_skipping stdout ----",
+            "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
         ] {
             totals.add(line);
         }
@@ -394,11 +402,12 @@ mod tests {
             // Recorded twice (a loop over files): one skipped test.
             record("shared::needs_pcaps", "no shared captures"),
             record("live::failed_after_skipping", "needs root"),
+            record("quiet::failed_after_skipping", "needs root"),
         ]);
         assert_eq!(
             skipped.iter().map(|s| s.test.as_str()).collect::<Vec<_>>(),
             ["live::needs_root", "shared::needs_pcaps"]
         );
-        assert_eq!((totals.passed, totals.failed, totals.skipped), (1, 1, 2));
+        assert_eq!((totals.passed, totals.failed, totals.skipped), (1, 2, 2));
     }
 }
