@@ -14,6 +14,7 @@ mod error;
 mod filter;
 mod lab;
 mod monitor;
+mod shared;
 pub mod skip;
 mod transfer;
 
@@ -23,4 +24,5 @@ pub use error::LabError;
 pub use filter::{DropRule, PacketFilter};
 pub use lab::{EndpointMode, IpVersion, Lab, LabConfig, MAX_PATHS, NAMESPACE_PREFIX, Side};
 pub use monitor::{MonitorReport, MptcpMonitor};
+pub use shared::shared_pcaps;
 pub use transfer::{TransferCounts, TransferSession, TransferSpec, Transport};

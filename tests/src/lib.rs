@@ -20,6 +20,7 @@ use std::{
     sync::OnceLock,
 };
 
+pub use mptcp_lab::shared_pcaps;
 use mptcp_lab::{build_binary, skip::skip};
 use serde_json::Value;
 
@@ -32,27 +33,6 @@ pub fn workspace_root() -> PathBuf {
 /// `tests/data`: the project's own captures and their truth files.
 pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
-}
-
-/// The third-party captures: `$MPTCP_SHARED_DIR/pcaps` or `<workspace>/../shared/pcaps`.
-/// `None` when they are absent: the test `test` is then recorded as skipped and returns.
-pub fn shared_pcaps(test: &str) -> Option<PathBuf> {
-    let shared = std::env::var_os("MPTCP_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"));
-    let pcaps = shared.join("pcaps");
-    if pcaps.join("client_2.pcap").is_file() {
-        Some(pcaps)
-    } else {
-        skip(
-            test,
-            format!(
-                "no shared captures in {} (set MPTCP_SHARED_DIR)",
-                pcaps.display()
-            ),
-        );
-        None
-    }
 }
 
 /// The `mptcp-tracer` executable, built once per test process (see the module docs).

@@ -163,7 +163,10 @@ mod tests {
             checked += 1;
         }
         if checked == 0 {
-            eprintln!("SKIPPED: capinfos (tshark's packages) is not installed or no capture read");
+            mptcp_lab::skip::skip(
+                "counts_the_records_of_pcap_and_pcapng_files",
+                "capinfos (tshark's packages) is not installed",
+            );
         }
     }
 

@@ -346,7 +346,11 @@ mod tests {
             "frame.comment",
         ];
         let Some(rows) = tshark_fields(&path, &fields) else {
-            eprintln!("skipping the tshark half of the round trip: tshark is missing");
+            // Our reader's half passed; the test does not count as passed without tshark's.
+            mptcp_lab::skip::skip(
+                "round_trip_through_our_reader_and_tshark",
+                "tshark is missing: its half of the round trip did not run",
+            );
             return;
         };
         assert_eq!(rows.len(), packets.len(), "tshark's packet count");

@@ -47,34 +47,43 @@ fn every_query(capture: &Path) -> String {
     out
 }
 
-/// The captures pinned: `tests/data/*.pcap*`, and `../shared/pcaps/*` where present.
-fn captures() -> Vec<(String, PathBuf)> {
-    let mut captures = Vec::new();
-    let own = workspace().join("tests/data");
-    let shared = workspace().join("../shared/pcaps");
-    for (prefix, dir) in [("", own), ("shared-", shared)] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            eprintln!("SKIPPED pinning {}: not present", dir.display());
-            continue;
-        };
-        for entry in entries.flatten() {
+/// The captures of `dir` (`*.pcap`, `*.pcapng`), each named with `prefix`, in name order.
+fn captures(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut captures: Vec<_> = entries
+        .flatten()
+        .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".pcap") || name.ends_with(".pcapng") {
-                captures.push((format!("{prefix}{name}"), entry.path()));
-            }
-        }
-    }
+            (name.ends_with(".pcap") || name.ends_with(".pcapng"))
+                .then(|| (format!("{prefix}{name}"), entry.path()))
+        })
+        .collect();
     captures.sort();
     captures
 }
 
 #[test]
-fn json_of_every_query_is_pinned() {
+fn json_of_every_query_is_pinned_for_our_captures() {
+    assert_pinned(&captures(&workspace().join("tests/data"), ""));
+}
+
+#[test]
+fn json_of_every_query_is_pinned_for_the_shared_captures() {
+    let test = "json_of_every_query_is_pinned_for_the_shared_captures";
+    if let Some(dir) = mptcp_lab::shared_pcaps(test) {
+        assert_pinned(&captures(&dir, "shared-"));
+    }
+}
+
+/// Compares every query's JSON of `captures` with its pinned file (or rewrites them all with
+/// `PIN_UPDATE=1`).
+fn assert_pinned(captures: &[(String, PathBuf)]) {
+    assert!(!captures.is_empty(), "no captures to pin");
     let pinned_dir = workspace().join("tests/data/pinned");
     let update = std::env::var_os("PIN_UPDATE").is_some();
     let mut differ = Vec::new();
-    for (name, capture) in captures() {
-        let actual = every_query(&capture);
+    for (name, capture) in captures {
+        let actual = every_query(capture);
         let pinned = pinned_dir.join(format!("{name}.json.txt"));
         if update {
             std::fs::create_dir_all(&pinned_dir).expect("creating tests/data/pinned");
