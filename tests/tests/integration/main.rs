@@ -1,5 +1,6 @@
 //! Integration tests: one target, modules by area. Shared helpers are in `tests/src/lib.rs`.
 //!
+//! - `architecture`: the library's modules depend on each other one way (no cycle).
 //! - `own_captures`: tests/data captures against their truth files (application byte counts,
 //!   `ip mptcp monitor`, tcpdump).
 //! - `tshark`: connections, keys and tokens against tshark's dissection, with the cases where
@@ -13,6 +14,7 @@
 //! - `live`: `trace` end-to-end in the lab against tcpdump, the application's byte counts and
 //!   `ip mptcp monitor`; refusals before attaching.
 
+mod architecture;
 mod lab;
 mod live;
 mod malformed;
