@@ -21,7 +21,7 @@ use std::{
 };
 
 pub use mptcp_lab::shared_pcaps;
-use mptcp_lab::{build_binary, skip::skip};
+use mptcp_lab::build_binary;
 use serde_json::Value;
 
 /// The workspace root (the parent of this crate).

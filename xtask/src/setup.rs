@@ -32,18 +32,60 @@ pub fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// setup, the static checks, then every test. A failed check does not stop the tests (their
+/// results are worth having either way), but fails the run at the end.
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     setup()?;
     let root = workspace_root();
+    let failed_checks = static_checks(&root);
+    let tests = run_workspace_tests(&root, cargo_args);
+    if !failed_checks.is_empty() {
+        bail!("failed: {}", failed_checks.join(", "));
+    }
+    tests
+}
+
+/// Formatting (nightly rustfmt, for the options of rustfmt.toml) and clippy with warnings as
+/// errors, over every crate of the workspace that builds for the host. Returns the names of
+/// those that failed; their output went to the terminal.
+fn static_checks(root: &Path) -> Vec<&'static str> {
+    let mut fmt = Command::new("cargo");
+    fmt.current_dir(root)
+        .args(["+nightly", "fmt", "--all", "--check"]);
+    let mut clippy = cargo();
+    clippy.current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    [("rustfmt", fmt), ("clippy", clippy)]
+        .into_iter()
+        .filter_map(|(name, mut command)| match run_status(&mut command) {
+            Ok(()) => None,
+            Err(e) => {
+                println!("{name}: {e:#}");
+                Some(name)
+            }
+        })
+        .collect()
+}
+
+/// Builds the binary the tests run and runs `cargo test` over the workspace.
+fn run_workspace_tests(root: &Path, cargo_args: &[String]) -> anyhow::Result<()> {
     // xtask links mptcp-tracer without its default features (it needs only the key
     // derivation); the tests need the real binary with its eBPF object, built here.
     let mut build = cargo();
     build
-        .current_dir(&root)
+        .current_dir(root)
         .args(["build", "--package", "mptcp-tracer", "--bins"]);
     run_status(&mut build)?;
     let mut test = cargo();
-    test.current_dir(&root)
+    test.current_dir(root)
         // tracer-ebpf builds only for the BPF target (tracer-user's build script does that);
         // as a host test target it cannot link.
         .args([
@@ -252,24 +294,36 @@ fn install_nightly() -> anyhow::Result<()> {
             "minimal",
         ]))?;
     }
-    let components = output(Command::new("rustup").args([
+    // rust-src to build the eBPF object, rustfmt for the options of rustfmt.toml (nightly
+    // only); clippy of the toolchain that builds the workspace.
+    install_components("nightly", &["rust-src", "rustfmt"])?;
+    let stable = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".into());
+    install_components(&stable, &["clippy"])
+}
+
+/// Adds the rustup components of `toolchain` that are missing.
+fn install_components(toolchain: &str, wanted: &[&str]) -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args([
         "component",
         "list",
         "--installed",
         "--toolchain",
-        "nightly",
+        toolchain,
     ]))?;
-    if components.lines().any(|line| line.starts_with("rust-src")) {
-        log::info!("nightly rust-src: there");
-        return Ok(());
+    for component in wanted {
+        if installed.lines().any(|line| line.starts_with(component)) {
+            log::info!("{toolchain} {component}: there");
+        } else {
+            run_status(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                toolchain,
+            ]))?;
+        }
     }
-    run_status(Command::new("rustup").args([
-        "component",
-        "add",
-        "rust-src",
-        "--toolchain",
-        "nightly",
-    ]))
+    Ok(())
 }
 
 /// bpf-linker works when it runs and can link with the nightly's LLVM: `--version` loads the
