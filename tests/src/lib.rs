@@ -2,13 +2,15 @@
 //! truth files. Every integration test module (and the benchmarks) goes through these.
 //!
 //! The binary: an integration test of another package cannot use `CARGO_BIN_EXE_…`, and a
-//! dependency on `mptcp-tracer` builds only its library. [`tracer_binary`] therefore runs
-//! `cargo build -p mptcp-tracer --bin mptcp-tracer --message-format=json` once per test process
-//! (a no-op when it is fresh) and takes the executable's path from cargo's own report, so the
-//! target directory (`CARGO_TARGET_DIR`, config, default) and the profile are cargo's answer,
-//! not a guess. `MPTCP_TRACER_BIN` overrides it. The tests run the real binary because what
-//! they check — JSON on stdout, messages on stderr, exit codes, the shell reading stdin — is
-//! the user's interface.
+//! dependency on `mptcp-tracer` builds only its library. [`tracer_binary`] therefore builds it
+//! once per test process with `mptcp_lab::build_binary` (a no-op when it is fresh), which takes
+//! the executable's path from cargo's own report, so the target directory (`CARGO_TARGET_DIR`,
+//! config, default) and the profile are cargo's answer, not a guess. `MPTCP_TRACER_BIN`
+//! overrides it. The tests run the real binary because what they check — JSON on stdout,
+//! messages on stderr, exit codes, the shell reading stdin — is the user's interface.
+//!
+//! A test that cannot run here (no root, no shared captures) reports itself skipped through
+//! `mptcp_lab::skip`, which `cargo xtask test` counts.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -18,6 +20,7 @@ use std::{
     sync::OnceLock,
 };
 
+use mptcp_lab::{build_binary, skip::skip};
 use serde_json::Value;
 
 /// The workspace root (the parent of this crate).
@@ -32,7 +35,7 @@ pub fn data_dir() -> PathBuf {
 }
 
 /// The third-party captures: `$MPTCP_SHARED_DIR/pcaps` or `<workspace>/../shared/pcaps`.
-/// `None`, with a message on stderr saying what is skipped, when they are absent.
+/// `None` when they are absent: the test `test` is then recorded as skipped and returns.
 pub fn shared_pcaps(test: &str) -> Option<PathBuf> {
     let shared = std::env::var_os("MPTCP_SHARED_DIR")
         .map(PathBuf::from)
@@ -41,9 +44,12 @@ pub fn shared_pcaps(test: &str) -> Option<PathBuf> {
     if pcaps.join("client_2.pcap").is_file() {
         Some(pcaps)
     } else {
-        eprintln!(
-            "SKIPPED {test}: no shared captures in {} (set MPTCP_SHARED_DIR)",
-            pcaps.display()
+        skip(
+            test,
+            format!(
+                "no shared captures in {} (set MPTCP_SHARED_DIR)",
+                pcaps.display()
+            ),
         );
         None
     }
@@ -56,16 +62,6 @@ pub fn tracer_binary() -> &'static Path {
         if let Some(binary) = std::env::var_os("MPTCP_TRACER_BIN") {
             return PathBuf::from(binary);
         }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(cargo);
-        command.current_dir(workspace_root()).args([
-            "build",
-            "--package",
-            "mptcp-tracer",
-            "--bin",
-            "mptcp-tracer",
-            "--message-format=json-render-diagnostics",
-        ]);
         // The same profile as this test binary (…/target/release/deps/integration-…).
         let release = std::env::current_exe()
             .ok()
@@ -76,25 +72,8 @@ pub fn tracer_binary() -> &'static Path {
                     .map(|name| name == "release")
             })
             .unwrap_or(false);
-        if release {
-            command.arg("--release");
-        }
-        let output = command
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|error| panic!("running {command:?} to build mptcp-tracer: {error}"));
-        assert!(
-            output.status.success(),
-            "{command:?} failed: {}",
-            output.status
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|message| message["reason"] == "compiler-artifact")
-            .filter(|message| message["target"]["name"] == "mptcp-tracer")
-            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-            .unwrap_or_else(|| panic!("{command:?} reported no mptcp-tracer executable"))
+        build_binary(&workspace_root(), "mptcp-tracer", "mptcp-tracer", release)
+            .unwrap_or_else(|error| panic!("building mptcp-tracer: {error}"))
     })
 }
 
@@ -445,12 +424,8 @@ pub fn tshark_mptcp(file: &Path) -> TsharkMptcp {
     result
 }
 
-/// Whether this process may create network namespaces (root); prints why a test is skipped.
+/// Whether this process may create network namespaces (root); if not, the test `test` is
+/// recorded as skipped and returns.
 pub fn can_use_namespaces(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("SKIPPED {test}: needs root to create network namespaces");
-    }
-    root
+    !mptcp_lab::skip::skipped_unless_root(test, "create network namespaces")
 }

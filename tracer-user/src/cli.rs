@@ -99,6 +99,7 @@ pub enum Command {
     Trace(TraceArgs),
     /// Build a two-path MPTCP lab in network namespaces, trace a transfer live and check the
     /// tracer's byte counts against the application's (needs root; removes what it made).
+    #[cfg(feature = "demo")]
     Demo,
 }
 
@@ -264,6 +265,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         None | Some(Command::Shell) => Ok(shell::run(cli.global.load_options())),
         Some(Command::Trace(args)) => trace(args),
+        #[cfg(feature = "demo")]
         Some(Command::Demo) => Ok(crate::demo::run()?),
         Some(command) => {
             let (file, query) = command.as_query().ok_or_else(|| anyhow!("not a query"))?;

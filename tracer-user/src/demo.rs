@@ -20,12 +20,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use mptcp_lab::{
+    EndpointMode, IpVersion, Lab, LabConfig, LabError, Side, TransferCounts, TransferSpec,
+};
+
 use crate::{
     analysis::{
         Analyzer,
         summary::{Direction, MptcpConnectionInfo, MptcpList, MptcpSummary},
     },
-    lab::{EndpointMode, IpVersion, Lab, LabConfig, LabError, Side, TransferCounts, TransferSpec},
     live,
     offline::{self, OfflineOptions},
     output::table,
@@ -266,6 +269,7 @@ fn demo() -> Result<i32, DemoError> {
         wait_for_subflows: 1,
         subflow_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(20),
+        ..TransferSpec::default()
     };
     tracer.show_tables();
     // A Ctrl-C now stops the trace at once; the transfer ends within its timeouts.

@@ -12,8 +12,8 @@
 pub mod analysis;
 pub mod cli;
 pub mod decode;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod lab;
 pub mod live;
 pub mod offline;
 pub mod output;

@@ -28,7 +28,7 @@ use std::{
 
 use anyhow::{Context, bail, ensure};
 use clap::{Args, ValueEnum};
-use mptcp_tracer::lab::{CaptureSpec, EndpointMode, IpVersion, Lab, LabConfig, Side, TransferSpec};
+use mptcp_lab::{CaptureSpec, EndpointMode, IpVersion, Lab, LabConfig, Side, TransferSpec};
 use serde_json::Value;
 
 /// Names of the tracer's two classifiers (`source/live/attach.rs`); bpftool shows them as is
@@ -82,7 +82,7 @@ pub fn bench_live(args: &BenchArgs) -> anyhow::Result<()> {
         "--seconds must be more than 0"
     );
     ensure!(
-        effective_uid()? == 0,
+        nix::unistd::geteuid().is_root(),
         "bench-live needs root (network namespaces, eBPF, bpf_stats): run it with sudo"
     );
     let tracer = build_tracer()?;
@@ -345,6 +345,7 @@ fn timed_transfer(lab: &Lab, bytes: u64) -> anyhow::Result<f64> {
         wait_for_subflows: 1,
         subflow_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(60),
+        ..TransferSpec::default()
     })?;
     let start = Instant::now();
     let counts = session.finish()?;
@@ -439,6 +440,7 @@ fn tcpdump_transfer(
             file,
             link_type: None,
             filter: Some("tcp"),
+            buffer_kib: None,
         })?);
     }
     let gbps = timed_transfer(lab, bytes)?;
@@ -457,32 +459,12 @@ fn tcpdump_transfer(
 /// `cargo build --release -p mptcp-tracer`; the binary's path from cargo's own report.
 pub fn build_tracer() -> anyhow::Result<PathBuf> {
     log::info!("cargo build --release -p mptcp-tracer");
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "mptcp-tracer",
-            "--bin",
-            "mptcp-tracer",
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo build")?;
-    ensure!(
-        output.status.success(),
-        "cargo build --release -p mptcp-tracer failed ({})",
-        output.status
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| {
-            message["reason"] == "compiler-artifact" && message["target"]["name"] == "mptcp-tracer"
-        })
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("cargo reported no mptcp-tracer executable")
+    Ok(mptcp_lab::build_binary(
+        &crate::setup::workspace_root(),
+        "mptcp-tracer",
+        "mptcp-tracer",
+        true,
+    )?)
 }
 
 /// `mptcp-tracer -v trace --json` on the client's interfaces.
@@ -810,17 +792,6 @@ fn load_average() -> String {
         .ok()
         .and_then(|text| text.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".into())
-}
-
-fn effective_uid() -> anyhow::Result<u32> {
-    // "Uid:\treal\teffective\tsaved\tfs"
-    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .and_then(|uid| uid.parse().ok())
-        .context("no Uid line in /proc/self/status")
 }
 
 #[cfg(test)]

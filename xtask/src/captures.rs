@@ -11,7 +11,7 @@ use std::{
 };
 
 use anyhow::{Context, bail, ensure};
-use mptcp_tracer::lab::{
+use mptcp_lab::{
     Capture, CaptureCounts, CaptureSpec, DropRule, EndpointMode, IpVersion, Lab, LabConfig,
     MonitorReport, Side, TransferCounts, TransferSpec,
 };
@@ -189,6 +189,7 @@ fn start_recorder<'lab>(
             // The twins keep TCP only: both tcpdumps then hold exactly the same packets, and
             // no IPv6 autoconfiguration packet can fall between their start times.
             filter: scenario.full_snaplen_twin.then_some("tcp"),
+            buffer_kib: None,
         })?;
         captures.push((interface, file, capture));
     }

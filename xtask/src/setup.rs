@@ -2,12 +2,14 @@
 //! the whole workspace builds and its tests run, quickly when everything is already there.
 
 use std::{
+    collections::BTreeSet,
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
 use anyhow::{Context, bail};
+use mptcp_lab::skip::{self, Skipped};
 
 /// Debian packages, each with the binary whose absence means it must be installed.
 const PACKAGES: &[(&str, &str)] = &[
@@ -33,7 +35,7 @@ pub fn setup() -> anyhow::Result<()> {
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     setup()?;
     let root = workspace_root();
-    // xtask links mptcp-tracer without its `ebpf` feature (it needs only the lab and the key
+    // xtask links mptcp-tracer without its default features (it needs only the key
     // derivation); the tests need the real binary with its eBPF object, built here.
     let mut build = cargo();
     build
@@ -58,7 +60,16 @@ pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
 /// Runs `cargo test`, passing its output through, and ends with one line totalling every test
 /// binary's `test result:` line. cargo's own last line belongs to whichever target ran last
 /// (often a doc-test target with no tests), which says nothing about the run.
+///
+/// Tests that cannot run here (not root, a tool or the shared captures missing) return early,
+/// which libtest counts as passed; they record themselves in the file named by
+/// `mptcp_lab::skip::SKIP_LOG_ENV` instead. Those are counted as skipped, not passed, and
+/// listed with their reasons, as are libtest's ignored tests.
 fn run_tests(command: &mut Command) -> anyhow::Result<()> {
+    let skip_log =
+        std::env::temp_dir().join(format!("mptcp-tracer-skips-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&skip_log);
+    command.env(skip::SKIP_LOG_ENV, &skip_log);
     log::info!("running {command:?}");
     let mut child = command
         .stdout(Stdio::piped())
@@ -75,9 +86,22 @@ fn run_tests(command: &mut Command) -> anyhow::Result<()> {
     let status = child
         .wait()
         .with_context(|| format!("waiting for {command:?}"))?;
+    let recorded = skip::read_log(&skip_log)
+        .with_context(|| format!("reading the skipped tests from {}", skip_log.display()))?;
+    let _ = std::fs::remove_file(&skip_log);
+    let skipped = totals.apply_skips(recorded);
+    if !totals.ignored_names.is_empty() || !skipped.is_empty() {
+        println!("\nskipped:");
+        for name in &totals.ignored_names {
+            println!("  {name}: ignored");
+        }
+        for skip in &skipped {
+            println!("  {} ({}): {}", skip.test, skip.binary, skip.reason);
+        }
+    }
     println!(
         "\ntotal: {} passed, {} failed, {} skipped",
-        totals.passed, totals.failed, totals.ignored
+        totals.passed, totals.failed, totals.skipped
     );
     if !status.success() {
         bail!("{command:?} failed ({status})");
@@ -89,12 +113,32 @@ fn run_tests(command: &mut Command) -> anyhow::Result<()> {
 struct TestTotals {
     passed: u64,
     failed: u64,
-    ignored: u64,
+    /// Ignored by libtest plus skipped at run time.
+    skipped: u64,
+    /// `test NAME ... ok` lines: the tests a recorded skip can belong to.
+    passed_names: BTreeSet<String>,
+    /// `test NAME ... ignored` lines.
+    ignored_names: Vec<String>,
 }
 
 impl TestTotals {
-    /// Adds a libtest summary line: `test result: ok. 34 passed; 0 failed; 1 ignored; ...`.
+    /// Adds a libtest line: a summary (`test result: ok. 34 passed; 0 failed; 1 ignored; ...`)
+    /// or one test's outcome (`test live::tests::verifier_budget ... ok`).
     fn add(&mut self, line: &str) {
+        if let Some(outcome) = line.strip_prefix("test ")
+            && let Some((name, result)) = outcome.rsplit_once(" ... ")
+        {
+            match result {
+                "ok" => {
+                    self.passed_names.insert(name.to_owned());
+                }
+                ignored if ignored.starts_with("ignored") => {
+                    self.ignored_names.push(name.to_owned());
+                }
+                _ => {}
+            }
+            return;
+        }
         let Some(counts) = line.strip_prefix("test result: ") else {
             return;
         };
@@ -107,10 +151,31 @@ impl TestTotals {
             match what {
                 "passed" => self.passed += n,
                 "failed" => self.failed += n,
-                "ignored" => self.ignored += n,
+                "ignored" => self.skipped += n,
                 _ => {}
             }
         }
+    }
+
+    /// Moves the tests that recorded a skip from passed to skipped; returns them, one record
+    /// per test. A record whose test did not pass (it failed after recording) stays a failure.
+    fn apply_skips(&mut self, recorded: Vec<Skipped>) -> Vec<Skipped> {
+        let mut seen = BTreeSet::new();
+        let skipped: Vec<Skipped> = recorded
+            .into_iter()
+            .filter(|skip| seen.insert((skip.binary.clone(), skip.test.clone())))
+            .filter(|skip| {
+                let passed = self.passed_names.contains(&skip.test);
+                if !passed {
+                    log::warn!("{} recorded a skip but did not pass", skip.test);
+                }
+                passed
+            })
+            .collect();
+        let n = skipped.len() as u64;
+        self.passed = self.passed.saturating_sub(n);
+        self.skipped += n;
+        skipped
     }
 }
 
@@ -289,7 +354,7 @@ fn run_status(command: &mut Command) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::TestTotals;
+    use super::{Skipped, TestTotals};
 
     #[test]
     fn totals_add_libtest_summaries() {
@@ -298,13 +363,42 @@ mod tests {
         totals.add("test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 5 filtered out; finished in 0.1s");
         totals.add("running 3 tests");
         totals.add("test foo ... ok");
+        totals.add("test bar ... ignored, a benchmark");
+        assert_eq!((totals.passed, totals.failed, totals.skipped), (37, 1, 2));
+        assert_eq!(totals.ignored_names, ["bar"]);
+    }
+
+    #[test]
+    fn recorded_skips_move_from_passed_to_skipped() {
+        let mut totals = TestTotals::default();
+        for line in [
+            "test live::needs_root ... ok",
+            "test shared::needs_pcaps ... ok",
+            "test live::failed_after_skipping ... FAILED",
+            "test plain ... ok",
+            "test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        ] {
+            totals.add(line);
+        }
+        let record = |test: &str, reason: &str| Skipped {
+            binary: "integration".into(),
+            test: test.into(),
+            reason: reason.into(),
+        };
+        let skipped = totals.apply_skips(vec![
+            record(
+                "live::needs_root",
+                "needs root to create network namespaces",
+            ),
+            record("shared::needs_pcaps", "no shared captures"),
+            // Recorded twice (a loop over files): one skipped test.
+            record("shared::needs_pcaps", "no shared captures"),
+            record("live::failed_after_skipping", "needs root"),
+        ]);
         assert_eq!(
-            totals,
-            TestTotals {
-                passed: 37,
-                failed: 1,
-                ignored: 2
-            }
+            skipped.iter().map(|s| s.test.as_str()).collect::<Vec<_>>(),
+            ["live::needs_root", "shared::needs_pcaps"]
         );
+        assert_eq!((totals.passed, totals.failed, totals.skipped), (1, 1, 2));
     }
 }

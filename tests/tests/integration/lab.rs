@@ -1,11 +1,11 @@
-//! The namespace lab itself (tracer-user/src/lab.rs), which makes the test captures and drives
+//! The namespace lab itself (the mptcp-lab crate), which makes the test captures and drives
 //! the live tests: transfers count what they move, the monitor sees the subflows, tcpdump's
 //! file holds what it says it captured, and nothing is left behind.
 
 use std::{path::Path, process::Command};
 
 use integration_tests::{can_use_namespaces, tshark_fields};
-use mptcp_tracer::lab::{
+use mptcp_lab::{
     CaptureSpec, DropRule, EndpointMode, IpVersion, Lab, LabConfig, Side, TransferSpec,
 };
 
@@ -116,6 +116,7 @@ fn capture_holds_what_tcpdump_counted() {
             file: &file,
             link_type: None,
             filter: Some("tcp"),
+            buffer_kib: None,
         })
         .expect("starting tcpdump");
     let counts = lab

@@ -23,9 +23,11 @@ use integration_tests::{
     as_u64, can_use_namespaces, direction, list_mptcp, mptcp_summary, tracer, tracer_binary,
     tshark_fields,
 };
-use mptcp_tracer::{
-    lab::{CaptureSpec, IpVersion, Lab, LabConfig, Side, TransferSpec},
-    output::pcapng::GSO_COMMENT_PREFIX,
+use mptcp_lab::{CaptureSpec, IpVersion, Lab, LabConfig, Side, TransferSpec};
+use mptcp_tracer::output::pcapng::GSO_COMMENT_PREFIX;
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
 };
 use serde_json::Value;
 
@@ -368,12 +370,7 @@ impl LiveTracer {
     /// SIGTERM, then waits (bounded) for the tracer to detach, drain and print its report.
     fn stop(&mut self) -> TracerExit {
         let mut child = self.child.take().expect("the tracer is running");
-        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-            // SAFETY: kill(2) on our own, not yet reaped child.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
+        terminate(&child);
         let deadline = Instant::now() + EXIT_TIMEOUT;
         let status = loop {
             match child.try_wait() {
@@ -414,14 +411,17 @@ impl Drop for LiveTracer {
         if let Some(mut child) = self.child.take() {
             // SIGTERM rather than SIGKILL: a killed tracer would leave its links behind until
             // the namespace goes.
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: kill(2) on our own, not yet reaped child.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
+            terminate(&child);
             let _ = child.wait();
         }
+    }
+}
+
+/// Sends SIGTERM to our own, not yet reaped child (so the pid is still its own).
+fn terminate(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // An error means it has exited already; the caller's wait says how.
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
 }
 
@@ -580,6 +580,7 @@ fn trace_a_transfer(
                 file,
                 link_type: None,
                 filter: Some("tcp"),
+                buffer_kib: None,
             })
             .expect("starting tcpdump")
         })
@@ -941,8 +942,7 @@ fn write_refuses_to_overwrite_without_force() {
 #[test]
 fn unprivileged_trace_names_what_it_needs() {
     let binary = tracer_binary().to_string_lossy().into_owned();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let mut command = if root {
         // As nobody, with no capabilities left.
         let mut command = Command::new("setpriv");

@@ -348,21 +348,27 @@ fn list_tcp_matches_tshark_streams_and_packets() {
 
 /// Every payload byte on the wire is accounted for exactly once: new data, reinjection,
 /// retransmission or unmapped (README, "Reinjections"). Checked on every connection of our
-/// captures and of the shared ones, where present. Together with `wire_bytes` = tshark's
-/// `tcp.len` sum (above) and `unique_bytes` = the application's count, this pins the other two.
+/// captures (here) and of the shared ones (the next test). Together with `wire_bytes` =
+/// tshark's `tcp.len` sum (above) and `unique_bytes` = the application's count, this pins the
+/// other two.
 #[test]
 fn wire_bytes_split_into_unique_reinjected_retransmitted_unmapped() {
-    let mut files: Vec<_> = truth_captures().into_iter().map(|c| c.file).collect();
-    if let Some(dir) = integration_tests::shared_pcaps(
-        "wire_bytes_split_into_unique_reinjected_retransmitted_unmapped",
-    ) {
-        files.push(dir.join("client_2.pcap"));
-        files.push(dir.join("server_2.pcap"));
+    let files: Vec<_> = truth_captures().into_iter().map(|c| c.file).collect();
+    assert_wire_bytes_split(&files);
+}
+
+#[test]
+fn wire_bytes_split_on_the_shared_captures() {
+    if let Some(dir) = integration_tests::shared_pcaps("wire_bytes_split_on_the_shared_captures") {
+        assert_wire_bytes_split(&[dir.join("client_2.pcap"), dir.join("server_2.pcap")]);
     }
+}
+
+fn assert_wire_bytes_split(files: &[std::path::PathBuf]) {
     for file in files {
-        for connection in connections(&list_mptcp(&file)) {
+        for connection in connections(&list_mptcp(file)) {
             let id = as_u64(&connection["id"], "id");
-            let summary = mptcp_summary(&file, id);
+            let summary = mptcp_summary(file, id);
             for d in summary["directions"].as_array().into_iter().flatten() {
                 let part = |field: &str| as_u64(&d[field], field);
                 assert_eq!(

@@ -21,7 +21,11 @@ fn same_answer_in_shell_and_cli(file: &std::path::Path) {
 #[test]
 fn shell_in_batch_mode_gives_the_cli_json() {
     same_answer_in_shell_and_cli(&data_dir().join("v4-4sf.pcap"));
-    if let Some(dir) = shared_pcaps("shell_in_batch_mode_gives_the_cli_json (shared part)") {
+}
+
+#[test]
+fn shell_in_batch_mode_gives_the_cli_json_on_a_shared_capture() {
+    if let Some(dir) = shared_pcaps("shell_in_batch_mode_gives_the_cli_json_on_a_shared_capture") {
         same_answer_in_shell_and_cli(&dir.join("client_2.pcap"));
     }
 }

@@ -1,7 +1,8 @@
-//! Tests that need root: they load the programs, and the end-to-end ones build two network
-//! namespaces joined by a veth pair, run an MPTCP transfer between them and compare the events
-//! with what tcpdump captured on the same interface (dissected by tshark). Without root they
-//! print why and pass.
+//! Tests that need root: they load the programs, and the end-to-end ones build a lab (the
+//! mptcp-lab crate: two network namespaces joined by a veth pair), run transfers between them
+//! and compare the events with what tcpdump captured on the same interface (dissected by
+//! tshark). Without root, a tool or the eBPF object they report themselves skipped
+//! (`mptcp_lab::skip`).
 //!
 //! The analysis is developed elsewhere, so these tests collect the `RawPacket`s themselves
 //! (`Recorder`) instead of feeding an `Analyzer`.
@@ -10,17 +11,22 @@ use std::{
     cell::{Cell, RefCell},
     collections::BTreeMap,
     io::{BufRead as _, BufReader},
+    net::IpAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     rc::Rc,
     sync::{
-        Arc, Mutex,
+        Mutex,
         atomic::{AtomicU32, Ordering},
     },
     thread,
     time::Duration,
 };
 
+use mptcp_lab::{
+    CaptureSpec, IpVersion, Lab, LabConfig, Side, TransferSpec, Transport,
+    skip::{self, skip},
+};
 use tracer_common::CAPTURE_LEN;
 
 use super::{
@@ -32,15 +38,16 @@ use crate::source::{Direction, LinkType, RawPacket};
 /// The budget the brief sets for each program.
 const MAX_VERIFIED_INSNS: u32 = 50_000;
 
-fn skip_unless_root(test: &str) -> bool {
+/// Skips the test unless the programs can be loaded here; true if it skipped.
+fn skipped_unless_root(test: &str) -> bool {
     if super::object_bytes().is_err() {
-        eprintln!("skipping {test}: built without its eBPF object (the `ebpf` feature)");
+        skip(test, "built without its eBPF object (the `ebpf` feature)");
         return true;
     }
-    if privileges::can_trace() {
+    if skip::is_root() && privileges::can_trace() {
         return false;
     }
-    eprintln!("skipping {test}: needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
+    skip(test, "needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
     true
 }
 
@@ -67,7 +74,7 @@ fn built_without_ebpf_says_so() {
 
 #[test]
 fn verifier_budget() {
-    if skip_unless_root("verifier_budget") {
+    if skipped_unless_root("verifier_budget") {
         return;
     }
     let counts = verifier_stats().expect("programs load");
@@ -201,6 +208,7 @@ impl CaptureWriter for MemoryWriter {
     }
 }
 
+/// Runs a command on the host (tshark, bpftool, sysctl) and returns its stdout.
 fn sh(args: &[&str]) -> String {
     let output = Command::new(args[0])
         .args(&args[1..])
@@ -214,252 +222,60 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn in_ns(ns: &str, args: &[&str]) -> String {
-    let mut full = vec!["ip", "netns", "exec", ns];
-    full.extend_from_slice(args);
-    sh(&full)
+/// Runs a command in the client's namespace and returns its stdout.
+fn in_client(lab: &Lab, args: &[&str]) -> String {
+    lab.exec(Side::Client, args[0], &args[1..])
+        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
 }
 
-static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Two namespaces joined by a veth pair, removed on drop. The client has 10.77.N.1 and
-/// fd77:N::1, the server 10.77.N.2 and fd77:N::2.
-struct Lab {
-    n: u32,
-    client: String,
-    server: String,
-    client_if: String,
-    server_if: String,
-    client_addr: String,
-    server_addr: String,
-    client_addr6: String,
-    server_addr6: String,
+/// One veth path between a client and a server namespace. Offloads stay on and the path is not
+/// rate-limited: TC and tcpdump then see the same (GSO) packets, which the comparison needs.
+fn one_path_lab() -> Lab {
+    Lab::new(&LabConfig {
+        paths: 1,
+        disable_offloads: false,
+        rate_mbit: None,
+        ..LabConfig::default()
+    })
+    .expect("building the lab")
 }
 
-impl Lab {
-    fn new() -> Lab {
-        let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{}-{n}", std::process::id() % 100_000);
-        let lab = Lab {
-            n,
-            client: format!("mt-a-{tag}"),
-            server: format!("mt-b-{tag}"),
-            client_if: format!("mta{n}"),
-            server_if: format!("mtb{n}"),
-            client_addr: format!("10.77.{n}.1"),
-            server_addr: format!("10.77.{n}.2"),
-            client_addr6: format!("fd77:{n}::1"),
-            server_addr6: format!("fd77:{n}::2"),
-        };
-        sh(&["ip", "netns", "add", &lab.client]);
-        sh(&["ip", "netns", "add", &lab.server]);
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &lab.client_if,
-            "netns",
-            &lab.client,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &lab.server_if,
-            "netns",
-            &lab.server,
-        ]);
-        for (ns, dev, addr, addr6) in [
-            (
-                &lab.client,
-                &lab.client_if,
-                &lab.client_addr,
-                &lab.client_addr6,
-            ),
-            (
-                &lab.server,
-                &lab.server_if,
-                &lab.server_addr,
-                &lab.server_addr6,
-            ),
-        ] {
-            in_ns(
-                ns,
-                &["ip", "addr", "add", &format!("{addr}/24"), "dev", dev],
-            );
-            in_ns(
-                ns,
-                &[
-                    "ip",
-                    "addr",
-                    "add",
-                    &format!("{addr6}/64"),
-                    "dev",
-                    dev,
-                    "nodad",
-                ],
-            );
-            in_ns(ns, &["ip", "link", "set", dev, "up"]);
-            in_ns(ns, &["ip", "link", "set", "lo", "up"]);
-            in_ns(ns, &["sysctl", "-qw", "net.mptcp.enabled=1"]);
-        }
-        lab
-    }
+fn client_if(lab: &Lab) -> String {
+    lab.interface(Side::Client, 1).expect("path 1")
+}
 
-    fn tc_state(&self, dev: &str) -> String {
-        [
-            in_ns(&self.client, &["tc", "qdisc", "show", "dev", dev]),
-            in_ns(
-                &self.client,
-                &["tc", "filter", "show", "dev", dev, "ingress"],
-            ),
-            in_ns(
-                &self.client,
-                &["tc", "filter", "show", "dev", dev, "egress"],
-            ),
-            in_ns(&self.client, &["bpftool", "net", "show", "dev", dev]),
-        ]
-        .join("\n")
+fn address(lab: &Lab, side: Side, version: IpVersion) -> String {
+    lab.address(side, 1, version).expect("path 1").to_string()
+}
+
+fn tc_state(lab: &Lab, dev: &str) -> String {
+    [
+        in_client(lab, &["tc", "qdisc", "show", "dev", dev]),
+        in_client(lab, &["tc", "filter", "show", "dev", dev, "ingress"]),
+        in_client(lab, &["tc", "filter", "show", "dev", dev, "egress"]),
+        in_client(lab, &["bpftool", "net", "show", "dev", dev]),
+    ]
+    .join("\n")
+}
+
+/// A transfer of `bytes` from client to server on path 1.
+fn transfer(transport: Transport, ip_version: IpVersion, port: u16, bytes: u64) -> TransferSpec {
+    TransferSpec {
+        transport,
+        ip_version,
+        port,
+        client_sends: bytes,
+        ..TransferSpec::default()
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in [&self.client, &self.server] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// A transfer of N bytes from client to server, the server echoing the byte count back.
-/// Protocol 262 is IPPROTO_MPTCP.
-const TRANSFER: &str = r#"
-import socket, sys, time
-role, family, proto, addr, port, n = sys.argv[1:7]
-family = socket.AF_INET6 if family == "6" else socket.AF_INET
-proto = 262 if proto == "mptcp" else 0
-port, n = int(port), int(n)
-if role == "server":
-    s = socket.socket(family, socket.SOCK_STREAM, proto)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port)); s.listen(1)
-    print("ready", flush=True)
-    c, _ = s.accept()
-    got = 0
-    while got < n:
-        b = c.recv(65536)
-        if not b: break
-        got += len(b)
-    c.sendall(str(got).encode())
-    c.close()
-else:
-    c = socket.socket(family, socket.SOCK_STREAM, proto)
-    c.connect((addr, port))
-    c.sendall(b"x" * n)
-    print(c.recv(100).decode(), flush=True)
-    c.close()
-    time.sleep(0.3)
-"#;
-
-/// One transfer to run while tracing.
-#[derive(Clone)]
-struct Transfer {
-    client_ns: String,
-    server_ns: String,
-    ipv6: bool,
-    mptcp: bool,
-    server_addr: String,
-    port: u16,
-    bytes: usize,
-}
-
-impl Transfer {
-    fn mptcp(lab: &Lab, ipv6: bool, port: u16, bytes: usize) -> Transfer {
-        Transfer {
-            client_ns: lab.client.clone(),
-            server_ns: lab.server.clone(),
-            ipv6,
-            mptcp: true,
-            server_addr: if ipv6 {
-                lab.server_addr6.clone()
-            } else {
-                lab.server_addr.clone()
-            },
-            port,
-            bytes,
-        }
-    }
-
-    fn args(&self, role: &str) -> Vec<String> {
-        [
-            "python3",
-            "-c",
-            TRANSFER,
-            role,
-            if self.ipv6 { "6" } else { "4" },
-            if self.mptcp { "mptcp" } else { "tcp" },
-            &self.server_addr,
-            &self.port.to_string(),
-            &self.bytes.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    }
-
-    /// Starts the server and returns once it listens.
-    fn start_server(&self) -> Child {
-        let args = self.args("server");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut server = spawn_in_ns(&self.server_ns, &args);
-        let _ = wait_for_line(&mut server, "ready", false);
-        server
-    }
-
-    /// Runs the client to the end and checks the server received every byte.
-    fn run_client(&self, mut server: Child) {
-        let args = self.args("client");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let echoed = in_ns(&self.client_ns, &args);
-        assert_eq!(
-            echoed.trim(),
-            self.bytes.to_string(),
-            "server received every byte"
-        );
-        let _ = server.wait();
-    }
-}
-
-fn spawn_in_ns(ns: &str, args: &[&str]) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-/// Waits for a line containing `marker` on the child's stdout or stderr.
-/// Returns a thread that collects the lines after it (draining, so the child never blocks on a
-/// full pipe).
-fn wait_for_line(
-    child: &mut Child,
-    marker: &str,
-    from_stderr: bool,
-) -> thread::JoinHandle<Vec<String>> {
-    let stream: Box<dyn std::io::Read + Send> = if from_stderr {
-        Box::new(child.stderr.take().expect("piped stderr"))
-    } else {
-        Box::new(child.stdout.take().expect("piped stdout"))
-    };
-    let mut lines = BufReader::new(stream).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(marker) => break,
-            Some(Ok(_)) => {}
-            other => panic!("waiting for {marker:?}: {other:?}"),
-        }
-    }
-    thread::spawn(move || lines.map_while(Result::ok).collect())
+/// Runs a transfer to the end and checks the server received every byte.
+fn run_transfer(lab: &Lab, spec: &TransferSpec) {
+    let counts = lab.transfer(spec).expect("the transfer");
+    assert_eq!(
+        counts.server_received, spec.client_sends,
+        "server received every byte"
+    );
 }
 
 /// What one traced run produced, next to tshark's view of tcpdump's capture.
@@ -477,62 +293,60 @@ struct Traced {
 }
 
 /// Traces `options` while `transfers` run (one after another, starting 0.7 s in so the programs
-/// are attached) and tcpdump captures `capture_if` in `capture_ns`.
+/// are attached), then `during`, and tcpdump captures `capture_if` in the client's namespace.
 fn trace_transfers(
+    lab: &Lab,
     options: &TraceOptions,
-    capture_ns: &str,
     capture_if: &str,
     local_addrs: &[&str],
     truth_filter: &str,
-    transfers: Vec<Transfer>,
-    during: impl FnOnce() + Send + 'static,
+    transfers: Vec<TransferSpec>,
+    during: impl FnOnce() + Send,
 ) -> Traced {
     let dir = tempdir();
     let pcap = dir.join("capture.pcap");
     let pcap_str = pcap.to_str().expect("utf-8 path").to_owned();
-    let mut tcpdump = spawn_in_ns(
-        capture_ns,
-        &[
+    let tcpdump = lab
+        .start_capture(&CaptureSpec {
+            side: Side::Client,
+            interface: capture_if,
+            snaplen: 0,
+            file: &pcap,
+            link_type: None,
             // No capture filter: "tcp" would miss VLAN-tagged frames; tshark's filter selects.
-            "tcpdump", "-i", capture_if, "-n", "-U", "-B", "32768", "-w", &pcap_str,
-        ],
-    );
-    let tcpdump_report = wait_for_line(&mut tcpdump, "listening on", true);
-
-    let servers: Vec<Child> = transfers.iter().map(Transfer::start_server).collect();
-    let traffic = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(700));
-        for (transfer, server) in transfers.iter().zip(servers) {
-            transfer.run_client(server);
-        }
-        during();
-    });
+            filter: None,
+            buffer_kib: Some(32_768),
+        })
+        .expect("starting tcpdump");
 
     let mut recorder = Recorder::default();
     let written = MemoryWriter::default();
     let mut intervals = 0;
-    let result = run(
-        options,
-        &mut recorder,
-        || Ok(Some(Box::new(written.clone()) as Box<dyn CaptureWriter>)),
-        &mut |_, _| intervals += 1,
-    );
-    let traffic = traffic.join();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(tcpdump.id() as i32, libc::SIGINT) };
-    let _ = tcpdump.wait();
-    let tcpdump_dropped = tcpdump_report
-        .join()
+    let (result, traffic) = thread::scope(|scope| {
+        let traffic = scope.spawn(move || {
+            thread::sleep(Duration::from_millis(700));
+            for spec in &transfers {
+                run_transfer(lab, spec);
+            }
+            during();
+        });
+        let result = run(
+            options,
+            &mut recorder,
+            || Ok(Some(Box::new(written.clone()) as Box<dyn CaptureWriter>)),
+            &mut |_, _| intervals += 1,
+        );
+        (result, traffic.join())
+    });
+    // tcpdump may drop packets on a busy machine: the comparison allows for what it reports.
+    let tcpdump_dropped = tcpdump
+        .stop_counting()
         .expect("tcpdump's report")
-        .iter()
-        .find_map(|line| line.strip_suffix(" packets dropped by kernel"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("tcpdump reports its drops");
+        .dropped_by_kernel;
     let (stats, warnings) = result.expect("tracing works");
     if let Err(panic) = traffic {
         std::panic::resume_unwind(panic);
     }
-
     let fields = sh(&[
         "tshark",
         "-r",
@@ -594,33 +408,25 @@ fn trace_transfers(
         warnings,
         intervals,
         truth,
-        tcpdump_dropped,
+        tcpdump_dropped: usize::try_from(tcpdump_dropped).unwrap_or(usize::MAX),
         written,
     }
 }
 
+/// A scratch directory of this test process.
 fn tempdir() -> PathBuf {
-    let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("mptcp-tracer-live-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
 
-fn skip_without_tools(test: &str) -> bool {
-    if skip_unless_root(test) {
-        return true;
-    }
-    for tool in ["tcpdump", "tshark", "python3", "tc", "bpftool"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("skipping {test}: {tool} not installed");
-            return true;
-        }
-    }
-    false
+/// Skips the test unless it can load the programs and build a lab with its tools; true if it
+/// skipped.
+fn skipped_without_tools(test: &str) -> bool {
+    skipped_unless_root(test)
+        || skip::skipped_without_tools(test, &["tcpdump", "tshark", "python3", "tc", "bpftool"])
 }
 
 fn per_direction(seen: &[Seen]) -> BTreeMap<&'static str, usize> {
@@ -707,21 +513,22 @@ fn options(netns: &str, interfaces: &[&str], attach: AttachMode) -> TraceOptions
 }
 
 fn check_mptcp_transfer(attach: AttachMode, test: &str) {
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
-    let lab = Lab::new();
-    let before = lab.tc_state(&lab.client_if);
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let before = tc_state(&lab, &client_if);
     let traced = trace_transfers(
-        &options(&lab.client, &[&lab.client_if], attach),
-        &lab.client,
-        &lab.client_if,
-        &[&lab.client_addr],
+        &lab,
+        &options(&namespace, &[&client_if], attach),
+        &client_if,
+        &[&address(&lab, Side::Client, IpVersion::V4)],
         "tcp.option_kind == 30",
-        vec![Transfer::mptcp(&lab, false, 5201, 3_000_000)],
+        vec![transfer(Transport::Mptcp, IpVersion::V4, 5201, 3_000_000)],
         || {},
     );
-    let after = lab.tc_state(&lab.client_if);
+    let after = tc_state(&lab, &client_if);
     assert_same_segments(test, &traced, 0);
     assert!(traced.warnings.is_empty(), "{:?}", traced.warnings);
     let stats = &traced.stats;
@@ -737,16 +544,16 @@ fn check_mptcp_transfer(attach: AttachMode, test: &str) {
     );
 
     // The -w path got every event, with the interface, direction and lengths.
-    let ifindex: u32 = in_ns(
-        &lab.client,
-        &["cat", &format!("/sys/class/net/{}/ifindex", lab.client_if)],
+    let ifindex: u32 = in_client(
+        &lab,
+        &["cat", &format!("/sys/class/net/{client_if}/ifindex")],
     )
     .trim()
     .parse()
     .expect("ifindex");
     assert_eq!(
         *traced.written.interfaces.borrow(),
-        [(lab.client_if.clone(), ifindex, Some(lab.client.clone()))]
+        [(client_if.clone(), ifindex, Some(namespace.clone()))]
     );
     let packets = traced.written.packets.borrow();
     let mut written: Vec<(bool, u32)> = packets.iter().map(|p| (!p.1, p.3)).collect();
@@ -784,26 +591,28 @@ fn clsact_events_match_tcpdump() {
 #[test]
 fn filters_all_tcp_and_ipv6() {
     let test = "filters_all_tcp_and_ipv6";
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
-    let lab = Lab::new();
-    let plain_tcp = Transfer {
-        mptcp: false,
-        ..Transfer::mptcp(&lab, false, 5202, 500_000)
-    };
-    let mptcp6 = Transfer::mptcp(&lab, true, 5201, 500_000);
-    let locals = [lab.client_addr.as_str(), lab.client_addr6.as_str()];
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let plain_tcp = transfer(Transport::Tcp, IpVersion::V4, 5202, 500_000);
+    let mptcp6 = transfer(Transport::Mptcp, IpVersion::V6, 5201, 500_000);
+    let (client4, client6) = (
+        address(&lab, Side::Client, IpVersion::V4),
+        address(&lab, Side::Client, IpVersion::V6),
+    );
+    let locals = [client4.as_str(), client6.as_str()];
 
     let port_only = TraceOptions {
         all_tcp: true,
         port: Some(5202),
-        ..options(&lab.client, &[&lab.client_if], AttachMode::Auto)
+        ..options(&namespace, &[&client_if], AttachMode::Auto)
     };
     let traced = trace_transfers(
+        &lab,
         &port_only,
-        &lab.client,
-        &lab.client_if,
+        &client_if,
         &locals,
         "tcp.port == 5202",
         vec![plain_tcp.clone(), mptcp6.clone()],
@@ -821,29 +630,30 @@ fn filters_all_tcp_and_ipv6() {
         traced.stats
     );
 
+    let server6 = address(&lab, Side::Server, IpVersion::V6);
     let v6_only = TraceOptions {
-        addr: Some(lab.server_addr6.parse().expect("IPv6 address")),
-        ..options(&lab.client, &[&lab.client_if], AttachMode::Auto)
+        addr: Some(server6.parse::<IpAddr>().expect("IPv6 address")),
+        ..options(&namespace, &[&client_if], AttachMode::Auto)
     };
     let traced = trace_transfers(
+        &lab,
         &v6_only,
-        &lab.client,
-        &lab.client_if,
+        &client_if,
         &locals,
         "ipv6 && tcp.option_kind == 30",
         vec![
-            Transfer {
+            TransferSpec {
                 port: 5203,
                 ..plain_tcp
             },
-            Transfer {
+            TransferSpec {
                 port: 5204,
                 ..mptcp6
             },
         ],
         || {},
     );
-    assert_same_segments(&format!("{test} (--addr {})", lab.server_addr6), &traced, 0);
+    assert_same_segments(&format!("{test} (--addr {server6})"), &traced, 0);
     assert!(traced.recorder.seen.iter().all(|s| s.ipv6));
 }
 
@@ -947,21 +757,20 @@ else:
 #[test]
 fn crafted_frames() {
     let test = "crafted_frames";
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
-    let lab = Lab::new();
-    let client_ns = lab.client.clone();
-    let client_if = lab.client_if.clone();
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
     let traced = trace_transfers(
-        &options(&lab.client, &[&lab.client_if], AttachMode::Auto),
-        &lab.client,
-        &lab.client_if,
+        &lab,
+        &options(&namespace, &[&client_if], AttachMode::Auto),
+        &client_if,
         &["10.99.0.1", "fd99::1"],
         "tcp.option_kind == 30",
         Vec::new(),
-        move || {
-            in_ns(&client_ns, &["python3", "-c", CRAFT, "frames", &client_if]);
+        || {
+            in_client(&lab, &["python3", "-c", CRAFT, "frames", &client_if]);
         },
     );
     assert_same_segments(test, &traced, 3);
@@ -985,25 +794,15 @@ fn crafted_frames() {
 #[test]
 fn raw_ip_tun_device() {
     let test = "raw_ip_tun_device";
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
-    let lab = Lab::new();
-    let tun = format!("mtt{}", lab.n);
-    let (addr, peer) = (format!("10.81.{}.1", lab.n), format!("10.81.{}.2", lab.n));
-    let mut craft = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client,
-            "python3",
-            "-c",
-            CRAFT,
-            "tun",
-            &tun,
-            &addr,
-            &peer,
-        ])
+    let lab = one_path_lab();
+    let namespace = lab.namespace(Side::Client).to_owned();
+    let (tun, addr, peer) = ("mtt0", "10.81.0.1", "10.81.0.2");
+    let mut craft = lab
+        .command(Side::Client, "python3")
+        .args(["-c", CRAFT, "tun", tun, addr, peer])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -1013,10 +812,10 @@ fn raw_ip_tun_device() {
     assert_eq!(stdout.next().and_then(Result::ok).as_deref(), Some("ready"));
     let mut stdin = craft.stdin.take().expect("piped stdin");
     let traced = trace_transfers(
-        &options(&lab.client, &[&tun], AttachMode::Auto),
-        &lab.client,
-        &tun,
-        &[&addr],
+        &lab,
+        &options(&namespace, &[tun], AttachMode::Auto),
+        tun,
+        &[addr],
         "tcp.option_kind == 30",
         Vec::new(),
         move || {
@@ -1041,29 +840,28 @@ fn raw_ip_tun_device() {
 #[test]
 fn vanished_interface_is_a_warning() {
     let test = "vanished_interface_is_a_warning";
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
-    let lab = Lab::new();
-    let (doomed, peer) = (format!("mtx{}", lab.n), format!("mty{}", lab.n));
-    in_ns(
-        &lab.client,
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let (doomed, peer) = ("mtx0", "mty0");
+    in_client(
+        &lab,
         &[
-            "ip", "link", "add", &doomed, "type", "veth", "peer", "name", &peer,
+            "ip", "link", "add", doomed, "type", "veth", "peer", "name", peer,
         ],
     );
-    in_ns(&lab.client, &["ip", "link", "set", &doomed, "up"]);
-    let client_ns = lab.client.clone();
-    let doomed_name = doomed.clone();
+    in_client(&lab, &["ip", "link", "set", doomed, "up"]);
     let traced = trace_transfers(
-        &options(&lab.client, &[&lab.client_if, &doomed], AttachMode::Netlink),
-        &lab.client,
-        &lab.client_if,
-        &[&lab.client_addr],
+        &lab,
+        &options(&namespace, &[&client_if, doomed], AttachMode::Netlink),
+        &client_if,
+        &[&address(&lab, Side::Client, IpVersion::V4)],
         "tcp.option_kind == 30",
-        vec![Transfer::mptcp(&lab, false, 5201, 500_000)],
-        move || {
-            in_ns(&client_ns, &["ip", "link", "del", &doomed_name]);
+        vec![transfer(Transport::Mptcp, IpVersion::V4, 5201, 500_000)],
+        || {
+            in_client(&lab, &["ip", "link", "del", doomed]);
         },
     );
     assert_same_segments(test, &traced, 0);
@@ -1073,7 +871,7 @@ fn vanished_interface_is_a_warning() {
             "interface {doomed} disappeared while tracing; its events stop there"
         )]
     );
-    let state = lab.tc_state(&lab.client_if);
+    let state = tc_state(&lab, &client_if);
     assert!(
         !state.contains("clsact") && !state.contains("tc_"),
         "{state}"
@@ -1082,7 +880,7 @@ fn vanished_interface_is_a_warning() {
 
 #[test]
 fn unknown_interface_and_namespace_are_clear_errors() {
-    if skip_unless_root("unknown_interface_and_namespace_are_clear_errors") {
+    if skipped_unless_root("unknown_interface_and_namespace_are_clear_errors") {
         return;
     }
     let mut recorder = Recorder::default();
@@ -1126,55 +924,59 @@ fn unknown_interface_and_namespace_are_clear_errors() {
 fn bench_tracing_cost() {
     let test = "bench_tracing_cost";
     if std::env::var_os("MPTCP_TRACER_BENCH").is_none() {
-        eprintln!("skipping {test}: set MPTCP_TRACER_BENCH=1 to run it");
+        skip(test, "a benchmark: set MPTCP_TRACER_BENCH=1 to run it");
         return;
     }
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
-    const BYTES: usize = 200_000_000;
-    let lab = Lab::new();
-    let timed = |transfer: &Transfer| {
-        let server = transfer.start_server();
+    const BYTES: u64 = 200_000_000;
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let timed = |spec: &TransferSpec| {
         let start = std::time::Instant::now();
-        transfer.run_client(server);
+        run_transfer(&lab, spec);
         BYTES as f64 * 8.0 / start.elapsed().as_secs_f64() / 1e9
     };
     let mut untraced = Vec::new();
     let mut traced = Vec::new();
     // Even rounds MPTCP (every packet an event), odd rounds plain TCP (parsed, no event).
     for round in 0..4 {
-        let mptcp = round % 2 == 0;
-        let kind = if mptcp { "MPTCP" } else { "TCP" };
-        let transfer = Transfer {
-            mptcp,
-            ..Transfer::mptcp(&lab, false, 5300 + round * 2, BYTES)
+        let (transport, kind) = if round % 2 == 0 {
+            (Transport::Mptcp, "MPTCP")
+        } else {
+            (Transport::Tcp, "TCP")
         };
-        untraced.push(timed(&transfer));
+        let spec = TransferSpec {
+            timeout: Duration::from_secs(60),
+            ..transfer(transport, IpVersion::V4, 5300 + round * 2, BYTES)
+        };
+        untraced.push(timed(&spec));
 
-        let transfer = Transfer {
+        let spec = TransferSpec {
             port: 5301 + round * 2,
-            ..transfer
+            ..spec
         };
-        let rate = Arc::new(Mutex::new(0.0));
-        let rate_out = rate.clone();
-        let cost = Arc::new(Mutex::new(String::new()));
-        let cost_out = cost.clone();
+        let rate = Mutex::new(0.0);
+        let cost = Mutex::new(String::new());
         let mut recorder = Recorder::default();
         let options = TraceOptions {
             // Long enough for a slow transfer: the statistics are read while still attached.
             duration: Some(Duration::from_secs(15)),
-            ..options(&lab.client, &[&lab.client_if], AttachMode::Auto)
+            ..options(&namespace, &[&client_if], AttachMode::Auto)
         };
         sh(&["sysctl", "-qw", "kernel.bpf_stats_enabled=1"]);
-        let traffic = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(500));
-            *rate_out.lock().expect("lock") = timed(&transfer);
-            *cost_out.lock().expect("lock") = sh(&["bpftool", "prog", "show", "-j"]);
+        let stats = thread::scope(|scope| {
+            let traffic = scope.spawn(|| {
+                thread::sleep(Duration::from_millis(500));
+                *rate.lock().expect("lock") = timed(&spec);
+                *cost.lock().expect("lock") = sh(&["bpftool", "prog", "show", "-j"]);
+            });
+            let (stats, _) =
+                run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
+            traffic.join().expect("traffic");
+            stats
         });
-        let (stats, _) =
-            run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
-        traffic.join().expect("traffic");
         sh(&["sysctl", "-qw", "kernel.bpf_stats_enabled=0"]);
         traced.push(*rate.lock().expect("lock"));
         let programs: serde_json::Value =
@@ -1205,10 +1007,10 @@ fn bench_tracing_cost() {
 fn bench_program_cost() {
     let test = "bench_program_cost";
     if std::env::var_os("MPTCP_TRACER_BENCH").is_none() {
-        eprintln!("skipping {test}: set MPTCP_TRACER_BENCH=1 to run it");
+        skip(test, "a benchmark: set MPTCP_TRACER_BENCH=1 to run it");
         return;
     }
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
     let dir = tempdir();
@@ -1280,40 +1082,46 @@ fn bench_program_cost() {
 fn signal_ends_tracing() {
     let test = "signal_ends_tracing";
     if std::env::var_os("MPTCP_TRACER_SIGNAL_TEST").is_none() {
-        eprintln!("skipping {test}: set MPTCP_TRACER_SIGNAL_TEST=1 to run it");
+        skip(
+            test,
+            "signals the whole test process: set MPTCP_TRACER_SIGNAL_TEST=1 and --test-threads=1",
+        );
         return;
     }
-    if skip_without_tools(test) {
+    if skipped_without_tools(test) {
         return;
     }
-    let lab = Lab::new();
-    let before = lab.tc_state(&lab.client_if);
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let before = tc_state(&lab, &client_if);
     let options = TraceOptions {
         duration: None,
         write: None,
-        ..options(&lab.client, &[&lab.client_if], AttachMode::Netlink)
+        ..options(&namespace, &[&client_if], AttachMode::Netlink)
     };
-    let transfer = Transfer::mptcp(&lab, false, 5201, 200_000);
-    let server = transfer.start_server();
-    let traffic = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(700));
-        transfer.run_client(server);
-        thread::sleep(Duration::from_millis(500));
-        // SAFETY: signalling this process; the tracer's handler is installed by now.
-        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
-    });
+    let spec = transfer(Transport::Mptcp, IpVersion::V4, 5201, 200_000);
     let start = std::time::Instant::now();
     let mut recorder = Recorder::default();
-    let (stats, warnings) =
-        run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
-    traffic.join().expect("traffic");
+    let (stats, warnings) = thread::scope(|scope| {
+        let traffic = scope.spawn(|| {
+            thread::sleep(Duration::from_millis(700));
+            run_transfer(&lab, &spec);
+            thread::sleep(Duration::from_millis(500));
+            // The tracer's handler is installed by now.
+            nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::SIGTERM)
+                .expect("signalling this process");
+        });
+        let result = run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
+        traffic.join().expect("traffic");
+        result
+    });
     println!("{test}: stopped after {:?}; {stats:?}", start.elapsed());
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert!(stats.events_received > 0 && stats.events_received == stats.events_emitted);
     assert_eq!(
         before,
-        lab.tc_state(&lab.client_if),
+        tc_state(&lab, &client_if),
         "TC state restored after detach"
     );
 }

@@ -1,0 +1,217 @@
+//! tcpdump in a lab namespace, with its own packet counts.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    marker::PhantomData,
+    path::Path,
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread::{self, JoinHandle},
+    time::Duration,
+};
+
+use nix::sys::signal::Signal;
+
+use crate::{Lab, LabError, Side, command::ChildGuard};
+
+/// What tcpdump should capture.
+#[derive(Debug, Clone)]
+pub struct CaptureSpec<'a> {
+    pub side: Side,
+    /// An interface of that host, or `any`.
+    pub interface: &'a str,
+    /// Bytes kept of each packet (`-s`); 0 means tcpdump's default (the whole packet).
+    pub snaplen: u32,
+    pub file: &'a Path,
+    /// `-y` link type, e.g. `LINUX_SLL2` for `any`.
+    pub link_type: Option<&'a str>,
+    /// A pcap filter expression, if any.
+    pub filter: Option<&'a str>,
+    /// `-B`: the capture buffer in KiB (`None`: tcpdump's default, 2 MiB), for a capture that
+    /// must keep up with a fast transfer.
+    pub buffer_kib: Option<u32>,
+}
+
+/// A running tcpdump.
+#[derive(Debug)]
+pub struct Capture<'lab> {
+    namespace: String,
+    interface: String,
+    child: ChildGuard,
+    stderr_reader: Option<JoinHandle<Vec<String>>>,
+    /// The "listening on …, link-type …" line.
+    listening: String,
+    _lab: PhantomData<&'lab Lab>,
+}
+
+/// tcpdump's own counts, printed when it stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureCounts {
+    pub captured: u64,
+    pub received_by_filter: u64,
+    pub dropped_by_kernel: u64,
+    /// The link type tcpdump announced, e.g. `EN10MB (Ethernet)`.
+    pub link_type: String,
+}
+
+impl Capture<'_> {
+    pub(crate) fn start(namespace: &str, spec: &CaptureSpec<'_>) -> Result<Self, LabError> {
+        let snaplen = spec.snaplen.to_string();
+        let file = spec.file.to_string_lossy().into_owned();
+        // -Z root: Debian's tcpdump drops to user tcpdump, which may not write `file`.
+        // -U: write each packet at once so that the file is complete when tcpdump stops.
+        // --immediate-mode: hand over each packet at once; otherwise packets waiting in a
+        // TPACKET_V3 block when SIGINT comes count as "received by filter" but are not written.
+        let mut args = vec![
+            "netns",
+            "exec",
+            namespace,
+            "tcpdump",
+            "-Z",
+            "root",
+            "-U",
+            "--immediate-mode",
+            "-n",
+            "-i",
+            spec.interface,
+        ];
+        if spec.snaplen != 0 {
+            args.extend(["-s", &snaplen]);
+        }
+        let buffer_kib = spec.buffer_kib.map(|kib| kib.to_string());
+        if let Some(buffer_kib) = &buffer_kib {
+            args.extend(["-B", buffer_kib]);
+        }
+        if let Some(link_type) = spec.link_type {
+            args.extend(["-y", link_type]);
+        }
+        args.extend(["-w", &file]);
+        if let Some(filter) = spec.filter {
+            args.push(filter);
+        }
+        let command = format!("ip {}", args.join(" "));
+        let error = |detail: String| LabError::Capture {
+            interface: spec.interface.to_owned(),
+            namespace: namespace.to_owned(),
+            detail,
+        };
+        let mut child = Command::new("ip")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| LabError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        let stderr = child.stderr.take();
+        let (listening_tx, listening_rx) = mpsc::channel();
+        let stderr_reader = thread::spawn(move || {
+            let mut lines = Vec::new();
+            if let Some(stderr) = stderr {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on") {
+                        let _ = listening_tx.send(line.clone());
+                    }
+                    lines.push(line);
+                }
+            }
+            lines
+        });
+        let timeout = Duration::from_secs(10);
+        let listening = match listening_rx.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child
+                    .wait()
+                    .map(|status| status.to_string())
+                    .unwrap_or_default();
+                let stderr = stderr_reader.join().unwrap_or_default().join("\n");
+                return Err(error(format!(
+                    "`{command}` did not start listening within {timeout:?} ({status}): {stderr}"
+                )));
+            }
+        };
+        Ok(Self {
+            namespace: namespace.to_owned(),
+            interface: spec.interface.to_owned(),
+            child: ChildGuard::new(child),
+            stderr_reader: Some(stderr_reader),
+            listening,
+            _lab: PhantomData,
+        })
+    }
+
+    /// Stops tcpdump with SIGINT, waits for it and checks that it captured every packet the
+    /// filter received.
+    pub fn stop(self) -> Result<CaptureCounts, LabError> {
+        let error = self.error_maker();
+        let counts = self.stop_counting()?;
+        if counts.captured != counts.received_by_filter || counts.dropped_by_kernel != 0 {
+            return Err(error(format!(
+                "lost packets: {} captured, {} received by filter, {} dropped by kernel",
+                counts.captured, counts.received_by_filter, counts.dropped_by_kernel
+            )));
+        }
+        Ok(counts)
+    }
+
+    fn error_maker(&self) -> impl Fn(String) -> LabError + use<> {
+        let (interface, namespace) = (self.interface.clone(), self.namespace.clone());
+        move |detail| LabError::Capture {
+            interface: interface.clone(),
+            namespace: namespace.clone(),
+            detail,
+        }
+    }
+
+    /// Stops tcpdump with SIGINT, waits for it and returns its counts, also when it lost
+    /// packets (a test that compares against the capture allows for `dropped_by_kernel`).
+    pub fn stop_counting(mut self) -> Result<CaptureCounts, LabError> {
+        let error = self.error_maker();
+        // `ip netns exec` execs tcpdump, so the child's pid is tcpdump's.
+        let status = self
+            .child
+            .signal_and_wait(Signal::SIGINT)
+            .ok_or_else(|| error("already stopped".into()))?
+            .map_err(|source| error(format!("waiting for tcpdump: {source}")))?;
+        let lines = self
+            .stderr_reader
+            .take()
+            .map(|reader| reader.join())
+            .transpose()
+            .map_err(|_| LabError::ThreadPanicked("tcpdump stderr reader"))?
+            .unwrap_or_default();
+        let count = |suffix: &str| {
+            lines.iter().find_map(|line| {
+                line.strip_suffix(suffix)
+                    .and_then(|number| number.trim().parse::<u64>().ok())
+            })
+        };
+        let (Some(captured), Some(received_by_filter), Some(dropped_by_kernel)) = (
+            count(" packets captured"),
+            count(" packets received by filter"),
+            count(" packets dropped by kernel"),
+        ) else {
+            return Err(error(format!(
+                "no packet counts in its output ({status}): {}",
+                lines.join("\n")
+            )));
+        };
+        let link_type = self
+            .listening
+            .split("link-type ")
+            .nth(1)
+            .and_then(|rest| rest.split(", snapshot").next())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(CaptureCounts {
+            captured,
+            received_by_filter,
+            dropped_by_kernel,
+            link_type,
+        })
+    }
+}

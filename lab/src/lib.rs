@@ -1,0 +1,26 @@
+//! Test and demo infrastructure for mptcp-tracer, kept out of the product: a small MPTCP lab
+//! in network namespaces (two hosts joined by veth paths, the in-kernel path manager
+//! configured), transfers whose byte counts the application knows, `ip mptcp monitor`,
+//! tcpdump, nftables drop rules, building the real binary for tests, and honest test skips.
+//!
+//! Used by `mptcp-tracer demo` (behind mptcp-tracer's default `demo` feature), mptcp-tracer's
+//! live unit tests, the integration tests and xtask (`make-captures`, `bench-live`). It does
+//! not depend on mptcp-tracer, so there is no package cycle.
+
+mod capture;
+mod cargo_build;
+mod command;
+mod error;
+mod filter;
+mod lab;
+mod monitor;
+pub mod skip;
+mod transfer;
+
+pub use capture::{Capture, CaptureCounts, CaptureSpec};
+pub use cargo_build::{BuildError, build_binary};
+pub use error::LabError;
+pub use filter::{DropRule, PacketFilter};
+pub use lab::{EndpointMode, IpVersion, Lab, LabConfig, MAX_PATHS, NAMESPACE_PREFIX, Side};
+pub use monitor::{MonitorReport, MptcpMonitor};
+pub use transfer::{TransferCounts, TransferSession, TransferSpec, Transport};
