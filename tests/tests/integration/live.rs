@@ -43,7 +43,7 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Each hook's eBPF program (tracer-user/src/source/live/attach.rs), as `tc filter show` names
 /// it.
-const PROGRAMS: [(&str, &str); 2] = [("ingress", "tc_ingress"), ("egress", "tc_egress")];
+const PROGRAMS: [(&str, &str); 2] = [("ingress", "mptcp_trc_in"), ("egress", "mptcp_trc_eg")];
 
 /// A scratch directory under the target dir, removed on drop.
 struct Scratch(PathBuf);

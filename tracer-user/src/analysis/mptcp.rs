@@ -314,6 +314,8 @@ struct Connection {
     events: Vec<MptcpEvent>,
     events_dropped: u64,
     first_ts_ns: u64,
+    /// An MP_FASTCLOSE was seen: the connection is over, whatever else is still in flight.
+    fastclosed: bool,
 }
 
 /// All MPTCP connections and orphan subflows seen.
@@ -350,6 +352,7 @@ impl Connection {
             events: Vec::new(),
             events_dropped: 0,
             first_ts_ns: ts_ns,
+            fastclosed: false,
         }
     }
 
@@ -862,6 +865,28 @@ impl MptcpTracker {
         })
     }
 
+    /// Whether connection `id` was still open at the last packet: no DATA_FIN acknowledged in
+    /// both directions, no MP_FASTCLOSE, not every subflow reset (and, after a fallback to TCP,
+    /// not every subflow closed by FINs or a reset).
+    pub fn is_open(&self, tcp: &TcpTracker, id: u64) -> Option<bool> {
+        let c = self.conns.get(usize::try_from(id).ok()?)?;
+        let data_fin_acked = |cd: Direction| {
+            let d = &c.dirs[cd];
+            matches!((d.data_fin, d.highest_ack), (Some(fin), Some(ack)) if dsn_max(fin, ack) != fin)
+        };
+        let streams = || {
+            c.subflows
+                .iter()
+                .filter_map(|s| tcp.stream(u64::from(s.stream)))
+        };
+        let closed = (data_fin_acked(Direction::ClientToServer)
+            && data_fin_acked(Direction::ServerToClient))
+            || c.fastclosed
+            || (!c.subflows.is_empty() && streams().all(|s| s.reset()))
+            || (c.fallback && !c.subflows.is_empty() && streams().all(|s| s.closed()));
+        Some(!closed)
+    }
+
     pub fn summary(&self, id: u64) -> Option<MptcpSummary> {
         let c = self.conns.get(usize::try_from(id).ok()?)?;
         Some(MptcpSummary {
@@ -1159,6 +1184,7 @@ impl Connection {
             }
             MptcpOption::FastClose { receiver_key } => {
                 let detail = format!("receiver key {receiver_key}");
+                self.fastclosed = true;
                 self.event(at, EventKind::MpFastclose, detail);
             }
             MptcpOption::TcpRst { flags, reason } => {
