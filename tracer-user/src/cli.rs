@@ -26,7 +26,7 @@ use nix::{
 };
 
 use crate::{
-    analysis::{Analyzer, summary::TcpSummary},
+    analysis::{Analyzer, Diagnostics, summary::TcpSummary},
     live,
     output::{json, table},
     query::{
@@ -383,17 +383,26 @@ struct TraceWarnings {
 
 impl TraceWarnings {
     fn of(outcome: &live::TraceOutcome) -> Self {
-        let mut all = outcome.warnings.clone();
+        Self::from_parts(
+            &outcome.warnings,
+            outcome.analyzer.diagnostics(),
+            &outcome.stats,
+        )
+    }
+
+    /// `run_warnings` are the live run's own (interfaces gone, stale filters, `-w` failing).
+    fn from_parts(run_warnings: &[String], diagnostics: &Diagnostics, stats: &LiveStats) -> Self {
+        let mut all = run_warnings.to_vec();
         // The analysis's damage warnings, exactly as the offline commands print them.
-        let mut diagnostics = Vec::new();
-        warn_diagnostics(outcome.analyzer.diagnostics(), &mut diagnostics);
+        let mut diagnostics_text = Vec::new();
+        warn_diagnostics(diagnostics, &mut diagnostics_text);
+        let diagnostics = diagnostics_text;
         let diagnostics = String::from_utf8_lossy(&diagnostics).into_owned();
         all.extend(diagnostics.lines().map(|line| {
             line.strip_prefix("warning: ")
                 .unwrap_or(line.trim())
                 .to_owned()
         }));
-        let stats = &outcome.stats;
         let lost = stats.ringbuf_full + stats.userspace_lost;
         let loss = (lost > 0).then(|| {
             format!(
@@ -404,7 +413,7 @@ impl TraceWarnings {
         });
         all.extend(loss.clone());
         let mut stderr = String::new();
-        for warning in &outcome.warnings {
+        for warning in run_warnings {
             stderr.push_str(&format!("warning: {warning}\n"));
         }
         stderr.push_str(&diagnostics);
@@ -619,6 +628,58 @@ mod tests {
         assert_eq!(options.port, Some(5201));
         assert_eq!(options.addr, Some("fd00::1".parse().expect("an address")));
         assert_eq!(options.attach, AttachMode::Netlink);
+    }
+
+    /// Every warning stderr gives is also one of the JSON's, with the same text.
+    #[test]
+    fn trace_warnings_reach_the_json_as_stderr_says_them() {
+        let diagnostics = Diagnostics {
+            packets: 10,
+            decode_errors: 2,
+            problems: vec!["packet 3: truncated TCP header".into()],
+            problems_found: 1,
+            ..Default::default()
+        };
+        let stats = LiveStats {
+            ringbuf_full: 5,
+            userspace_lost: 1,
+            ..Default::default()
+        };
+        let run = ["interface c9 disappeared while tracing; its events stop there".to_owned()];
+        let warnings = TraceWarnings::from_parts(&run, &diagnostics, &stats);
+        assert_eq!(
+            warnings.all,
+            [
+                "interface c9 disappeared while tracing; its events stop there",
+                "2 packets could not be decoded",
+                "packet 3: truncated TCP header",
+                "6 events lost (5 ring buffer full, 1 in userspace); results miss those packets",
+            ]
+        );
+        assert_eq!(
+            warnings.stderr,
+            "warning: interface c9 disappeared while tracing; its events stop there\n\
+             warning: 2 packets could not be decoded\n  packet 3: truncated TCP header\n\
+             warning: 6 events lost (5 ring buffer full, 1 in userspace); results miss those \
+             packets\n"
+        );
+        assert!(warnings.lost);
+
+        let clean = TraceWarnings::from_parts(&[], &Diagnostics::default(), &LiveStats::default());
+        assert!(clean.all.is_empty() && clean.stderr.is_empty() && !clean.lost);
+    }
+
+    #[test]
+    fn trace_cleanup_takes_only_the_interfaces() {
+        let Some(Command::Trace(args)) = parse(&["trace", "--cleanup", "-i", "c1", "--netns", "n"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not trace")
+        };
+        assert!(args.cleanup);
+        assert!(parse(&["trace", "--cleanup", "-i", "c1", "--json"]).is_err());
+        assert!(parse(&["trace", "--cleanup", "-i", "c1", "-w", "x.pcapng"]).is_err());
     }
 
     #[test]

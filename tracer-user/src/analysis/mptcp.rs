@@ -1850,6 +1850,67 @@ mod tests {
         assert_eq!((fins[0].packet, fins[0].time_s), (10, 0.003));
     }
 
+    /// Open until DATA_FIN is acknowledged both ways; a FASTCLOSE or a reset of every subflow
+    /// closes it too.
+    #[test]
+    fn connection_open_until_closed_at_the_data_level() {
+        let client_fin = dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 101)), true);
+        let server_fin = dss(None, Some((WireSeq::U64(S_IDSN + 1), 1, 1)), true);
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        assert_eq!(a.mptcp_open(0), Some(true));
+        a.feed_tcp(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(100)
+                .opt(client_fin)
+                .done(),
+        );
+        let ack_client_fin = dss(Some(WireSeq::U64(C_IDSN + 102)), None, false);
+        a.feed_tcp(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(ack_client_fin)
+                .done(),
+        );
+        assert_eq!(
+            a.mptcp_open(0),
+            Some(true),
+            "DATA_FIN acknowledged one way only"
+        );
+        a.feed_tcp(&pkt(B, 5201, A, 1000).seq(S_ISN + 1).opt(server_fin).done());
+        assert_eq!(
+            a.mptcp_open(0),
+            Some(true),
+            "the server's DATA_FIN not acknowledged"
+        );
+        let ack_server_fin = dss(Some(WireSeq::U64(S_IDSN + 2)), None, false);
+        a.feed_tcp(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 101)
+                .opt(ack_server_fin)
+                .done(),
+        );
+        assert_eq!(a.mptcp_open(0), Some(false));
+        assert_eq!(a.mptcp_open(1), None);
+
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        let fastclose = MptcpOption::FastClose { receiver_key: 1 };
+        a.feed_tcp(&pkt(A, 1000, B, 5201).seq(C_ISN + 1).opt(fastclose).done());
+        assert_eq!(a.mptcp_open(0), Some(false), "MP_FASTCLOSE");
+
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed_tcp(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .flags(tcp_flags::RST)
+                .done(),
+        );
+        assert_eq!(a.mptcp_open(0), Some(false), "its only subflow reset");
+    }
+
     #[test]
     fn stream_without_handshake_attached_by_dsn() {
         let mut a = Analyzer::new();
