@@ -525,3 +525,69 @@ fn stale_filters_of_a_killed_tracer_are_named_and_cleaned_up() {
         again.stdout
     );
 }
+
+/// Someone deletes our ingress filter while we trace and puts their own at the same priority
+/// and handle: at exit the tracer deletes only what still runs its program, so theirs stays.
+#[test]
+fn a_filter_that_took_our_place_is_left_alone() {
+    let test = "a_filter_that_took_our_place_is_left_alone";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let mut tracer = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &[]);
+    let shown = tc(&lab, &["filter", "show", "dev", &interface, "ingress"]);
+    let ours = shown
+        .lines()
+        .find(|line| line.contains("mptcp_trc_in"))
+        .unwrap_or_else(|| panic!("no filter of ours:\n{shown}"));
+    let pref = ours
+        .split_whitespace()
+        .skip_while(|word| *word != "pref")
+        .nth(1)
+        .expect("a pref")
+        .to_owned();
+    tc(
+        &lab,
+        &["filter", "del", "dev", &interface, "ingress", "pref", &pref],
+    );
+    tc(
+        &lab,
+        &[
+            "filter",
+            "add",
+            "dev",
+            &interface,
+            "ingress",
+            "pref",
+            &pref,
+            "handle",
+            "1",
+            "bpf",
+            "bytecode",
+            FOREIGN_PROGRAM,
+        ],
+    );
+    let exit = tracer.stop();
+    assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
+    let shown = filters(&lab, &interface);
+    println!(
+        "{test}: after the tracer:\n{shown}\ntracer stderr:\n{}",
+        exit.stderr
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|line| line.contains(&format!("pref {pref} "))
+                && line.contains("bytecode '1,6 0 0 0'")),
+        "the filter at our old place went:\n{shown}"
+    );
+    assert!(our_program_ids(&shown).is_empty(), "{shown}");
+    assert!(
+        exit.stderr.contains("is not our filter any more"),
+        "{}",
+        exit.stderr
+    );
+}

@@ -8,13 +8,17 @@ use aya::{
     Ebpf,
     programs::{
         LinkOrder, SchedClassifier, TcAttachType,
+        links::Link,
         tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcError},
     },
     util::KernelVersion,
 };
 use nix::errno::Errno;
 
-use super::{AttachMode, LiveError, tc_filters};
+use super::{
+    AttachMode, LiveError,
+    tc_filters::{self, Hook},
+};
 
 /// The classifiers' names, which `tc filter show` and the kernel's filter dumps give as the bpf
 /// filter's name: unmistakably ours, so that a stale filter of an earlier run can be told from
@@ -209,12 +213,16 @@ impl Attached {
             egress,
             gone,
         } = attachment;
-        for (name, link) in [(INGRESS_PROGRAM, ingress), (EGRESS_PROGRAM, egress)] {
+        for (name, hook, link) in [
+            (INGRESS_PROGRAM, Hook::Ingress, ingress),
+            (EGRESS_PROGRAM, Hook::Egress, egress),
+        ] {
             let Some(link) = link else { continue };
-            let result = classifier(&mut self.ebpf, name).and_then(|program| {
-                program
+            let result = classifier(&mut self.ebpf, name).and_then(|program| match mechanism {
+                Mechanism::Tcx => program
                     .detach(link)
-                    .map_err(|e| LiveError::Other(error_chain(&e)))
+                    .map_err(|e| LiveError::Other(error_chain(&e))),
+                Mechanism::Netlink { .. } => detach_own_filter(program, link, &interface, hook),
             });
             // A vanished interface took its filters and links with it.
             if let Err(e) = result
@@ -243,6 +251,52 @@ impl Drop for Attached {
     fn drop(&mut self) {
         for warning in self.detach() {
             log::warn!("{warning}");
+        }
+    }
+}
+
+/// Deletes our netlink filter, identified by hook, priority and handle as aya does, but only
+/// while the kernel still shows our program there: had someone deleted ours and another filter
+/// taken its place (a `tc filter del` of the whole hook, then a new filter), deleting by
+/// priority and handle would delete theirs.
+fn detach_own_filter(
+    program: &mut SchedClassifier,
+    link: SchedClassifierLinkId,
+    interface: &Interface,
+    hook: Hook,
+) -> Result<(), LiveError> {
+    let failed = |e: &dyn std::error::Error| LiveError::Other(error_chain(e));
+    let our_id = program.info().map_err(|e| failed(&e))?.id();
+    let link = program.take_link(link).map_err(|e| failed(&e))?;
+    let priority = link.priority().map_err(|e| failed(&e))?;
+    let handle = u32::from(link.handle().map_err(|e| failed(&e))?);
+    let shown = match tc_filters::list(interface.ifindex) {
+        Ok(filters) => filters
+            .into_iter()
+            .find(|f| f.hook == hook && f.priority == priority && f.handle == handle),
+        Err(e) => {
+            log::debug!(
+                "listing the filters of {} failed ({e}); detaching",
+                interface.name
+            );
+            return Link::detach(link).map_err(|e| failed(&e));
+        }
+    };
+    match shown {
+        Some(filter) if filter.program_id == Some(our_id) => {
+            Link::detach(link).map_err(|e| failed(&e))
+        }
+        other => {
+            if let Some(filter) = other {
+                log::warn!(
+                    "{}: {} is not our filter any more; left alone",
+                    interface.name,
+                    filter.describe()
+                );
+            }
+            // Dropping the link would delete whatever sits at its priority and handle now.
+            std::mem::forget(link);
+            Ok(())
         }
     }
 }
