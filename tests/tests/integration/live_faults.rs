@@ -251,9 +251,10 @@ fn first_netlink_tracer_keeps_tracing_when_the_second_stops() {
     );
 }
 
-/// `trace | head -1` and `trace --json` whose stdout reader goes away: the tracer exits 0
-/// within 2 s of the reader closing, its hooks gone.
-fn reader_goes_away(test: &str, json: bool) {
+/// `trace | head -1`, `trace --json` whose stdout reader goes away, and `trace` whose stderr
+/// reader goes away (`close_stdout` false): the tracer exits 0 within 2 s of the reader closing,
+/// its hooks gone.
+fn reader_goes_away(test: &str, json: bool, close_stdout: bool) {
     if !can_use_namespaces(test) {
         return;
     }
@@ -280,13 +281,13 @@ fn reader_goes_away(test: &str, json: bool) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting mptcp-tracer");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
+    let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped stdout"));
+    let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped stderr"));
     // The first table (stdout, or stderr with --json) shows the tracer is attached.
-    let (tables, other): (Box<dyn Read + Send>, Box<dyn Read + Send>) = if json {
-        (Box::new(stderr), Box::new(stdout))
+    let (tables, other, tables_on_stdout) = if json {
+        (stderr, stdout, false)
     } else {
-        (Box::new(stdout), Box::new(stderr))
+        (stdout, stderr, true)
     };
     let mut lines = BufReader::new(tables).lines();
     let first = lines.next().and_then(Result::ok);
@@ -296,14 +297,14 @@ fn reader_goes_away(test: &str, json: bool) {
             .is_some_and(|line| line.contains("packets seen")),
         "{first:?}"
     );
-    // The reader goes away, like `head -1` after its line; the other stream keeps its reader.
+    // One reader goes away, like `head -1` after its line; the other stream keeps its reader.
     let closed = Instant::now();
-    let _kept = if json {
-        drop(other);
-        thread::spawn(move || lines.for_each(drop))
-    } else {
+    let _kept = if close_stdout == tables_on_stdout {
         drop(lines);
         thread::spawn(move || BufReader::new(other).lines().for_each(drop))
+    } else {
+        drop(other);
+        thread::spawn(move || lines.for_each(drop))
     };
     let status = loop {
         if let Some(status) = child.try_wait().expect("waiting") {
@@ -328,12 +329,21 @@ fn reader_goes_away(test: &str, json: bool) {
 
 #[test]
 fn trace_ends_when_its_table_reader_goes_away() {
-    reader_goes_away("trace_ends_when_its_table_reader_goes_away", false);
+    reader_goes_away("trace_ends_when_its_table_reader_goes_away", false, true);
+}
+
+#[test]
+fn trace_ends_when_its_stderr_reader_goes_away() {
+    reader_goes_away("trace_ends_when_its_stderr_reader_goes_away", false, false);
 }
 
 #[test]
 fn trace_json_ends_when_its_stdout_reader_goes_away() {
-    reader_goes_away("trace_json_ends_when_its_stdout_reader_goes_away", true);
+    reader_goes_away(
+        "trace_json_ends_when_its_stdout_reader_goes_away",
+        true,
+        true,
+    );
 }
 
 /// The tracer stopped (SIGSTOP) through a fast transfer: the ring buffer fills, and the JSON's
