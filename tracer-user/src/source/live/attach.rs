@@ -1,8 +1,10 @@
 //! Attaching the classifiers to interfaces and taking exactly that back off.
 //!
 //! TCX links are file descriptors: closing them detaches. Netlink (clsact) filters are identified
-//! by interface, direction, priority and handle, so only our filters are removed; the clsact
-//! qdisc is removed only when this run created it.
+//! by interface, direction, priority and handle; each is deleted only while the kernel still
+//! shows our program there (`tc_filters` lists them), so only our filters are removed, never
+//! another program's or a second tracer's. The clsact qdisc is removed only when this run
+//! created it and, our filters gone, it holds no filter of anyone else.
 
 use aya::{
     Ebpf,

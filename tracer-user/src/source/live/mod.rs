@@ -3,6 +3,11 @@
 //! `CaptureWriter`). What the events mean is not this module's business: `crate::live` drives
 //! a trace into the analysis and the pcapng writer.
 //!
+//! Before attaching, filters a killed tracer left on the interfaces are looked for and warned
+//! about (`stale`); `cleanup` removes them. The run ends on SIGINT/SIGTERM, `duration`, the
+//! caller's `stop` flag, every interface gone, or `on_interval` returning `Break` (the caller's
+//! reader went away).
+//!
 //! The whole run — namespace switch, attach, polling, detach — happens on the calling thread:
 //! interface names, TCX links and netlink requests resolve in the network namespace of the thread
 //! that makes them, and `on_interval` borrows the caller's state.

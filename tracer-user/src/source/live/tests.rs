@@ -1144,3 +1144,77 @@ fn signal_ends_tracing() {
         "TC state restored after detach"
     );
 }
+
+/// `tc_filters` against tc's own view: the filters it lists on both clsact hooks (a classic BPF
+/// filter on each), and `delete` removing exactly one.
+#[test]
+fn tc_filter_dump_matches_tc() {
+    let test = "tc_filter_dump_matches_tc";
+    if skipped_without_tools(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, dev) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let tc = |args: &[&str]| in_client(&lab, &[&["tc"][..], args].concat());
+    tc(&["qdisc", "add", "dev", &dev, "clsact"]);
+    tc(&[
+        "filter",
+        "add",
+        "dev",
+        &dev,
+        "ingress",
+        "pref",
+        "10",
+        "bpf",
+        "bytecode",
+        "1,6 0 0 0,",
+    ]);
+    tc(&[
+        "filter",
+        "add",
+        "dev",
+        &dev,
+        "egress",
+        "pref",
+        "20",
+        "bpf",
+        "bytecode",
+        "1,6 0 0 65535,",
+    ]);
+    let ifindex = {
+        let _inside = super::netns::NetnsGuard::enter(&namespace).expect("entering the lab");
+        super::attach::ifindex_of(&dev).expect("the lab's interface")
+    };
+    let list = || {
+        let _inside = super::netns::NetnsGuard::enter(&namespace).expect("entering the lab");
+        super::tc_filters::list(ifindex).expect("listing the filters")
+    };
+    let filters = list();
+    let shown = [
+        tc(&["filter", "show", "dev", &dev, "ingress"]),
+        tc(&["filter", "show", "dev", &dev, "egress"]),
+    ]
+    .join("");
+    println!("{test}: tc says\n{shown}\nwe list {filters:#?}");
+    let summary: Vec<(&str, u16, &str)> = filters
+        .iter()
+        .map(|f| (f.hook.as_str(), f.priority, f.kind.as_str()))
+        .collect();
+    assert_eq!(summary, [("ingress", 10, "bpf"), ("egress", 20, "bpf")]);
+    let classic = &filters[0];
+    assert!(shown.contains(&format!("pref 10 bpf chain 0 handle {:#x}", classic.handle)));
+    assert_eq!(
+        (classic.program_name.as_deref(), classic.program_id),
+        (None, None)
+    );
+    // `protocol all`: ETH_P_ALL (3) in network byte order.
+    assert_eq!(classic.protocol, 3u16.to_be());
+
+    {
+        let _inside = super::netns::NetnsGuard::enter(&namespace).expect("entering the lab");
+        super::tc_filters::delete(ifindex, &filters[1]).expect("deleting the egress filter");
+    }
+    assert_eq!(list(), filters[..1]);
+    assert!(tc(&["filter", "show", "dev", &dev, "egress"]).is_empty());
+    assert!(tc(&["filter", "show", "dev", &dev, "ingress"]).contains("bytecode '1,6 0 0 0'"));
+}
