@@ -601,3 +601,35 @@ fn a_filter_that_took_our_place_is_left_alone() {
         exit.stderr
     );
 }
+
+/// A connection still open when the trace ends is marked so, in the JSON and in the table; the
+/// same connection, finished, is not (see `all_tcp_lists_plain_tcp_beside_mptcp`).
+#[test]
+fn a_connection_open_at_the_end_is_marked() {
+    let test = "a_connection_open_at_the_end_is_marked";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface];
+    let mut json = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &["--json"]);
+    let mut tables = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &[]);
+    // Connected, the client holding its data back until `finish`.
+    let session = lab
+        .start_transfer(&mptcp_transfer(5201, 100_000, 0))
+        .expect("starting the transfer");
+    thread::sleep(Duration::from_millis(300));
+    let (json_exit, tables_exit) = (json.stop(), tables.stop());
+    session.finish().expect("the transfer");
+    println!("{test}: the table tracer printed:\n{}", tables_exit.stdout);
+    let trace = report(&json.command, &json_exit.stdout, &json_exit.stderr);
+    assert_eq!(trace["summaries"][0]["open"], true, "{trace}");
+    assert!(
+        tables_exit.stdout.contains(
+            "Still open when the trace ended (byte counts so far, not final): connection 0"
+        ),
+        "{}",
+        tables_exit.stdout
+    );
+}
