@@ -633,3 +633,40 @@ fn a_connection_open_at_the_end_is_marked() {
         tables_exit.stdout
     );
 }
+
+/// `--cleanup` after a lone tracer was killed: its two filters go, and it says the clsact
+/// qdisc is now empty (whoever made it); deleting that qdisc then leaves the interface as it
+/// was before any tracer.
+#[test]
+fn cleanup_after_a_lone_killed_tracer_leaves_an_empty_qdisc_to_remove() {
+    let test = "cleanup_after_a_lone_killed_tracer_leaves_an_empty_qdisc_to_remove";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let hooks_before = hooks(&namespace, &interfaces);
+    let mut killed = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &[]);
+    kill(killed.pid(), Signal::SIGKILL).expect("SIGKILL");
+    let _ = killed.stop();
+    let cleanup = tracer(&[
+        "trace",
+        "--cleanup",
+        "-i",
+        &interface,
+        "--netns",
+        &namespace,
+    ]);
+    cleanup.assert_success();
+    let lines: Vec<&str> = cleanup.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", cleanup.stdout);
+    assert!(
+        lines[2].contains("clsact qdisc now holds no filter"),
+        "{}",
+        cleanup.stdout
+    );
+    assert!(our_program_ids(&filters(&lab, &interface)).is_empty());
+    tc(&lab, &["qdisc", "del", "dev", &interface, "clsact"]);
+    assert_eq!(hooks(&namespace, &interfaces), hooks_before);
+}

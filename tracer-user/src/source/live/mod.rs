@@ -372,7 +372,8 @@ fn look_for_stale_filters(interfaces: &[attach::Interface], netns: Option<&str>)
 }
 
 /// `trace --cleanup`: removes the filters of an earlier mptcp-tracer that no live process holds
-/// (see `stale`) from the interfaces, nothing else; returns what it removed, one line each.
+/// (see `stale`) from the interfaces, nothing else; returns what it removed, one line each (and
+/// a line per interface whose clsact qdisc is left empty).
 pub fn cleanup(interfaces: &[String], netns: Option<&str>) -> Result<Vec<String>, LiveError> {
     privileges::check(netns.is_some())?;
     let _netns = netns.map(NetnsGuard::enter).transpose()?;
@@ -383,9 +384,22 @@ pub fn cleanup(interfaces: &[String], netns: Option<&str>) -> Result<Vec<String>
             name: interface.name.clone(),
             reason: format!("cleaning up stale filters: {e}"),
         };
-        for filter in stale::find(interface).map_err(fail)? {
-            tc_filters::delete(interface.ifindex, &filter).map_err(fail)?;
+        let stale = stale::find(interface).map_err(fail)?;
+        for filter in &stale {
+            tc_filters::delete(interface.ifindex, filter).map_err(fail)?;
             removed.push(format!("{}: removed {}", interface.name, filter.describe()));
+        }
+        // Whether the killed tracer created the qdisc is not known: say it may go, not more.
+        if !stale.is_empty()
+            && tc_filters::list(interface.ifindex)
+                .map_err(fail)?
+                .is_empty()
+        {
+            removed.push(format!(
+                "{}: its clsact qdisc now holds no filter; `tc qdisc del dev {} clsact` removes \
+                 it if nothing else needs it",
+                interface.name, interface.name
+            ));
         }
     }
     Ok(removed)
