@@ -20,8 +20,8 @@ use std::{
     sync::OnceLock,
 };
 
-pub use mptcp_lab::shared_pcaps;
 use mptcp_lab::build_binary;
+pub use mptcp_lab::shared_pcaps;
 use serde_json::Value;
 
 /// The workspace root (the parent of this crate).

@@ -1,4 +1,5 @@
-//! `tc_ingress` and `tc_egress`: find TCP segments that carry an MPTCP option (kind 30) and copy
+//! `mptcp_trc_in` (ingress) and `mptcp_trc_eg` (egress), names nobody else uses (a stale filter
+//! of ours is recognised by them): find TCP segments that carry an MPTCP option (kind 30) and copy
 //! their headers (IP, IPv6 extension headers, TCP with options; at most `CAPTURE_LEN` bytes from
 //! the network header) into the ring buffer.
 //!
@@ -126,13 +127,13 @@ fn launder(scratch: &mut Scratch, value: usize) -> usize {
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[classifier]
-pub fn tc_ingress(ctx: TcContext) -> i32 {
+pub fn mptcp_trc_in(ctx: TcContext) -> i32 {
     observe(&ctx, DIRECTION_INGRESS);
     CONTINUE
 }
 
 #[classifier]
-pub fn tc_egress(ctx: TcContext) -> i32 {
+pub fn mptcp_trc_eg(ctx: TcContext) -> i32 {
     observe(&ctx, DIRECTION_EGRESS);
     CONTINUE
 }

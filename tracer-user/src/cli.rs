@@ -8,15 +8,25 @@
 use std::{
     io::{self, Write},
     net::IpAddr,
+    ops::ControlFlow,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, anyhow};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use nix::{
+    errno::Errno,
+    poll::{PollFd, PollFlags, PollTimeout, poll},
+};
 
 use crate::{
-    analysis::Analyzer,
+    analysis::{Analyzer, Diagnostics, summary::TcpSummary},
     live,
     output::{json, table},
     query::{
@@ -25,7 +35,7 @@ use crate::{
         load, run_query, summaries_of, warn_damage, warn_diagnostics,
     },
     shell,
-    source::live::{AttachMode, LiveStats, TraceOptions},
+    source::live::{self as live_source, AttachMode, LiveStats, TraceOptions},
 };
 
 #[derive(Debug, Parser)]
@@ -154,6 +164,10 @@ pub struct TraceArgs {
     /// How to attach the classifiers.
     #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
     pub attach: AttachArg,
+    /// Do not trace: remove the filters a killed mptcp-tracer left on the interfaces (only
+    /// those no running tracer holds; nobody else's), then exit.
+    #[arg(long, conflicts_with_all = ["write", "duration", "json", "all_tcp", "port", "addr"])]
+    pub cleanup: bool,
 }
 
 /// `--attach`: the command-line spelling of `live::AttachMode`.
@@ -284,36 +298,173 @@ fn one_shot(file: &Path, query: &Query, global: GlobalArgs) -> anyhow::Result<i3
 }
 
 fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
-    let options = args.to_options();
+    if args.cleanup {
+        return cleanup(args);
+    }
+    let mut options = args.to_options();
+    // A reader that goes away ends the trace (as SIGINT would), also between two tables.
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_for_gone_readers(Arc::clone(&stop));
+    options.stop = Some(stop);
     let started = Instant::now();
     let mut on_interval = |analyzer: &Analyzer, stats: &LiveStats| {
         let list = analyzer.mptcp_list();
         let summaries = summaries_of(analyzer, &list);
-        let text = table::live(stats, started.elapsed().as_secs_f64(), &list, &summaries);
-        // A live table that cannot be written is not worth stopping the trace for.
-        let _ = if args.json {
-            io::stderr()
-                .lock()
-                .write_all(format!("{text}\n").as_bytes())
+        let open = live::open_connections(analyzer, &list);
+        let text = table::live(
+            stats,
+            started.elapsed().as_secs_f64(),
+            &list,
+            &summaries,
+            &open,
+        );
+        let written = if args.json {
+            writeln!(io::stderr().lock(), "{text}")
         } else {
-            io::stdout()
-                .lock()
-                .write_all(format!("{text}\n").as_bytes())
+            writeln!(io::stdout().lock(), "{text}")
         };
+        // Other write errors (a full disk) are not worth stopping the trace for.
+        match written {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        }
     };
     let outcome = live::trace(&options, &mut on_interval)
         .with_context(|| format!("tracing on {}", args.interfaces.join(", ")))?;
     let elapsed = started.elapsed().as_secs_f64();
-    let list = outcome.analyzer.mptcp_list();
-    let summaries = summaries_of(&outcome.analyzer, &list);
+    let warnings = TraceWarnings::of(&outcome);
+    print_trace_report(args, &outcome, elapsed, &warnings.all)?;
+
+    let mut stderr = io::stderr().lock();
+    let _ = stderr.write_all(warnings.stderr.as_bytes());
+    Ok(if warnings.lost { EXIT_PARTIAL } else { EXIT_OK })
+}
+
+/// Starts a thread that sets `stop` once stdout or stderr has no reader any more (the pipe's
+/// reader closed: `| head -1`; the terminal hung up). `poll` reports POLLERR/POLLHUP (and
+/// POLLNVAL for a closed descriptor) without being asked; a file or /dev/null never raises
+/// them, and the thread then just waits with the process.
+fn watch_for_gone_readers(stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("trace-readers".into())
+        .spawn(move || {
+            let (stdout, stderr) = (io::stdout(), io::stderr());
+            let mut fds = [
+                PollFd::new(stdout.as_fd(), PollFlags::empty()),
+                PollFd::new(stderr.as_fd(), PollFlags::empty()),
+            ];
+            loop {
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(n) if n > 0 => break,
+                    Err(Errno::EINTR) | Ok(_) => continue,
+                    Err(e) => {
+                        log::debug!("cannot watch stdout and stderr: {e}");
+                        return;
+                    }
+                }
+            }
+            log::debug!("stdout or stderr lost its reader; ending the trace");
+            stop.store(true, Ordering::Relaxed);
+        });
+    if let Err(e) = spawned {
+        log::debug!("cannot watch stdout and stderr: {e}");
+    }
+}
+
+/// Everything a trace warns about, once: for the JSON report and, as lines, for stderr.
+struct TraceWarnings {
+    /// Each warning as one string, as the JSON report lists them.
+    all: Vec<String>,
+    /// The same as stderr shows them.
+    stderr: String,
+    /// Events were lost: the results are partial.
+    lost: bool,
+}
+
+impl TraceWarnings {
+    fn of(outcome: &live::TraceOutcome) -> Self {
+        Self::from_parts(
+            &outcome.warnings,
+            outcome.analyzer.diagnostics(),
+            &outcome.stats,
+        )
+    }
+
+    /// `run_warnings` are the live run's own (interfaces gone, stale filters, `-w` failing).
+    fn from_parts(run_warnings: &[String], diagnostics: &Diagnostics, stats: &LiveStats) -> Self {
+        let mut all = run_warnings.to_vec();
+        // The analysis's damage warnings, exactly as the offline commands print them.
+        let mut diagnostics_text = Vec::new();
+        warn_diagnostics(diagnostics, &mut diagnostics_text);
+        let diagnostics = diagnostics_text;
+        let diagnostics = String::from_utf8_lossy(&diagnostics).into_owned();
+        all.extend(diagnostics.lines().map(|line| {
+            line.strip_prefix("warning: ")
+                .unwrap_or(line.trim())
+                .to_owned()
+        }));
+        let lost = stats.ringbuf_full + stats.userspace_lost;
+        let loss = (lost > 0).then(|| {
+            format!(
+                "{lost} events lost ({} ring buffer full, {} in userspace); results miss those \
+                 packets",
+                stats.ringbuf_full, stats.userspace_lost
+            )
+        });
+        all.extend(loss.clone());
+        let mut stderr = String::new();
+        for warning in run_warnings {
+            stderr.push_str(&format!("warning: {warning}\n"));
+        }
+        stderr.push_str(&diagnostics);
+        if let Some(loss) = loss {
+            stderr.push_str(&format!("warning: {loss}\n"));
+        }
+        TraceWarnings {
+            all,
+            stderr,
+            lost: lost > 0,
+        }
+    }
+}
+
+/// The final report on stdout: one JSON document, or the counters, the MPTCP connections and
+/// their summaries (and, with `--all-tcp`, the plain TCP connections) as tables.
+fn print_trace_report(
+    args: &TraceArgs,
+    outcome: &live::TraceOutcome,
+    elapsed: f64,
+    warnings: &[String],
+) -> anyhow::Result<()> {
+    let analyzer = &outcome.analyzer;
+    let list = analyzer.mptcp_list();
+    let summaries = summaries_of(analyzer, &list);
+    let open = live::open_connections(analyzer, &list);
+    let tcp = args.all_tcp.then(|| analyzer.tcp_list());
+    let tcp_summaries: Option<Vec<TcpSummary>> = tcp.as_ref().map(|tcp| {
+        tcp.tcp_connections
+            .iter()
+            .filter(|connection| !connection.mptcp)
+            .filter_map(|connection| analyzer.tcp_summary(connection.stream))
+            .collect()
+    });
 
     let mut stdout = io::stdout().lock();
     if args.json {
+        let summaries: Vec<json::LiveSummary<'_>> = summaries
+            .iter()
+            .map(|summary| json::LiveSummary {
+                summary,
+                open: open.contains(&summary.id),
+            })
+            .collect();
         let report = json::TraceReport {
             stats: &outcome.stats,
             mptcp: &list,
             summaries: &summaries,
-            warnings: &outcome.warnings,
+            tcp: tcp.as_ref(),
+            tcp_summaries: tcp_summaries.as_deref(),
+            warnings,
         };
         stdout.write_all(json::to_pretty(&report)?.as_bytes())?;
     } else {
@@ -324,24 +475,35 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
             text.push('\n');
             text.push_str(&table::mptcp_summary(summary, false));
         }
+        text.push_str(&table::still_open(&open));
+        if let (Some(tcp), Some(tcp_summaries)) = (&tcp, &tcp_summaries) {
+            text.push_str("\nTCP streams (--all-tcp):\n");
+            text.push_str(&table::tcp_list(tcp));
+            for summary in tcp_summaries {
+                text.push('\n');
+                text.push_str(&table::tcp_summary(summary));
+            }
+        }
         stdout.write_all(text.as_bytes())?;
     }
     stdout.flush()?;
+    Ok(())
+}
 
-    let mut stderr = io::stderr().lock();
-    for warning in &outcome.warnings {
-        let _ = writeln!(stderr, "warning: {warning}");
+/// `trace --cleanup`: removes the stale filters of a killed mptcp-tracer, and only those.
+fn cleanup(args: &TraceArgs) -> anyhow::Result<i32> {
+    let removed = live_source::cleanup(&args.interfaces, args.netns.as_deref())
+        .with_context(|| format!("cleaning up {}", args.interfaces.join(", ")))?;
+    let mut stdout = io::stdout().lock();
+    if removed.is_empty() {
+        writeln!(
+            stdout,
+            "no stale filters of mptcp-tracer on {}",
+            args.interfaces.join(", ")
+        )?;
     }
-    warn_diagnostics(outcome.analyzer.diagnostics(), &mut stderr);
-    let lost = outcome.stats.ringbuf_full + outcome.stats.userspace_lost;
-    if lost > 0 {
-        let _ = writeln!(
-            stderr,
-            "warning: {lost} events lost ({} ring buffer full, {} in userspace); results miss \
-             those packets",
-            outcome.stats.ringbuf_full, outcome.stats.userspace_lost
-        );
-        return Ok(EXIT_PARTIAL);
+    for line in &removed {
+        writeln!(stdout, "{line}")?;
     }
     Ok(EXIT_OK)
 }
@@ -466,6 +628,58 @@ mod tests {
         assert_eq!(options.port, Some(5201));
         assert_eq!(options.addr, Some("fd00::1".parse().expect("an address")));
         assert_eq!(options.attach, AttachMode::Netlink);
+    }
+
+    /// Every warning stderr gives is also one of the JSON's, with the same text.
+    #[test]
+    fn trace_warnings_reach_the_json_as_stderr_says_them() {
+        let diagnostics = Diagnostics {
+            packets: 10,
+            decode_errors: 2,
+            problems: vec!["packet 3: truncated TCP header".into()],
+            problems_found: 1,
+            ..Default::default()
+        };
+        let stats = LiveStats {
+            ringbuf_full: 5,
+            userspace_lost: 1,
+            ..Default::default()
+        };
+        let run = ["interface c9 disappeared while tracing; its events stop there".to_owned()];
+        let warnings = TraceWarnings::from_parts(&run, &diagnostics, &stats);
+        assert_eq!(
+            warnings.all,
+            [
+                "interface c9 disappeared while tracing; its events stop there",
+                "2 packets could not be decoded",
+                "packet 3: truncated TCP header",
+                "6 events lost (5 ring buffer full, 1 in userspace); results miss those packets",
+            ]
+        );
+        assert_eq!(
+            warnings.stderr,
+            "warning: interface c9 disappeared while tracing; its events stop there\n\
+             warning: 2 packets could not be decoded\n  packet 3: truncated TCP header\n\
+             warning: 6 events lost (5 ring buffer full, 1 in userspace); results miss those \
+             packets\n"
+        );
+        assert!(warnings.lost);
+
+        let clean = TraceWarnings::from_parts(&[], &Diagnostics::default(), &LiveStats::default());
+        assert!(clean.all.is_empty() && clean.stderr.is_empty() && !clean.lost);
+    }
+
+    #[test]
+    fn trace_cleanup_takes_only_the_interfaces() {
+        let Some(Command::Trace(args)) = parse(&["trace", "--cleanup", "-i", "c1", "--netns", "n"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not trace")
+        };
+        assert!(args.cleanup);
+        assert!(parse(&["trace", "--cleanup", "-i", "c1", "--json"]).is_err());
+        assert!(parse(&["trace", "--cleanup", "-i", "c1", "-w", "x.pcapng"]).is_err());
     }
 
     #[test]

@@ -407,13 +407,19 @@ impl Tracer {
                     if show.load(Ordering::SeqCst) {
                         let list = analyzer.mptcp_list();
                         let summaries = summaries_of(analyzer, &list);
-                        let text =
-                            table::live(stats, started.elapsed().as_secs_f64(), &list, &summaries);
+                        let text = table::live(
+                            stats,
+                            started.elapsed().as_secs_f64(),
+                            &list,
+                            &summaries,
+                            &live::open_connections(analyzer, &list),
+                        );
                         // A live table that cannot be written is not worth stopping for.
                         let _ = io::stdout()
                             .lock()
                             .write_all(format!("\n{text}").as_bytes());
                     }
+                    std::ops::ControlFlow::Continue(())
                 };
                 let outcome = live::trace(&options, &mut on_interval)?;
                 let list = outcome.analyzer.mptcp_list();

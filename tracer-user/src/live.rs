@@ -3,10 +3,10 @@
 //! counterpart of `offline.rs` for the ring buffer: `source::live` knows neither the analysis
 //! nor the output formats, and this module is where the three meet.
 
-use std::path::Path;
+use std::{ops::ControlFlow, path::Path};
 
 use crate::{
-    analysis::Analyzer,
+    analysis::{Analyzer, summary::MptcpList},
     decode::{self, Packet},
     output::pcapng::PcapngEventWriter,
     source::{
@@ -24,10 +24,11 @@ pub struct TraceOutcome {
 }
 
 /// Traces until `duration`, SIGINT, SIGTERM or `options.stop`; calls `on_interval` every
-/// `interval` with the analysis so far. Detaches everything it attached before returning.
+/// `interval` with the analysis so far, and ends as on SIGINT when it returns `Break` (its
+/// reader went away). Detaches everything it attached before returning.
 pub fn trace(
     options: &TraceOptions,
-    on_interval: &mut dyn FnMut(&Analyzer, &LiveStats),
+    on_interval: &mut dyn FnMut(&Analyzer, &LiveStats) -> ControlFlow<()>,
 ) -> Result<TraceOutcome, LiveError> {
     let mut analyzer = Analyzer::new();
     let make_writer = || match &options.write {
@@ -40,6 +41,15 @@ pub fn trace(
         stats,
         warnings,
     })
+}
+
+/// The ids of `list`'s connections still open at the last packet (`Analyzer::mptcp_open`).
+pub fn open_connections(analyzer: &Analyzer, list: &MptcpList) -> Vec<u64> {
+    list.mptcp_connections
+        .iter()
+        .map(|connection| connection.id)
+        .filter(|&id| analyzer.mptcp_open(id) == Some(true))
+        .collect()
 }
 
 impl EventSink for Analyzer {

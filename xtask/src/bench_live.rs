@@ -33,7 +33,7 @@ use serde_json::Value;
 
 /// Names of the tracer's two classifiers (`source/live/attach.rs`); bpftool shows them as is
 /// (shorter than BPF_OBJ_NAME_LEN).
-const PROGRAM_NAMES: [&str; 2] = ["tc_ingress", "tc_egress"];
+const PROGRAM_NAMES: [&str; 2] = ["mptcp_trc_in", "mptcp_trc_eg"];
 /// Bytes of each packet the tracer copies (tracer_common::CAPTURE_LEN); tcpdump keeps as much.
 const TRACER_CAPTURE_LEN: u32 = 192;
 /// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on every Linux architecture
@@ -857,9 +857,9 @@ mod tests {
 
     /// `bpftool prog show --json` (v7.1.0) with bpf_stats on while two tracers ran: ours
     /// (591/592) and someone else's with the same program names (585/586).
-    const BPFTOOL_SAMPLE: &str = r#"[{"id":585,"type":"sched_cls","name":"tc_ingress","tag":"f7ac1a8d7372cf95","gpl_compatible":true,"run_time_ns":386361,"run_cnt":1495,"loaded_at":1795700271,"uid":0,"bytes_xlated":7376,"jited":true,"bytes_jited":4466,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":586,"type":"sched_cls","name":"tc_egress","tag":"acfd0c8529029b83","gpl_compatible":true,"run_time_ns":799456,"run_cnt":1544,"loaded_at":1795700271,"uid":0,"bytes_xlated":7384,"jited":true,"bytes_jited":4471,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":591,"type":"sched_cls","name":"tc_ingress","tag":"56bd95d28be7bc58","gpl_compatible":true,"run_time_ns":2921,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572},{"id":592,"type":"sched_cls","name":"tc_egress","tag":"563563c735c83605","gpl_compatible":true,"run_time_ns":5066,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8328,"jited":true,"bytes_jited":4985,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572}]"#;
+    const BPFTOOL_SAMPLE: &str = r#"[{"id":585,"type":"sched_cls","name":"mptcp_trc_in","tag":"f7ac1a8d7372cf95","gpl_compatible":true,"run_time_ns":386361,"run_cnt":1495,"loaded_at":1795700271,"uid":0,"bytes_xlated":7376,"jited":true,"bytes_jited":4466,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":586,"type":"sched_cls","name":"mptcp_trc_eg","tag":"acfd0c8529029b83","gpl_compatible":true,"run_time_ns":799456,"run_cnt":1544,"loaded_at":1795700271,"uid":0,"bytes_xlated":7384,"jited":true,"bytes_jited":4471,"bytes_memlock":8192,"map_ids":[774,773,771,772],"btf_id":563},{"id":591,"type":"sched_cls","name":"mptcp_trc_in","tag":"56bd95d28be7bc58","gpl_compatible":true,"run_time_ns":2921,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572},{"id":592,"type":"sched_cls","name":"mptcp_trc_eg","tag":"563563c735c83605","gpl_compatible":true,"run_time_ns":5066,"run_cnt":6,"loaded_at":1795700271,"uid":0,"bytes_xlated":8328,"jited":true,"bytes_jited":4985,"bytes_memlock":12288,"map_ids":[779,778,780,781],"btf_id":572}]"#;
     /// The same program before it ran: bpftool leaves run_time_ns and run_cnt out.
-    const BPFTOOL_NOT_RUN: &str = r#"[{"id":579,"type":"sched_cls","name":"tc_ingress","tag":"56bd95d28be7bc58","gpl_compatible":true,"loaded_at":1795700264,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[766,764,765,767],"btf_id":554}]"#;
+    const BPFTOOL_NOT_RUN: &str = r#"[{"id":579,"type":"sched_cls","name":"mptcp_trc_in","tag":"56bd95d28be7bc58","gpl_compatible":true,"loaded_at":1795700264,"uid":0,"bytes_xlated":8320,"jited":true,"bytes_jited":4980,"bytes_memlock":12288,"map_ids":[766,764,765,767],"btf_id":554}]"#;
 
     #[test]
     fn program_stats_count_only_our_programs() {
@@ -882,7 +882,7 @@ mod tests {
         );
         // An id of ours under another name is not one of the classifiers.
         assert_eq!(
-            program_stats(&programs, &["tc_ingress"], &ours),
+            program_stats(&programs, &["mptcp_trc_in"], &ours),
             ProgramStats {
                 programs: 1,
                 run_time_ns: 2921,

@@ -13,10 +13,14 @@
 //! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
 //! - `live`: `trace` end-to-end in the lab against tcpdump, the application's byte counts and
 //!   `ip mptcp monitor`; refusals before attaching.
+//! - `live_faults`: `trace` under faults: other programs' and a second tracer's TC filters
+//!   survive it, a reader that goes away ends it, lost events reach the JSON, `--all-tcp`
+//!   lists plain TCP, a killed tracer's filters are named and cleaned up.
 
 mod architecture;
 mod lab;
 mod live;
+mod live_faults;
 mod malformed;
 mod mptcp_coverage;
 mod own_captures;

@@ -169,6 +169,11 @@ impl Analyzer {
         self.mptcp.info(&self.tcp, id)
     }
 
+    /// Whether connection `id` was still open at the last packet (`MptcpTracker::is_open`).
+    pub fn mptcp_open(&self, id: u64) -> Option<bool> {
+        self.mptcp.is_open(&self.tcp, id)
+    }
+
     /// Per-direction data-level counters, per-subflow shares and the event timeline.
     pub fn mptcp_summary(&self, id: u64) -> Option<summary::MptcpSummary> {
         self.mptcp.summary(id)

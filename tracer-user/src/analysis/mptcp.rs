@@ -314,6 +314,8 @@ struct Connection {
     events: Vec<MptcpEvent>,
     events_dropped: u64,
     first_ts_ns: u64,
+    /// An MP_FASTCLOSE was seen: the connection is over, whatever else is still in flight.
+    fastclosed: bool,
 }
 
 /// All MPTCP connections and orphan subflows seen.
@@ -350,6 +352,7 @@ impl Connection {
             events: Vec::new(),
             events_dropped: 0,
             first_ts_ns: ts_ns,
+            fastclosed: false,
         }
     }
 
@@ -862,6 +865,28 @@ impl MptcpTracker {
         })
     }
 
+    /// Whether connection `id` was still open at the last packet: no DATA_FIN acknowledged in
+    /// both directions, no MP_FASTCLOSE, not every subflow reset (and, after a fallback to TCP,
+    /// not every subflow closed by FINs or a reset).
+    pub fn is_open(&self, tcp: &TcpTracker, id: u64) -> Option<bool> {
+        let c = self.conns.get(usize::try_from(id).ok()?)?;
+        let data_fin_acked = |cd: Direction| {
+            let d = &c.dirs[cd];
+            matches!((d.data_fin, d.highest_ack), (Some(fin), Some(ack)) if dsn_max(fin, ack) != fin)
+        };
+        let streams = || {
+            c.subflows
+                .iter()
+                .filter_map(|s| tcp.stream(u64::from(s.stream)))
+        };
+        let closed = (data_fin_acked(Direction::ClientToServer)
+            && data_fin_acked(Direction::ServerToClient))
+            || c.fastclosed
+            || (!c.subflows.is_empty() && streams().all(|s| s.reset()))
+            || (c.fallback && !c.subflows.is_empty() && streams().all(|s| s.closed()));
+        Some(!closed)
+    }
+
     pub fn summary(&self, id: u64) -> Option<MptcpSummary> {
         let c = self.conns.get(usize::try_from(id).ok()?)?;
         Some(MptcpSummary {
@@ -1159,6 +1184,7 @@ impl Connection {
             }
             MptcpOption::FastClose { receiver_key } => {
                 let detail = format!("receiver key {receiver_key}");
+                self.fastclosed = true;
                 self.event(at, EventKind::MpFastclose, detail);
             }
             MptcpOption::TcpRst { flags, reason } => {
@@ -1822,6 +1848,67 @@ mod tests {
         assert_eq!(fins.len(), 1);
         assert_eq!(fins[0].detail, format!("dsn {}", C_IDSN + 101));
         assert_eq!((fins[0].packet, fins[0].time_s), (10, 0.003));
+    }
+
+    /// Open until DATA_FIN is acknowledged both ways; a FASTCLOSE or a reset of every subflow
+    /// closes it too.
+    #[test]
+    fn connection_open_until_closed_at_the_data_level() {
+        let client_fin = dss(None, Some((WireSeq::U64(C_IDSN + 1), 1, 101)), true);
+        let server_fin = dss(None, Some((WireSeq::U64(S_IDSN + 1), 1, 1)), true);
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        assert_eq!(a.mptcp_open(0), Some(true));
+        a.feed_tcp(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .len(100)
+                .opt(client_fin)
+                .done(),
+        );
+        let ack_client_fin = dss(Some(WireSeq::U64(C_IDSN + 102)), None, false);
+        a.feed_tcp(
+            &pkt(B, 5201, A, 1000)
+                .seq(S_ISN + 1)
+                .opt(ack_client_fin)
+                .done(),
+        );
+        assert_eq!(
+            a.mptcp_open(0),
+            Some(true),
+            "DATA_FIN acknowledged one way only"
+        );
+        a.feed_tcp(&pkt(B, 5201, A, 1000).seq(S_ISN + 1).opt(server_fin).done());
+        assert_eq!(
+            a.mptcp_open(0),
+            Some(true),
+            "the server's DATA_FIN not acknowledged"
+        );
+        let ack_server_fin = dss(Some(WireSeq::U64(S_IDSN + 2)), None, false);
+        a.feed_tcp(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 101)
+                .opt(ack_server_fin)
+                .done(),
+        );
+        assert_eq!(a.mptcp_open(0), Some(false));
+        assert_eq!(a.mptcp_open(1), None);
+
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        let fastclose = MptcpOption::FastClose { receiver_key: 1 };
+        a.feed_tcp(&pkt(A, 1000, B, 5201).seq(C_ISN + 1).opt(fastclose).done());
+        assert_eq!(a.mptcp_open(0), Some(false), "MP_FASTCLOSE");
+
+        let mut a = Analyzer::new();
+        v0_handshake(&mut a);
+        a.feed_tcp(
+            &pkt(A, 1000, B, 5201)
+                .seq(C_ISN + 1)
+                .flags(tcp_flags::RST)
+                .done(),
+        );
+        assert_eq!(a.mptcp_open(0), Some(false), "its only subflow reset");
     }
 
     #[test]

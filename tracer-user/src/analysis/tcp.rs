@@ -157,8 +157,13 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    fn closed(&self) -> bool {
+    /// Reset, or FIN seen both ways.
+    pub(super) fn closed(&self) -> bool {
         self.rst_seen || self.dirs.iter().all(|(_, d)| d.fin_seen)
+    }
+
+    pub(super) fn reset(&self) -> bool {
+        self.rst_seen
     }
 }
 

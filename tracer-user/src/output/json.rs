@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::{
-    analysis::summary::{MptcpList, MptcpSummary},
+    analysis::summary::{MptcpList, MptcpSummary, TcpList, TcpSummary},
     source::live::LiveStats,
 };
 
@@ -23,10 +23,28 @@ pub struct TraceReport<'a> {
     pub stats: &'a LiveStats,
     /// As `list-mptcp --json`.
     pub mptcp: &'a MptcpList,
-    /// As `mptcp-summary --json`, one per connection of `mptcp`, in the same order.
-    pub summaries: &'a [MptcpSummary],
-    /// What went wrong without stopping the run (lost events, interfaces that went away...).
+    /// As `mptcp-summary --json` plus `open`, one per connection of `mptcp`, in the same order.
+    pub summaries: &'a [LiveSummary<'a>],
+    /// With `--all-tcp`: as `list-tcp --json`, every TCP stream (MPTCP subflows included, so
+    /// that the stream numbers are the ones `mptcp` uses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<&'a TcpList>,
+    /// With `--all-tcp`: as `tcp-summary --json`, one per plain TCP stream of `tcp` (those with
+    /// `mptcp: false`), in stream order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_summaries: Option<&'a [TcpSummary]>,
+    /// What went wrong without stopping the run, as stderr says it: lost events, damaged
+    /// packets, interfaces that went away, stale filters of a killed tracer...
     pub warnings: &'a [String],
+}
+
+/// One connection's summary in a trace: `mptcp-summary --json`, and whether the connection was
+/// still open when the trace ended (its byte counts are then those so far, not final).
+#[derive(Debug, Serialize)]
+pub struct LiveSummary<'a> {
+    #[serde(flatten)]
+    pub summary: &'a MptcpSummary,
+    pub open: bool,
 }
 
 #[cfg(test)]
@@ -261,17 +279,32 @@ mod tests {
             ..Default::default()
         };
         let list = mptcp_list();
-        let summaries = [mptcp_summary()];
+        let summary = mptcp_summary();
+        let summaries = [LiveSummary {
+            summary: &summary,
+            open: true,
+        }];
         let warnings = ["1 event lost".to_owned()];
         let report = TraceReport {
             stats: &stats,
             mptcp: &list,
             summaries: &summaries,
+            tcp: None,
+            tcp_summaries: None,
             warnings: &warnings,
         };
         let value: Value =
             serde_json::from_str(&to_pretty(&report).expect("serialisable")).expect("valid JSON");
         assert_eq!(keys(&value), ["mptcp", "stats", "summaries", "warnings"]);
+        // A summary is mptcp-summary's fields plus `open`.
+        let mut fields = keys(&serde_json::to_value(&summary).expect("serialisable"))
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        fields.push("open".into());
+        fields.sort_unstable();
+        assert_eq!(keys(&value["summaries"][0]), fields);
+        assert_eq!(value["summaries"][0]["open"], true);
         assert_eq!(value["stats"]["packets_seen"], 5);
         assert_eq!(value["stats"]["ringbuf_full"], 1);
         assert_eq!(
@@ -280,5 +313,29 @@ mod tests {
         );
         assert_eq!(value["summaries"][0]["id"], 2);
         assert_eq!(value["warnings"][0], "1 event lost");
+
+        // With --all-tcp, the TCP streams and the plain ones' summaries.
+        let tcp = TcpList {
+            tcp_connections: Vec::new(),
+        };
+        let report = TraceReport {
+            tcp: Some(&tcp),
+            tcp_summaries: Some(&[]),
+            ..report
+        };
+        let value: Value =
+            serde_json::from_str(&to_pretty(&report).expect("serialisable")).expect("valid JSON");
+        assert_eq!(
+            keys(&value),
+            [
+                "mptcp",
+                "stats",
+                "summaries",
+                "tcp",
+                "tcp_summaries",
+                "warnings"
+            ]
+        );
+        assert_eq!(value["tcp"]["tcp_connections"], serde_json::json!([]));
     }
 }

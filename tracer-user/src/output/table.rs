@@ -344,13 +344,14 @@ fn events(summary: &MptcpSummary) -> String {
 }
 
 /// The per-interval table of `trace`: counters, then one row per MPTCP connection with the
-/// data-level bytes and goodput of each direction so far. `summaries` are those of `list`'s
-/// connections (missing ones show as `-`).
+/// data-level bytes and goodput of each direction so far, and whether it is still open (its ID
+/// in `open`). `summaries` are those of `list`'s connections (missing ones show as `-`).
 pub fn live(
     stats: &LiveStats,
     elapsed_s: f64,
     list: &MptcpList,
     summaries: &[MptcpSummary],
+    open: &[u64],
 ) -> String {
     let mut out = live_stats(stats, elapsed_s);
     if list.mptcp_connections.is_empty() {
@@ -366,6 +367,7 @@ pub fn live(
         ("C->S GOODPUT", Align::Right),
         ("S->C DATA", Align::Right),
         ("S->C GOODPUT", Align::Right),
+        ("STATE", Align::Left),
     ]);
     for connection in &list.mptcp_connections {
         let summary = summaries.iter().find(|s| s.id == connection.id);
@@ -392,10 +394,30 @@ pub fn live(
             goodput(Direction::ClientToServer),
             data(Direction::ServerToClient),
             goodput(Direction::ServerToClient),
+            if open.contains(&connection.id) {
+                "open"
+            } else {
+                "closed"
+            }
+            .to_owned(),
         ]);
     }
     out.push_str(&table.render(""));
     out
+}
+
+/// The end of a trace's final table: which connections were still open, so that their byte
+/// counts are not taken for final ones. Empty when none was.
+pub fn still_open(open: &[u64]) -> String {
+    if open.is_empty() {
+        return String::new();
+    }
+    let ids: Vec<String> = open.iter().map(u64::to_string).collect();
+    format!(
+        "\nStill open when the trace ended (byte counts so far, not final): connection{} {}\n",
+        if open.len() == 1 { "" } else { "s" },
+        ids.join(", ")
+    )
 }
 
 /// One line of a live run's counters, `elapsed_s` after its start.
@@ -887,12 +909,22 @@ Events:
             ..Default::default()
         };
         assert_eq!(
-            live(&stats, 3.0, &list, &[summary]),
+            live(&stats, 3.0, &list, &[summary], &[0]),
             "\
 [3.0 s] packets seen 10, TCP 0, MPTCP 5; events received 5 (7 wire packets), lost 0 (ring buffer full 0, userspace 0)
-ID  CLIENT          SERVER         SUBFLOWS            C->S DATA  C->S GOODPUT  S->C DATA  S->C GOODPUT
- 0  10.0.0.1:33782  10.0.0.2:5201         3  1000000 B (1.00 MB)  4.000 Mbit/s        0 B  0.000 Mbit/s
+ID  CLIENT          SERVER         SUBFLOWS            C->S DATA  C->S GOODPUT  S->C DATA  S->C GOODPUT  STATE
+ 0  10.0.0.1:33782  10.0.0.2:5201         3  1000000 B (1.00 MB)  4.000 Mbit/s        0 B  0.000 Mbit/s  open
 "
         );
+    }
+
+    #[test]
+    fn still_open_names_the_open_connections() {
+        assert_eq!(still_open(&[]), "");
+        assert_eq!(
+            still_open(&[0]),
+            "\nStill open when the trace ended (byte counts so far, not final): connection 0\n"
+        );
+        assert!(still_open(&[1, 3]).ends_with("connections 1, 3\n"));
     }
 }

@@ -1,28 +1,32 @@
 //! Attaching the classifiers to interfaces and taking exactly that back off.
 //!
 //! TCX links are file descriptors: closing them detaches. Netlink (clsact) filters are identified
-//! by interface, direction, priority and handle, so only our filters are removed; the clsact
-//! qdisc is removed only when this run created it.
-
-use std::{io, mem::size_of, os::fd::AsRawFd as _};
+//! by interface, direction, priority and handle; each is deleted only while the kernel still
+//! shows our program there (`tc_filters` lists them), so only our filters are removed, never
+//! another program's or a second tracer's. The clsact qdisc is removed only when this run
+//! created it and, our filters gone, it holds no filter of anyone else.
 
 use aya::{
     Ebpf,
     programs::{
         LinkOrder, SchedClassifier, TcAttachType,
+        links::Link,
         tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcError},
     },
     util::KernelVersion,
 };
-use nix::{
-    errno::Errno,
-    sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType},
+use nix::errno::Errno;
+
+use super::{
+    AttachMode, LiveError,
+    tc_filters::{self, Hook},
 };
 
-use super::{AttachMode, LiveError};
-
-pub(super) const INGRESS_PROGRAM: &str = "tc_ingress";
-pub(super) const EGRESS_PROGRAM: &str = "tc_egress";
+/// The classifiers' names, which `tc filter show` and the kernel's filter dumps give as the bpf
+/// filter's name: unmistakably ours, so that a stale filter of an earlier run can be told from
+/// anyone else's (at most 15 characters: the kernel keeps that much of a program's name).
+pub(super) const INGRESS_PROGRAM: &str = "mptcp_trc_in";
+pub(super) const EGRESS_PROGRAM: &str = "mptcp_trc_eg";
 
 /// An interface to trace, resolved in the traced namespace before anything is attached.
 #[derive(Clone, Debug)]
@@ -211,12 +215,16 @@ impl Attached {
             egress,
             gone,
         } = attachment;
-        for (name, link) in [(INGRESS_PROGRAM, ingress), (EGRESS_PROGRAM, egress)] {
+        for (name, hook, link) in [
+            (INGRESS_PROGRAM, Hook::Ingress, ingress),
+            (EGRESS_PROGRAM, Hook::Egress, egress),
+        ] {
             let Some(link) = link else { continue };
-            let result = classifier(&mut self.ebpf, name).and_then(|program| {
-                program
+            let result = classifier(&mut self.ebpf, name).and_then(|program| match mechanism {
+                Mechanism::Tcx => program
                     .detach(link)
-                    .map_err(|e| LiveError::Other(error_chain(&e)))
+                    .map_err(|e| LiveError::Other(error_chain(&e))),
+                Mechanism::Netlink { .. } => detach_own_filter(program, link, &interface, hook),
             });
             // A vanished interface took its filters and links with it.
             if let Err(e) = result
@@ -233,13 +241,9 @@ impl Attached {
                 created_clsact: true,
             })
             && !gone
-            && let Err(e) = delete_clsact(interface.ifindex)
+            && let Err(e) = remove_clsact_if_unused(&interface)
         {
-            warnings.push(format!(
-                "could not remove the clsact qdisc this run added to {}: {e} \
-                     (remove it with `tc qdisc del dev {} clsact`)",
-                interface.name, interface.name
-            ));
+            warnings.push(e);
         }
         warnings
     }
@@ -251,6 +255,76 @@ impl Drop for Attached {
             log::warn!("{warning}");
         }
     }
+}
+
+/// Deletes our netlink filter, identified by hook, priority and handle as aya does, but only
+/// while the kernel still shows our program there: had someone deleted ours and another filter
+/// taken its place (a `tc filter del` of the whole hook, then a new filter), deleting by
+/// priority and handle would delete theirs.
+fn detach_own_filter(
+    program: &mut SchedClassifier,
+    link: SchedClassifierLinkId,
+    interface: &Interface,
+    hook: Hook,
+) -> Result<(), LiveError> {
+    let failed = |e: &dyn std::error::Error| LiveError::Other(error_chain(e));
+    let our_id = program.info().map_err(|e| failed(&e))?.id();
+    let link = program.take_link(link).map_err(|e| failed(&e))?;
+    let priority = link.priority().map_err(|e| failed(&e))?;
+    let handle = u32::from(link.handle().map_err(|e| failed(&e))?);
+    let shown = match tc_filters::list(interface.ifindex) {
+        Ok(filters) => filters
+            .into_iter()
+            .find(|f| f.hook == hook && f.priority == priority && f.handle == handle),
+        Err(e) => {
+            log::debug!(
+                "listing the filters of {} failed ({e}); detaching",
+                interface.name
+            );
+            return Link::detach(link).map_err(|e| failed(&e));
+        }
+    };
+    match shown {
+        Some(filter) if filter.program_id == Some(our_id) => {
+            Link::detach(link).map_err(|e| failed(&e))
+        }
+        other => {
+            if let Some(filter) = other {
+                log::warn!(
+                    "{}: {} is not our filter any more; left alone",
+                    interface.name,
+                    filter.describe()
+                );
+            }
+            // Dropping the link would delete whatever sits at its priority and handle now.
+            std::mem::forget(link);
+            Ok(())
+        }
+    }
+}
+
+/// Removes the clsact qdisc this run added, unless it holds a filter of anyone else by now (a
+/// second tracer's, a CNI's): deleting the qdisc would delete those filters with it. Our own
+/// filters are gone already, so any filter left is someone else's. Returns the warning to give.
+fn remove_clsact_if_unused(interface: &Interface) -> Result<(), String> {
+    let hint = |e: &dyn std::fmt::Display| {
+        format!(
+            "could not remove the clsact qdisc this run added to {}: {e} (once it holds no \
+             filter, remove it with `tc qdisc del dev {} clsact`)",
+            interface.name, interface.name
+        )
+    };
+    let others = tc_filters::list(interface.ifindex).map_err(|e| hint(&e))?;
+    if !others.is_empty() {
+        let shown: Vec<String> = others.iter().map(tc_filters::Filter::describe).collect();
+        log::info!(
+            "leaving the clsact qdisc of {} in place: it holds filters of others ({})",
+            interface.name,
+            shown.join("; ")
+        );
+        return Ok(());
+    }
+    tc_filters::delete_clsact(interface.ifindex).map_err(|e| hint(&e))
 }
 
 pub(super) fn classifier<'a>(
@@ -277,73 +351,6 @@ fn add_clsact(interface: &Interface) -> Result<bool, LiveError> {
             direction: "clsact qdisc",
             reason: error_chain(&e),
         }),
-    }
-}
-
-/// `tc qdisc del dev IF clsact` over rtnetlink (aya has no call for it). nix covers the socket
-/// calls but not rtnetlink messages, so the message is laid out here with libc's constants.
-fn delete_clsact(ifindex: u32) -> io::Result<()> {
-    const TC_H_CLSACT: u32 = 0xffff_fff1;
-    const CLSACT_HANDLE: u32 = 0xffff_0000;
-    const TCA_KIND: u16 = 1;
-    const TCMSG_LEN: usize = 20;
-    let kind = b"clsact\0";
-    let attr_len = 4 + kind.len();
-    let total = size_of::<nix::libc::nlmsghdr>() + TCMSG_LEN + attr_len.next_multiple_of(4);
-
-    let mut message = Vec::with_capacity(total);
-    message.extend_from_slice(&(total as u32).to_ne_bytes());
-    message.extend_from_slice(&nix::libc::RTM_DELQDISC.to_ne_bytes());
-    message.extend_from_slice(
-        &((nix::libc::NLM_F_REQUEST | nix::libc::NLM_F_ACK) as u16).to_ne_bytes(),
-    );
-    message.extend_from_slice(&1u32.to_ne_bytes()); // sequence
-    message.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
-    // struct tcmsg: family, 3 pad bytes, ifindex, handle, parent, info.
-    message.extend_from_slice(&[nix::libc::AF_UNSPEC as u8, 0, 0, 0]);
-    message.extend_from_slice(&(ifindex as i32).to_ne_bytes());
-    message.extend_from_slice(&CLSACT_HANDLE.to_ne_bytes());
-    message.extend_from_slice(&TC_H_CLSACT.to_ne_bytes());
-    message.extend_from_slice(&0u32.to_ne_bytes());
-    message.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-    message.extend_from_slice(&TCA_KIND.to_ne_bytes());
-    message.extend_from_slice(kind);
-    message.resize(total, 0);
-
-    let fd = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    socket::send(fd.as_raw_fd(), &message, MsgFlags::empty())?;
-    let mut reply = [0u8; 512];
-    let n = socket::recv(fd.as_raw_fd(), &mut reply, MsgFlags::empty())?;
-    parse_ack(&reply[..n])
-}
-
-/// Reads the `NLMSG_ERROR` acknowledgement: error 0 is success.
-fn parse_ack(reply: &[u8]) -> io::Result<()> {
-    let header = size_of::<nix::libc::nlmsghdr>();
-    if reply.len() < header + 4 {
-        return Err(io::Error::other("short netlink reply"));
-    }
-    let kind = u16::from_ne_bytes([reply[4], reply[5]]);
-    if i32::from(kind) != nix::libc::NLMSG_ERROR {
-        return Err(io::Error::other(format!(
-            "unexpected netlink reply type {kind}"
-        )));
-    }
-    let error = i32::from_ne_bytes([
-        reply[header],
-        reply[header + 1],
-        reply[header + 2],
-        reply[header + 3],
-    ]);
-    if error == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(-error))
     }
 }
 

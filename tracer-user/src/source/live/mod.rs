@@ -3,6 +3,11 @@
 //! `CaptureWriter`). What the events mean is not this module's business: `crate::live` drives
 //! a trace into the analysis and the pcapng writer.
 //!
+//! Before attaching, filters a killed tracer left on the interfaces are looked for and warned
+//! about (`stale`); `cleanup` removes them. The run ends on SIGINT/SIGTERM, `duration`, the
+//! caller's `stop` flag, every interface gone, or `on_interval` returning `Break` (the caller's
+//! reader went away).
+//!
 //! The whole run — namespace switch, attach, polling, detach — happens on the calling thread:
 //! interface names, TCX links and netlink requests resolve in the network namespace of the thread
 //! that makes them, and `on_interval` borrows the caller's state.
@@ -11,6 +16,8 @@ mod attach;
 mod capture;
 mod netns;
 mod privileges;
+mod stale;
+mod tc_filters;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +26,7 @@ use std::{
     io,
     mem::offset_of,
     net::IpAddr,
+    ops::ControlFlow,
     path::PathBuf,
     sync::{
         Arc,
@@ -221,7 +229,7 @@ pub(crate) fn run<S: EventSink>(
     options: &TraceOptions,
     sink: &mut S,
     make_writer: impl FnOnce() -> Result<Option<Box<dyn CaptureWriter>>, LiveError>,
-    on_interval: &mut dyn FnMut(&S, &LiveStats),
+    on_interval: &mut dyn FnMut(&S, &LiveStats) -> ControlFlow<()>,
 ) -> Result<(LiveStats, Vec<String>), LiveError> {
     object_bytes()?;
     privileges::check(options.netns.is_some())?;
@@ -236,6 +244,7 @@ pub(crate) fn run<S: EventSink>(
         .map(NetnsGuard::enter)
         .transpose()?;
     let interfaces = attach::resolve(&options.interfaces, options.netns.as_deref())?;
+    let stale_warnings = look_for_stale_filters(&interfaces, options.netns.as_deref());
 
     // Only now, with the privileges and the interfaces known good, create the file.
     let mut writer = make_writer()?;
@@ -312,7 +321,7 @@ pub(crate) fn run<S: EventSink>(
         iface_ids,
         stats: LiveStats::default(),
         clock_offset_ns: monotonic_to_realtime_offset(),
-        warnings: Vec::new(),
+        warnings: stale_warnings,
         write_failed: false,
     };
     let mut ring = {
@@ -341,6 +350,61 @@ pub(crate) fn run<S: EventSink>(
     Ok((collector.stats, collector.warnings))
 }
 
+/// Warns about filters of an earlier, killed mptcp-tracer on the interfaces (see `stale`): one
+/// warning per interface, also logged at once since the run may be long.
+fn look_for_stale_filters(interfaces: &[attach::Interface], netns: Option<&str>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for interface in interfaces {
+        match stale::find(interface) {
+            Ok(stale) if stale.is_empty() => {}
+            Ok(stale) => {
+                let warning = stale::warning(interface, netns, &stale);
+                log::warn!("{warning}");
+                warnings.push(warning);
+            }
+            Err(e) => log::info!(
+                "could not look for stale filters on {}: {e}",
+                interface.name
+            ),
+        }
+    }
+    warnings
+}
+
+/// `trace --cleanup`: removes the filters of an earlier mptcp-tracer that no live process holds
+/// (see `stale`) from the interfaces, nothing else; returns what it removed, one line each (and
+/// a line per interface whose clsact qdisc is left empty).
+pub fn cleanup(interfaces: &[String], netns: Option<&str>) -> Result<Vec<String>, LiveError> {
+    privileges::check(netns.is_some())?;
+    let _netns = netns.map(NetnsGuard::enter).transpose()?;
+    let interfaces = attach::resolve(interfaces, netns)?;
+    let mut removed = Vec::new();
+    for interface in &interfaces {
+        let fail = |e: io::Error| LiveError::Interface {
+            name: interface.name.clone(),
+            reason: format!("cleaning up stale filters: {e}"),
+        };
+        let stale = stale::find(interface).map_err(fail)?;
+        for filter in &stale {
+            tc_filters::delete(interface.ifindex, filter).map_err(fail)?;
+            removed.push(format!("{}: removed {}", interface.name, filter.describe()));
+        }
+        // Whether the killed tracer created the qdisc is not known: say it may go, not more.
+        if !stale.is_empty()
+            && tc_filters::list(interface.ifindex)
+                .map_err(fail)?
+                .is_empty()
+        {
+            removed.push(format!(
+                "{}: its clsact qdisc now holds no filter; `tc qdisc del dev {} clsact` removes \
+                 it if nothing else needs it",
+                interface.name, interface.name
+            ));
+        }
+    }
+    Ok(removed)
+}
+
 /// SIGINT and SIGTERM, registered with the event loop.
 struct Signals {
     interrupt: tokio::signal::unix::Signal,
@@ -363,7 +427,7 @@ async fn poll_loop<S: EventSink>(
     counters: &PerCpuArray<MapData, Counters>,
     attached: &mut Attached,
     collector: &mut Collector<'_, S>,
-    on_interval: &mut dyn FnMut(&S, &LiveStats),
+    on_interval: &mut dyn FnMut(&S, &LiveStats) -> ControlFlow<()>,
 ) -> Result<(), LiveError> {
     let start = Instant::now();
     let deadline = options.duration.map(|d| start + d);
@@ -390,7 +454,10 @@ async fn poll_loop<S: EventSink>(
             _ = report.tick() => {
                 collector.drain(ring.get_mut());
                 collector.refresh(counters);
-                on_interval(collector.sink, &collector.stats);
+                // The caller's reader went away (a closed pipe): end as on SIGINT.
+                if on_interval(collector.sink, &collector.stats).is_break() {
+                    return Ok(());
+                }
             }
             _ = housekeeping.tick() => {
                 collector.flush();

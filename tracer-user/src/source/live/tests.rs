@@ -12,6 +12,7 @@ use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader},
     net::IpAddr,
+    ops::ControlFlow,
     path::PathBuf,
     process::{Command, Stdio},
     rc::Rc,
@@ -59,7 +60,7 @@ fn built_without_ebpf_says_so() {
         interval: Duration::from_secs(1),
         ..TraceOptions::default()
     };
-    let error = crate::live::trace(&options, &mut |_, _| {})
+    let error = crate::live::trace(&options, &mut |_, _| ControlFlow::Continue(()))
         .err()
         .map(|e| e.to_string());
     assert_eq!(
@@ -334,7 +335,10 @@ fn trace_transfers(
             options,
             &mut recorder,
             || Ok(Some(Box::new(written.clone()) as Box<dyn CaptureWriter>)),
-            &mut |_, _| intervals += 1,
+            &mut |_, _| {
+                intervals += 1;
+                ControlFlow::Continue(())
+            },
         );
         (result, traffic.join())
     });
@@ -873,7 +877,7 @@ fn vanished_interface_is_a_warning() {
     );
     let state = tc_state(&lab, &client_if);
     assert!(
-        !state.contains("clsact") && !state.contains("tc_"),
+        !state.contains("clsact") && !state.contains("mptcp_trc"),
         "{state}"
     );
 }
@@ -894,7 +898,10 @@ fn unknown_interface_and_namespace_are_clear_errors() {
         writer_made = true;
         Ok(None)
     };
-    let error = run(&options, &mut recorder, make_writer, &mut |_, _| {}).expect_err("fails");
+    let error = run(&options, &mut recorder, make_writer, &mut |_, _| {
+        ControlFlow::Continue(())
+    })
+    .expect_err("fails");
     assert!(
         !writer_made,
         "no capture file before the interfaces are known good"
@@ -908,7 +915,10 @@ fn unknown_interface_and_namespace_are_clear_errors() {
         netns: Some("mt-no-such-ns".into()),
         ..options
     };
-    let error = run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect_err("fails");
+    let error = run(&options, &mut recorder, || Ok(None), &mut |_, _| {
+        ControlFlow::Continue(())
+    })
+    .expect_err("fails");
     assert!(
         error
             .to_string()
@@ -972,8 +982,10 @@ fn bench_tracing_cost() {
                 *rate.lock().expect("lock") = timed(&spec);
                 *cost.lock().expect("lock") = sh(&["bpftool", "prog", "show", "-j"]);
             });
-            let (stats, _) =
-                run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
+            let (stats, _) = run(&options, &mut recorder, || Ok(None), &mut |_, _| {
+                ControlFlow::Continue(())
+            })
+            .expect("tracing");
             traffic.join().expect("traffic");
             stats
         });
@@ -983,7 +995,11 @@ fn bench_tracing_cost() {
             serde_json::from_str(&cost.lock().expect("lock")).expect("bpftool json");
         for program in programs.as_array().into_iter().flatten() {
             let name = program["name"].as_str().unwrap_or_default();
-            if let ("tc_ingress" | "tc_egress", Some(ns), Some(count)) = (
+            if let (
+                super::attach::INGRESS_PROGRAM | super::attach::EGRESS_PROGRAM,
+                Some(ns),
+                Some(count),
+            ) = (
                 name,
                 program["run_time_ns"].as_u64(),
                 program["run_cnt"].as_u64(),
@@ -1111,7 +1127,10 @@ fn signal_ends_tracing() {
             nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::SIGTERM)
                 .expect("signalling this process");
         });
-        let result = run(&options, &mut recorder, || Ok(None), &mut |_, _| {}).expect("tracing");
+        let result = run(&options, &mut recorder, || Ok(None), &mut |_, _| {
+            ControlFlow::Continue(())
+        })
+        .expect("tracing");
         traffic.join().expect("traffic");
         result
     });
@@ -1124,4 +1143,78 @@ fn signal_ends_tracing() {
         tc_state(&lab, &client_if),
         "TC state restored after detach"
     );
+}
+
+/// `tc_filters` against tc's own view: the filters it lists on both clsact hooks (a classic BPF
+/// filter on each), and `delete` removing exactly one.
+#[test]
+fn tc_filter_dump_matches_tc() {
+    let test = "tc_filter_dump_matches_tc";
+    if skipped_without_tools(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, dev) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let tc = |args: &[&str]| in_client(&lab, &[&["tc"][..], args].concat());
+    tc(&["qdisc", "add", "dev", &dev, "clsact"]);
+    tc(&[
+        "filter",
+        "add",
+        "dev",
+        &dev,
+        "ingress",
+        "pref",
+        "10",
+        "bpf",
+        "bytecode",
+        "1,6 0 0 0,",
+    ]);
+    tc(&[
+        "filter",
+        "add",
+        "dev",
+        &dev,
+        "egress",
+        "pref",
+        "20",
+        "bpf",
+        "bytecode",
+        "1,6 0 0 65535,",
+    ]);
+    let ifindex = {
+        let _inside = super::netns::NetnsGuard::enter(&namespace).expect("entering the lab");
+        super::attach::ifindex_of(&dev).expect("the lab's interface")
+    };
+    let list = || {
+        let _inside = super::netns::NetnsGuard::enter(&namespace).expect("entering the lab");
+        super::tc_filters::list(ifindex).expect("listing the filters")
+    };
+    let filters = list();
+    let shown = [
+        tc(&["filter", "show", "dev", &dev, "ingress"]),
+        tc(&["filter", "show", "dev", &dev, "egress"]),
+    ]
+    .join("");
+    println!("{test}: tc says\n{shown}\nwe list {filters:#?}");
+    let summary: Vec<(&str, u16, &str)> = filters
+        .iter()
+        .map(|f| (f.hook.as_str(), f.priority, f.kind.as_str()))
+        .collect();
+    assert_eq!(summary, [("ingress", 10, "bpf"), ("egress", 20, "bpf")]);
+    let classic = &filters[0];
+    assert!(shown.contains(&format!("pref 10 bpf chain 0 handle {:#x}", classic.handle)));
+    assert_eq!(
+        (classic.program_name.as_deref(), classic.program_id),
+        (None, None)
+    );
+    // `protocol all`: ETH_P_ALL (3) in network byte order.
+    assert_eq!(classic.protocol, 3u16.to_be());
+
+    {
+        let _inside = super::netns::NetnsGuard::enter(&namespace).expect("entering the lab");
+        super::tc_filters::delete(ifindex, &filters[1]).expect("deleting the egress filter");
+    }
+    assert_eq!(list(), filters[..1]);
+    assert!(tc(&["filter", "show", "dev", &dev, "egress"]).is_empty());
+    assert!(tc(&["filter", "show", "dev", &dev, "ingress"]).contains("bytecode '1,6 0 0 0'"));
 }

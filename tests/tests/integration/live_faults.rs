@@ -1,0 +1,672 @@
+//! The live tracer under faults (issue 7), end-to-end as root in a lab the test builds: other
+//! programs' TC filters survive it, a second tracer on the same interface keeps tracing when the
+//! first stops, a reader that goes away ends the trace, lost events are named in the JSON, the
+//! plain TCP connections of `--all-tcp` are listed, and the filters of a killed tracer are
+//! recognised and removed (only them) by `trace --cleanup`.
+//!
+//! Witnesses: `tc filter show` (the kernel's view of the filters), the application's byte
+//! counts, the process's exit status and timing.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use integration_tests::{as_u64, can_use_namespaces, direction, tracer, tracer_binary};
+use mptcp_lab::{Lab, LabConfig, Side, TransferCounts, TransferSpec, Transport};
+use nix::sys::signal::{Signal, kill};
+use serde_json::Value;
+
+use crate::live::{Attach, LiveTracer, hooks, snapshot_command, stat, wait_for_quiet};
+
+/// A classic BPF filter that accepts everything: somebody else's filter, as a CNI would add.
+const FOREIGN_FILTER: [&str; 4] = ["pref", "10", "bpf", "bytecode"];
+const FOREIGN_PROGRAM: &str = "1,6 0 0 0,";
+
+/// One unlimited veth path (offloads off: one event per wire segment, many of them).
+fn one_path_lab() -> Lab {
+    Lab::new(&LabConfig {
+        paths: 1,
+        rate_mbit: None,
+        ..LabConfig::default()
+    })
+    .expect("building the lab")
+}
+
+/// The lab's client namespace and its one interface.
+fn client_side(lab: &Lab) -> (String, String) {
+    (
+        lab.namespace(Side::Client).to_owned(),
+        lab.interface(Side::Client, 1).expect("path 1"),
+    )
+}
+
+fn tc(lab: &Lab, args: &[&str]) -> String {
+    lab.exec(Side::Client, "tc", args)
+        .unwrap_or_else(|error| panic!("tc {args:?}: {error}"))
+}
+
+/// `tc filter show` of both hooks.
+fn filters(lab: &Lab, interface: &str) -> String {
+    ["ingress", "egress"]
+        .iter()
+        .map(|hook| {
+            snapshot_command(
+                lab.namespace(Side::Client),
+                "tc",
+                &["filter", "show", "dev", interface, hook],
+            )
+        })
+        .collect()
+}
+
+fn add_foreign_filter(lab: &Lab, interface: &str) {
+    let mut args = vec!["filter", "add", "dev", interface, "ingress"];
+    args.extend(FOREIGN_FILTER);
+    args.push(FOREIGN_PROGRAM);
+    tc(lab, &args);
+}
+
+fn has_foreign_filter(shown: &str) -> bool {
+    shown
+        .lines()
+        .any(|line| line.contains("pref 10 ") && line.contains("bytecode '1,6 0 0 0'"))
+}
+
+/// The program ids of our filters in `tc filter show` output (`... id 331 name mptcp_trc_in`).
+fn our_program_ids(shown: &str) -> Vec<u32> {
+    let mut ids: Vec<u32> = shown
+        .lines()
+        .filter(|line| line.contains("mptcp_trc_"))
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|word| *word == "id")?;
+            words.next()?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn mptcp_transfer(port: u16, client_sends: u64, server_sends: u64) -> TransferSpec {
+    TransferSpec {
+        port,
+        client_sends,
+        server_sends,
+        timeout: Duration::from_secs(60),
+        ..TransferSpec::default()
+    }
+}
+
+/// Parses the tracer's JSON report, failing with its stderr.
+fn report(command: &str, stdout: &str, stderr: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|error| {
+        panic!("{command}: stdout is not JSON ({error}):\n{stdout}\nstderr:\n{stderr}")
+    })
+}
+
+/// The one MPTCP connection of a report has exactly the application's bytes each way.
+fn assert_mptcp_bytes(trace: &Value, counts: &TransferCounts, context: &str) {
+    let summaries = trace["summaries"].as_array().expect("summaries");
+    assert_eq!(summaries.len(), 1, "{context}: {trace}");
+    for (name, expected) in [
+        ("client_to_server", counts.server_received),
+        ("server_to_client", counts.client_received),
+    ] {
+        let unique = as_u64(
+            &direction(&summaries[0], name)["unique_bytes"],
+            "unique_bytes",
+        );
+        assert_eq!(
+            unique, expected,
+            "{context}: {name} unique bytes vs the application"
+        );
+    }
+}
+
+/// Starts a tracer, adds a foreign filter after it attached, stops it: the filter is still
+/// there, ours are gone.
+fn foreign_filter_survives(test: &str, attach: Attach) {
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let mut tracer = LiveTracer::start(&namespace, &interfaces, attach, &["--json"]);
+    if attach == Attach::Auto {
+        // TCX does not need the qdisc; the foreign filter does.
+        tc(&lab, &["qdisc", "add", "dev", &interface, "clsact"]);
+    }
+    add_foreign_filter(&lab, &interface);
+    let exit = tracer.stop();
+    assert_eq!(
+        exit.status.code(),
+        Some(0),
+        "{}: {}",
+        tracer.command,
+        exit.stderr
+    );
+    let shown = filters(&lab, &interface);
+    println!("{test}: after the tracer:\n{shown}");
+    assert!(
+        has_foreign_filter(&shown),
+        "the foreign filter went with the tracer:\n{shown}"
+    );
+    assert!(
+        our_program_ids(&shown).is_empty(),
+        "our filters stayed:\n{shown}"
+    );
+}
+
+#[test]
+fn foreign_filter_survives_a_netlink_tracer() {
+    foreign_filter_survives("foreign_filter_survives_a_netlink_tracer", Attach::Netlink);
+}
+
+#[test]
+fn foreign_filter_survives_a_tcx_tracer() {
+    foreign_filter_survives("foreign_filter_survives_a_tcx_tracer", Attach::Auto);
+}
+
+/// Two netlink tracers on one interface; `first_stops_first` says which one stops before the
+/// transfer (the first one created the clsact qdisc). The other still counts the transfer's
+/// bytes exactly, and once both are gone nothing of theirs is left.
+fn two_netlink_tracers(test: &str, first_stops_first: bool) {
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let hooks_before = hooks(&namespace, &interfaces);
+    let first = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &["--json"]);
+    let second = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &["--json"]);
+    assert_eq!(our_program_ids(&filters(&lab, &interface)).len(), 4);
+    let (mut stopped, mut survivor) = if first_stops_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let exit = stopped.stop();
+    assert_eq!(
+        exit.status.code(),
+        Some(0),
+        "{}: {}",
+        stopped.command,
+        exit.stderr
+    );
+    let shown = filters(&lab, &interface);
+    assert_eq!(
+        our_program_ids(&shown).len(),
+        2,
+        "the remaining tracer's filters:\n{shown}"
+    );
+
+    let counts = lab
+        .transfer(&mptcp_transfer(5201, 400_000, 100_000))
+        .expect("the transfer");
+    wait_for_quiet(&lab);
+    let exit = survivor.stop();
+    assert_eq!(
+        exit.status.code(),
+        Some(0),
+        "{}: {}",
+        survivor.command,
+        exit.stderr
+    );
+    let trace = report(&survivor.command, &exit.stdout, &exit.stderr);
+    println!("{test}: the remaining tracer saw {}", trace["stats"]);
+    assert_mptcp_bytes(&trace, &counts, "the remaining tracer");
+    assert!(stat(&trace, "events_received") > 0);
+    assert_eq!(
+        stat(&trace, "events_received"),
+        stat(&trace, "events_emitted")
+    );
+
+    let shown = filters(&lab, &interface);
+    assert!(our_program_ids(&shown).is_empty(), "{shown}");
+    if !first_stops_first {
+        // The tracer that created the qdisc stopped last, with no filter of anyone else left:
+        // it removed the qdisc too.
+        assert_eq!(hooks(&namespace, &interfaces), hooks_before);
+    }
+}
+
+#[test]
+fn second_netlink_tracer_keeps_tracing_when_the_first_stops() {
+    two_netlink_tracers(
+        "second_netlink_tracer_keeps_tracing_when_the_first_stops",
+        true,
+    );
+}
+
+#[test]
+fn first_netlink_tracer_keeps_tracing_when_the_second_stops() {
+    two_netlink_tracers(
+        "first_netlink_tracer_keeps_tracing_when_the_second_stops",
+        false,
+    );
+}
+
+/// `trace | head -1`, `trace --json` whose stdout reader goes away, and `trace` whose stderr
+/// reader goes away (`close_stdout` false): the tracer exits 0 within 2 s of the reader closing,
+/// its hooks gone.
+fn reader_goes_away(test: &str, json: bool, close_stdout: bool) {
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let hooks_before = hooks(&namespace, &interfaces);
+    let mut args = vec![
+        "trace",
+        "-i",
+        &interface,
+        "--netns",
+        &namespace,
+        "--interval",
+        "0.5",
+    ];
+    if json {
+        args.push("--json");
+    }
+    let mut child = Command::new(tracer_binary())
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mptcp-tracer");
+    let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped stdout"));
+    let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped stderr"));
+    // The first table (stdout, or stderr with --json) shows the tracer is attached.
+    let (tables, other, tables_on_stdout) = if json {
+        (stderr, stdout, false)
+    } else {
+        (stdout, stderr, true)
+    };
+    let mut lines = BufReader::new(tables).lines();
+    let first = lines.next().and_then(Result::ok);
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|line| line.contains("packets seen")),
+        "{first:?}"
+    );
+    // One reader goes away, like `head -1` after its line; the other stream keeps its reader.
+    let closed = Instant::now();
+    let _kept = if close_stdout == tables_on_stdout {
+        drop(lines);
+        thread::spawn(move || BufReader::new(other).lines().for_each(drop))
+    } else {
+        drop(other);
+        thread::spawn(move || lines.for_each(drop))
+    };
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting") {
+            break status;
+        }
+        if closed.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still ran 10 s after its reader went away");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let took = closed.elapsed();
+    println!("{test}: exited {status} {took:?} after its reader went away");
+    assert_eq!(status.code(), Some(0), "{args:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "{args:?} took {took:?} to notice"
+    );
+    assert_eq!(hooks(&namespace, &interfaces), hooks_before);
+}
+
+#[test]
+fn trace_ends_when_its_table_reader_goes_away() {
+    reader_goes_away("trace_ends_when_its_table_reader_goes_away", false, true);
+}
+
+#[test]
+fn trace_ends_when_its_stderr_reader_goes_away() {
+    reader_goes_away("trace_ends_when_its_stderr_reader_goes_away", false, false);
+}
+
+#[test]
+fn trace_json_ends_when_its_stdout_reader_goes_away() {
+    reader_goes_away(
+        "trace_json_ends_when_its_stdout_reader_goes_away",
+        true,
+        true,
+    );
+}
+
+/// The tracer stopped (SIGSTOP) through a fast transfer: the ring buffer fills, and the JSON's
+/// `warnings` says how many events were lost, as stderr does; exit code 2.
+#[test]
+fn lost_events_are_named_in_the_json() {
+    let test = "lost_events_are_named_in_the_json";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let mut tracer = LiveTracer::start(&namespace, &[interface], Attach::Auto, &["--json"]);
+    kill(tracer.pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    // TC egress sees TCP's GSO batches, so 200 MB gave ~48 k events here; 800 MB gives about
+    // 190 k, far more than the 16 MiB ring holds (~75 k events of at most 224 bytes).
+    let transfer = lab.transfer(&mptcp_transfer(5201, 800_000_000, 0));
+    kill(tracer.pid(), Signal::SIGCONT).expect("SIGCONT");
+    transfer.expect("the transfer");
+    let exit = tracer.stop();
+    let trace = report(&tracer.command, &exit.stdout, &exit.stderr);
+    let (full, userspace) = (stat(&trace, "ringbuf_full"), stat(&trace, "userspace_lost"));
+    println!("{test}: {}; warnings {}", trace["stats"], trace["warnings"]);
+    assert!(full > 0, "the ring buffer never filled: {}", trace["stats"]);
+    let expected = format!(
+        "{} events lost ({full} ring buffer full, {userspace} in userspace); results miss those \
+         packets",
+        full + userspace
+    );
+    let warnings = trace["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|warning| warning == expected.as_str()),
+        "{expected:?} not in {warnings:?}"
+    );
+    assert!(
+        exit.stderr.contains(&format!("warning: {expected}")),
+        "{}",
+        exit.stderr
+    );
+    assert_eq!(exit.status.code(), Some(2), "{}", exit.stderr);
+}
+
+/// `--all-tcp` with a plain TCP transfer beside an MPTCP one: both listed, each with the
+/// application's byte counts, and the finished MPTCP connection not marked open.
+#[test]
+fn all_tcp_lists_plain_tcp_beside_mptcp() {
+    let test = "all_tcp_lists_plain_tcp_beside_mptcp";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let mut tracer = LiveTracer::start(
+        &namespace,
+        &[interface],
+        Attach::Auto,
+        &["--json", "--all-tcp"],
+    );
+    let plain = lab
+        .transfer(&TransferSpec {
+            transport: Transport::Tcp,
+            ..mptcp_transfer(5202, 300_000, 120_000)
+        })
+        .expect("the TCP transfer");
+    let mptcp = lab
+        .transfer(&mptcp_transfer(5201, 200_000, 50_000))
+        .expect("the MPTCP transfer");
+    wait_for_quiet(&lab);
+    let exit = tracer.stop();
+    assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
+    let trace = report(&tracer.command, &exit.stdout, &exit.stderr);
+
+    let streams = trace["tcp"]["tcp_connections"]
+        .as_array()
+        .expect("tcp.tcp_connections");
+    let plain_streams: Vec<&Value> = streams.iter().filter(|s| s["mptcp"] == false).collect();
+    assert_eq!(plain_streams.len(), 1, "{streams:?}");
+    assert_eq!(
+        streams.len(),
+        2,
+        "one plain stream, one MPTCP subflow: {streams:?}"
+    );
+    assert!(
+        plain_streams[0]["server"]
+            .as_str()
+            .is_some_and(|server| server.ends_with(":5202")),
+        "{streams:?}"
+    );
+    let tcp_summaries = trace["tcp_summaries"].as_array().expect("tcp_summaries");
+    assert_eq!(tcp_summaries.len(), 1, "{tcp_summaries:?}");
+    assert_eq!(tcp_summaries[0]["stream"], plain_streams[0]["stream"]);
+    for (name, expected) in [
+        ("client_to_server", plain.server_received),
+        ("server_to_client", plain.client_received),
+    ] {
+        let unique = as_u64(
+            &direction(&tcp_summaries[0], name)["unique_bytes"],
+            "unique_bytes",
+        );
+        println!("{test}: plain TCP {name} unique bytes {unique}, application {expected}");
+        assert_eq!(unique, expected, "plain TCP {name}");
+    }
+    assert_mptcp_bytes(&trace, &mptcp, "MPTCP beside plain TCP");
+    assert_eq!(
+        trace["summaries"][0]["open"], false,
+        "{}",
+        trace["summaries"][0]
+    );
+}
+
+/// A netlink tracer killed with SIGKILL leaves its filters; the next trace names them (not a
+/// running tracer's), and `trace --cleanup` removes exactly them: a foreign filter and a running
+/// tracer's filters stay, and that tracer keeps counting exactly.
+#[test]
+fn stale_filters_of_a_killed_tracer_are_named_and_cleaned_up() {
+    let test = "stale_filters_of_a_killed_tracer_are_named_and_cleaned_up";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let mut killed = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &[]);
+    kill(killed.pid(), Signal::SIGKILL).expect("SIGKILL");
+    let exit = killed.stop();
+    assert_eq!(exit.status.code(), None, "killed by a signal");
+    let stale = our_program_ids(&filters(&lab, &interface));
+    assert_eq!(stale.len(), 2, "the killed tracer's filters stay");
+
+    let mut running = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &["--json"]);
+    add_foreign_filter(&lab, &interface);
+    let cleanup = tracer(&[
+        "trace",
+        "--cleanup",
+        "-i",
+        &interface,
+        "--netns",
+        &namespace,
+    ]);
+    cleanup.assert_success();
+    println!("{test}: {}", cleanup.stdout);
+    for id in &stale {
+        assert!(
+            cleanup.stdout.contains(&format!("(program id {id})")),
+            "{}",
+            cleanup.stdout
+        );
+    }
+    assert_eq!(cleanup.stdout.lines().count(), 2, "{}", cleanup.stdout);
+    let shown = filters(&lab, &interface);
+    let left = our_program_ids(&shown);
+    assert_eq!(left.len(), 2, "the running tracer's filters:\n{shown}");
+    assert!(left.iter().all(|id| !stale.contains(id)), "{shown}");
+    assert!(has_foreign_filter(&shown), "{shown}");
+
+    let counts = lab
+        .transfer(&mptcp_transfer(5201, 300_000, 0))
+        .expect("the transfer");
+    wait_for_quiet(&lab);
+    let exit = running.stop();
+    assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
+    let trace = report(&running.command, &exit.stdout, &exit.stderr);
+    assert_mptcp_bytes(&trace, &counts, "the tracer running through the cleanup");
+    // It warned at its start about the killed tracer's filters, naming their programs.
+    let warnings = trace["warnings"].to_string();
+    assert!(warnings.contains("no longer running"), "{warnings}");
+    for id in &stale {
+        assert!(
+            warnings.contains(&format!("(program id {id})")),
+            "{warnings}"
+        );
+    }
+    let shown = filters(&lab, &interface);
+    assert!(our_program_ids(&shown).is_empty(), "{shown}");
+    assert!(has_foreign_filter(&shown), "{shown}");
+    // Nothing stale left to clean.
+    let again = tracer(&[
+        "trace",
+        "--cleanup",
+        "-i",
+        &interface,
+        "--netns",
+        &namespace,
+    ]);
+    again.assert_success();
+    assert!(
+        again.stdout.starts_with("no stale filters"),
+        "{}",
+        again.stdout
+    );
+}
+
+/// Someone deletes our ingress filter while we trace and puts their own at the same priority
+/// and handle: at exit the tracer deletes only what still runs its program, so theirs stays.
+#[test]
+fn a_filter_that_took_our_place_is_left_alone() {
+    let test = "a_filter_that_took_our_place_is_left_alone";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let mut tracer = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &[]);
+    let shown = tc(&lab, &["filter", "show", "dev", &interface, "ingress"]);
+    let ours = shown
+        .lines()
+        .find(|line| line.contains("mptcp_trc_in"))
+        .unwrap_or_else(|| panic!("no filter of ours:\n{shown}"));
+    let pref = ours
+        .split_whitespace()
+        .skip_while(|word| *word != "pref")
+        .nth(1)
+        .expect("a pref")
+        .to_owned();
+    tc(
+        &lab,
+        &["filter", "del", "dev", &interface, "ingress", "pref", &pref],
+    );
+    tc(
+        &lab,
+        &[
+            "filter",
+            "add",
+            "dev",
+            &interface,
+            "ingress",
+            "pref",
+            &pref,
+            "handle",
+            "1",
+            "bpf",
+            "bytecode",
+            FOREIGN_PROGRAM,
+        ],
+    );
+    let exit = tracer.stop();
+    assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
+    let shown = filters(&lab, &interface);
+    println!(
+        "{test}: after the tracer:\n{shown}\ntracer stderr:\n{}",
+        exit.stderr
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|line| line.contains(&format!("pref {pref} "))
+                && line.contains("bytecode '1,6 0 0 0'")),
+        "the filter at our old place went:\n{shown}"
+    );
+    assert!(our_program_ids(&shown).is_empty(), "{shown}");
+    assert!(
+        exit.stderr.contains("is not our filter any more"),
+        "{}",
+        exit.stderr
+    );
+}
+
+/// A connection still open when the trace ends is marked so, in the JSON and in the table; the
+/// same connection, finished, is not (see `all_tcp_lists_plain_tcp_beside_mptcp`).
+#[test]
+fn a_connection_open_at_the_end_is_marked() {
+    let test = "a_connection_open_at_the_end_is_marked";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface];
+    let mut json = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &["--json"]);
+    let mut tables = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &[]);
+    // Connected, the client holding its data back until `finish`.
+    let session = lab
+        .start_transfer(&mptcp_transfer(5201, 100_000, 0))
+        .expect("starting the transfer");
+    thread::sleep(Duration::from_millis(300));
+    let (json_exit, tables_exit) = (json.stop(), tables.stop());
+    session.finish().expect("the transfer");
+    println!("{test}: the table tracer printed:\n{}", tables_exit.stdout);
+    let trace = report(&json.command, &json_exit.stdout, &json_exit.stderr);
+    assert_eq!(trace["summaries"][0]["open"], true, "{trace}");
+    assert!(
+        tables_exit.stdout.contains(
+            "Still open when the trace ended (byte counts so far, not final): connection 0"
+        ),
+        "{}",
+        tables_exit.stdout
+    );
+}
+
+/// `--cleanup` after a lone tracer was killed: its two filters go, and it says the clsact
+/// qdisc is now empty (whoever made it); deleting that qdisc then leaves the interface as it
+/// was before any tracer.
+#[test]
+fn cleanup_after_a_lone_killed_tracer_leaves_an_empty_qdisc_to_remove() {
+    let test = "cleanup_after_a_lone_killed_tracer_leaves_an_empty_qdisc_to_remove";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface.clone()];
+    let hooks_before = hooks(&namespace, &interfaces);
+    let mut killed = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &[]);
+    kill(killed.pid(), Signal::SIGKILL).expect("SIGKILL");
+    let _ = killed.stop();
+    let cleanup = tracer(&[
+        "trace",
+        "--cleanup",
+        "-i",
+        &interface,
+        "--netns",
+        &namespace,
+    ]);
+    cleanup.assert_success();
+    let lines: Vec<&str> = cleanup.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", cleanup.stdout);
+    assert!(
+        lines[2].contains("clsact qdisc now holds no filter"),
+        "{}",
+        cleanup.stdout
+    );
+    assert!(our_program_ids(&filters(&lab, &interface)).is_empty());
+    tc(&lab, &["qdisc", "del", "dev", &interface, "clsact"]);
+    assert_eq!(hooks(&namespace, &interfaces), hooks_before);
+}
