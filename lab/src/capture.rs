@@ -127,19 +127,16 @@ impl Capture<'_> {
             lines
         });
         let timeout = Duration::from_secs(10);
-        let listening = match listening_rx.recv_timeout(timeout) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child
-                    .wait()
-                    .map(|status| status.to_string())
-                    .unwrap_or_default();
-                let stderr = stderr_reader.join().unwrap_or_default().join("\n");
-                return Err(error(format!(
-                    "`{command}` did not start listening within {timeout:?} ({status}): {stderr}"
-                )));
-            }
+        let Ok(listening) = listening_rx.recv_timeout(timeout) else {
+            let _ = child.kill();
+            let status = child
+                .wait()
+                .map(|status| status.to_string())
+                .unwrap_or_default();
+            let stderr = stderr_reader.join().unwrap_or_default().join("\n");
+            return Err(error(format!(
+                "`{command}` did not start listening within {timeout:?} ({status}): {stderr}"
+            )));
         };
         Ok(Self {
             namespace: namespace.to_owned(),
@@ -187,7 +184,7 @@ impl Capture<'_> {
         let lines = self
             .stderr_reader
             .take()
-            .map(|reader| reader.join())
+            .map(JoinHandle::join)
             .transpose()
             .map_err(|_| LabError::ThreadPanicked("tcpdump stderr reader"))?
             .unwrap_or_default();

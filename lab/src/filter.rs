@@ -52,7 +52,7 @@ impl Lab {
         nft_apply(&namespace, &script)?;
         self.nft_tables
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((namespace.clone(), table.clone()));
         Ok(PacketFilter { namespace, table })
     }
@@ -74,7 +74,7 @@ impl Lab {
         )?;
         self.nft_tables
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|(namespace, table)| {
                 !(namespace == &filter.namespace && table == &filter.table)
             });

@@ -435,7 +435,7 @@ impl Drop for Lab {
             &mut *self
                 .nft_tables
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for (namespace, table) in tables {
             if let Err(error) =

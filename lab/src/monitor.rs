@@ -113,7 +113,7 @@ impl MptcpMonitor<'_> {
         let lines = self
             .reader
             .take()
-            .map(|reader| reader.join())
+            .map(JoinHandle::join)
             .transpose()
             .map_err(|_| LabError::ThreadPanicked("ip mptcp monitor reader"))?
             .unwrap_or_default();

@@ -56,7 +56,7 @@ pub struct Event {
     pub data: [u8; CAPTURE_LEN],
 }
 
-pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
+pub const EVENT_SIZE: usize = size_of::<Event>();
 
 /// The value of the per-CPU `COUNTERS` array (one entry): counts indexed by `counter::*`. One
 /// entry rather than one per counter so a packet costs one map lookup, not one per increment.
@@ -115,5 +115,6 @@ mod user {
     // SAFETY: plain-old-data, #[repr(C)], no padding the kernel could leave uninitialised that
     // userspace reads as anything but bytes.
     unsafe impl aya::Pod for super::FilterConfig {}
+    // SAFETY: as for FilterConfig: plain-old-data, #[repr(C)], read as bytes.
     unsafe impl aya::Pod for super::EventHeader {}
 }

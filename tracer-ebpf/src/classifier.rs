@@ -332,7 +332,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         load_range(skb, l2_len, data.cast_mut(), loaded, end)?;
         loaded = end;
     }
-    let mut loaded = forget(scratch, loaded);
+    let loaded = forget(scratch, loaded);
     bump(counters, counter::TCP);
 
     let header_len = usize::from(byte(data, tcp_off + 12) >> 4) * 4;
@@ -622,7 +622,7 @@ fn same_ipv6(config: &FilterConfig, data: *const u8, at: usize) -> bool {
 }
 
 #[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     // Unreachable in a verified program; the verifier rejects any path that could get here.
     loop {}
 }

@@ -172,7 +172,7 @@ mod tests {
 
     /// capinfos' packet count, for files it reads without complaint.
     fn capinfos_packets(path: &Path) -> Option<u64> {
-        let out = std::process::Command::new("capinfos")
+        let out = Command::new("capinfos")
             .args(["-c", "-M"])
             .arg(path)
             .output()

@@ -192,7 +192,7 @@ impl Conn {
         const SYN: u8 = 0x02;
         const ACK: u8 = 0x10;
         const FIN: u8 = 0x01;
-        let payload = syn.payload as u32;
+        let payload = u32::from(syn.payload);
         let segments = syn.segments_per_connection;
         let mut opt = [0u8; 40];
         let (subflow, from_client, flags, opt_len, payload_len);

@@ -346,7 +346,7 @@ fn install_bpf_linker() -> anyhow::Result<()> {
     let library_dir = Path::new(sysroot.trim()).join("lib");
     let llvm_library = std::fs::read_dir(&library_dir)
         .with_context(|| format!("reading {}", library_dir.display()))?
-        .filter_map(|entry| entry.ok())
+        .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().into_string().ok())
         .find_map(|name| {
             // libLLVM-22-rust-1.97.0-nightly.so → LLVM-22-rust-1.97.0-nightly

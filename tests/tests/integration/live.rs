@@ -212,13 +212,12 @@ fn check_attached(
             for interface in interfaces {
                 let index = ifindex(namespace, interface);
                 for hook in ["ingress", "egress"] {
-                    let held: Vec<_> = links
+                    let held = links
                         .iter()
                         .filter(|link| link.ifindex == index && link.hook == hook)
-                        .collect();
+                        .count();
                     assert_eq!(
-                        held.len(),
-                        1,
+                        held, 1,
                         "TCX {hook} links on {interface} (ifindex {index}): {links:?}"
                     );
                 }

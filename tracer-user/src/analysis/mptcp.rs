@@ -882,8 +882,10 @@ impl MptcpTracker {
         let closed = (data_fin_acked(Direction::ClientToServer)
             && data_fin_acked(Direction::ServerToClient))
             || c.fastclosed
-            || (!c.subflows.is_empty() && streams().all(|s| s.reset()))
-            || (c.fallback && !c.subflows.is_empty() && streams().all(|s| s.closed()));
+            || (!c.subflows.is_empty() && streams().all(super::tcp::TcpStream::reset))
+            || (c.fallback
+                && !c.subflows.is_empty()
+                && streams().all(super::tcp::TcpStream::closed));
         Some(!closed)
     }
 

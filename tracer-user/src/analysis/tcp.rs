@@ -39,7 +39,7 @@ const ORIGIN: u64 = 1 << 32;
 /// closest to `reference`.
 pub fn expand32(low: u32, reference: u64) -> u64 {
     let delta = low.wrapping_sub(reference as u32) as i32;
-    reference.wrapping_add(delta as i64 as u64)
+    reference.wrapping_add(i64::from(delta) as u64)
 }
 
 /// The unordered 4-tuple, endpoints sorted so both directions give the same key.
@@ -402,7 +402,6 @@ pub(crate) mod tests {
     use arrayvec::ArrayVec;
 
     use super::*;
-    use crate::decode::MptcpOption;
 
     pub const A: &str = "10.0.0.1";
     pub const B: &str = "10.0.0.2";

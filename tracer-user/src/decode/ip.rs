@@ -447,7 +447,7 @@ mod tests {
             Err(DecodeError::Malformed { layer: "IPv4", .. })
         ));
         // Total length leaves room for 10 bytes of TCP header only.
-        let short_tcp = [ipv4_header(&[], 30, 0, 6), tcp_h.clone()].concat();
+        let short_tcp = [ipv4_header(&[], 30, 0, 6), tcp_h].concat();
         assert!(matches!(
             decode_raw_ip(&short_tcp),
             Err(DecodeError::Malformed { layer: "TCP", .. })
@@ -510,13 +510,7 @@ mod tests {
         assert_eq!(ext.len(), 8 + 24 + 8 + 8 + 24);
         let tcp_h = tcp_header(&[30, 3, 0x50, 0]);
         let payload_len = (ext.len() + tcp_h.len() + 100) as u16;
-        let pkt = [
-            ipv6_header(payload_len, 0),
-            ext.clone(),
-            tcp_h,
-            vec![0; 100],
-        ]
-        .concat();
+        let pkt = [ipv6_header(payload_len, 0), ext, tcp_h, vec![0; 100]].concat();
         let p = tcp(decode_raw_ip(&pkt));
         assert_eq!(p.payload_len, 100);
         assert_eq!(
@@ -541,7 +535,7 @@ mod tests {
             })
         );
         // Payload length shorter than the extension headers.
-        let mut short = pkt.clone();
+        let mut short = pkt;
         short[4..6].copy_from_slice(&50u16.to_be_bytes());
         assert!(matches!(
             decode_raw_ip(&short),

@@ -58,7 +58,6 @@ mod tests {
     use crate::analysis::summary::{
         Direction, EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, OrphanReason,
         OrphanSubflow, SubflowDirectionSummary, SubflowInfo, SubflowRole, TcpConnectionInfo,
-        TcpList,
     };
 
     fn at(address: &str) -> std::net::SocketAddr {

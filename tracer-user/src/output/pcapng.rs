@@ -308,7 +308,7 @@ mod tests {
                     packet.data.to_vec(),
                     packet.orig_len,
                     packet.segments,
-                ))
+                ));
             })
             .expect("our reader reads it all");
         let expected: Vec<_> = packets

@@ -99,7 +99,7 @@ pub(super) fn list(ifindex: u32) -> io::Result<Vec<Filter>> {
         ) {
             Ok(replies) => replies,
             // No clsact qdisc on the interface: no hook, no filter.
-            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => continue,
             Err(e) => return Err(e),
         };
         for reply in replies {

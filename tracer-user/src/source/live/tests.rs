@@ -136,13 +136,10 @@ impl super::EventSink for Recorder {
             }
             _ => None,
         };
-        let tcp_off = match tcp_off {
-            Some(off) => off,
-            None => {
-                self.problems
-                    .push(format!("packet {}: not IP/TCP: {:02x?}", raw.number, data));
-                return;
-            }
+        let Some(tcp_off) = tcp_off else {
+            self.problems
+                .push(format!("packet {}: not IP/TCP: {:02x?}", raw.number, data));
+            return;
         };
         let Some(tcp) = data.get(tcp_off..tcp_off + 20) else {
             self.problems.push(format!(
@@ -506,7 +503,7 @@ fn assert_same_segments(test: &str, traced: &Traced, load_errors: u64) {
 
 fn options(netns: &str, interfaces: &[&str], attach: AttachMode) -> TraceOptions {
     TraceOptions {
-        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        interfaces: interfaces.iter().map(ToString::to_string).collect(),
         netns: Some(netns.to_owned()),
         duration: Some(Duration::from_secs(4)),
         interval: Duration::from_millis(500),
@@ -557,7 +554,7 @@ fn check_mptcp_transfer(attach: AttachMode, test: &str) {
     .expect("ifindex");
     assert_eq!(
         *traced.written.interfaces.borrow(),
-        [(client_if.clone(), ifindex, Some(namespace.clone()))]
+        [(client_if, ifindex, Some(namespace))]
     );
     let packets = traced.written.packets.borrow();
     let mut written: Vec<(bool, u32)> = packets.iter().map(|p| (!p.1, p.3)).collect();
