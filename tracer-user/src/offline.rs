@@ -72,7 +72,10 @@ pub fn analyze(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport
             .name(String::from("decode"))
             .spawn_scoped(scope, move || {
                 let (reader, progress) = start_rx.recv().ok()?;
-                Some(read_and_decode(reader, progress, &full_tx, &empty_rx))
+                Some(read_and_decode(reader, progress, |batch| {
+                    full_tx.send(batch).ok()?;
+                    Some(empty_rx.try_recv().unwrap_or_else(|_| Batch::new()))
+                }))
             });
         let Ok(decoder) = spawned else {
             unstarted = Some((reader, progress));
@@ -154,13 +157,14 @@ impl Batch {
     }
 }
 
-/// The decoding thread: reads every packet, decodes it into a batch, sends full batches.
-/// Returns the damage that stopped reading, if any, and the progress bar to finish.
+/// What the decoding thread runs: reads every packet, decodes it into a batch, and gives each
+/// full batch (and the last one) to `hand_over`, which returns an empty batch to go on with, or
+/// `None` when the analysis side is gone (it panicked). Returns the damage that stopped
+/// reading, if any, and the progress bar to finish.
 fn read_and_decode(
     mut reader: CaptureReader,
     mut progress: Option<Progress>,
-    full: &mpsc::SyncSender<Batch>,
-    empty: &mpsc::Receiver<Batch>,
+    mut hand_over: impl FnMut(Batch) -> Option<Batch>,
 ) -> (Option<CaptureError>, Option<Progress>) {
     let mut batch = Batch::new();
     let mut count: u64 = 0;
@@ -180,12 +184,11 @@ fn read_and_decode(
                 }
                 count += 1;
                 if batch.tcp.len() == BATCH_PACKETS {
-                    let next = empty.try_recv().unwrap_or_else(|_| Batch::new());
-                    if full.send(std::mem::replace(&mut batch, next)).is_err() {
-                        // The analysis side is gone (it panicked): stop.
+                    let Some(mut next) = hand_over(batch) else {
                         return (None, progress);
-                    }
-                    batch.clear();
+                    };
+                    next.clear();
+                    batch = next;
                 }
                 if count.is_multiple_of(PROGRESS_CHECK_EVERY)
                     && let Some(progress) = &mut progress
@@ -198,9 +201,21 @@ fn read_and_decode(
         }
     };
     if !batch.tcp.is_empty() {
-        let _ = full.send(batch);
+        let _ = hand_over(batch);
     }
     (error, progress)
+}
+
+/// `analyze` with the decoding on this thread: the same batches, decoded and fed in the same
+/// order, without a thread per capture. Tests and fuzzing compare it with the one-thread loop
+/// (`analyze_on_this_thread`) on thousands of small captures a second.
+pub fn analyze_in_batches(reader: CaptureReader) -> OfflineReport {
+    let mut analyzer = Analyzer::new();
+    let (error, _) = read_and_decode(reader, None, |batch| {
+        feed_batch(&mut analyzer, &batch);
+        Some(batch)
+    });
+    OfflineReport { analyzer, error }
 }
 
 /// The one-thread loop: read, decode and analyse each packet in turn.
@@ -370,7 +385,9 @@ mod tests {
                 let in_memory = analyze_bytes(&name, &bytes).expect("readable");
                 most_packets = most_packets.max(piped.analyzer.diagnostics().packets);
                 decode_errors += piped.analyzer.diagnostics().decode_errors;
+                let batched = analyze_in_batches(CaptureReader::open(&file).expect("readable"));
                 assert_eq!(everything(&piped), everything(&alone), "{name}");
+                assert_eq!(everything(&piped), everything(&batched), "{name}");
                 assert_eq!(everything(&piped), everything(&in_memory), "{name}");
             }
             files += 1;

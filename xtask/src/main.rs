@@ -3,6 +3,7 @@
 mod bench_live;
 mod bench_offline;
 mod captures;
+mod fuzz;
 mod setup;
 
 use std::{os::unix::process::CommandExt as _, process::Command};
@@ -53,6 +54,19 @@ enum Task {
     /// Measure an MPTCP transfer untraced, traced by mptcp-tracer and under tcpdump (needs
     /// root; about 3 minutes).
     BenchLive(bench_live::BenchArgs),
+    /// Fuzz with cargo-fuzz (nightly; installs cargo-fuzz if missing): `--smoke` runs every
+    /// target 30 s from its seed corpus, `TARGET -- ARGS` one target with libFuzzer arguments.
+    Fuzz {
+        /// Every target for 30 s; fails on a crash.
+        #[arg(long, conflicts_with = "target")]
+        smoke: bool,
+        /// capture, packet or mptcp.
+        #[arg(required_unless_present = "smoke")]
+        target: Option<String>,
+        /// libFuzzer arguments, e.g. `-runs=1000000` or `-max_total_time=600`.
+        #[arg(last = true)]
+        libfuzzer_args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,6 +91,14 @@ fn main() -> anyhow::Result<()> {
         Task::MakeCaptures { only } => captures::make_captures(only.as_deref()),
         Task::Demo => demo(),
         Task::BenchLive(args) => bench_live::bench_live(&args),
+        Task::Fuzz {
+            smoke,
+            target,
+            libfuzzer_args,
+        } => match target {
+            Some(target) if !smoke => fuzz::run(&setup::workspace_root(), &target, &libfuzzer_args),
+            _ => fuzz::smoke(&setup::workspace_root()),
+        },
     }
 }
 
