@@ -2,9 +2,9 @@
 //!
 //! `--smoke` runs each target for `SMOKE_SECONDS` from its seed corpus (`fuzz/seeds/TARGET`,
 //! in the repository) and fails on the first crash; `cargo xtask fuzz TARGET -- ARGS` runs one
-//! target with libFuzzer's own arguments (`-runs=`, `-max_total_time=`, ...). New corpus
-//! entries go to `target/fuzz-corpus/TARGET`, never into the seeds; crashes to
-//! `fuzz/artifacts/TARGET`.
+//! target with libFuzzer's own arguments (`-runs=`, `-max_total_time=`, ...). Both first run
+//! the reproducers of crashes found before (`fuzz/regressions/TARGET`). New corpus entries go
+//! to `target/fuzz-corpus/TARGET`, never into the seeds; crashes to `fuzz/artifacts/TARGET`.
 
 use std::{
     path::{Path, PathBuf},
@@ -94,12 +94,15 @@ fn ensure_cargo_fuzz() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cargo +nightly fuzz run TARGET CORPUS SEEDS -- -jobs... ARGS`; libFuzzer's output passes
+/// `cargo +nightly fuzz run TARGET CORPUS SEEDS [REGRESSIONS] -- ARGS`; libFuzzer's output passes
 /// through to stderr and its final statistics are returned. Err on a crash (non-zero exit).
 fn run_target(root: &Path, target: &str, libfuzzer_args: &[String]) -> anyhow::Result<RunStats> {
     let corpus = root.join("target/fuzz-corpus").join(target);
     std::fs::create_dir_all(&corpus).with_context(|| format!("creating {}", corpus.display()))?;
     let seeds: PathBuf = root.join("fuzz/seeds").join(target);
+    // Reproducers of crashes found before: libFuzzer runs every corpus file first, so a
+    // regression fails the run at once.
+    let regressions = root.join("fuzz/regressions").join(target);
     // `cargo` of PATH (rustup's proxy): `+nightly` is a rustup argument, and the cargo that
     // runs xtask is the stable one itself.
     let mut command = Command::new("cargo");
@@ -109,6 +112,7 @@ fn run_target(root: &Path, target: &str, libfuzzer_args: &[String]) -> anyhow::R
         .args(["+nightly", "fuzz", "run", target])
         .arg(&corpus)
         .arg(&seeds)
+        .args(regressions.is_dir().then_some(&regressions))
         .args(["--", "-print_final_stats=1"])
         .args(libfuzzer_args)
         .stderr(Stdio::piped());
