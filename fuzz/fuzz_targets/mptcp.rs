@@ -5,6 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use mptcp_tracer::{
     analysis::Analyzer,
+    decode::{self, Packet},
     source::{Direction, LinkType, RawPacket},
 };
 use mptcp_tracer_fuzz::{scenario::Scenario, summaries};
@@ -14,9 +15,10 @@ const MAX_FRAMES: usize = 256;
 
 fuzz_target!(|scenario: Scenario| {
     let mut analyzer = Analyzer::new();
+    let mut packet = Packet::empty();
     for (i, (bytes, wire_len)) in scenario.build(MAX_FRAMES).frames.iter().enumerate() {
         let number = i as u64 + 1;
-        analyzer.feed_raw(&RawPacket {
+        let raw = RawPacket {
             number,
             ts_ns: 1_700_000_000_000_000_000 + number * 1_000_000,
             iface: 0,
@@ -25,7 +27,9 @@ fuzz_target!(|scenario: Scenario| {
             data: bytes,
             orig_len: *wire_len,
             segments: 1,
-        });
+        };
+        let decoded = decode::decode_into(&raw, &mut packet);
+        analyzer.feed_decoded(number, decoded.as_ref().map(|&tcp| tcp.then_some(&packet)));
     }
     let _ = summaries(&analyzer);
 });

@@ -47,13 +47,16 @@ fuzz_target!(|data: &[u8]| {
         };
         let fresh = decode::decode(&raw);
         let in_place = decode::decode_into(&raw, &mut reused);
-        match (&fresh, in_place) {
+        match (&fresh, &in_place) {
             (Ok(Decoded::Tcp(packet)), Ok(true)) => assert_eq!(packet, &reused),
             (Ok(Decoded::NotTcp), Ok(false)) => {}
-            (Err(fresh), Err(in_place)) => assert_eq!(fresh, &in_place),
+            (Err(fresh), Err(in_place)) => assert_eq!(fresh, in_place),
             (fresh, in_place) => panic!("decode: {fresh:?}, decode_into: {in_place:?}"),
         }
-        analyzer.feed_raw(&raw);
+        analyzer.feed_decoded(
+            raw.number,
+            in_place.as_ref().map(|&tcp| tcp.then_some(&reused)),
+        );
     }
     let _ = summaries(&analyzer);
 });

@@ -226,11 +226,16 @@ pub fn analyze_on_this_thread(reader: CaptureReader, options: &OfflineOptions) -
 
 fn analyze_reading(mut reader: CaptureReader, mut progress: Option<Progress>) -> OfflineReport {
     let mut analyzer = Analyzer::new();
+    let mut packet = Packet::empty();
     let mut count: u64 = 0;
     let error = loop {
         match reader.next_packet() {
-            Ok(Some(packet)) => {
-                analyzer.feed_raw(&packet);
+            Ok(Some(raw)) => {
+                let decoded = decode::decode_into(&raw, &mut packet);
+                analyzer.feed_decoded(
+                    raw.number,
+                    decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
+                );
                 count += 1;
                 if count.is_multiple_of(PROGRESS_CHECK_EVERY)
                     && let Some(progress) = &mut progress
