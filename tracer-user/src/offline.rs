@@ -35,8 +35,21 @@ pub struct OfflineReport {
     pub error: Option<CaptureError>,
 }
 
-/// Analyses a pcap or pcapng file (chosen by magic number). `Err` only when nothing could be
-/// read at all (missing file, not a capture file, damaged file header, unknown link type).
+/// Analyses a pcap or pcapng file (chosen by magic number; `-` is standard input, see
+/// `CaptureReader::open`). `Err` only when nothing could be read at all (missing file, not a
+/// capture file, damaged file header, unknown link type).
+pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineReport, CaptureError> {
+    Ok(analyze(CaptureReader::open(path)?, options))
+}
+
+/// Analyses a capture handed over whole, on this thread, without a progress bar: the cheapest
+/// way from bytes to an analysis (fuzzing, tests). `name` names it in errors.
+pub fn analyze_bytes(name: &str, bytes: &[u8]) -> Result<OfflineReport, CaptureError> {
+    let reader = CaptureReader::from_bytes(name, bytes.to_vec())?;
+    Ok(analyze_on_this_thread(reader, &OfflineOptions::default()))
+}
+
+/// Analyses what `reader` reads.
 ///
 /// Reading and decoding run on a second thread, the analysis on this one: the two halves of
 /// the per-packet work are of similar size, and a machine with two cores does both at once.
@@ -44,50 +57,70 @@ pub struct OfflineReport {
 /// be reused, so memory stays a few `BATCH_PACKETS * (BATCHES_IN_FLIGHT + 2)` packets. The
 /// analysis sees every packet, decode error and non-TCP packet in file order, exactly as the
 /// one-thread loop (used if the thread cannot be started) feeds them.
-pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineReport, CaptureError> {
-    let reader = CaptureReader::open(path)?;
-    let progress = (options.progress && std::io::stderr().is_terminal())
-        .then(|| Progress::new(reader.total_bytes()));
+pub fn analyze(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport {
+    let progress = Progress::wanted(&reader, options);
     let mut analyzer = Analyzer::new();
 
     let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    // The reader goes to the decoding thread once it runs: if it cannot be started, the reader
+    // is still here for the one-thread loop.
+    let (start_tx, start_rx) = mpsc::sync_channel::<(CaptureReader, Option<Progress>)>(1);
+    let mut unstarted = None;
     let decoded = std::thread::scope(|scope| {
-        let decoder = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(String::from("decode"))
             .spawn_scoped(scope, move || {
-                read_and_decode(reader, progress, &full_tx, &empty_rx)
-            })
-            .ok()?;
+                let (reader, progress) = start_rx.recv().ok()?;
+                Some(read_and_decode(reader, progress, |batch| {
+                    full_tx.send(batch).ok()?;
+                    Some(empty_rx.try_recv().unwrap_or_else(|_| Batch::new()))
+                }))
+            });
+        let Ok(decoder) = spawned else {
+            unstarted = Some((reader, progress));
+            return None;
+        };
+        // The thread waits for it; it cannot have gone.
+        let _ = start_tx.send((reader, progress));
         // Consumed here, so that a panic in the analysis drops it and the decoding thread,
         // finding nobody to send to, stops instead of waiting forever.
         for batch in full_rx {
-            let mut errors = batch.errors.iter().peekable();
-            for (i, (&tcp, packet)) in batch.tcp.iter().zip(&batch.packets).enumerate() {
-                match errors.next_if(|(at, _, _)| *at == i) {
-                    Some((_, number, error)) => analyzer.feed_decoded(*number, Err(error)),
-                    // The number is only used for errors; a packet not TCP leaves it stale.
-                    None => analyzer.feed_decoded(packet.number, Ok(tcp.then_some(packet))),
-                }
-            }
+            feed_batch(&mut analyzer, &batch);
             // The decoder may have finished and dropped its end: then nobody needs it back.
             let _ = empty_tx.send(batch);
         }
         Some(decoder.join())
     });
     let error = match decoded {
-        Some(Ok((error, progress))) => {
+        Some(Ok(Some((error, progress)))) => {
             if let Some(progress) = progress {
                 progress.bar.finish_and_clear();
             }
             error
         }
+        Some(Ok(None)) => None,
         // The decoding thread panicked: the same panic, here.
         Some(Err(panic)) => std::panic::resume_unwind(panic),
-        // No thread could be started: read the file again, on this thread alone.
-        None => return analyze_on_this_thread(path, options),
+        // No thread could be started: read on this thread alone.
+        None => match unstarted {
+            Some((reader, progress)) => return analyze_reading(reader, progress),
+            None => None,
+        },
     };
-    Ok(OfflineReport { analyzer, error })
+    OfflineReport { analyzer, error }
+}
+
+/// Feeds one batch to the analysis, in file order.
+fn feed_batch(analyzer: &mut Analyzer, batch: &Batch) {
+    let mut errors = batch.errors.iter().peekable();
+    for (i, (&tcp, packet)) in batch.tcp.iter().zip(&batch.packets).enumerate() {
+        match errors.next_if(|(at, _, _)| *at == i) {
+            Some((_, number, error)) => analyzer.feed_decoded(*number, Err(error)),
+            // The number is only used for errors; a packet not TCP leaves it stale.
+            None => analyzer.feed_decoded(packet.number, Ok(tcp.then_some(packet))),
+        }
+    }
 }
 
 /// Packets per batch handed from the decoding thread to the analysis: enough that the channel
@@ -104,16 +137,17 @@ struct Batch {
     tcp: Vec<bool>,
     /// `(i, packet number, error)` in increasing `i`.
     errors: Vec<(usize, u64, DecodeError)>,
-    /// Always `BATCH_PACKETS` long: decoded into in place, reused from batch to batch.
+    /// Decoded into in place and reused from batch to batch; grows to `BATCH_PACKETS` as
+    /// needed, so a small capture does not pay for a megabyte of empty packets.
     packets: Vec<Packet>,
 }
 
 impl Batch {
     fn new() -> Batch {
         Batch {
-            tcp: Vec::with_capacity(BATCH_PACKETS),
+            tcp: Vec::new(),
             errors: Vec::new(),
-            packets: vec![Packet::empty(); BATCH_PACKETS],
+            packets: Vec::new(),
         }
     }
 
@@ -123,13 +157,14 @@ impl Batch {
     }
 }
 
-/// The decoding thread: reads every packet, decodes it into a batch, sends full batches.
-/// Returns the damage that stopped reading, if any, and the progress bar to finish.
+/// What the decoding thread runs: reads every packet, decodes it into a batch, and gives each
+/// full batch (and the last one) to `hand_over`, which returns an empty batch to go on with, or
+/// `None` when the analysis side is gone (it panicked). Returns the damage that stopped
+/// reading, if any, and the progress bar to finish.
 fn read_and_decode(
     mut reader: CaptureReader,
     mut progress: Option<Progress>,
-    full: &mpsc::SyncSender<Batch>,
-    empty: &mpsc::Receiver<Batch>,
+    mut hand_over: impl FnMut(Batch) -> Option<Batch>,
 ) -> (Option<CaptureError>, Option<Progress>) {
     let mut batch = Batch::new();
     let mut count: u64 = 0;
@@ -137,6 +172,9 @@ fn read_and_decode(
         match reader.next_packet() {
             Ok(Some(raw)) => {
                 let i = batch.tcp.len();
+                if i == batch.packets.len() {
+                    batch.packets.push(Packet::empty());
+                }
                 match decode::decode_into(&raw, &mut batch.packets[i]) {
                     Ok(tcp) => batch.tcp.push(tcp),
                     Err(error) => {
@@ -146,12 +184,11 @@ fn read_and_decode(
                 }
                 count += 1;
                 if batch.tcp.len() == BATCH_PACKETS {
-                    let next = empty.try_recv().unwrap_or_else(|_| Batch::new());
-                    if full.send(std::mem::replace(&mut batch, next)).is_err() {
-                        // The analysis side is gone (it panicked): stop.
+                    let Some(mut next) = hand_over(batch) else {
                         return (None, progress);
-                    }
-                    batch.clear();
+                    };
+                    next.clear();
+                    batch = next;
                 }
                 if count.is_multiple_of(PROGRESS_CHECK_EVERY)
                     && let Some(progress) = &mut progress
@@ -164,22 +201,32 @@ fn read_and_decode(
         }
     };
     if !batch.tcp.is_empty() {
-        let _ = full.send(batch);
+        let _ = hand_over(batch);
     }
     (error, progress)
 }
 
+/// `analyze` with the decoding on this thread: the same batches, decoded and fed in the same
+/// order, without a thread per capture. Tests and fuzzing compare it with the one-thread loop
+/// (`analyze_on_this_thread`) on thousands of small captures a second.
+pub fn analyze_in_batches(reader: CaptureReader) -> OfflineReport {
+    let mut analyzer = Analyzer::new();
+    let (error, _) = read_and_decode(reader, None, |batch| {
+        feed_batch(&mut analyzer, &batch);
+        Some(batch)
+    });
+    OfflineReport { analyzer, error }
+}
+
 /// The one-thread loop: read, decode and analyse each packet in turn.
-fn analyze_on_this_thread(
-    path: &Path,
-    options: &OfflineOptions,
-) -> Result<OfflineReport, CaptureError> {
-    let mut reader = CaptureReader::open(path)?;
+pub fn analyze_on_this_thread(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport {
+    let progress = Progress::wanted(&reader, options);
+    analyze_reading(reader, progress)
+}
+
+fn analyze_reading(mut reader: CaptureReader, mut progress: Option<Progress>) -> OfflineReport {
     let mut analyzer = Analyzer::new();
     let mut packet = Packet::empty();
-    let mut progress = (options.progress && std::io::stderr().is_terminal())
-        .then(|| Progress::new(reader.total_bytes()));
-
     let mut count: u64 = 0;
     let error = loop {
         match reader.next_packet() {
@@ -203,8 +250,7 @@ fn analyze_on_this_thread(
     if let Some(progress) = progress {
         progress.bar.finish_and_clear();
     }
-
-    Ok(OfflineReport { analyzer, error })
+    OfflineReport { analyzer, error }
 }
 
 struct Progress {
@@ -214,13 +260,24 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total_bytes: u64) -> Progress {
-        let style = ProgressStyle::with_template(
-            "{bar:30} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    /// A progress bar if the options ask for one and stderr is a terminal.
+    fn wanted(reader: &CaptureReader, options: &OfflineOptions) -> Option<Progress> {
+        (options.progress && std::io::stderr().is_terminal())
+            .then(|| Progress::new(reader.total_bytes()))
+    }
+
+    /// `total_bytes` is `None` for a stream: then the bar shows how much was read, not a bar.
+    fn new(total_bytes: Option<u64>) -> Progress {
+        let template = match total_bytes {
+            Some(_) => {
+                "{bar:30} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}) {msg}"
+            }
+            None => "{binary_bytes} ({binary_bytes_per_sec}) {msg}",
+        };
+        let style =
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
         // Drawn only when we call set_position; the draw target's own rate limit is a backstop.
-        let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr())
+        let bar = ProgressBar::with_draw_target(total_bytes, ProgressDrawTarget::stderr())
             .with_style(style);
         let now = Instant::now();
         Progress {
@@ -326,10 +383,17 @@ mod tests {
             for file in files_of {
                 let options = OfflineOptions::default();
                 let piped = analyze_file(&file, &options).expect("readable");
-                let alone = analyze_on_this_thread(&file, &options).expect("readable");
+                let reader = CaptureReader::open(&file).expect("readable");
+                let alone = analyze_on_this_thread(reader, &options);
+                let bytes = std::fs::read(&file).expect("capture");
+                let name = file.display().to_string();
+                let in_memory = analyze_bytes(&name, &bytes).expect("readable");
                 most_packets = most_packets.max(piped.analyzer.diagnostics().packets);
                 decode_errors += piped.analyzer.diagnostics().decode_errors;
-                assert_eq!(everything(&piped), everything(&alone), "{}", file.display());
+                let batched = analyze_in_batches(CaptureReader::open(&file).expect("readable"));
+                assert_eq!(everything(&piped), everything(&alone), "{name}");
+                assert_eq!(everything(&piped), everything(&batched), "{name}");
+                assert_eq!(everything(&piped), everything(&in_memory), "{name}");
             }
             files += 1;
         }
@@ -343,5 +407,45 @@ mod tests {
             "{most_packets} packets at most"
         );
         assert!(decode_errors > 10, "{decode_errors} decode errors");
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("in memory");
+        encoder.finish().expect("in memory")
+    }
+
+    /// A gzip-compressed capture, as a file and as bytes, analyses as the capture itself; cut
+    /// short, it analyses as far as it goes and says where it stopped.
+    #[test]
+    fn gzip_captures_read_as_their_contents() {
+        let dir = TempDir::new("gzip");
+        let mut files = 0;
+        for name in ["v4-2sf.pcap", "v6-2sf.pcapng"] {
+            let path =
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data")).join(name);
+            let bytes = std::fs::read(&path).expect("capture");
+            let plain = analyze_bytes(name, &bytes).expect("readable");
+            let compressed = gzip(&bytes);
+            let gz = dir.file(&format!("{name}.gz"), &compressed);
+            let from_file = analyze_file(&gz, &OfflineOptions::default()).expect("readable");
+            let from_bytes = analyze_bytes(name, &compressed).expect("readable");
+            assert!(plain.analyzer.diagnostics().packets > 10);
+            assert_eq!(everything(&from_bytes), everything(&plain), "{name}");
+            // Same analysis; only the name in a damage report could differ, and there is none.
+            assert_eq!(everything(&from_file), everything(&plain), "{name}");
+
+            let cut = analyze_bytes(name, &compressed[..compressed.len() / 2]).expect("header");
+            let packets = cut.analyzer.diagnostics().packets;
+            assert!(packets > 0 && packets < plain.analyzer.diagnostics().packets);
+            let error = cut.error.expect("cut short").to_string();
+            assert!(
+                error.starts_with(name) && error.contains("offset"),
+                "{error}"
+            );
+            files += 1;
+        }
+        assert_eq!(files, 2);
     }
 }

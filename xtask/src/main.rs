@@ -4,6 +4,7 @@ mod bare_walk;
 mod bench_live;
 mod bench_offline;
 mod captures;
+mod fuzz;
 mod setup;
 
 use std::{os::unix::process::CommandExt as _, process::Command};
@@ -58,6 +59,19 @@ enum Task {
     /// SECONDS").
     #[command(hide = true)]
     BareWalk { file: std::path::PathBuf },
+    /// Fuzz with cargo-fuzz (nightly; installs cargo-fuzz if missing): `--smoke` runs every
+    /// target 30 s from its seed corpus, `TARGET -- ARGS` one target with libFuzzer arguments.
+    Fuzz {
+        /// Every target for 30 s; fails on a crash.
+        #[arg(long, conflicts_with = "target")]
+        smoke: bool,
+        /// capture, packet or mptcp.
+        #[arg(required_unless_present = "smoke")]
+        target: Option<String>,
+        /// libFuzzer arguments, e.g. `-runs=1000000` or `-max_total_time=600`.
+        #[arg(last = true)]
+        libfuzzer_args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,6 +101,14 @@ fn main() -> anyhow::Result<()> {
             println!("{} {}", walk.packets, walk.seconds);
             Ok(())
         }
+        Task::Fuzz {
+            smoke,
+            target,
+            libfuzzer_args,
+        } => match target {
+            Some(target) if !smoke => fuzz::run(&setup::workspace_root(), &target, &libfuzzer_args),
+            _ => fuzz::smoke(&setup::workspace_root()),
+        },
     }
 }
 

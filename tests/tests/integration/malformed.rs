@@ -228,3 +228,59 @@ fn empty_file_is_not_a_capture() {
 fn missing_file_is_named() {
     check_unreadable(&scratch_dir().join("does-not-exist.pcap"));
 }
+
+/// `-` (standard input, a pipe here), `/dev/stdin` and a process substitution `<(cat FILE)` read
+/// the capture as the file itself: the same list-tcp and mptcp-summary output, exit 0.
+#[test]
+fn stdin_and_pipes_read_like_the_file() {
+    use std::{io::Write as _, process::Stdio};
+
+    let file = data_dir().join("v4-2sf.pcap");
+    let path = file.to_string_lossy();
+    let expected = [
+        tracer(&["list-tcp", &path, "--json"]),
+        tracer(&["mptcp-summary", &path, "0", "--json"]),
+    ];
+    let bytes = fs::read(&file).expect("capture");
+    for name in ["-", "/dev/stdin"] {
+        for (args, expected) in [
+            vec!["list-tcp", name, "--json"],
+            vec!["mptcp-summary", name, "0", "--json"],
+        ]
+        .iter()
+        .zip(&expected)
+        {
+            expected.assert_success();
+            let mut child = Command::new(integration_tests::tracer_binary())
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("mptcp-tracer starts");
+            let mut stdin = child.stdin.take().expect("piped");
+            let input = bytes.clone();
+            let writer = std::thread::spawn(move || stdin.write_all(&input));
+            let output = child.wait_with_output().expect("mptcp-tracer runs");
+            writer.join().expect("writer").expect("all written");
+            assert!(output.status.success(), "{args:?}: {output:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout),
+                expected.stdout,
+                "{args:?}"
+            );
+        }
+    }
+    // Process substitution, where bash is there to make one.
+    let script = format!(
+        "{} list-tcp <(cat \"$1\") --json",
+        integration_tests::tracer_binary().display()
+    );
+    if let Ok(output) = Command::new("bash")
+        .args(["-c", &script, "bash", &path])
+        .output()
+    {
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), expected[0].stdout);
+    }
+}

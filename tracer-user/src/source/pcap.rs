@@ -1,19 +1,19 @@
-//! Capture files: pcap (all four magics) and pcapng, chosen by magic number, read from a memory
-//! map without copying records.
+//! Capture files: pcap (all four magics) and pcapng, chosen by magic number. A regular file is
+//! read from a memory map without copying records; a pipe, standard input (`-`) or a gzip file
+//! is read as a stream, one record at a time (`input`).
 //!
 //! The file headers, pcapng section headers and interface descriptions (a handful per file) are
 //! parsed by the `pcap-file` crate. The per-packet loop is our own: `pcap-file` 2's pcapng
 //! parser collects each packet's options into a fresh `Vec` (one allocation per packet), takes
 //! EPB timestamps as nanoseconds whatever the interface's `if_tsresol` says, and reports errors
-//! as static strings without offsets. The loop below reads packet records in place from the
-//! map and hands out slices of it.
+//! as static strings without offsets. The loop below reads packet records in place and hands
+//! out slices of the input.
+
+mod input;
 
 use std::{fs::File, io, ops::Range, path::Path};
 
-use memmap2::Mmap;
-
-/// How much of the file is read between two releases of the pages behind the reader.
-const RELEASE_CHUNK: usize = 16 << 20;
+use input::Input;
 use pcap_file::{
     Endianness, PcapError, TsResolution,
     pcap::PcapHeader,
@@ -24,6 +24,9 @@ use pcap_file::{
 };
 
 use crate::source::{Direction, LinkType, RawPacket};
+
+/// How errors name standard input (`-`).
+pub const STDIN_NAME: &str = "standard input";
 
 /// Larger captured lengths are damage, not packets (Wireshark's limit for ordinary link types).
 pub const MAX_CAPLEN: u32 = 256 * 1024;
@@ -51,16 +54,32 @@ const PCAPNG_OPTION_FLAGS: u16 = 2;
 /// Start of the comment `trace -w` puts on an egress GSO batch: `GSO batch of N segments`
 /// (tshark's `frame.comment`). Written by `output::pcapng`, read back here.
 pub const GSO_COMMENT_PREFIX: &str = "GSO batch of ";
+/// The most segments a GSO batch comment is believed for: a batch is at most 64 KiB of
+/// payload, so even one byte per segment stays below this. Larger numbers are damage.
+pub const MAX_GSO_SEGMENTS: u32 = 65_535;
 
 /// A capture file that could not be read, naming the file and, where known, the record.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    /// The file could not be opened, inspected or mapped.
-    #[error("{path}: cannot read: {source}")]
+    /// The file could not be opened, inspected or mapped. The OS's reason is the source: the
+    /// CLI prints the chain (`{:#}`), so the message does not repeat it.
+    #[error("{path}: cannot read")]
     Io {
         path: String,
         #[source]
         source: io::Error,
+    },
+    /// The path names a directory.
+    #[error("{path}: is a directory, not a capture file")]
+    Directory { path: String },
+    /// A stream (pipe, standard input, gzip data) failed after its first bytes. Reported as
+    /// damage, where only this message is printed: it carries the OS's reason itself.
+    #[error("{path}: packet {packet}: reading stopped at byte offset {offset}: {reason}")]
+    ReadFailed {
+        path: String,
+        packet: u64,
+        offset: u64,
+        reason: String,
     },
     /// The first bytes are neither a pcap nor a pcapng magic number.
     #[error("{path}: not a pcap or pcapng file (first bytes: {first_bytes})")]
@@ -122,6 +141,7 @@ impl CaptureError {
     pub fn packet(&self) -> Option<u64> {
         match self {
             CaptureError::TruncatedRecord { packet, .. }
+            | CaptureError::ReadFailed { packet, .. }
             | CaptureError::BadRecordLength { packet, .. }
             | CaptureError::CorruptBlock { packet, .. } => Some(*packet),
             _ => None,
@@ -129,8 +149,8 @@ impl CaptureError {
     }
 }
 
-/// A packet without its bytes, and where in the map they are: lets the record loops take
-/// `&mut self` and still hand out a slice of the map.
+/// A packet without its bytes, and where in the input they are: lets the record loops take
+/// `&mut self` and still hand out a slice of the input.
 type Located = (RawPacket<'static>, Range<usize>);
 
 /// Which kind of file a `CaptureReader` found behind the magic number.
@@ -140,13 +160,11 @@ pub enum CaptureFormat {
     PcapNg,
 }
 
-/// Reads the packets of one pcap or pcapng file in order, from a memory map.
+/// Reads the packets of one pcap or pcapng file in order.
 pub struct CaptureReader {
     path: String,
-    map: Mmap,
-    /// Start of the part of the map not yet released by `release_consumed`.
-    released: usize,
-    /// Byte offset of the next record or block.
+    input: Input,
+    /// Offset in `input.bytes()` of the next record or block.
     offset: usize,
     /// Number of the next packet (1-based, counting packets only, as tshark's frame.number).
     next_number: u64,
@@ -253,6 +271,25 @@ fn read_u32(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
     }
 }
 
+/// Total length of the pcapng block at `offset`, from its header, if the header is there and
+/// the length is plausible. `big_endian` is the section's byte order; a section header block
+/// carries its own (`None` before the first one).
+fn pcapng_block_len(data: &[u8], offset: usize, big_endian: Option<bool>) -> Option<usize> {
+    let header = data.get(offset..offset + 12)?;
+    // The section header's type reads the same in both byte orders.
+    let big_endian = if read_u32(header, 0, true) == PCAPNG_SECTION_HEADER {
+        match read_u32(header, 8, true) {
+            PCAPNG_BYTE_ORDER_MAGIC => true,
+            magic if magic == PCAPNG_BYTE_ORDER_MAGIC.swap_bytes() => false,
+            _ => return None,
+        }
+    } else {
+        big_endian?
+    };
+    let len = read_u32(header, 4, big_endian);
+    (len <= MAX_BLOCK_LEN).then_some(len as usize)
+}
+
 /// Padding that brings `len` to a multiple of 4, as pcapng requires.
 fn padded(len: usize) -> usize {
     len.next_multiple_of(4)
@@ -266,8 +303,17 @@ fn link_type_context(interface: Option<u32>, packet: Option<u64>) -> String {
 }
 
 impl CaptureReader {
-    /// Opens and maps `path` and reads its file header (pcap) or first section header (pcapng).
+    /// Opens `path` and reads its file header (pcap) or first section header (pcapng). A
+    /// regular file is memory-mapped; `-` is standard input, and standard input, pipes (process
+    /// substitution, `/dev/stdin`), character devices and gzip-compressed files are read as
+    /// streams. Name a file called `-` as `./-`.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        if path.as_os_str() == "-" {
+            return Self::start(
+                String::from(STDIN_NAME),
+                Input::stream(Box::new(io::stdin())),
+            );
+        }
         let name = path.display().to_string();
         let io_error = |source| CaptureError::Io {
             path: name.clone(),
@@ -276,32 +322,32 @@ impl CaptureReader {
         let file = File::open(path).map_err(io_error)?;
         let metadata = file.metadata().map_err(io_error)?;
         if metadata.is_dir() {
-            return Err(io_error(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory",
-            )));
+            return Err(CaptureError::Directory { path: name });
         }
-        if metadata.len() == 0 {
-            return Err(CaptureError::NotCapture {
-                path: name,
-                first_bytes: String::from("none, the file is empty"),
-            });
-        }
-        // SAFETY: the map is read-only and private to this reader. If another process truncates
-        // the file while we read it, accessing the lost pages raises SIGBUS: the trade-off every
-        // mmap-based reader (ripgrep for one) accepts for reading without copies.
-        let map = unsafe { Mmap::map(&file) }.map_err(io_error)?;
-        #[cfg(unix)]
-        {
-            // Only a hint for read-ahead; reading is correct without it.
-            let _ = map.advise(memmap2::Advice::Sequential);
-        }
+        let input = if metadata.is_file() {
+            Input::mapped(file).map_err(io_error)?
+        } else {
+            Input::stream(Box::new(file))
+        };
+        Self::start(name, input)
+    }
 
+    /// Reads a capture handed over whole (gzip-compressed or not); `name` names it in errors.
+    /// Used where the bytes are at hand already: fuzzing, tests.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, CaptureError> {
+        Self::start(String::from(name), Input::memory(bytes))
+    }
+
+    /// Reads a capture from any stream (gzip-compressed or not), one record at a time.
+    pub fn from_stream(name: &str, stream: Box<dyn io::Read + Send>) -> Result<Self, CaptureError> {
+        Self::start(String::from(name), Input::stream(stream))
+    }
+
+    fn start(path: String, input: Input) -> Result<Self, CaptureError> {
         let mut reader = CaptureReader {
-            path: name,
-            map,
+            path,
+            input,
             offset: 0,
-            released: 0,
             next_number: 1,
             // Replaced below once the header is parsed.
             format: Format::Pcap(PcapFile {
@@ -311,8 +357,22 @@ impl CaptureReader {
                 link_type: LinkType::Raw,
             }),
         };
-        reader.read_file_header()?;
-        Ok(reader)
+        reader.input.fill_to(PCAP_FILE_HEADER_LEN);
+        if let Some(len) = pcapng_block_len(reader.input.bytes(), 0, None) {
+            reader.input.fill_to(len);
+        }
+        // A stream that failed after a whole header fails at its first packet instead.
+        match (reader.read_file_header(), reader.input.take_failure()) {
+            (Ok(()), failure) => {
+                reader.input.keep_failure(failure);
+                Ok(reader)
+            }
+            (Err(_), Some(source)) => Err(CaptureError::Io {
+                path: reader.path,
+                source,
+            }),
+            (Err(error), None) => Err(error),
+        }
     }
 
     /// What the magic number said.
@@ -333,12 +393,12 @@ impl CaptureReader {
 
     /// Bytes of the file read so far (for progress).
     pub fn bytes_read(&self) -> u64 {
-        self.offset as u64
+        self.input.dropped() + self.offset as u64
     }
 
-    /// Size of the file.
-    pub fn total_bytes(&self) -> u64 {
-        self.map.len() as u64
+    /// Size of the file, when known before reading it (not for a pipe or gzip data).
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.input.total_len()
     }
 
     /// Frames numbered so far: the packets delivered, plus the few non-packet blocks tshark
@@ -356,41 +416,19 @@ impl CaptureReader {
         Ok(())
     }
 
-    /// Drops the pages already read from this process's memory. A mapped file's pages count in
-    /// the resident set once touched, so without this the peak RSS of a run would grow with the
-    /// file; with it, it grows with the open connections only. The pages stay in the page cache.
-    fn release_consumed(&mut self) {
-        const PAGE: usize = 4096;
-        let end = self.offset / PAGE * PAGE;
-        if end > self.released {
-            // SAFETY: the map is a read-only mapping of a file: MADV_DONTNEED only drops our
-            // mapping of those pages, and a later access (none is expected: reading is
-            // sequential) faults the same file contents in again. No reference into the range
-            // is alive: `next_packet` takes `&mut self`, so the packets it returned are gone.
-            #[cfg(unix)]
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    self.released,
-                    end - self.released,
-                )
-            };
-            self.released = end;
-        }
-    }
-
     /// The next packet, `Ok(None)` at the end of the file. After an error the reader stays at
     /// the end: the rest of the file is not trusted.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
-        if self.offset - self.released >= RELEASE_CHUNK {
-            self.release_consumed();
+        self.offset -= self.input.consume(self.offset);
+        if self.input.streaming() {
+            self.fill_next_record();
         }
         // The common case of a pcap file, a whole record, read in place with one bounds check
         // for the header and one for the data; the end of the file and every kind of damage go
         // to `next_pcap_record`, which reports them.
         if let Some((packet, bytes)) = self.next_whole_pcap_record() {
             return Ok(Some(RawPacket {
-                data: &self.map[bytes],
+                data: &self.input.bytes()[bytes],
                 ..packet
             }));
         }
@@ -398,16 +436,48 @@ impl CaptureReader {
             Format::Pcap(_) => self.next_pcap_record(),
             Format::PcapNg(_) => self.next_pcapng_packet(),
         };
+        // A stream that failed looks cut short: say why it ended instead.
+        let result = match result {
+            Ok(Some(located)) => Ok(Some(located)),
+            other => match self.input.take_failure() {
+                Some(failure) => Err(CaptureError::ReadFailed {
+                    path: self.path.clone(),
+                    packet: self.next_number,
+                    offset: self.bytes_read(),
+                    reason: failure.to_string(),
+                }),
+                None => other,
+            },
+        };
         match result {
             Ok(Some((packet, bytes))) => Ok(Some(RawPacket {
-                data: &self.map[bytes],
+                data: &self.input.bytes()[bytes],
                 ..packet
             })),
             Ok(None) => Ok(None),
             Err(error) => {
-                self.offset = self.map.len();
+                self.offset = self.input.bytes().len();
                 Err(error)
             }
+        }
+    }
+
+    /// Reads from the stream until the next record is whole in the buffer (or the stream ends).
+    fn fill_next_record(&mut self) {
+        let offset = self.offset;
+        // A pcap record header, or a pcapng block's type, length and byte-order magic.
+        self.input.fill_to(offset + PCAP_RECORD_HEADER_LEN);
+        let data = self.input.bytes();
+        let len = match &self.format {
+            Format::Pcap(pcap) => data
+                .get(offset..offset + PCAP_RECORD_HEADER_LEN)
+                .map(|header| read_u32(header, 8, pcap.big_endian))
+                .filter(|&caplen| caplen <= pcap.caplen_limit().0)
+                .map(|caplen| PCAP_RECORD_HEADER_LEN + caplen as usize),
+            Format::PcapNg(section) => pcapng_block_len(data, offset, Some(section.big_endian)),
+        };
+        if let Some(len) = len {
+            self.input.fill_to(offset + len);
         }
     }
 
@@ -419,7 +489,7 @@ impl CaptureReader {
         let Format::Pcap(pcap) = &self.format else {
             return None;
         };
-        let data: &[u8] = &self.map;
+        let data = self.input.bytes();
         let offset = self.offset;
         let header = data
             .get(offset..)?
@@ -454,7 +524,13 @@ impl CaptureReader {
     }
 
     fn read_file_header(&mut self) -> Result<(), CaptureError> {
-        let data: &[u8] = &self.map;
+        let data = self.input.bytes();
+        if data.is_empty() {
+            return Err(CaptureError::NotCapture {
+                path: self.path.clone(),
+                first_bytes: String::from("none, it is empty"),
+            });
+        }
         let mut magic = [0u8; 4];
         let present = data.len().min(4);
         magic[..present].copy_from_slice(&data[..present]);
@@ -477,7 +553,7 @@ impl CaptureReader {
     }
 
     fn read_pcap_header(&mut self) -> Result<(), CaptureError> {
-        let data: &[u8] = &self.map;
+        let data = self.input.bytes();
         if data.len() < PCAP_FILE_HEADER_LEN {
             return Err(CaptureError::TruncatedHeader {
                 path: self.path.clone(),
@@ -515,7 +591,7 @@ impl CaptureReader {
         let Format::Pcap(pcap) = &self.format else {
             return Ok(None);
         };
-        let data: &[u8] = &self.map;
+        let data = self.input.bytes();
         let offset = self.offset;
         let present = data.len() - offset;
         if present == 0 {
@@ -535,7 +611,7 @@ impl CaptureReader {
             return Err(CaptureError::BadRecordLength {
                 path: self.path.clone(),
                 packet: number,
-                offset: offset as u64,
+                offset: self.file_offset(offset),
                 caplen,
                 limit: limit.0,
                 why: limit.1,
@@ -563,11 +639,16 @@ impl CaptureReader {
         Ok(Some((packet, start..end)))
     }
 
+    /// Offset in the file or stream of `offset` in the input's bytes.
+    fn file_offset(&self, offset: usize) -> u64 {
+        self.input.dropped() + offset as u64
+    }
+
     fn truncated(&self, offset: usize, expected: usize, present: usize) -> CaptureError {
         CaptureError::TruncatedRecord {
             path: self.path.clone(),
             packet: self.next_number,
-            offset: offset as u64,
+            offset: self.file_offset(offset),
             expected: expected as u64,
             present: present as u64,
         }
@@ -576,7 +657,7 @@ impl CaptureReader {
     fn corrupt(&self, offset: usize, what: String) -> CaptureError {
         CaptureError::CorruptBlock {
             path: self.path.clone(),
-            offset: offset as u64,
+            offset: self.file_offset(offset),
             packet: self.next_number,
             what,
         }
@@ -585,7 +666,7 @@ impl CaptureReader {
     /// Checks the framing of the block at `offset` (length, alignment, trailer) and returns its
     /// total length.
     fn block_len(&self, offset: usize, big_endian: bool) -> Result<usize, CaptureError> {
-        let data: &[u8] = &self.map;
+        let data = self.input.bytes();
         let present = data.len() - offset;
         let block_len = read_u32(data, offset + 4, big_endian);
         if block_len < 12 || !block_len.is_multiple_of(4) {
@@ -616,7 +697,7 @@ impl CaptureReader {
 
     /// Reads the section header block at `self.offset` and moves past it.
     fn read_section_header(&mut self, first: bool) -> Result<Section, CaptureError> {
-        let data: &[u8] = &self.map;
+        let data = self.input.bytes();
         let offset = self.offset;
         let present = data.len() - offset;
         if present < 12 {
@@ -670,7 +751,7 @@ impl CaptureReader {
                 return Ok(None);
             };
             let big_endian = section.big_endian;
-            let data: &[u8] = &self.map;
+            let data = self.input.bytes();
             let offset = self.offset;
             let present = data.len() - offset;
             if present == 0 {
@@ -716,7 +797,7 @@ impl CaptureReader {
     }
 
     fn interface(&mut self, offset: usize, block_len: usize) -> Result<Interface, CaptureError> {
-        let data: &[u8] = &self.map;
+        let data = self.input.bytes();
         let Format::PcapNg(section) = &mut self.format else {
             return Err(self.corrupt(offset, String::from("interface outside a section")));
         };
@@ -779,7 +860,7 @@ impl CaptureReader {
                     return Err(CaptureError::BadRecordLength {
                         path: self.path.clone(),
                         packet: number,
-                        offset: offset as u64,
+                        offset: self.file_offset(offset),
                         caplen,
                         limit: MAX_CAPLEN,
                         why: "the largest plausible packet",
@@ -807,10 +888,14 @@ impl CaptureReader {
         let Some(interface) = section.interfaces.get(interface_id as usize) else {
             return Err(self.corrupt(
                 offset,
-                format!(
-                    "packet on interface {interface_id}, but the section describes {} interfaces",
-                    section.interfaces.len()
-                ),
+                match section.interfaces.len() {
+                    1 => format!(
+                        "packet on interface {interface_id}, but the section describes 1 interface"
+                    ),
+                    n => format!(
+                        "packet on interface {interface_id}, but the section describes {n} interfaces"
+                    ),
+                },
             ));
         };
         let link_type = interface
@@ -878,11 +963,11 @@ fn interface_from_description(description: &InterfaceDescriptionBlock<'_>) -> In
     interface
 }
 
-/// Direction bits of `epb_flags` (bits 0–1: 1 inbound, 2 outbound). Damaged options are
-/// ignored: they only cost the direction.
-/// What an enhanced packet block's options say: the direction (`epb_flags`), and how many wire
-/// packets it stands for (1, or N from the `GSO batch of N segments` comment `trace -w` writes
-/// on an egress GSO batch), so that the events file reads back as the live analysis saw it.
+/// What an enhanced packet block's options say: the direction (`epb_flags` bits 0–1: 1
+/// inbound, 2 outbound), and how many wire packets it stands for (1, or N, at most
+/// `MAX_GSO_SEGMENTS`, from the `GSO batch of N segments` comment `trace -w` writes on an
+/// egress GSO batch), so that the events file reads back as the live analysis saw it. Damaged
+/// options are ignored: they only cost the direction or the count.
 fn epb_options(mut options: &[u8], big_endian: bool) -> (Direction, u32) {
     let (mut direction, mut segments) = (Direction::Unknown, 1);
     while options.len() >= 4 {
@@ -906,7 +991,7 @@ fn epb_options(mut options: &[u8], big_endian: bool) -> (Direction, u32) {
                 .and_then(|rest| rest.strip_suffix(" segments"))
                 .and_then(|n| n.parse::<u32>().ok())
         {
-            segments = n.max(1);
+            segments = n.clamp(1, MAX_GSO_SEGMENTS);
         }
         let next = 4 + padded(len);
         if next > options.len() {
@@ -920,6 +1005,7 @@ fn epb_options(mut options: &[u8], big_endian: bool) -> (Direction, u32) {
 #[cfg(test)]
 pub(crate) mod tests {
     use std::{
+        error::Error as _,
         path::PathBuf,
         process::{Command, Stdio},
     };
@@ -1302,7 +1388,7 @@ pub(crate) mod tests {
                         big_endian
                     }
                 );
-                assert_eq!(reader.total_bytes(), bytes.len() as u64);
+                assert_eq!(reader.total_bytes(), Some(bytes.len() as u64));
                 let (got, result) = read_all(&path);
                 result.expect("whole file reads");
                 let unit = if nanosecond { 1 } else { 1_000 };
@@ -1445,7 +1531,7 @@ pub(crate) mod tests {
         let mut reader = CaptureReader::open(&path).expect("open");
         assert_eq!(reader.format(), CaptureFormat::PcapNg);
         while reader.next_packet().expect("read").is_some() {}
-        assert_eq!(reader.bytes_read(), reader.total_bytes());
+        assert_eq!(Some(reader.bytes_read()), reader.total_bytes());
         assert_eq!(reader.frames_read(), 7);
         assert_matches_tshark(&path, &got, &[2]);
     }
@@ -1625,7 +1711,7 @@ pub(crate) mod tests {
         assert_names(&error, &missing, &["cannot read"]);
 
         let error = open_error(&dir.0);
-        assert!(matches!(error, CaptureError::Io { .. }), "{error:?}");
+        assert!(matches!(error, CaptureError::Directory { .. }), "{error:?}");
 
         let empty = dir.file("empty.pcap", &[]);
         let error = open_error(&empty);
@@ -1938,7 +2024,11 @@ pub(crate) mod tests {
         let (got, result) = read_all(&path);
         assert_eq!(got.len(), 1);
         let error = result.expect_err("missing interface");
-        assert_names(&error, &path, &["interface 5", "describes 1 interfaces"]);
+        assert_names(&error, &path, &["interface 5", "describes 1 interface"]);
+        assert!(
+            error.to_string().ends_with("describes 1 interface"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -2015,7 +2105,7 @@ pub(crate) mod tests {
             for bytes in variants {
                 std::fs::write(&path, &bytes).expect("write");
                 if let Ok(mut reader) = CaptureReader::open(&path) {
-                    let total = reader.total_bytes();
+                    let total = reader.total_bytes().expect("a file's size is known");
                     let _ = reader.for_each(|packet| assert!(packet.data.len() as u64 <= total));
                     assert!(reader.bytes_read() <= total);
                 }
@@ -2023,5 +2113,182 @@ pub(crate) mod tests {
             }
         }
         assert!(runs > 1000);
+    }
+
+    // ---- error messages, streams, GSO comments ------------------------------------------------
+
+    /// The message as the CLI prints it: the whole chain (`error: {e:#}` in cli.rs).
+    fn chain(error: CaptureError) -> String {
+        format!("{:#}", anyhow::Error::from(error))
+    }
+
+    /// Each cause once: "x: cannot read: No such file or directory (os error 2)", not the OS's
+    /// reason twice; "x: is a directory, ...", not "is a directory: is a directory".
+    #[test]
+    fn error_chains_name_each_cause_once() {
+        let dir = TempDir::new("chain");
+        let missing = dir.0.join("missing.pcap");
+        let os = io::Error::from_raw_os_error(libc::ENOENT).to_string();
+        let printed = chain(open_error(&missing));
+        assert_eq!(printed, format!("{}: cannot read: {os}", missing.display()));
+        assert_eq!(printed.matches(&os).count(), 1, "{printed}");
+
+        let printed = chain(open_error(&dir.0));
+        assert_eq!(
+            printed,
+            format!("{}: is a directory, not a capture file", dir.0.display())
+        );
+
+        // A stream that fails inside the header: the OS's reason once, as the source.
+        let printed = chain(
+            CaptureReader::from_stream("broken", Box::new(Failing(b"\xd4\xc3".to_vec())))
+                .err()
+                .expect("no header"),
+        );
+        assert_eq!(printed, "broken: cannot read: device on fire");
+    }
+
+    /// A stream that yields its bytes, then fails.
+    struct Failing(Vec<u8>);
+
+    impl io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("device on fire"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// A stream that fails after some records: the records before are delivered, then an
+    /// error that names the packet, the offset and the OS's reason (once: it is printed
+    /// alone, as damage).
+    #[test]
+    fn stream_failing_midway_delivers_what_came_before() {
+        let data = payload(30, 1);
+        let record = |seconds| PcapRecord {
+            seconds,
+            fraction: 0,
+            data: &data,
+            orig_len: 30,
+        };
+        let file = pcap_file(false, false, 1, 0, &[record(1), record(2), record(3)]);
+        // Cut inside the third record.
+        let mut reader = CaptureReader::from_stream(
+            "piped",
+            Box::new(Failing(file[..24 + 2 * 46 + 20].to_vec())),
+        )
+        .expect("header");
+        assert_eq!(reader.total_bytes(), None);
+        let mut numbers = Vec::new();
+        let error = reader
+            .for_each(|packet| numbers.push(packet.number))
+            .expect_err("fails");
+        assert_eq!(numbers, [1, 2]);
+        assert!(error.source().is_none());
+        assert_eq!(
+            chain(error),
+            "piped: packet 3: reading stopped at byte offset 116: device on fire"
+        );
+    }
+
+    /// A FIFO (what `<(cat file)` and `/dev/stdin` on a pipe are) reads exactly like the file:
+    /// every packet, whole, in order; gzip data through the FIFO too.
+    #[test]
+    fn fifo_reads_like_the_file() {
+        use nix::{sys::stat::Mode, unistd::mkfifo};
+
+        let data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data"));
+        let dir = TempDir::new("fifo");
+        let mut checked = 0;
+        for name in ["v4-2sf.pcap", "v6-2sf.pcapng", "v4-2sf-signal-sll2.pcap"] {
+            let file = data.join(name);
+            let bytes = std::fs::read(&file).expect("capture");
+            let (expected, result) = read_all(&file);
+            result.expect("whole file");
+            assert!(expected.len() > 10);
+            let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            io::Write::write_all(&mut gzip, &bytes).expect("in memory");
+            for (variant, contents) in [("", bytes), (".gz", gzip.finish().expect("in memory"))] {
+                let fifo = dir.0.join(format!("{name}{variant}.fifo"));
+                mkfifo(&fifo, Mode::S_IRUSR | Mode::S_IWUSR).expect("mkfifo");
+                let writer = {
+                    let fifo = fifo.clone();
+                    std::thread::spawn(move || std::fs::write(&fifo, contents))
+                };
+                let (got, result) = read_all(&fifo);
+                writer.join().expect("writer").expect("everything written");
+                result.expect("whole stream");
+                assert_eq!(got, expected, "{name}{variant}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 6);
+    }
+
+    /// Bytes handed over whole read as the file does, and a stream whose records straddle many
+    /// reads (one byte at a time) too.
+    #[test]
+    fn bytes_and_trickling_streams_read_like_the_file() {
+        let (file, expected) = multi_interface_pcapng();
+        let mut reader = CaptureReader::from_bytes("whole", file.clone()).expect("header");
+        assert_eq!(reader.total_bytes(), Some(file.len() as u64));
+        let mut got = 0;
+        reader.for_each(|_| got += 1).expect("whole");
+        assert_eq!(got, expected.len());
+
+        struct Trickle(io::Cursor<Vec<u8>>);
+        impl io::Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let end = buf.len().min(1);
+                self.0.read(&mut buf[..end])
+            }
+        }
+        let stream = Box::new(Trickle(io::Cursor::new(file.clone())));
+        let mut reader = CaptureReader::from_stream("trickle", stream).expect("header");
+        let mut data = Vec::new();
+        reader
+            .for_each(|packet| data.push(packet.data.to_vec()))
+            .expect("whole");
+        let want: Vec<Vec<u8>> = expected.iter().map(|got| got.data.clone()).collect();
+        assert_eq!(data, want);
+        assert_eq!(reader.bytes_read(), file.len() as u64);
+    }
+
+    /// The GSO comment is believed up to `MAX_GSO_SEGMENTS`; 0 counts as 1, and damage (too
+    /// large for a u32, not a number) leaves the packet at 1.
+    #[test]
+    fn gso_comment_is_capped() {
+        let packet = payload(40, 9);
+        let mut file = shb(false);
+        file.extend(idb(false, 101, 0, None));
+        let cases: [(&str, u32); 7] = [
+            ("GSO batch of 4294967295 segments", MAX_GSO_SEGMENTS),
+            ("GSO batch of 65536 segments", MAX_GSO_SEGMENTS),
+            ("GSO batch of 65535 segments", 65_535),
+            ("GSO batch of 44 segments", 44),
+            ("GSO batch of 0 segments", 1),
+            ("GSO batch of 99999999999 segments", 1),
+            ("GSO batch of many segments", 1),
+        ];
+        for (comment, _) in cases {
+            let mut body = Vec::new();
+            for field in [0, 0, 0, 40, 40] {
+                put_u32(&mut body, field, false);
+            }
+            body.extend_from_slice(&packet);
+            body.extend_from_slice(&options(false, &[(1, comment.as_bytes())]));
+            file.extend(block(false, PCAPNG_ENHANCED_PACKET, &body));
+        }
+        let mut reader = CaptureReader::from_bytes("gso", file).expect("header");
+        let mut segments = Vec::new();
+        reader
+            .for_each(|packet| segments.push(packet.segments))
+            .expect("whole");
+        let expected: Vec<u32> = cases.iter().map(|&(_, n)| n).collect();
+        assert_eq!(segments, expected);
     }
 }
