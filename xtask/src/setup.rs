@@ -32,15 +32,20 @@ pub fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// setup, the static checks, then every test. A failed check does not stop the tests (their
-/// results are worth having either way), but fails the run at the end.
+/// setup, the static checks, every test, then the fuzz smoke run (each target from its seed
+/// corpus and the committed crash reproducers). A failed check or fuzz run does not stop what
+/// follows (those results are worth having either way), but fails the run at the end.
 pub fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     setup()?;
     let root = workspace_root();
-    let failed_checks = static_checks(&root);
+    let mut failed = static_checks(&root);
     let tests = run_workspace_tests(&root, cargo_args);
-    if !failed_checks.is_empty() {
-        bail!("failed: {}", failed_checks.join(", "));
+    if let Err(e) = crate::fuzz::smoke(&root) {
+        println!("fuzz smoke: {e:#}");
+        failed.push("fuzz smoke");
+    }
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
     }
     tests
 }
