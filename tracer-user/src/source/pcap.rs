@@ -1269,7 +1269,9 @@ pub(crate) mod tests {
         let output = match command.stderr(Stdio::null()).output() {
             Ok(output) => output,
             Err(error) => {
-                eprintln!("skipping the tshark cross-check: cannot run tshark: {error}");
+                // The running test's own checks passed; without tshark's it does not count as
+                // passed (the skip is recorded under the test thread's name).
+                mptcp_lab::skip::skip("tshark cross-check", format!("cannot run tshark: {error}"));
                 return None;
             }
         };
@@ -1573,24 +1575,9 @@ pub(crate) mod tests {
 
     // ---- the real captures -------------------------------------------------------------------
 
-    /// The shared captures: `$MPTCP_SHARED_DIR/pcaps`, else `shared/pcaps` next to the
-    /// workspace or next to one of its parents (a git worktree lives deeper than the checkout).
+    /// The shared captures, or `None` with the running test recorded as skipped.
     fn shared_pcaps() -> Option<PathBuf> {
-        let candidates: Vec<PathBuf> = match std::env::var_os("MPTCP_SHARED_DIR") {
-            Some(shared) => vec![PathBuf::from(shared).join("pcaps")],
-            None => Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .ancestors()
-                .map(|dir| dir.join("../shared/pcaps"))
-                .collect(),
-        };
-        let found = candidates.iter().find(|pcaps| pcaps.is_dir()).cloned();
-        if found.is_none() {
-            eprintln!(
-                "skipping: no shared captures at {} (set MPTCP_SHARED_DIR to the shared directory)",
-                candidates[0].display()
-            );
-        }
-        found
+        mptcp_lab::shared_pcaps("shared captures")
     }
 
     #[test]
