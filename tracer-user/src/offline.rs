@@ -10,7 +10,10 @@ use std::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
-    analysis::Analyzer,
+    analysis::{
+        Analyzer,
+        record::{NoObserver, PacketObserver},
+    },
     decode::{self, DecodeError, Packet},
     source::pcap::{CaptureError, CaptureReader},
 };
@@ -45,6 +48,16 @@ pub struct OfflineReport {
 /// analysis sees every packet, decode error and non-TCP packet in file order, exactly as the
 /// one-thread loop (used if the thread cannot be started) feeds them.
 pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineReport, CaptureError> {
+    analyze_file_observed(path, options, &mut NoObserver)
+}
+
+/// `analyze_file`, handing each TCP segment's record (`analysis::record`), once analysed, to
+/// `observer`, in file order.
+pub fn analyze_file_observed<O: PacketObserver>(
+    path: &Path,
+    options: &OfflineOptions,
+    observer: &mut O,
+) -> Result<OfflineReport, CaptureError> {
     let reader = CaptureReader::open(path)?;
     let progress = (options.progress && std::io::stderr().is_terminal())
         .then(|| Progress::new(reader.total_bytes()));
@@ -65,9 +78,15 @@ pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineRepo
             let mut errors = batch.errors.iter().peekable();
             for (i, (&tcp, packet)) in batch.tcp.iter().zip(&batch.packets).enumerate() {
                 match errors.next_if(|(at, _, _)| *at == i) {
-                    Some((_, number, error)) => analyzer.feed_decoded(*number, Err(error)),
+                    Some((_, number, error)) => {
+                        analyzer.feed_observed(*number, Err(error), observer)
+                    }
                     // The number is only used for errors; a packet not TCP leaves it stale.
-                    None => analyzer.feed_decoded(packet.number, Ok(tcp.then_some(packet))),
+                    None => analyzer.feed_observed(
+                        packet.number,
+                        Ok(tcp.then_some(packet)),
+                        observer,
+                    ),
                 }
             }
             // The decoder may have finished and dropped its end: then nobody needs it back.
@@ -85,7 +104,7 @@ pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineRepo
         // The decoding thread panicked: the same panic, here.
         Some(Err(panic)) => std::panic::resume_unwind(panic),
         // No thread could be started: read the file again, on this thread alone.
-        None => return analyze_on_this_thread(path, options),
+        None => return analyze_on_this_thread(path, options, observer),
     };
     Ok(OfflineReport { analyzer, error })
 }
@@ -170,9 +189,10 @@ fn read_and_decode(
 }
 
 /// The one-thread loop: read, decode and analyse each packet in turn.
-fn analyze_on_this_thread(
+fn analyze_on_this_thread<O: PacketObserver>(
     path: &Path,
     options: &OfflineOptions,
+    observer: &mut O,
 ) -> Result<OfflineReport, CaptureError> {
     let mut reader = CaptureReader::open(path)?;
     let mut analyzer = Analyzer::new();
@@ -185,9 +205,10 @@ fn analyze_on_this_thread(
         match reader.next_packet() {
             Ok(Some(raw)) => {
                 let decoded = decode::decode_into(&raw, &mut packet);
-                analyzer.feed_decoded(
+                analyzer.feed_observed(
                     raw.number,
                     decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
+                    observer,
                 );
                 count += 1;
                 if count.is_multiple_of(PROGRESS_CHECK_EVERY)
@@ -326,7 +347,8 @@ mod tests {
             for file in files_of {
                 let options = OfflineOptions::default();
                 let piped = analyze_file(&file, &options).expect("readable");
-                let alone = analyze_on_this_thread(&file, &options).expect("readable");
+                let alone =
+                    analyze_on_this_thread(&file, &options, &mut NoObserver).expect("readable");
                 most_packets = most_packets.max(piped.analyzer.diagnostics().packets);
                 decode_errors += piped.analyzer.diagnostics().decode_errors;
                 assert_eq!(everything(&piped), everything(&alone), "{}", file.display());
