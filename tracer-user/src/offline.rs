@@ -82,11 +82,9 @@ pub fn analyze_file_observed<O: PacketObserver>(
                         analyzer.feed_observed(*number, Err(error), observer)
                     }
                     // The number is only used for errors; a packet not TCP leaves it stale.
-                    None => analyzer.feed_observed(
-                        packet.number,
-                        Ok(tcp.then_some(packet)),
-                        observer,
-                    ),
+                    None => {
+                        analyzer.feed_observed(packet.number, Ok(tcp.then_some(packet)), observer)
+                    }
                 }
             }
             // The decoder may have finished and dropped its end: then nobody needs it back.

@@ -10,6 +10,7 @@
 //!   on every capture; the orphan kinds on a synthetic capture.
 //! - `malformed`: damaged files give errors that name the file and packet, never a panic.
 //! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
+//! - `export`: CSV and Parquet rows against list-tcp, mptcp-summary and each other; bad input.
 //! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
 //! - `live`: `trace` end-to-end in the lab against tcpdump, the application's byte counts and
 //!   `ip mptcp monitor`; refusals before attaching.
@@ -18,6 +19,7 @@
 //!   lists plain TCP, a killed tracer's filters are named and cleaned up.
 
 mod architecture;
+mod export;
 mod lab;
 mod live;
 mod live_faults;

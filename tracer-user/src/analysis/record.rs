@@ -142,10 +142,9 @@ impl MptcpRecord {
 
 /// The MPTCP option subtypes of a packet as a bit set (`PacketRecord::mptcp_subtypes`).
 pub fn subtype_bits(packet: &Packet) -> u16 {
-    packet
-        .mptcp
-        .iter()
-        .fold(0, |bits, option: &MptcpOption| bits | 1 << (option.subtype() & 15))
+    packet.mptcp.iter().fold(0, |bits, option: &MptcpOption| {
+        bits | 1 << (option.subtype() & 15)
+    })
 }
 
 /// Receives each packet's record, in capture order.

@@ -19,11 +19,7 @@ use std::{
     sync::{Arc, Mutex, mpsc},
 };
 
-use parquet::{
-    arrow::ArrowWriter,
-    basic::Compression,
-    file::properties::WriterProperties,
-};
+use parquet::{arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties};
 
 use self::rows::{BATCH_ROWS, Rows};
 use crate::{
@@ -207,10 +203,7 @@ fn write_all(
 }
 
 /// Analyses one capture, sending its rows in batches. Stops early if the writer is gone.
-fn export_capture(
-    input: &Path,
-    tx: &mpsc::SyncSender<Rows>,
-) -> Result<CaptureExport, ExportError> {
+fn export_capture(input: &Path, tx: &mpsc::SyncSender<Rows>) -> Result<CaptureExport, ExportError> {
     let name: Arc<str> = input.display().to_string().into();
     let mut rows = Rows::new(name.clone());
     let mut count = 0u64;
@@ -268,11 +261,12 @@ impl Sink {
                     .set_compression(Compression::SNAPPY)
                     .set_max_row_group_row_count(Some(BATCH_ROWS))
                     .build();
-                let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
-                    .map_err(|source| ExportError::Parquet {
+                let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(
+                    |source| ExportError::Parquet {
                         path: path.clone(),
                         source,
-                    })?;
+                    },
+                )?;
                 Sink::Parquet {
                     path,
                     schema,

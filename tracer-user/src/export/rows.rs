@@ -128,9 +128,10 @@ impl Rows {
         };
         let m = |x: &PacketRecord| x.mptcp;
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(
-                std::iter::repeat_n(&*self.capture, r.len()),
-            )),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                &*self.capture,
+                r.len(),
+            ))),
             u64s(&|x| x.number),
             u64s(&|x| x.ts_ns),
             u32s(&|x| Some(x.iface)),
