@@ -30,10 +30,11 @@ use crate::{
     export::{self, ExportFormat},
     live,
     output::{json, table},
+    plot::{PlotKind, PlotOptions},
     query::{
-        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_TCP_SUMMARY, EXIT_ERROR,
-        EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, Query, TcpSummaryArgs,
-        load, run_query, summaries_of, warn_damage, warn_diagnostics,
+        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_TCP_SUMMARY,
+        EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs,
+        Query, TcpSummaryArgs, load, run_query, summaries_of, warn_damage, warn_diagnostics,
     },
     shell,
     source::live::{self as live_source, AttachMode, LiveStats, TraceOptions},
@@ -104,6 +105,16 @@ pub enum Command {
         #[command(flatten)]
         args: MptcpSummaryArgs,
     },
+    #[command(about = ABOUT_PLOT)]
+    Plot {
+        /// What to plot.
+        #[arg(value_enum)]
+        kind: PlotKind,
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        #[command(flatten)]
+        options: PlotOptions,
+    },
     /// Interactive prompt: load a capture once, then query it (the default command).
     Shell,
     /// Write one row per TCP packet of one or more captures (CSV or Parquet), with what the
@@ -128,6 +139,17 @@ impl Command {
             Command::MptcpSummary { file, args } => {
                 (file.as_path(), Query::MptcpSummary(args.clone()))
             }
+            Command::Plot {
+                kind,
+                file,
+                options,
+            } => (
+                file.as_path(),
+                Query::Plot(PlotArgs {
+                    kind: *kind,
+                    options: options.clone(),
+                }),
+            ),
             // Commands that do not query a capture.
             _ => return None,
         })

@@ -7,7 +7,7 @@
 //! builds the read-only results → `output` formats them. `offline` drives a capture file through
 //! this (decoding on a second thread), `live` the ring buffer's events of `source::live`, `demo`
 //! a lab. `export` writes the analysis's per-packet records (`analysis::record`) as CSV or
-//! Parquet rows. The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
+//! Parquet rows, `plot` draws them (SVG/PNG with plotters). The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
 //! and answer through `query`.
 
 pub mod analysis;
@@ -19,6 +19,7 @@ pub mod export;
 pub mod live;
 pub mod offline;
 pub mod output;
+pub mod plot;
 pub mod query;
 pub mod shell;
 pub mod source;
