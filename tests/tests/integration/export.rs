@@ -158,8 +158,9 @@ fn union_len(mut ranges: Vec<(u64, u64)>) -> u64 {
 }
 
 /// Every capture: CSV and Parquet hold the same rows; one row per packet list-tcp counts;
-/// per connection and direction the payload lengths add up to mptcp-summary's wire bytes and
-/// the DSN ranges cover its unique bytes.
+/// per connection and direction the payload lengths add up to mptcp-summary's wire bytes, the
+/// DSN ranges cover its unique bytes (a union computed here), and the rows' byte counters add
+/// up to its unique, reinjected and retransmitted bytes.
 #[test]
 fn export_rows_match_the_analysis() {
     let scratch = Scratch::new("match");
@@ -220,10 +221,19 @@ fn check_connections(capture: &Path, table: &Table) -> usize {
     .map(|c| table.column(c));
     let mut wire: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut unmapped: BTreeMap<(String, String), u64> = BTreeMap::new();
+    // unique, reinjected and retransmitted bytes as the rows' counters add them up.
+    let mut counted: BTreeMap<(String, String), [u64; 3]> = BTreeMap::new();
+    let number = |row: &Vec<String>, column: &str| -> u64 {
+        row[table.column(column)].parse().expect("a number")
+    };
     let mut ranges: BTreeMap<(String, String), Vec<(u64, u64)>> = BTreeMap::new();
     for row in table.rows.iter().filter(|r| !r[conn].is_empty()) {
         let key = (row[conn].clone(), row[dir].clone());
         *wire.entry(key.clone()).or_default() += row[len].parse::<u64>().expect("length");
+        let sums = counted.entry(key.clone()).or_default();
+        sums[0] += number(row, "new_bytes") + number(row, "resolved_new_bytes");
+        sums[1] += number(row, "reinjected_bytes") + number(row, "resolved_reinjected_bytes");
+        sums[2] += number(row, "retransmitted_bytes");
         if let Ok(bytes) = row[unmapped_column].parse::<u64>() {
             *unmapped.entry(key.clone()).or_default() += bytes;
         }
@@ -250,6 +260,13 @@ fn check_connections(capture: &Path, table: &Table) -> usize {
                 "{what}: wire bytes"
             );
             let unique = as_u64(&d["unique_bytes"], "unique_bytes");
+            let sums = counted.get(&key).copied().unwrap_or_default();
+            let summary_sums = ["unique_bytes", "reinjected_bytes", "retransmitted_bytes"]
+                .map(|name| as_u64(&d[name], name));
+            assert_eq!(
+                sums, summary_sums,
+                "{what}: unique, reinjected, retransmitted bytes"
+            );
             let covered = union_len(ranges.remove(&key).unwrap_or_default());
             // Payload carried before its mapping was known (its row's unmapped_bytes) is
             // credited to the data when a later mapping covers it, without a row of its own:
@@ -338,7 +355,7 @@ fn duckdb_reads_the_parquet() {
         .map(|r| r[len].parse::<u64>().expect("len"))
         .sum();
     let query = format!(
-        "import duckdb; print(*duckdb.sql(\"select count(*), sum(payload_len) from '{}'\").fetchone())",
+        "import duckdb; print(*duckdb.sql(\"select count(*), sum(payload_len) from '{}'\").fetchall()[0])",
         out.display()
     );
     let output = Command::new("python3")

@@ -1053,7 +1053,7 @@ impl Connection {
                 data_len: Some(data_len),
                 ..
             } if *data_len > 0 => {
-                note.mapping = self.capable_data(p, at.dir, isn, u64::from(*data_len));
+                note.mapping = self.capable_data(p, at.dir, isn, u64::from(*data_len), note);
             }
             MptcpOption::Join(JoinOption::SynAck { addr_id, .. }) => {
                 self.subflows[p.sub].addr_ids.server = Some(*addr_id);
@@ -1069,7 +1069,8 @@ impl Connection {
                 note.data_fin |= *data_fin;
                 match mapping {
                     Some(mapping) => {
-                        let (isn, recorded) = self.record_mapping(p, at, isn, mapping, *data_fin);
+                        let (isn, recorded) =
+                            self.record_mapping(p, at, isn, mapping, *data_fin, note);
                         note.mapping = Some(recorded);
                         return isn;
                     }
@@ -1091,6 +1092,7 @@ impl Connection {
         cd: Direction,
         isn: Option<u64>,
         len: u64,
+        note: &mut MptcpRecord,
     ) -> Option<MappingRecord> {
         let m = self.material[cd]?;
         let dsn = m.idsn.wrapping_add(1);
@@ -1100,7 +1102,7 @@ impl Connection {
             tcp: p.delivered,
             isn,
         };
-        add_mapping(self, p.sub, cd, mapping, carried);
+        add_mapping(self, p.sub, cd, mapping, carried, note);
         Some(MappingRecord {
             dsn,
             ssn: 1,
@@ -1138,6 +1140,7 @@ impl Connection {
         isn: Option<u64>,
         mapping: &DssMapping,
         data_fin: bool,
+        note: &mut MptcpRecord,
     ) -> (Option<u64>, MappingRecord) {
         let cd = at.dir;
         let dsn = self.dsn(cd, mapping.dsn);
@@ -1159,14 +1162,14 @@ impl Connection {
                 ssn,
                 len: INFINITE,
             };
-            add_mapping(self, p.sub, cd, infinite, carried);
+            add_mapping(self, p.sub, cd, infinite, carried, note);
             self.fall_back(at, FALLBACK_INFINITE, "infinite mapping");
             return (isn, recorded);
         }
         // DATA_FIN occupies the mapping's last data sequence number, not a payload byte.
         let len = u64::from(mapping.len) - u64::from(data_fin);
         if len > 0 {
-            add_mapping(self, p.sub, cd, Mapping { dsn, ssn, len }, carried);
+            add_mapping(self, p.sub, cd, Mapping { dsn, ssn, len }, carried, note);
         }
         if data_fin {
             let fin = dsn.wrapping_add(len);
@@ -1364,8 +1367,16 @@ fn account(
 }
 
 /// Remembers a mapping of subflow `sub`, direction `cd`, and credits the payload carried
-/// earlier without a known mapping that it covers.
-fn add_mapping(c: &mut Connection, sub: usize, cd: Direction, m: Mapping, carried: Carried<'_>) {
+/// earlier without a known mapping that it covers (said in `note`, the record of the packet
+/// carrying the mapping).
+fn add_mapping(
+    c: &mut Connection,
+    sub: usize,
+    cd: Direction,
+    m: Mapping,
+    carried: Carried<'_>,
+    note: &mut MptcpRecord,
+) {
     let sd = &mut c.subflows[sub].dirs[cd];
     if !sd.remember(m, carried) || sd.unmapped.is_empty() {
         return;
@@ -1381,7 +1392,9 @@ fn add_mapping(c: &mut Connection, sub: usize, cd: Direction, m: Mapping, carrie
     });
     d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
     // These bytes were new to the subflow when it carried them.
-    account(d, sd, new, overlap, 0);
+    let (_, reinjected) = account(d, sd, new, overlap, 0);
+    note.resolved_new_bytes += new;
+    note.resolved_reinjected_bytes += reinjected;
 }
 
 /// What the TCP layer knows of a subflow direction's coverage, in relative sequence numbers.

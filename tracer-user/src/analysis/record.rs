@@ -3,11 +3,13 @@
 //! sinks": exports, plots, and the two-capture matcher all read these).
 //!
 //! The numbers are the analysis's own, taken where its accounting makes them (`tcp::Segment`,
-//! the MPTCP layer's mapping lookup and `account`), never recomputed: summing a connection's
-//! `MptcpRecord::new_bytes` gives its `unique_bytes`, its `payload_len`s its `wire_bytes`, with
-//! two documented exceptions, both visible in the records themselves:
-//! - payload carried before any known mapping covers it is `unmapped_bytes` in its record; a
-//!   later mapping that covers it credits it to the data level then, without a record;
+//! the MPTCP layer's mapping lookup and `account`), never recomputed: per connection and
+//! direction, the `payload_len`s add up to `wire_bytes`, `new_bytes + resolved_new_bytes` to
+//! `unique_bytes`, `reinjected_bytes + resolved_reinjected_bytes` to `reinjected_bytes`,
+//! `retransmitted_bytes` to `retransmitted_bytes`. Two things to know:
+//! - payload carried before any known mapping covers it is `unmapped_bytes` in its record, with
+//!   no data range; a later mapping that covers it credits it to the data level then, in the
+//!   record of the packet carrying that mapping (`resolved_*`);
 //! - a 4-byte DSN seen before its direction's key is known lies in the provisional space
 //!   (`mptcp` module doc); records already handed out keep that provisional value.
 //!
@@ -90,6 +92,13 @@ pub struct MptcpRecord {
     pub reinjected_bytes: u64,
     /// Payload bytes no known mapping covered (yet).
     pub unmapped_bytes: u64,
+    /// Of the payload earlier packets of this subflow carried without a known mapping (their
+    /// `unmapped_bytes`), the data bytes this packet's mapping resolved that were new to the
+    /// connection, and those carried before (a reinjection). With them, per connection and
+    /// direction, `new_bytes + resolved_new_bytes` adds up to `unique_bytes` and
+    /// `reinjected_bytes + resolved_reinjected_bytes` to `reinjected_bytes`.
+    pub resolved_new_bytes: u64,
+    pub resolved_reinjected_bytes: u64,
 }
 
 /// A data sequence range `[start, end)`, modulo 2^64.
@@ -136,6 +145,8 @@ impl MptcpRecord {
             retransmitted_bytes: 0,
             reinjected_bytes: 0,
             unmapped_bytes: 0,
+            resolved_new_bytes: 0,
+            resolved_reinjected_bytes: 0,
         }
     }
 }

@@ -52,6 +52,8 @@ pub const COLUMNS: &[(&str, DataType, bool)] = &[
     ("retransmitted_bytes", DataType::UInt64, true),
     ("reinjected_bytes", DataType::UInt64, true),
     ("unmapped_bytes", DataType::UInt64, true),
+    ("resolved_new_bytes", DataType::UInt64, true),
+    ("resolved_reinjected_bytes", DataType::UInt64, true),
     ("retransmission", DataType::Boolean, false),
     ("reinjection", DataType::Boolean, false),
 ];
@@ -165,6 +167,8 @@ impl Rows {
             opt_u64s(&|x| m(x).map(|m| m.retransmitted_bytes)),
             opt_u64s(&|x| m(x).map(|m| m.reinjected_bytes)),
             opt_u64s(&|x| m(x).map(|m| m.unmapped_bytes)),
+            opt_u64s(&|x| m(x).map(|m| m.resolved_new_bytes)),
+            opt_u64s(&|x| m(x).map(|m| m.resolved_reinjected_bytes)),
             bools(&|x| Some(retransmission(x))),
             bools(&|x| Some(reinjection(x))),
         ];
@@ -215,6 +219,8 @@ impl Rows {
             put(&Maybe(m.map(|m| m.retransmitted_bytes)))?;
             put(&Maybe(m.map(|m| m.reinjected_bytes)))?;
             put(&Maybe(m.map(|m| m.unmapped_bytes)))?;
+            put(&Maybe(m.map(|m| m.resolved_new_bytes)))?;
+            put(&Maybe(m.map(|m| m.resolved_reinjected_bytes)))?;
             put(&retransmission(x))?;
             put(&reinjection(x))?;
             out.write_record(None::<&[u8]>)?;
@@ -229,7 +235,8 @@ fn retransmission(x: &PacketRecord) -> bool {
     x.tcp_retransmitted_bytes > 0 || x.mptcp.is_some_and(|m| m.retransmitted_bytes > 0)
 }
 
-/// Some data byte was carried before, in subflow bytes new to this subflow.
+/// Some data byte this packet carried was carried before, in subflow bytes new to this
+/// subflow.
 fn reinjection(x: &PacketRecord) -> bool {
     x.mptcp.is_some_and(|m| m.reinjected_bytes > 0)
 }
