@@ -19,7 +19,10 @@ use std::{
     sync::{Arc, Mutex, mpsc},
 };
 
-use parquet::{arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties};
+use parquet::{
+    arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties,
+    schema::types::ColumnPath,
+};
 
 use self::rows::{BATCH_ROWS, Rows};
 use crate::{
@@ -158,7 +161,8 @@ fn write_all(
         .map_or(1, |n| n.get() / 2)
         .clamp(1, inputs.len());
     let next = Mutex::new(0usize);
-    let (tx, rx) = mpsc::sync_channel::<Rows>(2 * workers);
+    // One batch waiting per worker: memory is a few batches whatever the captures' size.
+    let (tx, rx) = mpsc::sync_channel::<Rows>(workers);
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -257,10 +261,19 @@ impl Sink {
             }
             ExportFormat::Parquet => {
                 let schema = rows::schema();
-                let properties = WriterProperties::builder()
+                // Dictionaries only where values repeat (names, addresses, directions): on
+                // sequence numbers and times they are built and then thrown away.
+                let mut properties = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .set_max_row_group_row_count(Some(BATCH_ROWS))
-                    .build();
+                    .set_dictionary_enabled(false);
+                for (name, ty, _) in rows::COLUMNS {
+                    if *ty == arrow_schema::DataType::Utf8 {
+                        properties =
+                            properties.set_column_dictionary_enabled(ColumnPath::from(*name), true);
+                    }
+                }
+                let properties = properties.build();
                 let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(
                     |source| ExportError::Parquet {
                         path: path.clone(),

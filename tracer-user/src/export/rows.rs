@@ -122,9 +122,18 @@ impl Rows {
         };
         let addrs = |f: &dyn Fn(&PacketRecord) -> IpAddr| -> ArrayRef {
             let mut b = StringBuilder::with_capacity(r.len(), r.len() * 16);
+            // Packets come in bursts of one flow: format an address only when it changes.
+            let mut last: Option<(IpAddr, String)> = None;
             for x in r {
-                let _ = write!(b, "{}", f(x));
-                b.append_value("");
+                let addr = f(x);
+                match &last {
+                    Some((known, text)) if *known == addr => b.append_value(text),
+                    _ => {
+                        let text = addr.to_string();
+                        b.append_value(&text);
+                        last = Some((addr, text));
+                    }
+                }
             }
             Arc::new(b.finish())
         };
