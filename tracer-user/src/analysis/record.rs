@@ -182,3 +182,81 @@ impl<F: FnMut(&PacketRecord)> PacketObserver for F {
         self(record)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        analysis::{
+            Analyzer,
+            tcp::tests::{A, B, pkt},
+        },
+        decode::tcp_flags::{ACK, SYN},
+    };
+
+    /// Records of a hand-made exchange, against values derived by hand: relative sequence and
+    /// ack numbers as Wireshark shows them, the retransmitted bytes; and feeding with an
+    /// observer leaves the analysis as feeding without one.
+    #[test]
+    fn records_of_a_handshake_and_a_retransmission() {
+        let packets = [
+            pkt(A, 40000, B, 80).seq(1000).flags(SYN).at(1, 10).done(),
+            pkt(B, 80, A, 40000)
+                .seq(5000)
+                .ack(1001)
+                .flags(SYN | ACK)
+                .at(2, 20)
+                .done(),
+            pkt(A, 40000, B, 80)
+                .seq(1001)
+                .ack(5001)
+                .len(100)
+                .at(3, 30)
+                .done(),
+            // 50 bytes again, 50 new.
+            pkt(A, 40000, B, 80)
+                .seq(1051)
+                .ack(5001)
+                .len(100)
+                .at(4, 40)
+                .done(),
+        ];
+        let mut records = Vec::new();
+        let mut observed = Analyzer::new();
+        let mut plain = Analyzer::new();
+        for p in &packets {
+            observed.feed_observed(p.number, Ok(Some(p)), &mut |r: &PacketRecord| {
+                records.push(*r)
+            });
+            plain.feed_decoded(p.number, Ok(Some(p)));
+        }
+        let seen: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.number,
+                    r.relative_seq,
+                    r.relative_ack,
+                    r.tcp_retransmitted_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, Some(0), None, 0),
+                (2, Some(0), Some(1), 0),
+                (3, Some(1), Some(1), 0),
+                (4, Some(51), Some(1), 50),
+            ]
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.mptcp.is_none() && r.mptcp_subtypes == 0)
+        );
+        assert_eq!(records[1].tcp_direction, Direction::ServerToClient);
+        assert_eq!(observed.tcp_summary(0), plain.tcp_summary(0));
+        assert_eq!(observed.diagnostics(), plain.diagnostics());
+    }
+}
