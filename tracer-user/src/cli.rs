@@ -27,12 +27,14 @@ use nix::{
 
 use crate::{
     analysis::{Analyzer, Diagnostics, summary::TcpSummary},
+    export::{self, ExportFormat},
     live,
     output::{json, table},
+    plot::{PlotKind, PlotOptions},
     query::{
-        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_TCP_SUMMARY, EXIT_ERROR,
-        EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, Query, TcpSummaryArgs,
-        load, run_query, summaries_of, warn_damage, warn_diagnostics,
+        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_TCP_SUMMARY,
+        EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs,
+        Query, TcpSummaryArgs, load, run_query, summaries_of, warn_damage, warn_diagnostics,
     },
     shell,
     source::live::{self as live_source, AttachMode, LiveStats, TraceOptions},
@@ -103,8 +105,22 @@ pub enum Command {
         #[command(flatten)]
         args: MptcpSummaryArgs,
     },
+    #[command(about = ABOUT_PLOT)]
+    Plot {
+        /// What to plot.
+        #[arg(value_enum)]
+        kind: PlotKind,
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        #[command(flatten)]
+        options: PlotOptions,
+    },
     /// Interactive prompt: load a capture once, then query it (the default command).
     Shell,
+    /// Write one row per TCP packet of one or more captures (CSV or Parquet), with what the
+    /// analysis concluded about each: connection, subflow, data sequence range, mapping,
+    /// retransmission, reinjection (columns: README "Exports").
+    Export(ExportArgs),
     /// Trace MPTCP live on network interfaces with eBPF (needs root).
     Trace(TraceArgs),
     /// Build a two-path MPTCP lab in network namespaces, trace a transfer live and check the
@@ -123,6 +139,17 @@ impl Command {
             Command::MptcpSummary { file, args } => {
                 (file.as_path(), Query::MptcpSummary(args.clone()))
             }
+            Command::Plot {
+                kind,
+                file,
+                options,
+            } => (
+                file.as_path(),
+                Query::Plot(PlotArgs {
+                    kind: *kind,
+                    options: options.clone(),
+                }),
+            ),
             // Commands that do not query a capture.
             _ => return None,
         })
@@ -275,9 +302,51 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Capture files (pcap or pcapng), analysed in parallel where the machine has the cores.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output format (default: from the output's extension, .csv or .parquet).
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `export`: the rows are written, a capture that stopped early is warned about (exit 2).
+fn export(args: &ExportArgs) -> anyhow::Result<i32> {
+    let report = export::export_packets(&args.files, &args.output, args.format, args.force)?;
+    let mut code = EXIT_OK;
+    let mut err = io::stderr().lock();
+    for capture in &report.captures {
+        if let Some(error) = &capture.stopped_early {
+            let _ = writeln!(
+                err,
+                "warning: {error}; {} rows cover the packets before it",
+                capture.rows
+            );
+            code = EXIT_PARTIAL;
+        }
+    }
+    let rows: u64 = report.captures.iter().map(|c| c.rows).sum();
+    let _ = writeln!(
+        err,
+        "{rows} rows from {} captures written to {}",
+        report.captures.len(),
+        args.output.display()
+    );
+    Ok(code)
+}
+
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         None | Some(Command::Shell) => Ok(shell::run(cli.global.load_options())),
+        Some(Command::Export(args)) => export(args),
         Some(Command::Trace(args)) => trace(args),
         #[cfg(feature = "demo")]
         Some(Command::Demo) => Ok(crate::demo::run()?),

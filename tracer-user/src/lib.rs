@@ -6,7 +6,8 @@
 //! `analysis::Analyzer::feed_decoded` updates state → `analysis::summary`
 //! builds the read-only results → `output` formats them. `offline` drives a capture file through
 //! this (decoding on a second thread), `live` the ring buffer's events of `source::live`, `demo`
-//! a lab. The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
+//! a lab. `export` writes the analysis's per-packet records (`analysis::record`) as CSV or
+//! Parquet rows, `plot` draws them (SVG/PNG with plotters). The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
 //! and answer through `query`.
 
 pub mod analysis;
@@ -14,9 +15,11 @@ pub mod cli;
 pub mod decode;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod export;
 pub mod live;
 pub mod offline;
 pub mod output;
+pub mod plot;
 pub mod query;
 pub mod shell;
 pub mod source;

@@ -10,7 +10,10 @@ use std::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
-    analysis::Analyzer,
+    analysis::{
+        Analyzer,
+        record::{NoObserver, PacketObserver},
+    },
     decode::{self, DecodeError, Packet},
     source::pcap::{CaptureError, CaptureReader},
 };
@@ -39,7 +42,21 @@ pub struct OfflineReport {
 /// `CaptureReader::open`). `Err` only when nothing could be read at all (missing file, not a
 /// capture file, damaged file header, unknown link type).
 pub fn analyze_file(path: &Path, options: &OfflineOptions) -> Result<OfflineReport, CaptureError> {
-    Ok(analyze(CaptureReader::open(path)?, options))
+    analyze_file_observed(path, options, &mut NoObserver)
+}
+
+/// `analyze_file`, handing each TCP segment's record (`analysis::record`), once analysed, to
+/// `observer`, in file order.
+pub fn analyze_file_observed<O: PacketObserver>(
+    path: &Path,
+    options: &OfflineOptions,
+    observer: &mut O,
+) -> Result<OfflineReport, CaptureError> {
+    Ok(analyze_observed(
+        CaptureReader::open(path)?,
+        options,
+        observer,
+    ))
 }
 
 /// Analyses a capture handed over whole, on this thread, without a progress bar: the cheapest
@@ -58,6 +75,15 @@ pub fn analyze_bytes(name: &str, bytes: &[u8]) -> Result<OfflineReport, CaptureE
 /// analysis sees every packet, decode error and non-TCP packet in file order, exactly as the
 /// one-thread loop (used if the thread cannot be started) feeds them.
 pub fn analyze(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport {
+    analyze_observed(reader, options, &mut NoObserver)
+}
+
+/// `analyze`, handing each TCP segment's record to `observer`, in file order.
+pub fn analyze_observed<O: PacketObserver>(
+    reader: CaptureReader,
+    options: &OfflineOptions,
+    observer: &mut O,
+) -> OfflineReport {
     let progress = Progress::wanted(&reader, options);
     let mut analyzer = Analyzer::new();
 
@@ -86,7 +112,7 @@ pub fn analyze(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport
         // Consumed here, so that a panic in the analysis drops it and the decoding thread,
         // finding nobody to send to, stops instead of waiting forever.
         for batch in full_rx {
-            feed_batch(&mut analyzer, &batch);
+            feed_batch(&mut analyzer, &batch, observer);
             // The decoder may have finished and dropped its end: then nobody needs it back.
             let _ = empty_tx.send(batch);
         }
@@ -104,7 +130,7 @@ pub fn analyze(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport
         Some(Err(panic)) => std::panic::resume_unwind(panic),
         // No thread could be started: read on this thread alone.
         None => match unstarted {
-            Some((reader, progress)) => return analyze_reading(reader, progress),
+            Some((reader, progress)) => return analyze_reading(reader, progress, observer),
             None => None,
         },
     };
@@ -112,13 +138,13 @@ pub fn analyze(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport
 }
 
 /// Feeds one batch to the analysis, in file order.
-fn feed_batch(analyzer: &mut Analyzer, batch: &Batch) {
+fn feed_batch<O: PacketObserver>(analyzer: &mut Analyzer, batch: &Batch, observer: &mut O) {
     let mut errors = batch.errors.iter().peekable();
     for (i, (&tcp, packet)) in batch.tcp.iter().zip(&batch.packets).enumerate() {
         match errors.next_if(|(at, _, _)| *at == i) {
-            Some((_, number, error)) => analyzer.feed_decoded(*number, Err(error)),
+            Some((_, number, error)) => analyzer.feed_observed(*number, Err(error), observer),
             // The number is only used for errors; a packet not TCP leaves it stale.
-            None => analyzer.feed_decoded(packet.number, Ok(tcp.then_some(packet))),
+            None => analyzer.feed_observed(packet.number, Ok(tcp.then_some(packet)), observer),
         }
     }
 }
@@ -212,7 +238,7 @@ fn read_and_decode(
 pub fn analyze_in_batches(reader: CaptureReader) -> OfflineReport {
     let mut analyzer = Analyzer::new();
     let (error, _) = read_and_decode(reader, None, |batch| {
-        feed_batch(&mut analyzer, &batch);
+        feed_batch(&mut analyzer, &batch, &mut NoObserver);
         Some(batch)
     });
     OfflineReport { analyzer, error }
@@ -221,10 +247,14 @@ pub fn analyze_in_batches(reader: CaptureReader) -> OfflineReport {
 /// The one-thread loop: read, decode and analyse each packet in turn.
 pub fn analyze_on_this_thread(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport {
     let progress = Progress::wanted(&reader, options);
-    analyze_reading(reader, progress)
+    analyze_reading(reader, progress, &mut NoObserver)
 }
 
-fn analyze_reading(mut reader: CaptureReader, mut progress: Option<Progress>) -> OfflineReport {
+fn analyze_reading<O: PacketObserver>(
+    mut reader: CaptureReader,
+    mut progress: Option<Progress>,
+    observer: &mut O,
+) -> OfflineReport {
     let mut analyzer = Analyzer::new();
     let mut packet = Packet::empty();
     let mut count: u64 = 0;
@@ -232,9 +262,10 @@ fn analyze_reading(mut reader: CaptureReader, mut progress: Option<Progress>) ->
         match reader.next_packet() {
             Ok(Some(raw)) => {
                 let decoded = decode::decode_into(&raw, &mut packet);
-                analyzer.feed_decoded(
+                analyzer.feed_observed(
                     raw.number,
                     decoded.as_ref().map(|&tcp| tcp.then_some(&packet)),
+                    observer,
                 );
                 count += 1;
                 if count.is_multiple_of(PROGRESS_CHECK_EVERY)

@@ -16,6 +16,7 @@ use crate::{
     },
     offline::{self, OfflineOptions, OfflineReport},
     output::{json, table},
+    plot::{self, PlotKind, PlotOptions},
 };
 
 /// Everything worked.
@@ -41,6 +42,8 @@ pub(crate) const ABOUT_LIST_TCP: &str = "List the TCP connections (streams) of t
 pub(crate) const ABOUT_LIST_MPTCP: &str =
     "List the MPTCP connections, their keys, tokens and subflows";
 pub(crate) const ABOUT_TCP_SUMMARY: &str = "Per-direction byte counts of one TCP stream";
+pub(crate) const ABOUT_PLOT: &str =
+    "Plot one MPTCP connection (SVG or PNG) or print the plot's series (CSV or JSON)";
 pub(crate) const ABOUT_MPTCP_SUMMARY: &str =
     "Per-direction data-level byte counts, subflow shares and events of one MPTCP connection";
 
@@ -55,6 +58,17 @@ pub enum Query {
     TcpSummary(TcpSummaryArgs),
     #[command(about = ABOUT_MPTCP_SUMMARY)]
     MptcpSummary(MptcpSummaryArgs),
+    #[command(about = ABOUT_PLOT)]
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// What to plot.
+    #[arg(value_enum)]
+    pub kind: PlotKind,
+    #[command(flatten)]
+    pub options: PlotOptions,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,6 +148,10 @@ pub fn run_query(
             } else {
                 table::tcp_summary(&summary)
             }
+        }
+        Query::Plot(args) => {
+            plot::run(analyzer, capture, args.kind, &args.options, out)?;
+            return Ok(());
         }
         Query::MptcpSummary(args) => {
             let summary = analyzer.mptcp_summary(args.id).ok_or_else(|| {

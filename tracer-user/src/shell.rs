@@ -649,6 +649,7 @@ mod tests {
                 "list-tcp",
                 "load-pcap",
                 "mptcp-summary",
+                "plot",
                 "quit",
                 "tcp-summary"
             ]

@@ -2,9 +2,10 @@
 //!
 //! Generates (or reuses) a large synthetic MPTCP v1 capture — Ethernet, IPv4, snaplen 128, many
 //! concurrent connections of two subflows each, every data segment carrying a DSS mapping — then
-//! in one run measures `mptcp-tracer list-mptcp` and `mptcp-summary`, the bare walk of the same
-//! file (`bare_walk`: the one-core ceiling), and tshark exporting MPTCP fields from the same
-//! file, and prints packets/s, our fraction of the ceiling, the ratio to tshark and peak RSS.
+//! in one run measures `mptcp-tracer list-mptcp`, `mptcp-summary` and `export --format
+//! parquet`, the bare walk of the same file (`bare_walk`: the one-core ceiling), and tshark
+//! exporting MPTCP fields from the same file, and prints packets/s, our fraction of the
+//! ceiling, the ratio to tshark and peak RSS.
 //!
 //! The generator knows what it wrote, so the run also checks our numbers against it: a benchmark
 //! of wrong results is worthless.
@@ -476,6 +477,10 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
     let mut walked_packets = 0;
     let mut list_json = Vec::new();
     let mut summary_json = Vec::new();
+    let mut best_export = f64::MAX;
+    let mut export_rss = 0u64;
+    let export_out =
+        std::env::temp_dir().join(format!("bench-export-{}.parquet", std::process::id()));
     for _ in 0..options.rounds {
         // Interleaved with our rounds, so that both see the same machine and page cache.
         let walk = crate::bare_walk::walk_in_child(&file)?;
@@ -501,7 +506,20 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
         best_summary = best_summary.min(m.seconds);
         peak_rss = peak_rss.max(m.max_rss_kib);
         summary_json = m.stdout;
+        let m = measure(
+            Command::new(&tracer)
+                .args(["--quiet", "export"])
+                .arg(&file)
+                .arg("-o")
+                .arg(&export_out)
+                .args(["--format", "parquet", "--force"]),
+            false,
+        )?;
+        best_export = best_export.min(m.seconds);
+        export_rss = export_rss.max(m.max_rss_kib);
     }
+    let export_bytes = std::fs::metadata(&export_out).map_or(0, |m| m.len());
+    let _ = std::fs::remove_file(&export_out);
     let list: serde_json::Value =
         serde_json::from_slice(&list_json).context("list-mptcp --json output")?;
     let summary: serde_json::Value =
@@ -573,6 +591,7 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
     let ours_list = packets as f64 / best_list;
     let ours_summary = packets as f64 / best_summary;
     let ceiling = packets as f64 / best_walk;
+    let ours_export = packets as f64 / best_export;
     let theirs = tshark_packets as f64 / t.seconds;
     println!();
     println!(
@@ -608,6 +627,17 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
         "ratio mptcp-tracer/tshark   {:>12.1} x (list-mptcp), {:.1} x (mptcp-summary)",
         ours_list / theirs,
         ours_summary / theirs
+    );
+    println!(
+        "export --format parquet     {:>12.0} packets/s  ({:.2} s, best of {}; {:.0} % of \
+         mptcp-summary, {:.1} x tshark; peak RSS {:.1} MiB, target <= 128 MB; {:.0} MB written)",
+        ours_export,
+        best_export,
+        options.rounds,
+        100.0 * ours_export / ours_summary,
+        ours_export / theirs,
+        export_rss as f64 / 1024.0,
+        export_bytes as f64 / 1e6
     );
     println!(
         "mptcp-tracer peak RSS       {:>12.1} MiB (target <= 64 MB)",

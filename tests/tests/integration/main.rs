@@ -8,8 +8,11 @@
 //! - `shared_captures`: the third-party MPTCP v0 captures.
 //! - `mptcp_coverage`: every stream with MPTCP options is listed once (subflow or orphan),
 //!   on every capture; the orphan kinds on a synthetic capture.
+//! - `plot`: every plot kind as SVG (XML, labels, one dot per point of each subflow) and PNG
+//!   (size, not blank), points counted against the analysis; the shell's plot; bad input.
 //! - `malformed`: damaged files give errors that name the file and packet, never a panic.
 //! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
+//! - `export`: CSV and Parquet rows against list-tcp, mptcp-summary and each other; bad input.
 //! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
 //! - `live`: `trace` end-to-end in the lab against tcpdump, the application's byte counts and
 //!   `ip mptcp monitor`; refusals before attaching.
@@ -18,12 +21,14 @@
 //!   lists plain TCP, a killed tracer's filters are named and cleaned up.
 
 mod architecture;
+mod export;
 mod lab;
 mod live;
 mod live_faults;
 mod malformed;
 mod mptcp_coverage;
 mod own_captures;
+mod plot;
 mod shared_captures;
 mod shell;
 mod tshark;

@@ -11,10 +11,12 @@ pub mod direction;
 pub mod keys;
 pub mod mptcp;
 pub mod ranges;
+pub mod record;
 pub mod summary;
 pub mod tcp;
 
-use crate::decode::{self, MAX_MPTCP_OPTIONS, MptcpOption, Packet};
+use self::record::{NoObserver, PacketObserver, PacketRecord};
+use crate::decode::{self, MAX_MPTCP_OPTIONS, MptcpOption, Packet, tcp_flags};
 
 /// How many decode problems are kept verbatim (all are counted).
 pub const MAX_KEPT_PROBLEMS: usize = 20;
@@ -82,9 +84,21 @@ impl Analyzer {
         number: u64,
         decoded: Result<Option<&Packet>, &decode::DecodeError>,
     ) {
+        self.feed_observed(number, decoded, &mut NoObserver);
+    }
+
+    /// `feed_decoded`, handing the record of each TCP segment, once analysed, to `observer`
+    /// (`record` module). With `NoObserver` this is `feed_decoded`: no record is built.
+    #[inline]
+    pub fn feed_observed<O: PacketObserver + ?Sized>(
+        &mut self,
+        number: u64,
+        decoded: Result<Option<&Packet>, &decode::DecodeError>,
+        observer: &mut O,
+    ) {
         self.diagnostics.packets += 1;
         match decoded {
-            Ok(Some(packet)) => self.analyse(packet),
+            Ok(Some(packet)) => self.analyse(packet, observer),
             Ok(None) => self.diagnostics.other_packets += 1,
             Err(e) => {
                 self.diagnostics.decode_errors += 1;
@@ -100,10 +114,55 @@ impl Analyzer {
     }
 
     #[inline]
-    fn analyse(&mut self, packet: &Packet) {
+    fn analyse<O: PacketObserver + ?Sized>(&mut self, packet: &Packet, observer: &mut O) {
         self.diagnostics.count_options(packet);
         let segment = self.tcp.feed(packet);
-        self.mptcp.feed(packet, &segment, &self.tcp);
+        let mptcp = self.mptcp.feed(packet, &segment, &self.tcp);
+        if O::WANTS_RECORDS {
+            observer.observe(&self.record(packet, &segment, mptcp));
+        }
+    }
+
+    /// The record of a packet just analysed: the packet's own fields and what the TCP
+    /// (`segment`) and MPTCP (`mptcp`) layers concluded.
+    fn record(
+        &self,
+        packet: &Packet,
+        segment: &tcp::Segment,
+        mptcp: Option<record::MptcpRecord>,
+    ) -> PacketRecord {
+        let peer = self
+            .tcp
+            .stream(u64::from(segment.stream))
+            .map(|s| &s.dirs[segment.dir.flip()]);
+        PacketRecord {
+            number: packet.number,
+            ts_ns: packet.ts_ns,
+            iface: packet.iface,
+            src: packet.src,
+            dst: packet.dst,
+            src_port: packet.src_port,
+            dst_port: packet.dst_port,
+            tcp_stream: segment.stream,
+            tcp_direction: segment.dir,
+            seq: packet.seq,
+            ack: packet.ack,
+            // The segment's own sequence number (a SYN's is its ISN), as Wireshark's tcp.seq.
+            relative_seq: segment.isn_pos.map(|isn| {
+                let syn = u64::from(packet.has_flag(tcp_flags::SYN));
+                segment.payload_pos.wrapping_sub(syn).wrapping_sub(isn)
+            }),
+            // The ack lies in the peer's sequence space: expanded there, like its own data.
+            relative_ack: peer
+                .filter(|_| packet.has_flag(tcp_flags::ACK))
+                .and_then(|d| Some(d.position(packet.ack).wrapping_sub(d.isn_pos?))),
+            payload_len: packet.payload_len,
+            flags: packet.flags,
+            mptcp_subtypes: record::subtype_bits(packet),
+            tcp_retransmitted_bytes: segment.retransmitted_bytes,
+            keep_alive: segment.keep_alive,
+            mptcp,
+        }
     }
 
     pub fn diagnostics(&self) -> &Diagnostics {

@@ -75,6 +75,7 @@ use super::{
     direction::{Direction, PerDirection},
     keys::{KeyMaterial, key_material},
     ranges::RangeSet,
+    record::{DataRange, MappingRecord, MptcpRecord},
     summary::{
         EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, MptcpSummary,
         OrphanReason, OrphanSubflow, SubflowDirectionSummary, SubflowInfo, SubflowRole,
@@ -466,17 +467,23 @@ impl Connection {
 impl MptcpTracker {
     /// Updates the MPTCP state with one packet, after `TcpTracker::feed` gave its `segment`.
     /// `tcp` is the tracker that made `segment` (mapping eviction asks what it has seen).
+    /// Returns what was concluded about the packet when it belongs to a connection's subflow.
     #[inline]
-    pub fn feed(&mut self, packet: &Packet, segment: &Segment, tcp: &TcpTracker) {
+    pub fn feed(
+        &mut self,
+        packet: &Packet,
+        segment: &Segment,
+        tcp: &TcpTracker,
+    ) -> Option<MptcpRecord> {
         let stream = segment.stream as usize;
         if self.roles.len() <= stream {
             self.roles.resize(stream + 1, StreamRole::Unknown);
         }
         let role = self.roles[stream];
         if role == StreamRole::Unknown && packet.mptcp.is_empty() {
-            return; // plain TCP: the common path for non-MPTCP traffic
+            return None; // plain TCP: the common path for non-MPTCP traffic
         }
-        self.feed_mptcp(role, packet, segment, tcp);
+        self.feed_mptcp(role, packet, segment, tcp)
     }
 
     /// `feed` for a stream that is or may become part of a connection.
@@ -486,7 +493,7 @@ impl MptcpTracker {
         packet: &Packet,
         segment: &Segment,
         tcp: &TcpTracker,
-    ) {
+    ) -> Option<MptcpRecord> {
         if segment.roles_swapped
             && let StreamRole::Subflow { conn, sub } = role
         {
@@ -507,8 +514,9 @@ impl MptcpTracker {
                 delivered,
                 capable_seen,
             };
-            self.conns[conn as usize].feed_subflow(&subflow_packet);
+            return Some(self.conns[conn as usize].feed_subflow(&subflow_packet, conn));
         }
+        None
     }
 
     /// The handshake options (MP_CAPABLE, MP_JOIN SYN), which may create a connection or
@@ -986,9 +994,11 @@ struct SubflowPacket<'a> {
 
 impl Connection {
     /// Everything one packet of a subflow tells the connection: the SYN/ACK's answer,
-    /// counters, its options in order, then the data ranges of its payload.
-    fn feed_subflow(&mut self, p: &SubflowPacket<'_>) {
+    /// counters, its options in order, then the data ranges of its payload. Returns what was
+    /// concluded about the packet (`conn` is this connection's id).
+    fn feed_subflow(&mut self, p: &SubflowPacket<'_>, conn: u32) -> MptcpRecord {
         let cd = p.segment.dir.flipped_if(self.subflows[p.sub].flipped);
+        let mut note = MptcpRecord::new(conn, p.sub as u32, self.subflows[p.sub].role, cd);
         let at = EventSource {
             packet: p.packet.number,
             ts_ns: p.packet.ts_ns,
@@ -1010,11 +1020,12 @@ impl Connection {
             .isn_pos
             .or(self.subflows[p.sub].dirs[cd].inferred_isn);
         for option in &p.packet.mptcp {
-            isn = self.on_option(p, at, isn, option);
+            isn = self.on_option(p, at, isn, option, &mut note);
         }
         if len > 0 && !p.segment.keep_alive {
-            carry(self, p.sub, cd, p.segment, isn, len);
+            carry(self, p.sub, cd, p.segment, isn, len, &mut note);
         }
+        note
     }
 
     /// Packets, payload bytes and times of connection direction `cd` and of the subflow's.
@@ -1030,19 +1041,22 @@ impl Connection {
 
     /// One option of a subflow's packet, after the handshake looked at it. `isn` is the
     /// subflow direction's ISN position as known so far; returns it, possibly newly inferred
-    /// from a mapping.
+    /// from a mapping. What the option says of the packet's data goes into `note`.
     fn on_option(
         &mut self,
         p: &SubflowPacket<'_>,
         at: EventSource,
         isn: Option<u64>,
         option: &MptcpOption,
+        note: &mut MptcpRecord,
     ) -> Option<u64> {
         match option {
             MptcpOption::Capable {
                 data_len: Some(data_len),
                 ..
-            } if *data_len > 0 => self.capable_data(p, at.dir, isn, u64::from(*data_len)),
+            } if *data_len > 0 => {
+                note.mapping = self.capable_data(p, at.dir, isn, u64::from(*data_len), note);
+            }
             MptcpOption::Join(JoinOption::SynAck { addr_id, .. }) => {
                 self.subflows[p.sub].addr_ids.server = Some(*addr_id);
             }
@@ -1052,10 +1066,16 @@ impl Connection {
                 mapping,
             } => {
                 if let Some(data_ack) = data_ack {
-                    self.data_ack(at.dir.flip(), *data_ack);
+                    note.data_ack = Some(self.data_ack(at.dir.flip(), *data_ack));
                 }
+                note.data_fin |= *data_fin;
                 match mapping {
-                    Some(mapping) => return self.record_mapping(p, at, isn, mapping, *data_fin),
+                    Some(mapping) => {
+                        let (isn, recorded) =
+                            self.record_mapping(p, at, isn, mapping, *data_fin, note);
+                        note.mapping = Some(recorded);
+                        return isn;
+                    }
                     None if *data_fin => self.data_fin_without_mapping(at),
                     None => {}
                 }
@@ -1066,11 +1086,17 @@ impl Connection {
         isn
     }
 
-    /// RFC 8684 §3.1: data on v1's MP_CAPABLE ACK is mapped from IDSN + 1, ssn 1.
-    fn capable_data(&mut self, p: &SubflowPacket<'_>, cd: Direction, isn: Option<u64>, len: u64) {
-        let Some(m) = self.material[cd] else {
-            return;
-        };
+    /// RFC 8684 §3.1: data on v1's MP_CAPABLE ACK is mapped from IDSN + 1, ssn 1. Returns
+    /// the mapping, if the IDSN is known.
+    fn capable_data(
+        &mut self,
+        p: &SubflowPacket<'_>,
+        cd: Direction,
+        isn: Option<u64>,
+        len: u64,
+        note: &mut MptcpRecord,
+    ) -> Option<MappingRecord> {
+        let m = self.material[cd]?;
         let dsn = m.idsn.wrapping_add(1);
         self.dirs[cd].dsn_ref.get_or_insert(dsn);
         let mapping = Mapping { dsn, ssn: 1, len };
@@ -1078,14 +1104,21 @@ impl Connection {
             tcp: p.delivered,
             isn,
         };
-        add_mapping(self, p.sub, cd, mapping, carried);
+        add_mapping(self, p.sub, cd, mapping, carried, note);
+        Some(MappingRecord {
+            dsn,
+            ssn: 1,
+            len: len as u32,
+        })
     }
 
-    /// A DATA_ACK: it acknowledges the data of direction `acked`, the peer's.
-    fn data_ack(&mut self, acked: Direction, wire: WireSeq) {
+    /// A DATA_ACK: it acknowledges the data of direction `acked`, the peer's. Returns its
+    /// 64-bit value.
+    fn data_ack(&mut self, acked: Direction, wire: WireSeq) -> u64 {
         let value = self.dsn(acked, wire);
         let highest = &mut self.dirs[acked].highest_ack;
         *highest = Some(highest.map_or(value, |h| dsn_max(h, value)));
+        value
     }
 
     fn data_fin_without_mapping(&mut self, at: EventSource) {
@@ -1101,7 +1134,7 @@ impl Connection {
 
     /// Records a DSS mapping carried by a subflow's packet (direction `at.dir`). `isn` is the
     /// subflow direction's ISN position as known so far; returns it, possibly newly inferred
-    /// from this mapping.
+    /// from this mapping, and the mapping as expanded.
     fn record_mapping(
         &mut self,
         p: &SubflowPacket<'_>,
@@ -1109,7 +1142,8 @@ impl Connection {
         isn: Option<u64>,
         mapping: &DssMapping,
         data_fin: bool,
-    ) -> Option<u64> {
+        note: &mut MptcpRecord,
+    ) -> (Option<u64>, MappingRecord) {
         let cd = at.dir;
         let dsn = self.dsn(cd, mapping.dsn);
         let has_payload = p.packet.payload_len > 0;
@@ -1119,20 +1153,25 @@ impl Connection {
             tcp: p.delivered,
             isn,
         };
+        let recorded = MappingRecord {
+            dsn,
+            ssn,
+            len: u32::from(mapping.len),
+        };
         if mapping.len == 0 {
             let infinite = Mapping {
                 dsn,
                 ssn,
                 len: INFINITE,
             };
-            add_mapping(self, p.sub, cd, infinite, carried);
+            add_mapping(self, p.sub, cd, infinite, carried, note);
             self.fall_back(at, FALLBACK_INFINITE, "infinite mapping");
-            return isn;
+            return (isn, recorded);
         }
         // DATA_FIN occupies the mapping's last data sequence number, not a payload byte.
         let len = u64::from(mapping.len) - u64::from(data_fin);
         if len > 0 {
-            add_mapping(self, p.sub, cd, Mapping { dsn, ssn, len }, carried);
+            add_mapping(self, p.sub, cd, Mapping { dsn, ssn, len }, carried, note);
         }
         if data_fin {
             let fin = dsn.wrapping_add(len);
@@ -1143,7 +1182,7 @@ impl Connection {
                 self.event(at, EventKind::DataFin, format!("dsn {fin}"));
             }
         }
-        isn
+        (isn, recorded)
     }
 
     /// The signalling options: one event each (MP_PRIO also sets the subflow's backup flag,
@@ -1241,7 +1280,8 @@ impl SubflowDirection {
     }
 }
 
-/// Credits the payload of a segment to the data ranges of its mappings.
+/// Credits the payload of a segment to the data ranges of its mappings, and says in `note`
+/// which range it carried and how it was counted.
 fn carry(
     c: &mut Connection,
     sub: usize,
@@ -1249,11 +1289,13 @@ fn carry(
     segment: &Segment,
     isn: Option<u64>,
     len: u64,
+    note: &mut MptcpRecord,
 ) {
     let Some(isn) = isn else {
         let d = &mut c.dirs[cd];
         d.unmapped_segments += 1;
         d.unmapped_bytes += len;
+        note.unmapped_bytes = len;
         return;
     };
     let rel = segment.payload_pos.saturating_sub(isn);
@@ -1274,7 +1316,9 @@ fn carry(
                 overlap += end - cursor;
             } else {
                 d.unmapped_segments += 1;
-                d.unmapped_bytes += sd.unmapped.insert(cursor, end - cursor);
+                let unmapped = sd.unmapped.insert(cursor, end - cursor);
+                d.unmapped_bytes += unmapped;
+                note.unmapped_bytes = unmapped;
             }
             break;
         };
@@ -1285,21 +1329,29 @@ fn carry(
         new += fresh;
         overlap += size - fresh;
         cursor = chunk_end;
+        let start = note.data.map_or(dsn, |r| r.start);
+        note.data = Some(DataRange {
+            start,
+            end: dsn.wrapping_add(size),
+        });
     }
-    account(d, sd, new, overlap, segment.retransmitted_bytes);
+    let (retransmitted, reinjected) = account(d, sd, new, overlap, segment.retransmitted_bytes);
+    note.new_bytes = new;
+    note.retransmitted_bytes = retransmitted;
+    note.reinjected_bytes = reinjected;
 }
 
 /// Credits one segment's (or one late-resolved range's) data: `new` data bytes carried first
 /// by this subflow; `overlap` data bytes carried before (by any subflow), of which as many as
 /// `tcp_overlap` (payload bytes this subflow had already carried at the TCP level) are a
-/// retransmission and the rest a reinjection.
+/// retransmission and the rest a reinjection. Returns the retransmitted and reinjected bytes.
 fn account(
     d: &mut DataDirection,
     sd: &mut SubflowDirection,
     new: u64,
     overlap: u64,
     tcp_overlap: u64,
-) {
+) -> (u64, u64) {
     sd.unique_bytes += new;
     let retransmitted = overlap.min(tcp_overlap);
     let reinjected = overlap - retransmitted;
@@ -1313,11 +1365,20 @@ fn account(
         d.reinjected_bytes += reinjected;
         sd.reinjected_bytes += reinjected;
     }
+    (retransmitted, reinjected)
 }
 
 /// Remembers a mapping of subflow `sub`, direction `cd`, and credits the payload carried
-/// earlier without a known mapping that it covers.
-fn add_mapping(c: &mut Connection, sub: usize, cd: Direction, m: Mapping, carried: Carried<'_>) {
+/// earlier without a known mapping that it covers (said in `note`, the record of the packet
+/// carrying the mapping).
+fn add_mapping(
+    c: &mut Connection,
+    sub: usize,
+    cd: Direction,
+    m: Mapping,
+    carried: Carried<'_>,
+    note: &mut MptcpRecord,
+) {
     let sd = &mut c.subflows[sub].dirs[cd];
     if !sd.remember(m, carried) || sd.unmapped.is_empty() {
         return;
@@ -1333,7 +1394,9 @@ fn add_mapping(c: &mut Connection, sub: usize, cd: Direction, m: Mapping, carrie
     });
     d.unmapped_bytes = d.unmapped_bytes.saturating_sub(resolved);
     // These bytes were new to the subflow when it carried them.
-    account(d, sd, new, overlap, 0);
+    let (_, reinjected) = account(d, sd, new, overlap, 0);
+    note.resolved_new_bytes += new;
+    note.resolved_reinjected_bytes += reinjected;
 }
 
 /// What the TCP layer knows of a subflow direction's coverage, in relative sequence numbers.

@@ -107,7 +107,7 @@ pub struct TcpDirection {
 
 impl TcpDirection {
     /// Position of a sequence number in this direction, without updating the reference.
-    fn position(&self, seq: u32) -> u64 {
+    pub(super) fn position(&self, seq: u32) -> u64 {
         match self.highest {
             // Closest to the reference: the signed 32-bit distance from its sequence number.
             Some((reference, pos)) => pos.wrapping_add(seq.wrapping_sub(reference) as i32 as u64),

@@ -1,0 +1,340 @@
+//! `export`: one row per TCP packet of one or more captures, written as CSV or Parquet. The
+//! rows are the analysis's per-packet records (`analysis::record`), so every number is the one
+//! the summaries count; `rows` lays them out in columns.
+//!
+//! Captures are analysed by worker threads (as many as half the cores: each analysis already
+//! decodes on a second thread), which hand bounded batches of rows through a bounded channel
+//! to the one thread writing the output. Memory stays a few batches whatever the captures'
+//! size; each Parquet row group is one batch. Rows of different captures may interleave
+//! batch by batch; each row names its capture. The output is written to a temporary file
+//! beside it and renamed at the end, so a failed export leaves nothing half-written and
+//! nothing is overwritten without `force`.
+
+pub mod rows;
+
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, mpsc},
+};
+
+use parquet::{
+    arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties,
+    schema::types::ColumnPath,
+};
+
+use self::rows::{BATCH_ROWS, Rows};
+use crate::{
+    analysis::record::PacketRecord,
+    offline::{self, OfflineOptions},
+    source::pcap::CaptureError,
+};
+
+/// The output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Parquet,
+}
+
+impl ExportFormat {
+    /// The format a file name's extension names, if any.
+    pub fn from_extension(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()? {
+            "csv" => Some(Self::Csv),
+            "parquet" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}: exists (add --force to overwrite it)")]
+    OutputExists(PathBuf),
+    #[error("{0}: the output's directory does not exist")]
+    OutputDirMissing(PathBuf),
+    #[error("{0}: cannot tell the format from the name: give --format csv or --format parquet")]
+    UnknownFormat(PathBuf),
+    #[error("no capture to export")]
+    NoInput,
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: writing CSV: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("{path}: writing Parquet: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{path}: building a batch: {source}")]
+    Arrow {
+        path: PathBuf,
+        source: arrow_schema::ArrowError,
+    },
+}
+
+/// What was exported of each capture, in the order given.
+#[derive(Debug, Default)]
+pub struct ExportReport {
+    pub captures: Vec<CaptureExport>,
+}
+
+#[derive(Debug)]
+pub struct CaptureExport {
+    pub capture: PathBuf,
+    pub rows: u64,
+    /// Set when reading stopped before the end (truncated or corrupt record): the rows cover
+    /// the packets before it.
+    pub stopped_early: Option<String>,
+}
+
+/// Exports the packets of `inputs` to `output`. `format` defaults to the one the output's
+/// extension names.
+pub fn export_packets(
+    inputs: &[PathBuf],
+    output: &Path,
+    format: Option<ExportFormat>,
+    force: bool,
+) -> Result<ExportReport, ExportError> {
+    if inputs.is_empty() {
+        return Err(ExportError::NoInput);
+    }
+    let format = format
+        .or_else(|| ExportFormat::from_extension(output))
+        .ok_or_else(|| ExportError::UnknownFormat(output.to_path_buf()))?;
+    let temporary = check_output(output, force)?;
+    let result = write_all(inputs, &temporary, format);
+    match result {
+        Ok(report) => {
+            std::fs::rename(&temporary, output).map_err(|source| ExportError::Io {
+                path: output.to_path_buf(),
+                source,
+            })?;
+            Ok(report)
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(error)
+        }
+    }
+}
+
+/// Refuses an existing output without `force` and an output in a missing directory; returns
+/// the temporary file to write before renaming it to `output`.
+pub fn check_output(output: &Path, force: bool) -> Result<PathBuf, ExportError> {
+    if output.exists() && !force {
+        return Err(ExportError::OutputExists(output.to_path_buf()));
+    }
+    let dir = match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(ExportError::OutputDirMissing(output.to_path_buf()));
+    }
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(dir.join(format!(".{name}.{}.partial", std::process::id())))
+}
+
+/// Analyses the inputs on worker threads and writes their rows to `path` on this one.
+fn write_all(
+    inputs: &[PathBuf],
+    path: &Path,
+    format: ExportFormat,
+) -> Result<ExportReport, ExportError> {
+    let file = File::create(path).map_err(|source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut sink = Sink::new(format, file, path)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get() / 2)
+        .clamp(1, inputs.len());
+    let next = Mutex::new(0usize);
+    // One batch waiting per worker: memory is a few batches whatever the captures' size.
+    let (tx, rx) = mpsc::sync_channel::<Rows>(workers);
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = {
+                            let mut n = next
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            *n += 1;
+                            *n - 1
+                        };
+                        let Some(input) = inputs.get(i) else {
+                            break done;
+                        };
+                        done.push((i, export_capture(input, &tx)));
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut written = Ok(());
+        for rows in rx {
+            if written.is_ok() {
+                written = sink.write(&rows);
+            }
+        }
+        let mut results: Vec<_> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        results.sort_by_key(|(i, _)| *i);
+        written.map(|()| results)
+    })?;
+    sink.finish()?;
+    let mut report = ExportReport::default();
+    for (_, result) in results {
+        report.captures.push(result?);
+    }
+    Ok(report)
+}
+
+/// Analyses one capture, sending its rows in batches. Stops early if the writer is gone.
+fn export_capture(input: &Path, tx: &mpsc::SyncSender<Rows>) -> Result<CaptureExport, ExportError> {
+    let name: Arc<str> = input.display().to_string().into();
+    let mut rows = Rows::new(Arc::clone(&name));
+    let mut count = 0u64;
+    let mut observer = |record: &PacketRecord| {
+        rows.push(record);
+        count += 1;
+        if rows.is_full() {
+            let full = std::mem::replace(&mut rows, Rows::new(Arc::clone(&name)));
+            // A closed channel means the writer failed: its error is the one reported.
+            let _ = tx.send(full);
+        }
+    };
+    let report = offline::analyze_file_observed(input, &OfflineOptions::default(), &mut observer)?;
+    if !rows.is_empty() {
+        let _ = tx.send(rows);
+    }
+    Ok(CaptureExport {
+        capture: input.to_path_buf(),
+        rows: count,
+        stopped_early: report.error.map(|e| e.to_string()),
+    })
+}
+
+/// The output being written.
+enum Sink {
+    Csv {
+        path: PathBuf,
+        writer: csv::Writer<BufWriter<File>>,
+    },
+    Parquet {
+        path: PathBuf,
+        schema: arrow_schema::SchemaRef,
+        writer: ArrowWriter<File>,
+    },
+}
+
+impl Sink {
+    fn new(format: ExportFormat, file: File, path: &Path) -> Result<Self, ExportError> {
+        let path = path.to_path_buf();
+        Ok(match format {
+            ExportFormat::Csv => {
+                let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
+                let header = rows::COLUMNS.iter().map(|(name, _, _)| *name);
+                writer
+                    .write_record(header)
+                    .map_err(|source| ExportError::Csv {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Sink::Csv { path, writer }
+            }
+            ExportFormat::Parquet => {
+                let schema = rows::schema();
+                // Dictionaries only where values repeat (names, addresses, directions): on
+                // sequence numbers and times they are built and then thrown away.
+                let mut properties = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(BATCH_ROWS))
+                    .set_dictionary_enabled(false);
+                for (name, ty, _) in rows::COLUMNS {
+                    if *ty == arrow_schema::DataType::Utf8 {
+                        properties =
+                            properties.set_column_dictionary_enabled(ColumnPath::from(*name), true);
+                    }
+                }
+                let properties = properties.build();
+                let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))
+                    .map_err(|source| ExportError::Parquet {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Sink::Parquet {
+                    path,
+                    schema,
+                    writer,
+                }
+            }
+        })
+    }
+
+    fn write(&mut self, rows: &Rows) -> Result<(), ExportError> {
+        match self {
+            Sink::Csv { path, writer } => {
+                rows.write_csv(writer).map_err(|source| ExportError::Csv {
+                    path: path.clone(),
+                    source,
+                })
+            }
+            Sink::Parquet {
+                path,
+                schema,
+                writer,
+            } => {
+                let batch = rows
+                    .to_record_batch(schema)
+                    .map_err(|source| ExportError::Arrow {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let parquet = |source| ExportError::Parquet {
+                    path: path.clone(),
+                    source,
+                };
+                writer.write(&batch).map_err(parquet)?;
+                // One row group per batch: what is written leaves memory.
+                writer.flush().map_err(parquet)
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), ExportError> {
+        match self {
+            Sink::Csv { path, writer } => {
+                let mut inner = writer.into_inner().map_err(|e| ExportError::Io {
+                    path: path.clone(),
+                    source: e.into_error(),
+                })?;
+                inner
+                    .flush()
+                    .map_err(|source| ExportError::Io { path, source })
+            }
+            Sink::Parquet { path, writer, .. } => writer
+                .close()
+                .map(|_| ())
+                .map_err(|source| ExportError::Parquet { path, source }),
+        }
+    }
+}

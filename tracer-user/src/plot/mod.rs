@@ -1,0 +1,272 @@
+//! `plot`: pictures of one MPTCP connection (SVG or PNG, drawn with `plotters`, no Python), or
+//! their series as CSV/JSON. The series come from the analysis's per-packet records
+//! (`analysis::record`) of the connection, kept while the capture is analysed once more: only
+//! the plotted connection's records are kept, so memory is bounded by what is drawn.
+//!
+//! Kinds: `dsn`, `throughput`, `goodput`, `interarrival`, `reinjections`, `subflow-seq`
+//! (`series`). One-way delay (`owd`) needs the two-capture analysis, which does not exist yet.
+
+pub mod draw;
+pub mod series;
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use clap::{Args, ValueEnum};
+
+use self::series::{Context, Marker, Plot};
+use crate::{
+    analysis::{Analyzer, direction::Direction, record::PacketRecord, summary::EventKind},
+    offline::{self, OfflineOptions},
+    source::pcap::CaptureError,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlotKind {
+    /// Data sequence number (relative to the IDSN) against time, per subflow.
+    Dsn,
+    /// Payload bits per second over a sliding window, per subflow and in total.
+    Throughput,
+    /// Bits of data carried first (new at the data level) per second, sliding window.
+    Goodput,
+    /// Time between consecutive packets with payload, per subflow.
+    Interarrival,
+    /// Reinjected bytes so far, per subflow.
+    Reinjections,
+    /// Relative TCP sequence number per subflow, retransmissions marked.
+    SubflowSeq,
+}
+
+impl PlotKind {
+    fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            PlotKind::Dsn => (
+                "data sequence number",
+                "data sequence number − IDSN (bytes)",
+            ),
+            PlotKind::Throughput => ("throughput", "throughput (Mbit/s)"),
+            PlotKind::Goodput => ("goodput", "goodput (Mbit/s)"),
+            PlotKind::Interarrival => ("interarrival time", "time since previous packet (ms)"),
+            PlotKind::Reinjections => ("reinjections", "reinjected bytes so far (bytes)"),
+            PlotKind::SubflowSeq => ("subflow sequence", "relative TCP sequence number (bytes)"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    ClientToServer,
+    ServerToClient,
+}
+
+/// A plot's options after the kind and the capture: what the CLI and the shell share.
+#[derive(Debug, Clone, Args)]
+pub struct PlotOptions {
+    /// MPTCP connection id, as list-mptcp shows it.
+    pub id: u64,
+    /// Output image: .svg or .png.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Print the series on stdout instead of (or besides) drawing them.
+    #[arg(long, value_enum)]
+    pub data: Option<DataFormat>,
+    /// The connection-level direction plotted.
+    #[arg(long, value_enum, default_value_t = DirectionArg::ClientToServer)]
+    pub direction: DirectionArg,
+    /// Only these subflows (TCP stream numbers, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub subflows: Vec<u32>,
+    /// Sliding window of throughput and goodput, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub window: f64,
+    /// Image size in pixels, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Overwrite the output image if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once('x')
+        .ok_or_else(|| format!("{text}: expected WIDTHxHEIGHT"))?;
+    let parse = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|&n| (100..=10_000).contains(&n))
+            .ok_or_else(|| format!("{text}: sizes from 100 to 10000 pixels"))
+    };
+    Ok((parse(w)?, parse(h)?))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("{capture}: no MPTCP connection {id} (list-mptcp shows the connections)")]
+    NoConnection { capture: PathBuf, id: u64 },
+    #[error("{0}: the capture has no MPTCP connection")]
+    NoMptcp(PathBuf),
+    #[error("give -o OUT.svg|OUT.png, --data csv|json, or both")]
+    NothingToDo,
+    #[error("{0}: the image's name must end in .svg or .png")]
+    UnknownImageFormat(PathBuf),
+    #[error("{0}: exists (add --force to overwrite it)")]
+    OutputExists(PathBuf),
+    #[error("{0}: the output's directory does not exist")]
+    OutputDirMissing(PathBuf),
+    #[error("--window must be a positive number of seconds")]
+    BadWindow,
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("{path}: drawing: {message}")]
+    Draw { path: PathBuf, message: String },
+    #[error("writing the series: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Plots `kind` of a capture already analysed as `analyzer`: analyses it once more for the
+/// connection's records, then draws to `-o` and/or prints the series on `out`.
+pub fn run(
+    analyzer: &Analyzer,
+    capture: &Path,
+    kind: PlotKind,
+    options: &PlotOptions,
+    out: &mut dyn Write,
+) -> Result<(), PlotError> {
+    if options.output.is_none() && options.data.is_none() {
+        return Err(PlotError::NothingToDo);
+    }
+    if !(options.window > 0.0 && options.window.is_finite()) {
+        return Err(PlotError::BadWindow);
+    }
+    if let Some(path) = &options.output {
+        check_image_output(path, options.force)?;
+    }
+    let plot = collect(analyzer, capture, kind, options)?;
+    if let Some(path) = &options.output {
+        draw::draw(&plot, path, options.size)?;
+    }
+    match options.data {
+        Some(DataFormat::Json) => {
+            serde_json::to_writer_pretty(&mut *out, &plot).map_err(std::io::Error::from)?;
+            writeln!(out)?;
+        }
+        Some(DataFormat::Csv) => {
+            writeln!(out, "series,tcp_stream,time_s,value,marked")?;
+            for s in &plot.series {
+                let stream = s.tcp_stream.map(|n| n.to_string()).unwrap_or_default();
+                for &(x, y) in &s.points {
+                    let marked = s.marked.contains(&(x, y));
+                    writeln!(out, "{},{stream},{x},{y},{marked}", s.label)?;
+                }
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn check_image_output(path: &Path, force: bool) -> Result<(), PlotError> {
+    if draw::ImageFormat::of(path).is_none() {
+        return Err(PlotError::UnknownImageFormat(path.to_path_buf()));
+    }
+    if path.exists() && !force {
+        return Err(PlotError::OutputExists(path.to_path_buf()));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if dir.is_some_and(|d| !d.is_dir()) {
+        return Err(PlotError::OutputDirMissing(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The plot's data: the connection's records of the asked direction and subflows.
+pub fn collect(
+    analyzer: &Analyzer,
+    capture: &Path,
+    kind: PlotKind,
+    options: &PlotOptions,
+) -> Result<Plot, PlotError> {
+    let id = options.id;
+    let Some(info) = analyzer.mptcp_info(id) else {
+        if analyzer.mptcp_list().mptcp_connections.is_empty() {
+            return Err(PlotError::NoMptcp(capture.to_path_buf()));
+        }
+        return Err(PlotError::NoConnection {
+            capture: capture.to_path_buf(),
+            id,
+        });
+    };
+    let direction = match options.direction {
+        DirectionArg::ClientToServer => Direction::ClientToServer,
+        DirectionArg::ServerToClient => Direction::ServerToClient,
+    };
+    let mut start_ns = None;
+    let mut records: Vec<PacketRecord> = Vec::new();
+    let mut keep = |r: &PacketRecord| {
+        if let Some(m) = r.mptcp
+            && u64::from(m.connection) == id
+        {
+            start_ns.get_or_insert(r.ts_ns);
+            if m.direction == direction {
+                records.push(*r);
+            }
+        }
+    };
+    offline::analyze_file_observed(capture, &OfflineOptions::default(), &mut keep)?;
+    let subflows = info
+        .subflows
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            options.subflows.is_empty() || options.subflows.contains(&(s.tcp_stream as u32))
+        })
+        .map(|(i, s)| (i as u32, s.tcp_stream as u32))
+        .collect();
+    let idsn = match direction {
+        Direction::ClientToServer => info.client_idsn,
+        Direction::ServerToClient => info.server_idsn,
+    };
+    let context = Context {
+        start_ns: start_ns.unwrap_or(0),
+        dsn_zero: idsn.map(|i| i.wrapping_add(1)),
+        subflows,
+        window_s: options.window,
+    };
+    let (name, y_label) = kind.labels();
+    let events = analyzer
+        .mptcp_summary(id)
+        .map(|s| s.events)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::DataFin | EventKind::AddAddr | EventKind::MpPrio | EventKind::Fallback
+            )
+        })
+        .map(|e| Marker {
+            time_s: e.time_s,
+            kind: e.kind.as_str().to_owned(),
+        })
+        .collect();
+    Ok(Plot {
+        title: format!(
+            "{name}: {} connection {id}, {}",
+            capture.file_name().unwrap_or_default().to_string_lossy(),
+            direction.as_str().replace('_', " ")
+        ),
+        x_label: "time since the connection's first packet (s)".to_owned(),
+        y_label: y_label.to_owned(),
+        series: series::series_of(kind, &records, &context),
+        events,
+    })
+}
