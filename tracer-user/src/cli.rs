@@ -791,4 +791,32 @@ mod tests {
             "--force needs -w"
         );
     }
+
+    /// `--long-run` turns eviction on, with the default idle timeout unless one is given;
+    /// `--idle-timeout` alone is a mistake, not a silently ignored flag.
+    #[test]
+    fn long_run_options() {
+        let eviction = |args: &[&str]| match parse(args).expect("parses").command {
+            Some(Command::Trace(args)) => args.eviction(),
+            _ => panic!("not trace"),
+        };
+        assert!(eviction(&["trace", "-i", "eth0"]).is_none());
+        let default = eviction(&["trace", "-i", "eth0", "--long-run"]).expect("eviction");
+        assert_eq!(default.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert!(!default.plain_tcp);
+        let set = eviction(&[
+            "trace",
+            "-i",
+            "eth0",
+            "--long-run",
+            "--idle-timeout",
+            "30",
+            "--all-tcp",
+        ])
+        .expect("eviction");
+        assert_eq!(set.idle_timeout, Duration::from_secs(30));
+        assert!(set.plain_tcp);
+        assert!(parse(&["trace", "-i", "eth0", "--idle-timeout", "30"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--cleanup", "--long-run"]).is_err());
+    }
 }

@@ -453,3 +453,119 @@ fn add_diagnostics(sum: &mut Diagnostics, more: &Diagnostics) {
     sum.problems
         .extend(more.problems.iter().take(room).cloned());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::decode::tcp_flags::{ACK, FIN, SYN};
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+    /// A plain TCP segment of the connection from client port `port`, at time `ts_ns`.
+    fn segment(port: u16, from_client: bool, flags: u8, seq: u32, ts_ns: u64) -> Packet {
+        let mut packet = Packet::empty();
+        (packet.src, packet.dst) = if from_client {
+            (CLIENT, SERVER)
+        } else {
+            (SERVER, CLIENT)
+        };
+        (packet.src_port, packet.dst_port) = if from_client { (port, 80) } else { (80, port) };
+        packet.flags = flags;
+        packet.seq = seq;
+        packet.ts_ns = ts_ns;
+        packet
+    }
+
+    fn feed(state: &mut Generations, packet: &Packet) {
+        state.feed(packet.number, Ok(Some(packet)));
+    }
+
+    fn evicting(idle_timeout: Duration) -> Generations {
+        Generations::new(Some(Eviction {
+            idle_timeout,
+            plain_tcp: true,
+        }))
+    }
+
+    /// A full generation hands new streams to the next one, its own streams' packets still
+    /// reach it, and once all its streams ended it is reported (ids as the analyzer's) and
+    /// dropped; the next generation's ids are offset by `ID_SPAN`.
+    #[test]
+    fn a_full_generation_keeps_its_streams_and_goes_once_they_ended() {
+        let mut state = evicting(Duration::from_secs(600));
+        let now = SystemTime::now();
+        let ts = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let ports: Vec<u16> = (0..GENERATION_STREAMS as u16).map(|i| 10_000 + i).collect();
+        for &port in &ports {
+            feed(&mut state, &segment(port, true, SYN, 1, ts));
+        }
+        assert_eq!(state.generation_count(), 2, "full: the next one started");
+        feed(&mut state, &segment(9_000, true, SYN, 1, ts));
+        // A packet of the first generation's stream 0 goes there, not to a new stream.
+        feed(&mut state, &segment(ports[0], false, SYN | ACK, 7, ts));
+        let snapshot = state.snapshot();
+        let ids: Vec<u64> = snapshot
+            .tcp
+            .tcp_connections
+            .iter()
+            .map(|s| s.stream)
+            .collect();
+        assert_eq!(ids.len(), GENERATION_STREAMS + 1);
+        assert_eq!(ids[GENERATION_STREAMS], ID_SPAN);
+        assert_eq!(snapshot.tcp.tcp_connections[0].packets, 2);
+        assert!(state.evict(now).is_empty(), "nothing ended yet");
+
+        for &port in &ports {
+            feed(&mut state, &segment(port, true, FIN | ACK, 2, ts));
+            feed(&mut state, &segment(port, false, FIN | ACK, 8, ts));
+        }
+        let ended = state.evict(now);
+        assert_eq!(ended.len(), GENERATION_STREAMS, "each reported once");
+        assert!(ended.iter().enumerate().all(|(i, e)| matches!(e,
+            Ended::Tcp { reason: EndReason::DataFin, stream, .. } if stream.stream == i as u64)));
+        assert_eq!(
+            state.generation_count(),
+            1,
+            "the first generation is dropped"
+        );
+        assert_eq!(state.dropped, 1);
+        assert!(state.evict(now).is_empty(), "nothing is reported twice");
+        let left = state.snapshot();
+        assert_eq!(left.tcp.tcp_connections.len(), 1);
+        assert_eq!(left.tcp_summaries[0].stream, ID_SPAN);
+        assert_eq!(
+            state.diagnostics().tcp_packets,
+            (3 * GENERATION_STREAMS + 2) as u64,
+            "the dropped generation's packets still count"
+        );
+    }
+
+    /// A stream without a packet for the idle timeout has ended; without eviction nothing is.
+    #[test]
+    fn idle_streams_end_and_nothing_ends_without_eviction() {
+        let now = SystemTime::now();
+        let ts = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let old = ts - 20_000_000_000;
+        let mut state = evicting(Duration::from_secs(10));
+        feed(&mut state, &segment(1_000, true, SYN, 1, old));
+        feed(&mut state, &segment(1_001, true, SYN, 1, ts));
+        let ended = state.evict(now);
+        assert_eq!(ended.len(), 1);
+        assert!(matches!(&ended[0],
+            Ended::Tcp { reason: EndReason::IdleTimeout, stream, .. } if stream.stream == 0));
+
+        let mut kept = Generations::new(None);
+        feed(&mut kept, &segment(1_000, true, SYN, 1, old));
+        assert!(kept.evict(now).is_empty());
+        assert_eq!(kept.snapshot().tcp.tcp_connections.len(), 1);
+    }
+}
