@@ -180,6 +180,8 @@ impl Generations {
 
     fn feed(&mut self, number: u64, decoded: Result<Option<&Packet>, &decode::DecodeError>) {
         let index = match decoded {
+            // One generation (always so without eviction): no lookup to pay per packet.
+            _ if self.generations.len() == 1 => 0,
             // The newest generation that has the packet's stream or connection takes it: a
             // port reused in a newer generation must not go to the old, ended stream.
             Ok(Some(packet)) => self
