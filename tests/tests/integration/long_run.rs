@@ -106,7 +106,8 @@ fn many_short_connections_are_each_reported_once_in_bounded_memory() {
         .expect("the short connections");
     let elapsed = started.elapsed();
     wait_for_quiet(&lab);
-    thread::sleep(Duration::from_millis(1500));
+    // Past `live::evict::LINGER` (3 s), when the last generations go, and an interval more.
+    thread::sleep(Duration::from_millis(4500));
     let rss_end = rss_kb(pid);
     let exit = tracer.stop();
     let values = json_values(&exit.stdout);

@@ -34,6 +34,10 @@ use crate::{
 
 /// Streams a generation takes before the next one starts.
 pub const GENERATION_STREAMS: usize = 1024;
+/// An older generation whose streams all ended is dropped only after no packet reached it for
+/// this long: the last ACKs and FINs of its subflows, which follow the end of the connection,
+/// must still find their streams there instead of starting stray streams in a newer one.
+pub const LINGER: Duration = Duration::from_secs(3);
 /// Id offset between two generations (`GENERATION_STREAMS` plus room for the MP_JOINs of its
 /// connections that arrive after it stopped taking new streams).
 pub const ID_SPAN: u64 = 1_000_000;
@@ -140,6 +144,8 @@ struct Generation {
     reported: FxHashSet<u64>,
     /// Streams of reported connections, and plain streams reported or ended.
     done_streams: FxHashSet<u64>,
+    /// Time of the last TCP packet fed to it (ns since the epoch).
+    last_packet_ns: u64,
 }
 
 impl Generation {
@@ -149,6 +155,7 @@ impl Generation {
             base,
             reported: FxHashSet::default(),
             done_streams: FxHashSet::default(),
+            last_packet_ns: 0,
         }
     }
 }
@@ -191,9 +198,11 @@ impl Generations {
                 .unwrap_or(self.generations.len() - 1),
             _ => self.generations.len() - 1,
         };
-        self.generations[index]
-            .analyzer
-            .feed_decoded(number, decoded);
+        let generation = &mut self.generations[index];
+        if let Ok(Some(packet)) = decoded {
+            generation.last_packet_ns = generation.last_packet_ns.max(packet.ts_ns);
+        }
+        generation.analyzer.feed_decoded(number, decoded);
         let current = &self.generations[self.generations.len() - 1];
         if self.eviction.is_some() && current.analyzer.tcp_stream_count() >= GENERATION_STREAMS {
             self.generations.push(Generation::new(self.next_base));
@@ -211,6 +220,7 @@ impl Generations {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let idle_before = now_ns.saturating_sub(eviction.idle_timeout.as_nanos() as u64);
+        let quiet_before = now_ns.saturating_sub(LINGER.as_nanos() as u64);
         let mut ended = Vec::new();
         for generation in &mut self.generations {
             generation.report_ended(idle_before, eviction.plain_tcp, &mut ended);
@@ -219,7 +229,9 @@ impl Generations {
         let dropped_before = self.dropped;
         let mut index = 0;
         self.generations.retain(|generation| {
-            let keep = index == newest || !generation.all_done(idle_before);
+            let keep = index == newest
+                || generation.last_packet_ns >= quiet_before
+                || !generation.all_done(idle_before);
             index += 1;
             if !keep {
                 add_diagnostics(
@@ -529,6 +541,13 @@ mod tests {
         }
         let ended = state.evict(now);
         assert_eq!(ended.len(), GENERATION_STREAMS, "each reported once");
+        assert_eq!(
+            state.generation_count(),
+            2,
+            "kept while its last packets may come"
+        );
+        let now = now + LINGER + Duration::from_secs(1);
+        assert!(state.evict(now).is_empty(), "reported once, before");
         assert!(ended.iter().enumerate().all(|(i, e)| matches!(e,
             Ended::Tcp { reason: EndReason::DataFin, stream, .. } if stream.stream == i as u64)));
         assert_eq!(
