@@ -15,6 +15,7 @@ mod filter;
 mod lab;
 mod monitor;
 mod shared;
+mod short_connections;
 pub mod skip;
 mod transfer;
 
@@ -25,4 +26,5 @@ pub use filter::{DropRule, PacketFilter};
 pub use lab::{EndpointMode, IpVersion, Lab, LabConfig, MAX_PATHS, NAMESPACE_PREFIX, Side};
 pub use monitor::{MonitorReport, MptcpMonitor};
 pub use shared::shared_pcaps;
+pub use short_connections::{ShortConnection, short_reply_bytes, short_request_bytes};
 pub use transfer::{TransferCounts, TransferSession, TransferSpec, Transport};

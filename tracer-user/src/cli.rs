@@ -26,7 +26,7 @@ use nix::{
 };
 
 use crate::{
-    analysis::{Analyzer, Diagnostics, summary::TcpSummary},
+    analysis::Diagnostics,
     export::{self, ExportFormat},
     live,
     output::{json, table},
@@ -34,7 +34,7 @@ use crate::{
     query::{
         ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_TCP_SUMMARY,
         EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs,
-        Query, TcpSummaryArgs, load, run_query, summaries_of, warn_damage, warn_diagnostics,
+        Query, TcpSummaryArgs, load, run_query, warn_damage, warn_diagnostics,
     },
     shell,
     source::live::{self as live_source, AttachMode, LiveStats, TraceOptions},
@@ -191,9 +191,18 @@ pub struct TraceArgs {
     /// How to attach the classifiers.
     #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
     pub attach: AttachArg,
+    /// For always-on tracing: report each connection once, as it ends (a JSON line with
+    /// --json), and forget it, so that memory follows the open connections only; the final
+    /// report covers those still open.
+    #[arg(long)]
+    pub long_run: bool,
+    /// With --long-run: a connection or stream without a packet for this long has ended
+    /// [default: 600].
+    #[arg(long, value_name = "S", value_parser = parse_seconds, requires = "long_run")]
+    pub idle_timeout: Option<Duration>,
     /// Do not trace: remove the filters a killed mptcp-tracer left on the interfaces (only
     /// those no running tracer holds; nobody else's), then exit.
-    #[arg(long, conflicts_with_all = ["write", "duration", "json", "all_tcp", "port", "addr"])]
+    #[arg(long, conflicts_with_all = ["write", "duration", "json", "all_tcp", "port", "addr", "long_run"])]
     pub cleanup: bool,
 }
 
@@ -235,7 +244,18 @@ impl TraceArgs {
             stop: None,
         }
     }
+
+    /// `--long-run`'s eviction, or None.
+    pub fn eviction(&self) -> Option<live::Eviction> {
+        self.long_run.then(|| live::Eviction {
+            idle_timeout: self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            plain_tcp: self.all_tcp,
+        })
+    }
 }
+
+/// `--idle-timeout`'s default.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The shortest `--duration` / `--interval`: anything shorter is a typo, not a trace.
 const SHORTEST_PERIOD: Duration = Duration::from_millis(1);
@@ -376,37 +396,106 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
     watch_for_gone_readers(Arc::clone(&stop));
     options.stop = Some(stop);
     let started = Instant::now();
-    let mut on_interval = |analyzer: &Analyzer, stats: &LiveStats| {
-        let list = analyzer.mptcp_list();
-        let summaries = summaries_of(analyzer, &list);
-        let open = live::open_connections(analyzer, &list);
-        let text = table::live(
-            stats,
-            started.elapsed().as_secs_f64(),
-            &list,
-            &summaries,
-            &open,
-        );
-        let written = if args.json {
-            writeln!(io::stderr().lock(), "{text}")
-        } else {
-            writeln!(io::stdout().lock(), "{text}")
+    let mut on_interval =
+        |state: &live::Generations, stats: &LiveStats, ended: Vec<live::Ended>| {
+            if print_ended(args, &ended).is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+                return ControlFlow::Break(());
+            }
+            let snapshot = state.snapshot();
+            let text = table::live(
+                stats,
+                started.elapsed().as_secs_f64(),
+                &snapshot.list,
+                &snapshot.summaries,
+                &snapshot.open,
+            );
+            let written = if args.json {
+                writeln!(io::stderr().lock(), "{text}")
+            } else {
+                writeln!(io::stdout().lock(), "{text}")
+            };
+            // Other write errors (a full disk) are not worth stopping the trace for.
+            match written {
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
         };
-        // Other write errors (a full disk) are not worth stopping the trace for.
-        match written {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ControlFlow::Break(()),
-            _ => ControlFlow::Continue(()),
-        }
-    };
-    let outcome = live::trace(&options, &mut on_interval)
+    let outcome = live::trace_evicting(&options, args.eviction(), &mut on_interval)
         .with_context(|| format!("tracing on {}", args.interfaces.join(", ")))?;
     let elapsed = started.elapsed().as_secs_f64();
+    print_ended(args, &outcome.ended)?;
     let warnings = TraceWarnings::of(&outcome);
     print_trace_report(args, &outcome, elapsed, &warnings.all)?;
 
     let mut stderr = io::stderr().lock();
     let _ = stderr.write_all(warnings.stderr.as_bytes());
     Ok(if warnings.lost { EXIT_PARTIAL } else { EXIT_OK })
+}
+
+/// `--long-run`: what ended, on stdout as it ends: a JSON line each with `--json`, else its
+/// summary table under a line saying how it ended.
+fn print_ended(args: &TraceArgs, ended: &[live::Ended]) -> io::Result<()> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for ended in ended {
+        let line = match ended {
+            live::Ended::Mptcp {
+                reason,
+                connection,
+                summary,
+            } => json::EndedLine {
+                ended: reason.as_str(),
+                mptcp: Some(connection),
+                summary: Some(json::LiveSummary {
+                    summary,
+                    open: false,
+                }),
+                tcp: None,
+                tcp_summary: None,
+            },
+            live::Ended::Tcp {
+                reason,
+                stream,
+                summary,
+            } => json::EndedLine {
+                ended: reason.as_str(),
+                mptcp: None,
+                summary: None,
+                tcp: Some(stream),
+                tcp_summary: Some(summary),
+            },
+        };
+        if args.json {
+            text.push_str(&json::to_line(&line).map_err(io::Error::other)?);
+        } else {
+            text.push_str(&ended_table(&line));
+        }
+    }
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// The table of one ended connection or stream.
+fn ended_table(line: &json::EndedLine<'_>) -> String {
+    let mut text = String::new();
+    if let (Some(connection), Some(summary)) = (line.mptcp, &line.summary) {
+        text.push_str(&format!(
+            "\nMPTCP connection {} ended ({}):\n",
+            connection.id, line.ended
+        ));
+        text.push_str(&table::mptcp_summary(summary.summary, false));
+    }
+    if let Some(summary) = line.tcp_summary {
+        text.push_str(&format!(
+            "\nTCP stream {} ended ({}):\n",
+            summary.stream, line.ended
+        ));
+        text.push_str(&table::tcp_summary(summary));
+    }
+    text
 }
 
 /// Starts a thread that sets `stop` once stdout or stderr has no reader any more (the pipe's
@@ -451,10 +540,10 @@ struct TraceWarnings {
 }
 
 impl TraceWarnings {
-    fn of(outcome: &live::TraceOutcome) -> Self {
+    fn of(outcome: &live::EvictingOutcome) -> Self {
         Self::from_parts(
             &outcome.warnings,
-            outcome.analyzer.diagnostics(),
+            &outcome.state.diagnostics(),
             &outcome.stats,
         )
     }
@@ -501,22 +590,14 @@ impl TraceWarnings {
 /// their summaries (and, with `--all-tcp`, the plain TCP connections) as tables.
 fn print_trace_report(
     args: &TraceArgs,
-    outcome: &live::TraceOutcome,
+    outcome: &live::EvictingOutcome,
     elapsed: f64,
     warnings: &[String],
 ) -> anyhow::Result<()> {
-    let analyzer = &outcome.analyzer;
-    let list = analyzer.mptcp_list();
-    let summaries = summaries_of(analyzer, &list);
-    let open = live::open_connections(analyzer, &list);
-    let tcp = args.all_tcp.then(|| analyzer.tcp_list());
-    let tcp_summaries: Option<Vec<TcpSummary>> = tcp.as_ref().map(|tcp| {
-        tcp.tcp_connections
-            .iter()
-            .filter(|connection| !connection.mptcp)
-            .filter_map(|connection| analyzer.tcp_summary(connection.stream))
-            .collect()
-    });
+    let snapshot = outcome.state.snapshot();
+    let (list, summaries, open) = (&snapshot.list, &snapshot.summaries, &snapshot.open);
+    let tcp = args.all_tcp.then_some(&snapshot.tcp);
+    let tcp_summaries = args.all_tcp.then_some(&snapshot.tcp_summaries);
 
     let mut stdout = io::stdout().lock();
     if args.json {
@@ -529,23 +610,23 @@ fn print_trace_report(
             .collect();
         let report = json::TraceReport {
             stats: &outcome.stats,
-            mptcp: &list,
+            mptcp: list,
             summaries: &summaries,
-            tcp: tcp.as_ref(),
-            tcp_summaries: tcp_summaries.as_deref(),
+            tcp,
+            tcp_summaries: tcp_summaries.map(Vec::as_slice),
             warnings,
         };
         stdout.write_all(json::to_pretty(&report)?.as_bytes())?;
     } else {
         let mut text = table::live_stats(&outcome.stats, elapsed);
         text.push('\n');
-        text.push_str(&table::mptcp_list(&list));
-        for summary in &summaries {
+        text.push_str(&table::mptcp_list(list));
+        for summary in summaries {
             text.push('\n');
             text.push_str(&table::mptcp_summary(summary, false));
         }
-        text.push_str(&table::still_open(&open));
-        if let (Some(tcp), Some(tcp_summaries)) = (&tcp, &tcp_summaries) {
+        text.push_str(&table::still_open(open));
+        if let (Some(tcp), Some(tcp_summaries)) = (tcp, tcp_summaries) {
             text.push_str("\nTCP streams (--all-tcp):\n");
             text.push_str(&table::tcp_list(tcp));
             for summary in tcp_summaries {
@@ -778,5 +859,33 @@ mod tests {
             parse(&["trace", "-i", "eth0", "--force"]).is_err(),
             "--force needs -w"
         );
+    }
+
+    /// `--long-run` turns eviction on, with the default idle timeout unless one is given;
+    /// `--idle-timeout` alone is a mistake, not a silently ignored flag.
+    #[test]
+    fn long_run_options() {
+        let eviction = |args: &[&str]| match parse(args).expect("parses").command {
+            Some(Command::Trace(args)) => args.eviction(),
+            _ => panic!("not trace"),
+        };
+        assert!(eviction(&["trace", "-i", "eth0"]).is_none());
+        let default = eviction(&["trace", "-i", "eth0", "--long-run"]).expect("eviction");
+        assert_eq!(default.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert!(!default.plain_tcp);
+        let set = eviction(&[
+            "trace",
+            "-i",
+            "eth0",
+            "--long-run",
+            "--idle-timeout",
+            "30",
+            "--all-tcp",
+        ])
+        .expect("eviction");
+        assert_eq!(set.idle_timeout, Duration::from_secs(30));
+        assert!(set.plain_tcp);
+        assert!(parse(&["trace", "-i", "eth0", "--idle-timeout", "30"]).is_err());
+        assert!(parse(&["trace", "-i", "eth0", "--cleanup", "--long-run"]).is_err());
     }
 }

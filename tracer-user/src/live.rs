@@ -2,9 +2,15 @@
 //! to a pcapng file; the caller sees the analysis every interval and gets it at the end. The
 //! counterpart of `offline.rs` for the ring buffer: `source::live` knows neither the analysis
 //! nor the output formats, and this module is where the three meet.
+//!
+//! `trace` feeds one `Analyzer`; `trace_evicting` feeds `evict::Generations`, which with
+//! `--long-run` summarises ended connections once and forgets them (see `evict`).
 
-use std::{ops::ControlFlow, path::Path};
+pub mod evict;
 
+use std::{ops::ControlFlow, path::Path, time::SystemTime};
+
+pub use self::evict::{Ended, Eviction, Generations, Snapshot};
 use crate::{
     analysis::{Analyzer, summary::MptcpList},
     decode::{self, Packet},
@@ -31,16 +37,64 @@ pub fn trace(
     on_interval: &mut dyn FnMut(&Analyzer, &LiveStats) -> ControlFlow<()>,
 ) -> Result<TraceOutcome, LiveError> {
     let mut analyzer = Analyzer::new();
-    let make_writer = || match &options.write {
-        Some(path) => create_writer(path, options.force).map(Some),
-        None => Ok(None),
-    };
-    let (stats, warnings) = live::run(options, &mut analyzer, make_writer, on_interval)?;
+    let (stats, warnings) =
+        live::run(options, &mut analyzer, make_writer(options), &mut |a, s| {
+            on_interval(a, s)
+        })?;
     Ok(TraceOutcome {
         analyzer,
         stats,
         warnings,
     })
+}
+
+/// What a finished `trace_evicting` saw.
+pub struct EvictingOutcome {
+    pub state: Generations,
+    /// What ended between the last interval and the end of the trace.
+    pub ended: Vec<Ended>,
+    pub stats: LiveStats,
+    pub warnings: Vec<String>,
+}
+
+/// `trace_evicting`'s interval callback: the state left, the counters, what just ended.
+pub type EvictingInterval<'a> =
+    dyn FnMut(&Generations, &LiveStats, Vec<Ended>) -> ControlFlow<()> + 'a;
+
+/// `trace` into `Generations`: with `eviction`, every interval first summarises and forgets
+/// what ended (`Generations::evict`) and hands that to `on_interval` with the state left.
+pub fn trace_evicting(
+    options: &TraceOptions,
+    eviction: Option<Eviction>,
+    on_interval: &mut EvictingInterval<'_>,
+) -> Result<EvictingOutcome, LiveError> {
+    let mut state = Generations::new(eviction);
+    let (stats, warnings) = live::run(
+        options,
+        &mut state,
+        make_writer(options),
+        &mut |state, stats| {
+            let ended = state.evict(SystemTime::now());
+            on_interval(state, stats, ended)
+        },
+    )?;
+    let ended = state.evict(SystemTime::now());
+    Ok(EvictingOutcome {
+        state,
+        ended,
+        stats,
+        warnings,
+    })
+}
+
+/// Creates the `-w` writer when `live::run` is ready for it.
+fn make_writer(
+    options: &TraceOptions,
+) -> impl FnOnce() -> Result<Option<Box<dyn CaptureWriter>>, LiveError> + '_ {
+    move || match &options.write {
+        Some(path) => create_writer(path, options.force).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The ids of `list`'s connections still open at the last packet (`Analyzer::mptcp_open`).

@@ -19,12 +19,14 @@
 //! - `live_faults`: `trace` under faults: other programs' and a second tracer's TC filters
 //!   survive it, a reader that goes away ends it, lost events reach the JSON, `--all-tcp`
 //!   lists plain TCP, a killed tracer's filters are named and cleaned up.
+//! - `long_run`: `trace --long-run` reports many short connections once each, in flat memory.
 
 mod architecture;
 mod export;
 mod lab;
 mod live;
 mod live_faults;
+mod long_run;
 mod malformed;
 mod mptcp_coverage;
 mod own_captures;

@@ -239,6 +239,52 @@ impl Analyzer {
     }
 }
 
+/// What the live driver's eviction (`crate::live`) asks: which analyzer holds a packet's
+/// stream, and whether a stream is over.
+impl Analyzer {
+    /// Whether `packet` belongs to a stream or connection this analyzer already has: a known
+    /// 4-tuple (not a SYN starting a new stream on it), or an MP_JOIN SYN naming a token of
+    /// one of its connections.
+    pub fn holds(&self, packet: &Packet) -> bool {
+        self.tcp.holds(packet)
+            || packet.mptcp.iter().any(|option| {
+                matches!(option, MptcpOption::Join(decode::mptcp::JoinOption::Syn { token, .. })
+                    if self.mptcp.knows_token(*token))
+            })
+    }
+
+    /// How many TCP streams were seen.
+    pub fn tcp_stream_count(&self) -> usize {
+        self.tcp.streams().len()
+    }
+
+    /// Whether stream `stream` is over: `Reset` (RST seen), `Fin` (FIN both ways), or None
+    /// while it is open.
+    pub fn tcp_end(&self, stream: u64) -> Option<StreamEnd> {
+        let s = self.tcp.stream(stream)?;
+        if s.reset() {
+            Some(StreamEnd::Reset)
+        } else if s.closed() {
+            Some(StreamEnd::Fin)
+        } else {
+            None
+        }
+    }
+
+    /// Time of the last packet of `stream`, either direction (ns since the epoch).
+    pub fn tcp_last_packet_ns(&self, stream: u64) -> Option<u64> {
+        let s = self.tcp.stream(stream)?;
+        s.dirs.iter().map(|(_, d)| d.last_ts_ns).max()
+    }
+}
+
+/// How a TCP stream ended (`Analyzer::tcp_end`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    Reset,
+    Fin,
+}
+
 impl Diagnostics {
     /// Counts a TCP segment and the damage in its options.
     #[inline]

@@ -897,6 +897,11 @@ impl MptcpTracker {
         Some(!closed)
     }
 
+    /// Whether a connection of this tracker has `token` (an MP_JOIN's SYN names it).
+    pub fn knows_token(&self, token: u32) -> bool {
+        self.by_token.contains_key(&token)
+    }
+
     pub fn summary(&self, id: u64) -> Option<MptcpSummary> {
         let c = self.conns.get(usize::try_from(id).ok()?)?;
         Some(MptcpSummary {

@@ -206,6 +206,22 @@ impl TcpTracker {
             .and_then(|i| self.streams.get(i))
     }
 
+    /// Whether `packet` would join a stream this tracker already has (its 4-tuple is known
+    /// and it is not a SYN reusing a closed or different-ISN stream): the live driver's
+    /// eviction routes packets to the analyzer that knows their stream.
+    pub fn holds(&self, packet: &Packet) -> bool {
+        let (key, _) = FlowKey::of(packet);
+        let syn_only = packet.has_flag(tcp_flags::SYN) && !packet.has_flag(tcp_flags::ACK);
+        self.by_tuple.get(&key).is_some_and(|&index| {
+            let stream = &self.streams[index as usize];
+            !(syn_only
+                && match stream.client_isn {
+                    Some(isn) => isn != packet.seq,
+                    None => stream.closed(),
+                })
+        })
+    }
+
     /// Assigns the packet to a stream and updates its counters.
     #[inline]
     pub fn feed(&mut self, packet: &Packet) -> Segment {

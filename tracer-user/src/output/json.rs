@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 use crate::{
-    analysis::summary::{MptcpList, MptcpSummary, TcpList, TcpSummary},
+    analysis::summary::{
+        MptcpConnectionInfo, MptcpList, MptcpSummary, TcpConnectionInfo, TcpList, TcpSummary,
+    },
     source::live::LiveStats,
 };
 
@@ -47,6 +49,30 @@ pub struct LiveSummary<'a> {
     pub open: bool,
 }
 
+/// `trace --long-run --json`: one line per connection or plain TCP stream as it ends. An MPTCP
+/// connection carries `mptcp` (as in `list-mptcp`) and `summary` (as in the final report's
+/// `summaries`, `open` false); a plain stream `tcp` and `tcp_summary` (as with `--all-tcp`).
+#[derive(Debug, Serialize)]
+pub struct EndedLine<'a> {
+    /// How it ended: data_fin, fastclose, reset, fallback or idle_timeout.
+    pub ended: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mptcp: Option<&'a MptcpConnectionInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<LiveSummary<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<&'a TcpConnectionInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_summary: Option<&'a TcpSummary>,
+}
+
+/// `value` as one line of JSON, newline included.
+pub fn to_line<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
 #[cfg(test)]
 mod pinned;
 
@@ -56,8 +82,8 @@ mod tests {
 
     use super::*;
     use crate::analysis::summary::{
-        Direction, EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpEvent, OrphanReason,
-        OrphanSubflow, SubflowDirectionSummary, SubflowInfo, SubflowRole, TcpConnectionInfo,
+        Direction, EventKind, MptcpDirectionSummary, MptcpEvent, OrphanReason, OrphanSubflow,
+        SubflowDirectionSummary, SubflowInfo, SubflowRole,
     };
 
     fn at(address: &str) -> std::net::SocketAddr {

@@ -229,7 +229,7 @@ pub(crate) fn run<S: EventSink>(
     options: &TraceOptions,
     sink: &mut S,
     make_writer: impl FnOnce() -> Result<Option<Box<dyn CaptureWriter>>, LiveError>,
-    on_interval: &mut dyn FnMut(&S, &LiveStats) -> ControlFlow<()>,
+    on_interval: &mut dyn FnMut(&mut S, &LiveStats) -> ControlFlow<()>,
 ) -> Result<(LiveStats, Vec<String>), LiveError> {
     object_bytes()?;
     privileges::check(options.netns.is_some())?;
@@ -427,7 +427,7 @@ async fn poll_loop<S: EventSink>(
     counters: &PerCpuArray<MapData, Counters>,
     attached: &mut Attached,
     collector: &mut Collector<'_, S>,
-    on_interval: &mut dyn FnMut(&S, &LiveStats) -> ControlFlow<()>,
+    on_interval: &mut dyn FnMut(&mut S, &LiveStats) -> ControlFlow<()>,
 ) -> Result<(), LiveError> {
     let start = Instant::now();
     let deadline = options.duration.map(|d| start + d);
@@ -442,8 +442,11 @@ async fn poll_loop<S: EventSink>(
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut guard = ready.map_err(LiveError::Read)?;
-                collector.drain(guard.get_inner_mut());
-                guard.clear_ready();
+                // Still ready if records are left: the loop comes back here after giving the
+                // timers their turn.
+                if collector.drain_some(guard.get_inner_mut()) {
+                    guard.clear_ready();
+                }
             }
             _ = poll.tick() => {
                 collector.drain(ring.get_mut());
@@ -455,7 +458,7 @@ async fn poll_loop<S: EventSink>(
                 collector.drain(ring.get_mut());
                 collector.refresh(counters);
                 // The caller's reader went away (a closed pipe): end as on SIGINT.
-                if on_interval(collector.sink, &collector.stats).is_break() {
+                if on_interval(&mut *collector.sink, &collector.stats).is_break() {
                     return Ok(());
                 }
             }
@@ -501,6 +504,8 @@ struct Collector<'a, S> {
 }
 
 const DATA_OFFSET: usize = offset_of!(Event, data);
+/// Records read per readiness wakeup before the other tasks of the loop get their turn.
+const DRAIN_BATCH: usize = 4096;
 
 impl<S: EventSink> Collector<'_, S> {
     /// Reads until the ring is empty.
@@ -508,6 +513,19 @@ impl<S: EventSink> Collector<'_, S> {
         while let Some(record) = ring.next() {
             self.event(&record);
         }
+    }
+
+    /// Reads at most `DRAIN_BATCH` records; true if the ring is then empty. A reader that
+    /// cannot keep up would otherwise never leave the drain, and the interval callback (where a
+    /// long run evicts what ended) would not run.
+    fn drain_some<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) -> bool {
+        for _ in 0..DRAIN_BATCH {
+            match ring.next() {
+                Some(record) => self.event(&record),
+                None => return true,
+            }
+        }
+        false
     }
 
     fn event(&mut self, record: &[u8]) {
