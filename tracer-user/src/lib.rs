@@ -19,6 +19,7 @@ pub mod export;
 pub mod live;
 pub mod offline;
 pub mod output;
+pub mod pair;
 pub mod plot;
 pub mod query;
 pub mod shell;
