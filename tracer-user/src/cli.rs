@@ -34,7 +34,12 @@ use crate::{
     query::{
         ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_TCP_SUMMARY,
         EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs,
-        Query, TcpSummaryArgs, load, run_query, warn_damage, warn_diagnostics,
+        Query, TcpSummaryArgs, load,
+        pair::{
+            ABOUT_MAP_MPTCP, ABOUT_MAP_TCP, Capture, MapMptcpArgs, MapTcpArgs, PairQuery,
+            run_pair_query,
+        },
+        run_query, warn_damage, warn_diagnostics,
     },
     shell,
     source::live::{self as live_source, AttachMode, LiveStats, TraceOptions},
@@ -115,6 +120,20 @@ pub enum Command {
         #[command(flatten)]
         options: PlotOptions,
     },
+    #[command(about = ABOUT_MAP_TCP)]
+    MapTcp {
+        #[command(flatten)]
+        captures: CapturePair,
+        #[command(flatten)]
+        args: MapTcpArgs,
+    },
+    #[command(about = ABOUT_MAP_MPTCP)]
+    MapMptcp {
+        #[command(flatten)]
+        captures: CapturePair,
+        #[command(flatten)]
+        args: MapMptcpArgs,
+    },
     /// Interactive prompt: load a capture once, then query it (the default command).
     Shell,
     /// Write one row per TCP packet of one or more captures (CSV or Parquet), with what the
@@ -129,7 +148,25 @@ pub enum Command {
     Demo,
 }
 
+/// The two captures of a two-capture command.
+#[derive(Debug, Clone, Args)]
+pub struct CapturePair {
+    /// Capture taken at the client side (pcap or pcapng).
+    pub client: PathBuf,
+    /// Capture of the same traffic taken at the server side.
+    pub server: PathBuf,
+}
+
 impl Command {
+    /// The two capture files and the query of a one-shot two-capture command.
+    pub fn as_pair_query(&self) -> Option<(&CapturePair, PairQuery)> {
+        Some(match self {
+            Command::MapTcp { captures, args } => (captures, PairQuery::MapTcp(args.clone())),
+            Command::MapMptcp { captures, args } => (captures, PairQuery::MapMptcp(args.clone())),
+            _ => return None,
+        })
+    }
+
     /// The capture file and the query of a one-shot offline command.
     pub fn as_query(&self) -> Option<(&Path, Query)> {
         Some(match self {
@@ -371,6 +408,9 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         #[cfg(feature = "demo")]
         Some(Command::Demo) => Ok(crate::demo::run()?),
         Some(command) => {
+            if let Some((captures, query)) = command.as_pair_query() {
+                return one_shot_pair(captures, &query, cli.global);
+            }
             let (file, query) = command.as_query().ok_or_else(|| anyhow!("not a query"))?;
             one_shot(file, &query, cli.global)
         }
@@ -383,6 +423,39 @@ fn one_shot(file: &Path, query: &Query, global: GlobalArgs) -> anyhow::Result<i3
     let result = run_query(&report.analyzer, file, query, &mut stdout)
         .and_then(|()| stdout.flush().context("writing to stdout"));
     let damage = warn_damage(&report, &mut io::stderr().lock());
+    result.map(|()| damage)
+}
+
+/// Loads both captures at once (each on its own threads) and answers `query` about them.
+fn one_shot_pair(
+    captures: &CapturePair,
+    query: &PairQuery,
+    global: GlobalArgs,
+) -> anyhow::Result<i32> {
+    let options = global.load_options();
+    let (client, server) = std::thread::scope(|scope| {
+        let server = scope.spawn(|| load(&captures.server, options));
+        let client = load(&captures.client, options);
+        (client, server.join())
+    });
+    let client = client?;
+    let server = server.map_err(|_| anyhow!("loading {} failed", captures.server.display()))??;
+    let mut stdout = io::stdout().lock();
+    let result = run_pair_query(
+        Capture {
+            path: &captures.client,
+            analyzer: &client.analyzer,
+        },
+        Capture {
+            path: &captures.server,
+            analyzer: &server.analyzer,
+        },
+        query,
+        &mut stdout,
+    )
+    .and_then(|()| stdout.flush().context("writing to stdout"));
+    let mut stderr = io::stderr().lock();
+    let damage = warn_damage(&client, &mut stderr).max(warn_damage(&server, &mut stderr));
     result.map(|()| damage)
 }
 

@@ -4,6 +4,8 @@
 //! code cannot differ between them. Neither front end is needed to use this module, and this
 //! module needs neither.
 
+pub mod pair;
+
 use std::{io::Write, path::Path};
 
 use anyhow::{Context as _, anyhow};

@@ -27,7 +27,10 @@ use rustyline::{
 
 use crate::{
     analysis::Analyzer,
-    query::{self, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, LoadOptions, Query},
+    query::{
+        self, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, LoadOptions, Query,
+        pair::{Capture, PairQuery, run_pair_query},
+    },
 };
 
 /// One line typed at the prompt.
@@ -47,13 +50,20 @@ struct ShellLine {
 
 #[derive(Debug, Subcommand)]
 enum ShellCommand {
-    /// Analyse a capture file (pcap or pcapng); the other commands then query it.
+    /// Analyse a capture file (pcap or pcapng); the other commands then query it. With
+    /// --peer, the capture of the same traffic taken at the other end (the server side), which
+    /// the two-capture commands (map-tcp, map-mptcp, ...) compare with the loaded one.
     LoadPcap {
         /// Capture file.
         file: PathBuf,
+        /// Load FILE as the peer (server-side) capture, keeping the loaded one.
+        #[arg(long)]
+        peer: bool,
     },
     #[command(flatten)]
     Query(Query),
+    #[command(flatten)]
+    PairQuery(PairQuery),
     /// Leave the shell.
     #[command(visible_alias = "exit")]
     Quit,
@@ -72,10 +82,20 @@ struct Loaded {
     analyzer: Analyzer,
 }
 
-/// The shell's state: the loaded capture, if any.
+impl Loaded {
+    fn capture(&self) -> Capture<'_> {
+        Capture {
+            path: &self.path,
+            analyzer: &self.analyzer,
+        }
+    }
+}
+
+/// The shell's state: the loaded capture and its peer, if any.
 pub struct Session {
     options: LoadOptions,
     loaded: Option<Loaded>,
+    peer: Option<Loaded>,
 }
 
 impl Session {
@@ -83,6 +103,7 @@ impl Session {
         Self {
             options,
             loaded: None,
+            peer: None,
         }
     }
 
@@ -119,7 +140,8 @@ impl Session {
         };
         match parsed.command {
             ShellCommand::Quit => Step::Quit,
-            ShellCommand::LoadPcap { file } => Step::Continue(self.load(file, err)),
+            ShellCommand::LoadPcap { file, peer } => Step::Continue(self.load(file, peer, err)),
+            ShellCommand::PairQuery(query) => Step::Continue(self.pair_query(&query, out, err)),
             ShellCommand::Query(query) => {
                 let Some(loaded) = &self.loaded else {
                     let _ = writeln!(err, "error: no capture loaded; run `load-pcap FILE` first");
@@ -138,7 +160,7 @@ impl Session {
 
     /// Analyses `file` and makes it the loaded capture. A file that cannot be read leaves the
     /// previous one loaded.
-    fn load(&mut self, file: PathBuf, err: &mut dyn Write) -> i32 {
+    fn load(&mut self, file: PathBuf, peer: bool, err: &mut dyn Write) -> i32 {
         let report = match query::load(&file, self.options) {
             Ok(report) => report,
             Err(e) => {
@@ -150,16 +172,40 @@ impl Session {
         let diagnostics = report.analyzer.diagnostics();
         let _ = writeln!(
             err,
-            "loaded {}: {} packets, {} TCP segments",
+            "loaded {}{}: {} packets, {} TCP segments",
+            if peer { "peer " } else { "" },
             file.display(),
             diagnostics.packets,
             diagnostics.tcp_packets
         );
-        self.loaded = Some(Loaded {
+        let loaded = Some(Loaded {
             path: file,
             analyzer: report.analyzer,
         });
+        if peer {
+            self.peer = loaded;
+        } else {
+            self.loaded = loaded;
+        }
         code
+    }
+
+    /// Answers a two-capture question about the loaded capture and its peer.
+    fn pair_query(&self, query: &PairQuery, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+        let (Some(loaded), Some(peer)) = (&self.loaded, &self.peer) else {
+            let _ = writeln!(
+                err,
+                "error: two captures needed; run `load-pcap CLIENT_FILE` and `load-pcap --peer SERVER_FILE` first"
+            );
+            return EXIT_ERROR;
+        };
+        match run_pair_query(loaded.capture(), peer.capture(), query, out) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e:#}");
+                EXIT_ERROR
+            }
+        }
     }
 }
 
@@ -609,7 +655,7 @@ mod tests {
     fn lines_parse_into_the_shared_queries() {
         assert!(matches!(
             parse("load-pcap 'client 2.pcap'"),
-            Ok(ShellCommand::LoadPcap { file }) if file == Path::new("client 2.pcap")
+            Ok(ShellCommand::LoadPcap { file, peer: false }) if file == Path::new("client 2.pcap")
         ));
         assert!(matches!(parse("list-tcp"), Ok(ShellCommand::Query(Query::ListTcp(a))) if !a.json));
         assert!(

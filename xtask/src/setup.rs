@@ -151,7 +151,9 @@ fn run_tests(command: &mut Command) -> anyhow::Result<()> {
         totals.passed, totals.failed, totals.skipped
     );
     if !status.success() {
-        bail!("{command:?} failed ({status})");
+        // Said again at the very end (after the fuzz run's long output): a CI log's tail must
+        // name what failed and why.
+        bail!("{command:?} failed ({status}){}", totals.failure_report());
     }
     Ok(())
 }
@@ -167,7 +169,14 @@ struct TestTotals {
     failed_names: BTreeSet<String>,
     /// `test NAME ... ignored` lines.
     ignored_names: Vec<String>,
+    /// The first lines of each failure's report (`---- NAME stdout ----` and what follows).
+    failure_excerpts: Vec<(String, Vec<String>)>,
+    /// Whether lines are being added to the last excerpt.
+    in_excerpt: bool,
 }
+
+/// Lines of a failure's report kept for the final recap.
+const EXCERPT_LINES: usize = 12;
 
 impl TestTotals {
     /// Adds a libtest line: a summary (`test result: ok. 34 passed; 0 failed; 1 ignored; ...`),
@@ -179,7 +188,19 @@ impl TestTotals {
             .and_then(|rest| rest.strip_suffix(" stdout ----"))
         {
             self.failed_names.insert(name.to_owned());
+            self.failure_excerpts.push((name.to_owned(), Vec::new()));
+            self.in_excerpt = true;
             return;
+        }
+        if self.in_excerpt {
+            if line == "failures:" || line.starts_with("test result: ") {
+                self.in_excerpt = false;
+            } else if let Some((_, lines)) = self.failure_excerpts.last_mut()
+                && lines.len() < EXCERPT_LINES
+                && !line.trim().is_empty()
+            {
+                lines.push(line.to_owned());
+            }
         }
         if let Some(outcome) = line.strip_prefix("test ")
             && let Some((name, result)) = outcome.rsplit_once(" ... ")
@@ -207,6 +228,20 @@ impl TestTotals {
                 _ => {}
             }
         }
+    }
+
+    /// The failed tests with the first lines of their reports, for the end of the run.
+    fn failure_report(&self) -> String {
+        let mut report = String::new();
+        for name in &self.failed_names {
+            report += &format!("\nfailed: {name}");
+            if let Some((_, lines)) = self.failure_excerpts.iter().find(|(n, _)| n == name) {
+                for line in lines {
+                    report += &format!("\n    {line}");
+                }
+            }
+        }
+        report
     }
 
     /// Moves the tests that recorded a skip from passed to skipped; returns them, one record
@@ -430,6 +465,32 @@ mod tests {
         totals.add("test bar ... ignored, a benchmark");
         assert_eq!((totals.passed, totals.failed, totals.skipped), (37, 1, 2));
         assert_eq!(totals.ignored_names, ["bar"]);
+    }
+
+    /// A failure's report (as libtest prints it after the run) is kept for the recap at the
+    /// end, up to the next report or the `failures:` list.
+    #[test]
+    fn failure_reports_name_the_test_and_its_panic() {
+        let mut totals = TestTotals::default();
+        for line in [
+            "test a::one ... FAILED",
+            "test a::two ... ok",
+            "failures:",
+            "",
+            "---- a::one stdout ----",
+            "",
+            "thread 'a::one' panicked at tests/a.rs:3:5:",
+            "lost 3 != counter 4",
+            "failures:",
+            "    a::one",
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s",
+        ] {
+            totals.add(line);
+        }
+        assert_eq!(
+            totals.failure_report(),
+            "\nfailed: a::one\n    thread 'a::one' panicked at tests/a.rs:3:5:\n    lost 3 != counter 4"
+        );
     }
 
     #[test]

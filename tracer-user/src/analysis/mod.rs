@@ -253,6 +253,12 @@ impl Analyzer {
             })
     }
 
+    /// Stream `stream`'s state: addresses, per-direction ISNs and sequence numbers as on the
+    /// wire (what `pair::map` identifies a stream by in another capture).
+    pub fn tcp_stream(&self, stream: u64) -> Option<&tcp::TcpStream> {
+        self.tcp.stream(stream)
+    }
+
     /// How many TCP streams were seen.
     pub fn tcp_stream_count(&self) -> usize {
         self.tcp.streams().len()

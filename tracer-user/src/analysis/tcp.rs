@@ -92,6 +92,9 @@ pub struct TcpDirection {
     pub wire_bytes: u64,
     pub first_ts_ns: Option<u64>,
     pub last_ts_ns: u64,
+    /// Sequence number of the first packet of this direction, as on the wire: with the ISN,
+    /// what identifies a stream across two captures (`pair::map`).
+    pub first_seq: Option<u32>,
     /// (32-bit sequence number, position) of the highest sequence number seen, the reference
     /// for expanding the next one. None until the first packet of this direction.
     highest: Option<(u32, u64)>,
@@ -124,6 +127,19 @@ impl TcpDirection {
 
     pub fn unique_bytes(&self) -> u64 {
         self.covered.len()
+    }
+
+    /// The ISN as on the wire (the SYN's sequence number), once known.
+    pub fn isn(&self) -> Option<u32> {
+        let (reference, pos) = self.highest?;
+        let isn_pos = self.isn_pos?;
+        // Positions and wire numbers advance together modulo 2^32.
+        Some(reference.wrapping_sub(pos.wrapping_sub(isn_pos) as u32))
+    }
+
+    /// The highest sequence number seen, as on the wire.
+    pub fn highest_seq(&self) -> Option<u32> {
+        self.highest.map(|(seq, _)| seq)
     }
 
     /// Whether every payload position in `[start, start + len)` was carried at least once.
@@ -365,6 +381,7 @@ impl TcpDirection {
         }
         self.packets += u64::from(packet.segments);
         self.first_ts_ns.get_or_insert(packet.ts_ns);
+        self.first_seq.get_or_insert(packet.seq);
         self.last_ts_ns = self.last_ts_ns.max(packet.ts_ns);
         self.fin_seen |= packet.has_flag(tcp_flags::FIN);
         let payload_pos = pos.wrapping_add(u64::from(syn));
