@@ -682,6 +682,18 @@ mod tests {
         );
         assert!(parse("shell").is_err());
         assert!(parse("trace -i eth0").is_err());
+        assert!(matches!(
+            parse("load-pcap --peer server.pcap"),
+            Ok(ShellCommand::LoadPcap { file, peer: true }) if file == Path::new("server.pcap")
+        ));
+        assert!(matches!(
+            parse("map-mptcp 3 --json"),
+            Ok(ShellCommand::PairQuery(PairQuery::MapMptcp(a))) if a.id == Some(3) && a.json
+        ));
+        assert!(
+            parse("map-tcp a.pcap b.pcap").is_err(),
+            "the files come from load-pcap and load-pcap --peer"
+        );
     }
 
     #[test]
@@ -694,6 +706,8 @@ mod tests {
                 "list-mptcp",
                 "list-tcp",
                 "load-pcap",
+                "map-mptcp",
+                "map-tcp",
                 "mptcp-summary",
                 "plot",
                 "quit",
