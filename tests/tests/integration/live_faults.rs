@@ -320,8 +320,10 @@ fn reader_goes_away(test: &str, json: bool, close_stdout: bool) {
     let took = closed.elapsed();
     println!("{test}: exited {status} {took:?} after its reader went away");
     assert_eq!(status.code(), Some(0), "{args:?}");
+    // It notices within a poll interval and then detaches; 5 s leaves room for a loaded
+    // 2-core CI machine running other lab tests at the same time.
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(5),
         "{args:?} took {took:?} to notice"
     );
     assert_eq!(hooks(&namespace, &interfaces), hooks_before);
