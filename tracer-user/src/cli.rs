@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use nix::{
     errno::Errno,
@@ -30,7 +30,7 @@ use crate::{
     export::{self, ExportFormat},
     live,
     output::{json, table},
-    plot::{PlotKind, PlotOptions},
+    plot::{self, PlotKind, PlotOptions},
     query::{
         ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_TCP_SUMMARY,
         EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs,
@@ -194,6 +194,7 @@ impl Command {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("outputs").args(["write", "plot"]).multiple(true)))]
 pub struct TraceArgs {
     /// Interface to attach to (repeat for several).
     #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
@@ -204,9 +205,13 @@ pub struct TraceArgs {
     /// Also write the captured packets to this pcapng file.
     #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
     pub write: Option<PathBuf>,
-    /// Overwrite the --write file if it exists.
-    #[arg(long, requires = "write")]
+    /// Overwrite the --write file and the --plot images if they exist.
+    #[arg(long, requires = "outputs")]
     pub force: bool,
+    /// At the end, draw the dsn and throughput plots of each MPTCP connection seen into this
+    /// directory (created if missing): mptcp-<ID>-dsn.svg, mptcp-<ID>-throughput.svg.
+    #[arg(long, value_name = "DIR", conflicts_with = "long_run")]
+    pub plot: Option<PathBuf>,
     /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
     #[arg(long, value_name = "S", value_parser = parse_seconds)]
     pub duration: Option<Duration>,
@@ -239,7 +244,7 @@ pub struct TraceArgs {
     pub idle_timeout: Option<Duration>,
     /// Do not trace: remove the filters a killed mptcp-tracer left on the interfaces (only
     /// those no running tracer holds; nobody else's), then exit.
-    #[arg(long, conflicts_with_all = ["write", "duration", "json", "all_tcp", "port", "addr", "long_run"])]
+    #[arg(long, conflicts_with_all = ["write", "plot", "duration", "json", "all_tcp", "port", "addr", "long_run"])]
     pub cleanup: bool,
 }
 
@@ -464,6 +469,11 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
         return cleanup(args);
     }
     let mut options = args.to_options();
+    let plots = args
+        .plot
+        .as_deref()
+        .map(|dir| TracePlots::prepare(dir, &mut options, args.force))
+        .transpose()?;
     // A reader that goes away ends the trace (as SIGINT would), also between two tables.
     let stop = Arc::new(AtomicBool::new(false));
     watch_for_gone_readers(Arc::clone(&stop));
@@ -502,7 +512,72 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
 
     let mut stderr = io::stderr().lock();
     let _ = stderr.write_all(warnings.stderr.as_bytes());
+    if let Some(plots) = plots {
+        plots.draw(args.force, &mut stderr)?;
+    }
     Ok(if warnings.lost { EXIT_PARTIAL } else { EXIT_OK })
+}
+
+/// `trace --plot DIR`: the plots are drawn from the packets the trace wrote to pcapng (its
+/// `-w` file, else a temporary one in DIR, removed afterwards), through the offline path.
+struct TracePlots {
+    dir: PathBuf,
+    capture: PathBuf,
+    temporary: bool,
+}
+
+impl TracePlots {
+    /// Creates DIR, refuses images of an earlier run there without --force, and makes the
+    /// trace write its packets where the plots will read them.
+    fn prepare(dir: &Path, options: &mut TraceOptions, force: bool) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the plot directory", dir.display()))?;
+        if let Some(existing) = plot::batch::existing_images(dir).first()
+            && !force
+        {
+            bail!(
+                "{}: exists (add --force to overwrite the plots in {})",
+                existing.display(),
+                dir.display()
+            );
+        }
+        let (capture, temporary) = match &options.write {
+            Some(path) => (path.clone(), false),
+            None => {
+                let path = dir.join(format!(".mptcp-tracer-{}.pcapng", std::process::id()));
+                options.write = Some(path.clone());
+                options.force = true;
+                (path, true)
+            }
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            capture,
+            temporary,
+        })
+    }
+
+    fn draw(&self, force: bool, err: &mut dyn Write) -> anyhow::Result<()> {
+        let written = plot::batch::plot_every_connection(&self.capture, &self.dir, force)
+            .with_context(|| format!("plotting into {}", self.dir.display()))?;
+        let _ = writeln!(
+            err,
+            "{} plots of {} MPTCP connections written to {}",
+            written.len(),
+            written.len() / plot::batch::KINDS.len(),
+            self.dir.display()
+        );
+        Ok(())
+    }
+}
+
+/// The temporary capture goes, whether the trace and the plots worked or not.
+impl Drop for TracePlots {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.capture);
+        }
+    }
 }
 
 /// `--long-run`: what ended, on stdout as it ends: a JSON line each with `--json`, else its

@@ -672,3 +672,88 @@ fn cleanup_after_a_lone_killed_tracer_leaves_an_empty_qdisc_to_remove() {
     tc(&lab, &["qdisc", "del", "dev", &interface, "clsact"]);
     assert_eq!(hooks(&namespace, &interfaces), hooks_before);
 }
+
+/// `trace --plot DIR` draws the dsn and throughput plots of the traced connection from the
+/// packets it wrote: with `-w`, the same images `plot` draws from that file afterwards (byte
+/// for byte); without, from a temporary capture that is gone at the end. Images of an earlier
+/// run are not overwritten without `--force`.
+#[test]
+fn trace_plot_draws_what_plot_draws_from_the_written_capture() {
+    let test = "trace_plot_draws_what_plot_draws_from_the_written_capture";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface];
+    let dir = std::env::temp_dir().join(format!("mptcp-trace-plot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let (with_write, without) = (dir.join("with-w"), dir.join("without-w"));
+    let written = dir.join("trace.pcapng");
+    let args_with = [
+        "-w",
+        written.to_str().expect("UTF-8"),
+        "--plot",
+        with_write.to_str().expect("UTF-8"),
+    ];
+    let args_without = ["--plot", without.to_str().expect("UTF-8")];
+    let mut first = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &args_with);
+    let mut second = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &args_without);
+    lab.transfer(&mptcp_transfer(5201, 2_000_000, 0))
+        .expect("the transfer");
+    let (first_exit, second_exit) = (first.stop(), second.stop());
+    for (exit, dir) in [(&first_exit, &with_write), (&second_exit, &without)] {
+        assert!(
+            exit.stderr.contains(&format!(
+                "2 plots of 1 MPTCP connections written to {}",
+                dir.display()
+            )),
+            "{}",
+            exit.stderr
+        );
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("the plot directory")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        // No temporary capture left behind.
+        assert_eq!(names, ["mptcp-0-dsn.svg", "mptcp-0-throughput.svg"]);
+    }
+    for kind in ["dsn", "throughput"] {
+        let redrawn = dir.join(format!("{kind}.svg"));
+        tracer(&[
+            "plot",
+            kind,
+            written.to_str().expect("UTF-8"),
+            "0",
+            "-o",
+            redrawn.to_str().expect("UTF-8"),
+        ])
+        .assert_success();
+        let traced = std::fs::read(with_write.join(format!("mptcp-0-{kind}.svg"))).expect("image");
+        assert!(
+            traced == std::fs::read(&redrawn).expect("redrawn"),
+            "{kind}"
+        );
+    }
+    // Again into the same directory: refused before tracing, the images kept.
+    let again = tracer(&[
+        "trace",
+        "-i",
+        "lo",
+        "--duration",
+        "0.1",
+        "--plot",
+        with_write.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(again.code(), 1, "{}", again.stderr);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@
 //! Kinds: `dsn`, `throughput`, `goodput`, `interarrival`, `reinjections`, `subflow-seq`
 //! (`series`). One-way delay (`owd`) needs the two-capture analysis, which does not exist yet.
 
+pub mod batch;
 pub mod draw;
 pub mod series;
 
@@ -18,7 +19,12 @@ use clap::{Args, ValueEnum};
 
 use self::series::{Context, Marker, Plot};
 use crate::{
-    analysis::{Analyzer, direction::Direction, record::PacketRecord, summary::EventKind},
+    analysis::{
+        Analyzer,
+        direction::Direction,
+        record::PacketRecord,
+        summary::{EventKind, MptcpConnectionInfo},
+    },
     offline::{self, OfflineOptions},
     source::pcap::CaptureError,
 };
@@ -93,6 +99,22 @@ pub struct PlotOptions {
     /// Overwrite the output image if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+impl PlotOptions {
+    /// The defaults of the command line for connection `id`, drawing nothing yet.
+    pub fn for_connection(id: u64) -> Self {
+        Self {
+            id,
+            output: None,
+            data: None,
+            direction: DirectionArg::ClientToServer,
+            subflows: Vec::new(),
+            window: 1.0,
+            size: (1280, 720),
+            force: false,
+        }
+    }
 }
 
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
@@ -196,53 +218,121 @@ pub fn collect(
     options: &PlotOptions,
 ) -> Result<Plot, PlotError> {
     let id = options.id;
-    let Some(info) = analyzer.mptcp_info(id) else {
-        if analyzer.mptcp_list().mptcp_connections.is_empty() {
-            return Err(PlotError::NoMptcp(capture.to_path_buf()));
-        }
-        return Err(PlotError::NoConnection {
-            capture: capture.to_path_buf(),
-            id,
-        });
-    };
+    connection_info(analyzer, capture, id)?;
     let direction = match options.direction {
         DirectionArg::ClientToServer => Direction::ClientToServer,
         DirectionArg::ServerToClient => Direction::ServerToClient,
     };
-    let mut start_ns = None;
-    let mut records: Vec<PacketRecord> = Vec::new();
-    let mut keep = |r: &PacketRecord| {
-        if let Some(m) = r.mptcp
-            && u64::from(m.connection) == id
-        {
-            start_ns.get_or_insert(r.ts_ns);
-            if m.direction == direction {
-                records.push(*r);
+    let mut records = ConnectionRecords::new(id);
+    offline::analyze_file_observed(
+        capture,
+        &OfflineOptions::default(),
+        &mut |r: &PacketRecord| {
+            records.keep(r);
+        },
+    )?;
+    Ok(records.plot(analyzer, capture, kind, direction, options))
+}
+
+/// The connection's description, or the error naming the capture.
+fn connection_info(
+    analyzer: &Analyzer,
+    capture: &Path,
+    id: u64,
+) -> Result<MptcpConnectionInfo, PlotError> {
+    analyzer.mptcp_info(id).ok_or_else(|| {
+        if analyzer.mptcp_list().mptcp_connections.is_empty() {
+            PlotError::NoMptcp(capture.to_path_buf())
+        } else {
+            PlotError::NoConnection {
+                capture: capture.to_path_buf(),
+                id,
             }
         }
-    };
-    offline::analyze_file_observed(capture, &OfflineOptions::default(), &mut keep)?;
-    let subflows = info
-        .subflows
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| {
-            options.subflows.is_empty() || options.subflows.contains(&(s.tcp_stream as u32))
-        })
-        .map(|(i, s)| (i as u32, s.tcp_stream as u32))
-        .collect();
-    let idsn = match direction {
-        Direction::ClientToServer => info.client_idsn,
-        Direction::ServerToClient => info.server_idsn,
-    };
-    let context = Context {
-        start_ns: start_ns.unwrap_or(0),
-        dsn_zero: idsn.map(|i| i.wrapping_add(1)),
-        subflows,
-        window_s: options.window,
-    };
-    let (name, y_label) = kind.labels();
-    let events = analyzer
+    })
+}
+
+/// One connection's records (both directions), kept while a capture is analysed.
+pub struct ConnectionRecords {
+    id: u64,
+    /// Time of the connection's first packet.
+    start_ns: Option<u64>,
+    records: Vec<PacketRecord>,
+}
+
+impl ConnectionRecords {
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            start_ns: None,
+            records: Vec::new(),
+        }
+    }
+
+    /// Keeps `record` if it belongs to the connection.
+    pub fn keep(&mut self, record: &PacketRecord) {
+        if let Some(m) = record.mptcp
+            && u64::from(m.connection) == self.id
+        {
+            self.start_ns.get_or_insert(record.ts_ns);
+            self.records.push(*record);
+        }
+    }
+
+    /// The plot of `kind` in `direction`, with `options`' subflows and window.
+    pub fn plot(
+        &self,
+        analyzer: &Analyzer,
+        capture: &Path,
+        kind: PlotKind,
+        direction: Direction,
+        options: &PlotOptions,
+    ) -> Plot {
+        let id = self.id;
+        let info = analyzer.mptcp_info(id);
+        let subflows = info
+            .iter()
+            .flat_map(|info| info.subflows.iter())
+            .enumerate()
+            .filter(|(_, s)| {
+                options.subflows.is_empty() || options.subflows.contains(&(s.tcp_stream as u32))
+            })
+            .map(|(i, s)| (i as u32, s.tcp_stream as u32))
+            .collect();
+        let idsn = info.as_ref().and_then(|info| match direction {
+            Direction::ClientToServer => info.client_idsn,
+            Direction::ServerToClient => info.server_idsn,
+        });
+        let context = Context {
+            start_ns: self.start_ns.unwrap_or(0),
+            dsn_zero: idsn.map(|i| i.wrapping_add(1)),
+            subflows,
+            window_s: options.window,
+        };
+        let records: Vec<PacketRecord> = self
+            .records
+            .iter()
+            .filter(|r| r.mptcp.is_some_and(|m| m.direction == direction))
+            .copied()
+            .collect();
+        let (name, y_label) = kind.labels();
+        Plot {
+            title: format!(
+                "{name}: {} connection {id}, {}",
+                capture.file_name().unwrap_or_default().to_string_lossy(),
+                direction.as_str().replace('_', " ")
+            ),
+            x_label: "time since the connection's first packet (s)".to_owned(),
+            y_label: y_label.to_owned(),
+            series: series::series_of(kind, &records, &context),
+            events: event_markers(analyzer, id),
+        }
+    }
+}
+
+/// The events drawn as vertical markers.
+fn event_markers(analyzer: &Analyzer, id: u64) -> Vec<Marker> {
+    analyzer
         .mptcp_summary(id)
         .map(|s| s.events)
         .unwrap_or_default()
@@ -257,16 +347,5 @@ pub fn collect(
             time_s: e.time_s,
             kind: e.kind.as_str().to_owned(),
         })
-        .collect();
-    Ok(Plot {
-        title: format!(
-            "{name}: {} connection {id}, {}",
-            capture.file_name().unwrap_or_default().to_string_lossy(),
-            direction.as_str().replace('_', " ")
-        ),
-        x_label: "time since the connection's first packet (s)".to_owned(),
-        y_label: y_label.to_owned(),
-        series: series::series_of(kind, &records, &context),
-        events,
-    })
+        .collect()
 }
