@@ -42,7 +42,7 @@ use crate::{
         run_query, warn_damage, warn_diagnostics,
     },
     shell,
-    source::live::{self as live_source, AttachMode, LiveStats, TraceOptions},
+    source::live::{self as live_source, AttachMode, LiveStats, Rotation, TraceOptions},
 };
 
 #[derive(Debug, Parser)]
@@ -195,6 +195,7 @@ impl Command {
 
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("outputs").args(["write", "plot"]).multiple(true)))]
+#[command(group(clap::ArgGroup::new("rotation").args(["file_size", "rotate_seconds"]).multiple(true)))]
 pub struct TraceArgs {
     /// Interface to attach to (repeat for several).
     #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
@@ -205,12 +206,23 @@ pub struct TraceArgs {
     /// Also write the captured packets to this pcapng file.
     #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
     pub write: Option<PathBuf>,
+    /// Rotate the --write file as tcpdump -C does: a new file once the current one is past
+    /// this many megabytes (1,000,000 bytes). Files are named FILE-000001.pcapng, ...
+    #[arg(short = 'C', long = "file-size", value_name = "MB", requires = "write", value_parser = clap::value_parser!(u64).range(1..))]
+    pub file_size: Option<u64>,
+    /// Rotate the --write file as tcpdump -G does: a new file when a packet comes this long
+    /// after the current file's first packet.
+    #[arg(short = 'G', long = "rotate-seconds", value_name = "S", requires = "write", value_parser = parse_seconds)]
+    pub rotate_seconds: Option<Duration>,
+    /// With -C or -G: keep only the newest N files, removing older ones as new ones start.
+    #[arg(short = 'W', long = "file-count", value_name = "N", requires = "rotation", value_parser = clap::value_parser!(u64).range(1..))]
+    pub file_count: Option<u64>,
     /// Overwrite the --write file and the --plot images if they exist.
     #[arg(long, requires = "outputs")]
     pub force: bool,
     /// At the end, draw the dsn and throughput plots of each MPTCP connection seen into this
     /// directory (created if missing): mptcp-<ID>-dsn.svg, mptcp-<ID>-throughput.svg.
-    #[arg(long, value_name = "DIR", conflicts_with = "long_run")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["long_run", "rotation"])]
     pub plot: Option<PathBuf>,
     /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
     #[arg(long, value_name = "S", value_parser = parse_seconds)]
@@ -276,6 +288,13 @@ impl TraceArgs {
             netns: self.netns.clone(),
             write: self.write.clone(),
             force: self.force,
+            rotation: Rotation {
+                max_bytes: self.file_size.map(|mb| mb.saturating_mul(1_000_000)),
+                interval: self.rotate_seconds,
+                keep: self
+                    .file_count
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            },
             duration: self.duration,
             interval: self.interval,
             all_tcp: self.all_tcp,
@@ -926,6 +945,33 @@ mod tests {
         assert_eq!(options.port, Some(5201));
         assert_eq!(options.addr, Some("fd00::1".parse().expect("an address")));
         assert_eq!(options.attach, AttachMode::Netlink);
+        assert!(!options.rotation.rotates());
+    }
+
+    /// -C, -G and -W as tcpdump spells them; each needs what it rotates.
+    #[test]
+    fn rotation_options() {
+        let cli = parse(&[
+            "trace", "-i", "eth0", "-w", "t.pcapng", "-C", "5", "-G", "60", "-W", "3",
+        ])
+        .expect("parses");
+        let Some(Command::Trace(args)) = cli.command else {
+            panic!("not trace")
+        };
+        let rotation = args.to_options().rotation;
+        assert_eq!(rotation.max_bytes, Some(5_000_000));
+        assert_eq!(rotation.interval, Some(Duration::from_secs(60)));
+        assert_eq!(rotation.keep, Some(3));
+        for refused in [
+            &["trace", "-i", "eth0", "-C", "5"][..],
+            &["trace", "-i", "eth0", "-w", "t.pcapng", "-W", "3"],
+            &["trace", "-i", "eth0", "-w", "t.pcapng", "-C", "0"],
+            &[
+                "trace", "-i", "eth0", "-w", "t.pcapng", "-G", "60", "--plot", "d",
+            ],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
     }
 
     /// Every warning stderr gives is also one of the JSON's, with the same text.

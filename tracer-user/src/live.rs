@@ -7,6 +7,7 @@
 //! `--long-run` summarises ended connections once and forgets them (see `evict`).
 
 pub mod evict;
+pub mod rotate;
 
 use std::{ops::ControlFlow, path::Path, time::SystemTime};
 
@@ -92,6 +93,11 @@ fn make_writer(
     options: &TraceOptions,
 ) -> impl FnOnce() -> Result<Option<Box<dyn CaptureWriter>>, LiveError> + '_ {
     move || match &options.write {
+        Some(path) if options.rotation.rotates() => {
+            let writer = rotate::RotatingWriter::create(path, options.rotation, options.force)
+                .map_err(|e| LiveError::Write(error_chain(&e)))?;
+            Ok(Some(Box::new(writer) as Box<dyn CaptureWriter>))
+        }
         Some(path) => create_writer(path, options.force).map(Some),
         None => Ok(None),
     }

@@ -757,3 +757,86 @@ fn trace_plot_draws_what_plot_draws_from_the_written_capture() {
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-w -C 1`: the packets of a transfer spread over several files, each a whole pcapng that
+/// tshark reads on its own, together exactly the packets a second tracer wrote to one file
+/// at the same time; with `-W 2` only the two newest files are left.
+#[test]
+fn rotated_files_hold_together_what_one_file_holds() {
+    let test = "rotated_files_hold_together_what_one_file_holds";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, interface) = client_side(&lab);
+    let interfaces = [interface];
+    let dir = std::env::temp_dir().join(format!("mptcp-rotate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let path = |name: &str| dir.join(name).to_str().expect("UTF-8").to_owned();
+    let (one, rotated, kept) = (path("one.pcapng"), path("r.pcapng"), path("k.pcapng"));
+    let mut tracers = [
+        LiveTracer::start(&namespace, &interfaces, Attach::Auto, &["-w", &one]),
+        LiveTracer::start(
+            &namespace,
+            &interfaces,
+            Attach::Auto,
+            &["-w", &rotated, "-C", "1"],
+        ),
+        LiveTracer::start(
+            &namespace,
+            &interfaces,
+            Attach::Auto,
+            &["-w", &kept, "-C", "1", "-W", "2"],
+        ),
+    ];
+    lab.transfer(&mptcp_transfer(5201, 20_000_000, 0))
+        .expect("the transfer");
+    for tracer in &mut tracers {
+        let exit = tracer.stop();
+        assert!(exit.status.success(), "{}", exit.stderr);
+    }
+    // Each tracer stamps its own events: compare what the packets were, not when.
+    let frames = |file: &str| -> Vec<String> {
+        integration_tests::tshark_fields(
+            std::path::Path::new(file),
+            "",
+            &[
+                "tcp.srcport",
+                "tcp.seq_raw",
+                "tcp.ack_raw",
+                "tcp.len",
+                "tcp.flags",
+            ],
+        )
+        .into_iter()
+        .map(|row| row.join(" "))
+        .collect()
+    };
+    let files = |prefix: &str| -> Vec<String> {
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(prefix))
+            .collect();
+        found.sort();
+        found
+    };
+    let mut whole = frames(&one);
+    let parts = files("r-");
+    assert!(parts.len() >= 2, "{parts:?}");
+    let mut joined: Vec<String> = parts.iter().flat_map(|name| frames(&path(name))).collect();
+    assert_eq!(joined.len(), whole.len(), "{parts:?}");
+    whole.sort();
+    joined.sort();
+    assert!(
+        joined == whole,
+        "the rotated files differ from the single file"
+    );
+    let newest: Vec<String> = parts[parts.len() - 2..]
+        .iter()
+        .map(|name| name.replacen("r-", "k-", 1))
+        .collect();
+    assert_eq!(files("k-"), newest);
+    let _ = std::fs::remove_dir_all(&dir);
+}

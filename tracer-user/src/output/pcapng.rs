@@ -52,8 +52,27 @@ pub enum PcapngWriteError {
 /// Writes events as pcapng, buffered. Call `flush` before dropping to see write errors.
 pub struct PcapngEventWriter {
     path: String,
-    writer: PcapNgWriter<BufWriter<File>>,
+    writer: PcapNgWriter<Counted<BufWriter<File>>>,
     interfaces: u32,
+}
+
+/// A writer that counts the bytes it passed on: the file's size for `-C` rotation, without a
+/// system call per packet.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl PcapngEventWriter {
@@ -82,7 +101,11 @@ impl PcapngEventWriter {
             )))],
             ..SectionHeaderBlock::default()
         };
-        let writer = PcapNgWriter::with_section_header(BufWriter::new(file), section)
+        let counted = Counted {
+            inner: BufWriter::new(file),
+            bytes: 0,
+        };
+        let writer = PcapNgWriter::with_section_header(counted, section)
             .map_err(|source| encode_error(&name, source))?;
         Ok(PcapngEventWriter {
             path: name,
@@ -164,6 +187,16 @@ impl PcapngEventWriter {
             .write_pcapng_block(block)
             .map_err(|source| encode_error(&self.path, source))?;
         Ok(())
+    }
+
+    /// Bytes of the file so far (written or still in the buffer).
+    pub fn bytes_written(&self) -> u64 {
+        self.writer.get_ref().bytes
+    }
+
+    /// The file written.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// Writes out the buffer.

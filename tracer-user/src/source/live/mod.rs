@@ -50,6 +50,7 @@ use tracer_common::{
     FilterConfig, counter,
 };
 
+pub use self::capture::Rotation;
 pub(crate) use self::{attach::error_chain, capture::CaptureWriter};
 use self::{
     attach::{Attached, EGRESS_PROGRAM, INGRESS_PROGRAM, Mechanism},
@@ -76,6 +77,8 @@ pub struct TraceOptions {
     pub write: Option<PathBuf>,
     /// Overwrite `write` if it exists.
     pub force: bool,
+    /// When `write` moves on to a new file (`-C`, `-G`, `-W`).
+    pub rotation: Rotation,
     /// Stop after this long (otherwise on SIGINT/SIGTERM).
     pub duration: Option<Duration>,
     /// How often `on_interval` is called.
