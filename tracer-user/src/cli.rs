@@ -32,10 +32,12 @@ use crate::{
     output::{json, table},
     plot::{PlotKind, PlotOptions},
     query::{
-        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_TCP_SUMMARY,
-        EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs,
-        Query, TcpSummaryArgs, load, run_query, warn_damage, warn_diagnostics,
+        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_REORDER_BUFFER,
+        ABOUT_TCP_SUMMARY, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions,
+        MptcpSummaryArgs, PlotArgs, Query, TcpSummaryArgs, load, run_query, warn_damage,
+        warn_diagnostics,
     },
+    reorder::ReorderArgs,
     shell,
     source::live::{self as live_source, AttachMode, LiveStats, TraceOptions},
 };
@@ -115,6 +117,13 @@ pub enum Command {
         #[command(flatten)]
         options: PlotOptions,
     },
+    #[command(about = ABOUT_REORDER_BUFFER)]
+    ReorderBuffer {
+        /// Capture file (pcap or pcapng), made at the receiving side (`--side`).
+        file: PathBuf,
+        #[command(flatten)]
+        args: ReorderArgs,
+    },
     /// Interactive prompt: load a capture once, then query it (the default command).
     Shell,
     /// Write one row per TCP packet of one or more captures (CSV or Parquet), with what the
@@ -150,6 +159,9 @@ impl Command {
                     options: options.clone(),
                 }),
             ),
+            Command::ReorderBuffer { file, args } => {
+                (file.as_path(), Query::ReorderBuffer(args.clone()))
+            }
             // Commands that do not query a capture.
             _ => return None,
         })
@@ -712,6 +724,15 @@ mod tests {
                 json: false
             })
         ));
+
+        // The capture is made at the server unless --side says otherwise.
+        let cli = parse(&["reorder-buffer", "s.pcap", "2"]).expect("parses");
+        assert!(matches!(
+            cli.command.as_ref().and_then(Command::as_query),
+            Some((_, Query::ReorderBuffer(a)))
+                if a.id == 2 && a.side == crate::reorder::Side::Server && !a.json && !a.full
+        ));
+        assert!(parse(&["reorder-buffer", "s.pcap", "2", "--side", "middle"]).is_err());
 
         let cli = parse(&["list-mptcp", "c.pcap"]).expect("parses");
         assert!(matches!(

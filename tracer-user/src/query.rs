@@ -17,6 +17,7 @@ use crate::{
     offline::{self, OfflineOptions, OfflineReport},
     output::{json, table},
     plot::{self, PlotKind, PlotOptions},
+    reorder::{self, ReorderArgs},
 };
 
 /// Everything worked.
@@ -44,6 +45,7 @@ pub(crate) const ABOUT_LIST_MPTCP: &str =
 pub(crate) const ABOUT_TCP_SUMMARY: &str = "Per-direction byte counts of one TCP stream";
 pub(crate) const ABOUT_PLOT: &str =
     "Plot one MPTCP connection (SVG or PNG) or print the plot's series (CSV or JSON)";
+pub(crate) const ABOUT_REORDER_BUFFER: &str = "Out-of-order data bytes the receiver held over time, and their maximum (capture made at the receiver)";
 pub(crate) const ABOUT_MPTCP_SUMMARY: &str =
     "Per-direction data-level byte counts, subflow shares and events of one MPTCP connection";
 
@@ -60,6 +62,8 @@ pub enum Query {
     MptcpSummary(MptcpSummaryArgs),
     #[command(about = ABOUT_PLOT)]
     Plot(PlotArgs),
+    #[command(about = ABOUT_REORDER_BUFFER)]
+    ReorderBuffer(ReorderArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -152,6 +156,14 @@ pub fn run_query(
         Query::Plot(args) => {
             plot::run(analyzer, capture, args.kind, &args.options, out)?;
             return Ok(());
+        }
+        Query::ReorderBuffer(args) => {
+            let result = reorder::reorder_buffer(analyzer, capture, args)?;
+            if args.json {
+                json::to_pretty(&result)?
+            } else {
+                reorder::table(&result, args.full)
+            }
         }
         Query::MptcpSummary(args) => {
             let summary = analyzer.mptcp_summary(args.id).ok_or_else(|| {

@@ -623,6 +623,11 @@ mod tests {
             parse("mptcp-summary --full 2"),
             Ok(ShellCommand::Query(Query::MptcpSummary(a))) if a.id == 2 && a.full && !a.json
         ));
+        assert!(matches!(
+            parse("reorder-buffer 1 --side client --json"),
+            Ok(ShellCommand::Query(Query::ReorderBuffer(a)))
+                if a.id == 1 && a.side == crate::reorder::Side::Client && a.json
+        ));
         assert!(matches!(parse("quit"), Ok(ShellCommand::Quit)));
         assert!(matches!(parse("exit"), Ok(ShellCommand::Quit)));
         assert_eq!(
@@ -651,6 +656,7 @@ mod tests {
                 "mptcp-summary",
                 "plot",
                 "quit",
+                "reorder-buffer",
                 "tcp-summary"
             ]
         );

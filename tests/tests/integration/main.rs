@@ -10,6 +10,8 @@
 //!   on every capture; the orphan kinds on a synthetic capture.
 //! - `plot`: every plot kind as SVG (XML, labels, one dot per point of each subflow) and PNG
 //!   (size, not blank), points counted against the analysis; the shell's plot; bad input.
+//! - `reorder`: `reorder-buffer` against a naive walk of the exported rows, mptcp-summary's
+//!   unique and acknowledged bytes and the application's byte counts; the shell's answer.
 //! - `malformed`: damaged files give errors that name the file and packet, never a panic.
 //! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
 //! - `export`: CSV and Parquet rows against list-tcp, mptcp-summary and each other; bad input.
@@ -31,6 +33,7 @@ mod malformed;
 mod mptcp_coverage;
 mod own_captures;
 mod plot;
+mod reorder;
 mod shared_captures;
 mod shell;
 mod tshark;
