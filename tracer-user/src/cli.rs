@@ -27,7 +27,7 @@ use nix::{
 
 use crate::{
     analysis::Diagnostics,
-    export::{self, ExportFormat},
+    export::{self, ExportOptions},
     live,
     output::{json, table},
     plot::{PlotKind, PlotOptions},
@@ -339,40 +339,36 @@ pub struct ExportArgs {
     /// Capture files (pcap or pcapng), analysed in parallel where the machine has the cores.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Output file.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Output format (default: from the output's extension, .csv or .parquet).
-    #[arg(long, value_enum)]
-    pub format: Option<ExportFormat>,
-    /// Overwrite the output if it exists.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub options: ExportOptions,
 }
 
 /// `export`: the rows are written, a capture that stopped early is warned about (exit 2).
 fn export(args: &ExportArgs) -> anyhow::Result<i32> {
-    let report = export::export_packets(&args.files, &args.output, args.format, args.force)?;
-    let mut code = EXIT_OK;
+    let options = &args.options;
+    let (warnings, message) = if options.summaries {
+        let report = export::summaries::export_summaries(
+            &args.files,
+            &options.output,
+            options.format,
+            options.force,
+        )?;
+        (report.warnings(), report.message())
+    } else {
+        let report =
+            export::export_packets(&args.files, &options.output, options.format, options.force)?;
+        (report.warnings(), report.message(&options.output))
+    };
     let mut err = io::stderr().lock();
-    for capture in &report.captures {
-        if let Some(error) = &capture.stopped_early {
-            let _ = writeln!(
-                err,
-                "warning: {error}; {} rows cover the packets before it",
-                capture.rows
-            );
-            code = EXIT_PARTIAL;
-        }
+    for warning in &warnings {
+        let _ = writeln!(err, "warning: {warning}");
     }
-    let rows: u64 = report.captures.iter().map(|c| c.rows).sum();
-    let _ = writeln!(
-        err,
-        "{rows} rows from {} captures written to {}",
-        report.captures.len(),
-        args.output.display()
-    );
-    Ok(code)
+    let _ = writeln!(err, "{message}");
+    Ok(if warnings.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
 }
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
@@ -748,6 +744,33 @@ mod tests {
         assert!(parse(&["tcp-summary", "a.pcap", "-1"]).is_err());
         assert!(parse(&["mptcp-summary", "a.pcap", "x"]).is_err());
         assert!(parse(&["list-tcp", "a.pcap", "--bogus"]).is_err());
+    }
+
+    /// `export --summaries` takes a directory; the packet export's flags are unchanged.
+    #[test]
+    fn export_options() {
+        let Some(Command::Export(args)) = parse(&[
+            "export",
+            "a.pcap",
+            "b.pcap",
+            "--summaries",
+            "-o",
+            "out",
+            "--force",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not export")
+        };
+        assert_eq!(args.files, [Path::new("a.pcap"), Path::new("b.pcap")]);
+        assert!(args.options.summaries && args.options.force);
+        assert_eq!(args.options.output, Path::new("out"));
+        assert_eq!(args.options.format, None);
+        assert!(
+            parse(&["export", "-o", "x.csv"]).is_err(),
+            "a capture is required"
+        );
     }
 
     #[test]

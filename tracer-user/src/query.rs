@@ -14,6 +14,7 @@ use crate::{
         Analyzer, Diagnostics,
         summary::{MptcpList, MptcpSummary},
     },
+    export::{self, ExportOptions},
     offline::{self, OfflineOptions, OfflineReport},
     output::{json, table},
     plot::{self, PlotKind, PlotOptions},
@@ -64,6 +65,9 @@ pub enum Query {
     Plot(PlotArgs),
     #[command(about = ABOUT_REORDER_BUFFER)]
     ReorderBuffer(ReorderArgs),
+    /// Write the loaded capture's packets (one row each) or, with --summaries, its connection
+    /// summaries as CSV or Parquet (columns: README "Exports").
+    Export(ExportOptions),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -165,6 +169,7 @@ pub fn run_query(
                 reorder::table(&result, args.full)
             }
         }
+        Query::Export(options) => export::export_loaded(analyzer, capture, options)?,
         Query::MptcpSummary(args) => {
             let summary = analyzer.mptcp_summary(args.id).ok_or_else(|| {
                 anyhow!(

@@ -628,6 +628,15 @@ mod tests {
             Ok(ShellCommand::Query(Query::ReorderBuffer(a)))
                 if a.id == 1 && a.side == crate::reorder::Side::Client && a.json
         ));
+        assert!(matches!(
+            parse("export --summaries -o out --format parquet"),
+            Ok(ShellCommand::Query(Query::Export(o)))
+                if o.summaries && o.output == Path::new("out") && !o.force
+        ));
+        assert!(
+            parse("export a.pcap -o x.csv").is_err(),
+            "the capture is the loaded one"
+        );
         assert!(matches!(parse("quit"), Ok(ShellCommand::Quit)));
         assert!(matches!(parse("exit"), Ok(ShellCommand::Quit)));
         assert_eq!(
@@ -649,6 +658,7 @@ mod tests {
             command_names(),
             [
                 "exit",
+                "export",
                 "help",
                 "list-mptcp",
                 "list-tcp",

@@ -14,7 +14,8 @@
 //!   unique and acknowledged bytes and the application's byte counts; the shell's answer.
 //! - `malformed`: damaged files give errors that name the file and packet, never a panic.
 //! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
-//! - `export`: CSV and Parquet rows against list-tcp, mptcp-summary and each other; bad input.
+//! - `export`: CSV and Parquet rows against list-tcp, mptcp-summary and each other; bad input;
+//!   `--summaries` against mptcp-summary and the application's byte counts; the shell's export.
 //! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
 //! - `live`: `trace` end-to-end in the lab against tcpdump, the application's byte counts and
 //!   `ip mptcp monitor`; refusals before attaching.
