@@ -1,7 +1,8 @@
 //! `reorder-buffer`: the out-of-order bytes a receiver held. Checked against truths computed
 //! another way: a naive walk written here (the union of every held range recomputed from
 //! scratch after each packet of the exported rows), `mptcp-summary`'s unique and acknowledged
-//! bytes, and the application's byte counts of the project's own capture.
+//! bytes, and the truth file of the project's own capture (the application's byte counts,
+//! tcpdump's drops, the receiving kernel's out-of-order queue counter).
 
 use std::path::{Path, PathBuf};
 
@@ -231,15 +232,34 @@ fn reorder_buffer_of_an_own_capture_at_the_client() {
     let end = check_connection(&truth.file, 0, "client", &scratch);
     assert_eq!(end, 0);
     let result = reorder_json(&truth.file, 0, "client");
-    assert!(as_u64(&result["max_bytes"], "max_bytes") <= truth.server_to_client_bytes());
+    let max = as_u64(&result["max_bytes"], "max_bytes");
+    assert!(max <= truth.server_to_client_bytes());
     assert_eq!(result["side"], "client");
     assert_eq!(result["id"], 0);
+    // tcpdump at the client's interfaces dropped nothing: every packet that reached the
+    // client is in the capture, so its DATA_ACKs never pass data the capture did not show.
+    let dropped: u64 = truth.truth["tcpdump"]["interfaces"]
+        .as_array()
+        .expect("tcpdump interfaces")
+        .iter()
+        .map(|i| as_u64(&i["dropped_by_kernel"], "dropped"))
+        .sum();
+    if dropped == 0 {
+        assert_eq!(as_u64(&result["uncaptured_bytes"], "uncaptured"), 0);
+    }
+    // The client's kernel queued data out of order (MPTcpExtOFOQueue, one skb per packet
+    // with offloads off): the walk saw data beyond the in-order point too.
+    let kernel_ofo = truth.truth["kernel_mptcp_counters"]["client"]["MPTcpExtOFOQueue"]
+        .as_u64()
+        .unwrap_or(0);
+    if kernel_ofo > 0 {
+        assert!(max > 0, "the kernel queued {kernel_ofo} skbs out of order");
+    }
 
     // The table says the same maximum; --full lists one line per sample.
     let file = truth.file.to_string_lossy();
     let table = tracer(&["reorder-buffer", &file, "0", "--side", "client"]);
     table.assert_success();
-    let max = as_u64(&result["max_bytes"], "max_bytes");
     assert!(
         table.stdout.contains(&format!("maximum held  {max} B")),
         "{}",
