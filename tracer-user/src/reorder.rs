@@ -13,7 +13,9 @@
 //! The walk reads the analysis's per-packet records (`analysis::record`): the data ranges are
 //! the ones the summaries count, not a second parse. Data sequence numbers are modular: the
 //! walk measures everything as a signed distance from the in-order point, so a transfer may
-//! cross 2^64.
+//! cross 2^64. The held data is a map of its own rather than `analysis::ranges::RangeSet`:
+//! delivering needs the lowest held piece, which a `RangeSet` does not give, and attributing
+//! held bytes to subflows needs each piece's carrier, which merging would lose.
 
 use std::{
     collections::BTreeMap,
