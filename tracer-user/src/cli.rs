@@ -128,7 +128,8 @@ pub enum Command {
     Shell,
     /// Write one row per TCP packet of one or more captures (CSV or Parquet), with what the
     /// analysis concluded about each: connection, subflow, data sequence range, mapping,
-    /// retransmission, reinjection (columns: README "Exports").
+    /// retransmission, reinjection; or, with --summaries, their connection summaries
+    /// (columns: README "Exports").
     Export(ExportArgs),
     /// Trace MPTCP live on network interfaces with eBPF (needs root).
     Trace(TraceArgs),

@@ -46,7 +46,8 @@ pub(crate) const ABOUT_LIST_MPTCP: &str =
 pub(crate) const ABOUT_TCP_SUMMARY: &str = "Per-direction byte counts of one TCP stream";
 pub(crate) const ABOUT_PLOT: &str =
     "Plot one MPTCP connection (SVG or PNG) or print the plot's series (CSV or JSON)";
-pub(crate) const ABOUT_REORDER_BUFFER: &str = "Out-of-order data bytes the receiver held over time, and their maximum (capture made at the receiver)";
+pub(crate) const ABOUT_REORDER_BUFFER: &str =
+    "Out-of-order data bytes the receiver held over time, and their maximum (from its capture)";
 pub(crate) const ABOUT_MPTCP_SUMMARY: &str =
     "Per-direction data-level byte counts, subflow shares and events of one MPTCP connection";
 
