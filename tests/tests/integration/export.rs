@@ -725,3 +725,30 @@ fn shell_exports_the_loaded_capture() {
         "{refused:?}"
     );
 }
+
+/// A capture cut short: its summaries are written, and the damage is a warning with exit
+/// code 2, as for the packet rows.
+#[test]
+fn export_summaries_of_a_truncated_capture_warn() {
+    let scratch = Scratch::new("summaries-cut");
+    let bytes = std::fs::read(data_dir().join("v4-2sf.pcap")).expect("capture");
+    let cut = scratch.path("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 50]).expect("write");
+    let dir = scratch.path("out");
+    let run = tracer(&[
+        "export",
+        "--summaries",
+        cut.to_str().expect("UTF-8"),
+        "-o",
+        dir.to_str().expect("UTF-8"),
+    ]);
+    run.assert_no_panic();
+    assert_eq!(run.code(), 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cut.pcap") && run.stderr.contains("its summaries cover the packets"),
+        "{}",
+        run.stderr
+    );
+    let connections = read_csv(&dir.join("connections.csv"));
+    assert_eq!(connections.rows.len(), 2, "one connection, two directions");
+}
