@@ -27,20 +27,21 @@ use nix::{
 
 use crate::{
     analysis::Diagnostics,
-    export::{self, ExportFormat},
+    export::{self, ExportOptions},
     live,
     output::{json, table},
     plot::{self, PlotKind, PlotOptions},
     query::{
-        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_TCP_SUMMARY,
-        EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs,
-        Query, TcpSummaryArgs, load,
+        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_REORDER_BUFFER,
+        ABOUT_TCP_SUMMARY, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions,
+        MptcpSummaryArgs, PlotArgs, Query, TcpSummaryArgs, load,
         pair::{
             ABOUT_MAP_MPTCP, ABOUT_MAP_TCP, Capture, MapMptcpArgs, MapTcpArgs, PairQuery,
             run_pair_query,
         },
         run_query, warn_damage, warn_diagnostics,
     },
+    reorder::ReorderArgs,
     shell,
     source::live::{self as live_source, AttachMode, LiveStats, Rotation, TraceOptions},
 };
@@ -120,6 +121,13 @@ pub enum Command {
         #[command(flatten)]
         options: PlotOptions,
     },
+    #[command(about = ABOUT_REORDER_BUFFER)]
+    ReorderBuffer {
+        /// Capture file (pcap or pcapng), made at the receiving side (`--side`).
+        file: PathBuf,
+        #[command(flatten)]
+        args: ReorderArgs,
+    },
     #[command(about = ABOUT_MAP_TCP)]
     MapTcp {
         #[command(flatten)]
@@ -138,7 +146,8 @@ pub enum Command {
     Shell,
     /// Write one row per TCP packet of one or more captures (CSV or Parquet), with what the
     /// analysis concluded about each: connection, subflow, data sequence range, mapping,
-    /// retransmission, reinjection (columns: README "Exports").
+    /// retransmission, reinjection; or, with --summaries, their connection summaries
+    /// (columns: README "Exports").
     Export(ExportArgs),
     /// Trace MPTCP live on network interfaces with eBPF (needs root).
     Trace(TraceArgs),
@@ -187,6 +196,9 @@ impl Command {
                     options: options.clone(),
                 }),
             ),
+            Command::ReorderBuffer { file, args } => {
+                (file.as_path(), Query::ReorderBuffer(args.clone()))
+            }
             // Commands that do not query a capture.
             _ => return None,
         })
@@ -388,40 +400,36 @@ pub struct ExportArgs {
     /// Capture files (pcap or pcapng), analysed in parallel where the machine has the cores.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Output file.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Output format (default: from the output's extension, .csv or .parquet).
-    #[arg(long, value_enum)]
-    pub format: Option<ExportFormat>,
-    /// Overwrite the output if it exists.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub options: ExportOptions,
 }
 
 /// `export`: the rows are written, a capture that stopped early is warned about (exit 2).
 fn export(args: &ExportArgs) -> anyhow::Result<i32> {
-    let report = export::export_packets(&args.files, &args.output, args.format, args.force)?;
-    let mut code = EXIT_OK;
+    let options = &args.options;
+    let (warnings, message) = if options.summaries {
+        let report = export::summaries::export_summaries(
+            &args.files,
+            &options.output,
+            options.format,
+            options.force,
+        )?;
+        (report.warnings(), report.message())
+    } else {
+        let report =
+            export::export_packets(&args.files, &options.output, options.format, options.force)?;
+        (report.warnings(), report.message(&options.output))
+    };
     let mut err = io::stderr().lock();
-    for capture in &report.captures {
-        if let Some(error) = &capture.stopped_early {
-            let _ = writeln!(
-                err,
-                "warning: {error}; {} rows cover the packets before it",
-                capture.rows
-            );
-            code = EXIT_PARTIAL;
-        }
+    for warning in &warnings {
+        let _ = writeln!(err, "warning: {warning}");
     }
-    let rows: u64 = report.captures.iter().map(|c| c.rows).sum();
-    let _ = writeln!(
-        err,
-        "{rows} rows from {} captures written to {}",
-        report.captures.len(),
-        args.output.display()
-    );
-    Ok(code)
+    let _ = writeln!(err, "{message}");
+    Ok(if warnings.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
 }
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
@@ -880,6 +888,15 @@ mod tests {
             })
         ));
 
+        // The capture is made at the server unless --side says otherwise.
+        let cli = parse(&["reorder-buffer", "s.pcap", "2"]).expect("parses");
+        assert!(matches!(
+            cli.command.as_ref().and_then(Command::as_query),
+            Some((_, Query::ReorderBuffer(a)))
+                if a.id == 2 && a.side == crate::reorder::Side::Server && !a.json && !a.full
+        ));
+        assert!(parse(&["reorder-buffer", "s.pcap", "2", "--side", "middle"]).is_err());
+
         let cli = parse(&["list-mptcp", "c.pcap"]).expect("parses");
         assert!(matches!(
             cli.command.as_ref().and_then(Command::as_query),
@@ -894,6 +911,33 @@ mod tests {
         assert!(parse(&["tcp-summary", "a.pcap", "-1"]).is_err());
         assert!(parse(&["mptcp-summary", "a.pcap", "x"]).is_err());
         assert!(parse(&["list-tcp", "a.pcap", "--bogus"]).is_err());
+    }
+
+    /// `export --summaries` takes a directory; the packet export's flags are unchanged.
+    #[test]
+    fn export_options() {
+        let Some(Command::Export(args)) = parse(&[
+            "export",
+            "a.pcap",
+            "b.pcap",
+            "--summaries",
+            "-o",
+            "out",
+            "--force",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not export")
+        };
+        assert_eq!(args.files, [Path::new("a.pcap"), Path::new("b.pcap")]);
+        assert!(args.options.summaries && args.options.force);
+        assert_eq!(args.options.output, Path::new("out"));
+        assert_eq!(args.options.format, None);
+        assert!(
+            parse(&["export", "-o", "x.csv"]).is_err(),
+            "a capture is required"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! builds the read-only results → `output` formats them. `offline` drives a capture file through
 //! this (decoding on a second thread), `live` the ring buffer's events of `source::live`, `demo`
 //! a lab. `export` writes the analysis's per-packet records (`analysis::record`) as CSV or
-//! Parquet rows, `plot` draws them (SVG/PNG with plotters). The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
+//! Parquet rows, `plot` draws them (SVG/PNG with plotters), `reorder` walks them as the receiver's
+//! data-level reassembly (the out-of-order bytes it held). The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
 //! and answer through `query`.
 
 pub mod analysis;
@@ -22,5 +23,6 @@ pub mod output;
 pub mod pair;
 pub mod plot;
 pub mod query;
+pub mod reorder;
 pub mod shell;
 pub mod source;

@@ -16,9 +16,11 @@ use crate::{
         Analyzer, Diagnostics,
         summary::{MptcpList, MptcpSummary},
     },
+    export::{self, ExportOptions},
     offline::{self, OfflineOptions, OfflineReport},
     output::{json, table},
     plot::{self, PlotKind, PlotOptions},
+    reorder::{self, ReorderArgs},
 };
 
 /// Everything worked.
@@ -46,6 +48,8 @@ pub(crate) const ABOUT_LIST_MPTCP: &str =
 pub(crate) const ABOUT_TCP_SUMMARY: &str = "Per-direction byte counts of one TCP stream";
 pub(crate) const ABOUT_PLOT: &str =
     "Plot one MPTCP connection (SVG or PNG) or print the plot's series (CSV or JSON)";
+pub(crate) const ABOUT_REORDER_BUFFER: &str =
+    "Out-of-order data bytes the receiver held over time, and their maximum (from its capture)";
 pub(crate) const ABOUT_MPTCP_SUMMARY: &str =
     "Per-direction data-level byte counts, subflow shares and events of one MPTCP connection";
 
@@ -62,6 +66,11 @@ pub enum Query {
     MptcpSummary(MptcpSummaryArgs),
     #[command(about = ABOUT_PLOT)]
     Plot(PlotArgs),
+    #[command(about = ABOUT_REORDER_BUFFER)]
+    ReorderBuffer(ReorderArgs),
+    /// Write the loaded capture's packets (one row each) or, with --summaries, its connection
+    /// summaries as CSV or Parquet (columns: README "Exports").
+    Export(ExportOptions),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -155,6 +164,15 @@ pub fn run_query(
             plot::run(analyzer, capture, args.kind, &args.options, out)?;
             return Ok(());
         }
+        Query::ReorderBuffer(args) => {
+            let result = reorder::reorder_buffer(analyzer, capture, args)?;
+            if args.json {
+                json::to_pretty(&result)?
+            } else {
+                reorder::table(&result, args.full)
+            }
+        }
+        Query::Export(options) => export::export_loaded(analyzer, capture, options)?,
         Query::MptcpSummary(args) => {
             let summary = analyzer.mptcp_summary(args.id).ok_or_else(|| {
                 anyhow!(

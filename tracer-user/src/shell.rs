@@ -669,6 +669,20 @@ mod tests {
             parse("mptcp-summary --full 2"),
             Ok(ShellCommand::Query(Query::MptcpSummary(a))) if a.id == 2 && a.full && !a.json
         ));
+        assert!(matches!(
+            parse("reorder-buffer 1 --side client --json"),
+            Ok(ShellCommand::Query(Query::ReorderBuffer(a)))
+                if a.id == 1 && a.side == crate::reorder::Side::Client && a.json
+        ));
+        assert!(matches!(
+            parse("export --summaries -o out --format parquet"),
+            Ok(ShellCommand::Query(Query::Export(o)))
+                if o.summaries && o.output == Path::new("out") && !o.force
+        ));
+        assert!(
+            parse("export a.pcap -o x.csv").is_err(),
+            "the capture is the loaded one"
+        );
         assert!(matches!(parse("quit"), Ok(ShellCommand::Quit)));
         assert!(matches!(parse("exit"), Ok(ShellCommand::Quit)));
         assert_eq!(
@@ -702,6 +716,7 @@ mod tests {
             command_names(),
             [
                 "exit",
+                "export",
                 "help",
                 "list-mptcp",
                 "list-tcp",
@@ -711,6 +726,7 @@ mod tests {
                 "mptcp-summary",
                 "plot",
                 "quit",
+                "reorder-buffer",
                 "tcp-summary"
             ]
         );

@@ -13,12 +13,14 @@ use std::{
 use arrow_array::{
     Array, RecordBatch,
     cast::AsArray,
-    types::{UInt8Type, UInt16Type, UInt32Type, UInt64Type},
+    types::{Float64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type},
 };
 use integration_tests::{
     as_u64, data_dir, direction, list_mptcp, list_tcp, mptcp_summary, shared_pcaps, tracer,
+    tracer_with_stdin, truth_captures,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
 
 /// A scratch directory removed at the end of the test.
 struct Scratch(PathBuf);
@@ -129,6 +131,9 @@ fn row_text(batch: &RecordBatch, i: usize) -> Vec<String> {
                     column.as_primitive::<UInt8Type>().value(i).to_string()
                 }
                 arrow_schema::DataType::Boolean => column.as_boolean().value(i).to_string(),
+                arrow_schema::DataType::Float64 => {
+                    column.as_primitive::<Float64Type>().value(i).to_string()
+                }
                 other => panic!("unexpected column type {other}"),
             }
         })
@@ -437,4 +442,313 @@ fn export_refuses_bad_input_clearly() {
             .ends_with(".partial")),
         "nor a temporary file"
     );
+}
+
+/// `export --summaries DIR` of `files`, CSV and Parquet; returns the CSV tables (connections,
+/// subflows) after checking that the Parquet tables hold the same rows.
+fn export_summaries(files: &[&Path], scratch: &Scratch, name: &str) -> (Table, Table) {
+    let mut tables = Vec::new();
+    for format in ["csv", "parquet"] {
+        let dir = scratch.path(&format!("{name}-{format}"));
+        let mut args = vec!["export".to_owned(), "--summaries".to_owned()];
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        args.extend(["-o", &dir.display().to_string(), "--format", format].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tracer(&args).assert_success();
+        tables.push(dir);
+    }
+    let [csv_dir, parquet_dir] = [&tables[0], &tables[1]];
+    let mut out = Vec::new();
+    for table in ["connections", "subflows"] {
+        let csv = read_csv(&csv_dir.join(format!("{table}.csv")));
+        let (parquet, _) = read_parquet(&parquet_dir.join(format!("{table}.parquet")));
+        assert_eq!(csv.header, parquet.header, "{table}: columns");
+        assert_eq!(csv.rows, parquet.rows, "{table}: CSV and Parquet rows");
+        out.push(csv);
+    }
+    let subflows = out.pop().expect("subflows");
+    (out.pop().expect("connections"), subflows)
+}
+
+/// A field of a row as JSON would give it, for comparing with mptcp-summary's JSON.
+fn same(field: &str, json: &Value) -> bool {
+    match json {
+        // serde_json's default float parsing may miss the last bit: equal to 1e-12.
+        Value::Number(n) if n.is_f64() => field.parse::<f64>().is_ok_and(|x| {
+            n.as_f64()
+                .is_some_and(|y| (x - y).abs() <= 1e-12 * y.abs().max(1.0))
+        }),
+        Value::Number(n) => field.parse::<u64>().ok() == n.as_u64(),
+        Value::Bool(b) => field == b.to_string(),
+        Value::String(s) => field == s,
+        Value::Null => field.is_empty(),
+        _ => false,
+    }
+}
+
+/// Every row of both tables against `mptcp-summary --json` and `list-mptcp --json` of its
+/// capture: the same numbers, one connection row per connection and direction, one subflow
+/// row per subflow and direction. Returns the connection rows checked.
+fn check_summary_rows(capture: &Path, connections: &Table, subflows: &Table) -> usize {
+    let name = capture.display().to_string();
+    let of_capture = |t: &Table| -> Vec<Vec<String>> {
+        let c = t.column("capture");
+        t.rows.iter().filter(|r| r[c] == name).cloned().collect()
+    };
+    let (conn_rows, sub_rows) = (of_capture(connections), of_capture(subflows));
+    let list = list_mptcp(capture);
+    let infos = list["mptcp_connections"].as_array().expect("connections");
+    assert_eq!(conn_rows.len(), 2 * infos.len(), "{name}: connection rows");
+    let mut subflow_rows = 0;
+    for row in &conn_rows {
+        let field = |c: &str| row[connections.column(c)].as_str();
+        let id: u64 = field("mptcp_connection").parse().expect("id");
+        let info = infos.iter().find(|i| i["id"] == id).expect("listed");
+        let initial = &info["subflows"][0];
+        let summary = mptcp_summary(capture, id);
+        let d = direction(&summary, field("direction"));
+        let what = format!("{name} connection {id} {}", field("direction"));
+        for (column, json) in [
+            ("version", &info["version"]),
+            ("fallback", &info["fallback"]),
+            ("client_key", &info["client_key"]),
+            ("server_key", &info["server_key"]),
+            ("client", &initial["client"]),
+            ("server", &initial["server"]),
+        ] {
+            assert!(same(field(column), json), "{what}: {column} {json}");
+        }
+        for column in [
+            "duration_s",
+            "wire_bytes",
+            "unique_bytes",
+            "acked_bytes",
+            "reinjected_bytes",
+            "reinjections",
+            "retransmitted_bytes",
+            "retransmissions",
+            "unmapped_segments",
+            "unmapped_bytes",
+            "goodput_bps",
+            "throughput_bps",
+        ] {
+            assert!(same(field(column), &d[column]), "{what}: {column}");
+        }
+        let summary_subflows = d["subflows"].as_array().expect("subflows");
+        assert_eq!(field("subflows"), summary_subflows.len().to_string());
+        for s in summary_subflows {
+            let row = sub_rows
+                .iter()
+                .find(|r| {
+                    let f = |c: &str| r[subflows.column(c)].as_str();
+                    f("mptcp_connection") == id.to_string()
+                        && f("direction") == field("direction")
+                        && same(f("tcp_stream"), &s["tcp_stream"])
+                })
+                .unwrap_or_else(|| panic!("{what}: no row of subflow {}", s["tcp_stream"]));
+            let f = |c: &str| row[subflows.column(c)].as_str();
+            for column in [
+                "packets",
+                "wire_bytes",
+                "unique_bytes",
+                "reinjected_bytes",
+                "retransmitted_bytes",
+                "share",
+            ] {
+                assert!(same(f(column), &s[column]), "{what}: subflow {column}");
+            }
+            let listed = info["subflows"]
+                .as_array()
+                .and_then(|l| l.iter().find(|l| l["tcp_stream"] == s["tcp_stream"]))
+                .expect("listed subflow");
+            for column in ["role", "client", "server"] {
+                assert!(same(f(column), &listed[column]), "{what}: {column}");
+            }
+            subflow_rows += 1;
+        }
+    }
+    assert_eq!(sub_rows.len(), subflow_rows, "{name}: subflow rows");
+    conn_rows.len()
+}
+
+/// `export --summaries` of the project's own capture and a shared one at once: every row is
+/// mptcp-summary's and list-mptcp's, CSV and Parquet agree, and the own capture's unique bytes
+/// are what the application sent each way (its truth file).
+#[test]
+fn export_summaries_rows_are_the_summaries() {
+    let scratch = Scratch::new("summaries");
+    let own = truth_captures()
+        .into_iter()
+        .find(|c| c.name == "v4-2sf-bidir")
+        .expect("v4-2sf-bidir");
+    let mut files = vec![own.file.clone()];
+    if let Some(dir) = shared_pcaps("export_summaries_rows_are_the_summaries") {
+        files.push(dir.join("server_2.pcap"));
+    }
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let (connections, subflows) = export_summaries(&paths, &scratch, "both");
+    let checked: usize = files
+        .iter()
+        .map(|f| check_summary_rows(f, &connections, &subflows))
+        .sum();
+    assert_eq!(checked, connections.rows.len());
+    let [dir, unique] = ["direction", "unique_bytes"].map(|c| connections.column(c));
+    let own_name = own.file.display().to_string();
+    let unique_of = |direction: &str| -> u64 {
+        connections
+            .rows
+            .iter()
+            .find(|r| r[0] == own_name && r[dir] == direction)
+            .map(|r| r[unique].parse().expect("unique"))
+            .expect("own capture's row")
+    };
+    assert_eq!(unique_of("client_to_server"), own.client_to_server_bytes());
+    assert_eq!(unique_of("server_to_client"), own.server_to_client_bytes());
+}
+
+/// The summaries' directory: existing tables are refused without --force and kept; a file
+/// where the directory should be and a missing parent are clear errors; nothing half-written.
+#[test]
+fn export_summaries_refuses_to_overwrite() {
+    let scratch = Scratch::new("summaries-bad");
+    let capture = data_dir().join("v4-2sf.pcap");
+    let capture = capture.to_str().expect("UTF-8 path");
+    let dir = scratch.path("out");
+    let dir_text = dir.to_str().expect("UTF-8 path");
+    tracer(&["export", "--summaries", capture, "-o", dir_text]).assert_success();
+    std::fs::write(dir.join("subflows.csv"), "mine").expect("write");
+    let run = tracer(&["export", "--summaries", capture, "-o", dir_text]);
+    assert_eq!(run.code(), 1);
+    // connections.csv is there too: the first table refused is named.
+    assert!(
+        run.stderr.contains("connections.csv: exists (add --force"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("subflows.csv")).expect("kept"),
+        "mine"
+    );
+    tracer(&["export", "--summaries", capture, "-o", dir_text, "--force"]).assert_success();
+    assert!(
+        std::fs::read_to_string(dir.join("subflows.csv"))
+            .expect("written")
+            .starts_with("capture,mptcp_connection,tcp_stream")
+    );
+
+    let file = dir.join("connections.csv");
+    let run = tracer(&[
+        "export",
+        "--summaries",
+        capture,
+        "-o",
+        file.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr.contains("not a directory"), "{}", run.stderr);
+    let missing = scratch.path("no/such");
+    let run = tracer(&[
+        "export",
+        "--summaries",
+        capture,
+        "-o",
+        missing.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stderr.contains("directory does not exist"),
+        "{}",
+        run.stderr
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.ends_with(".partial")),
+        "no temporary file left: {names:?}"
+    );
+}
+
+/// The shell's `export` of the loaded capture writes the same files as the one-shot command,
+/// packets and summaries; refusing an existing output fails the batch.
+#[test]
+fn shell_exports_the_loaded_capture() {
+    let scratch = Scratch::new("shell");
+    let capture = data_dir().join("v4-2sf-lossy.pcap");
+    let capture_text = capture.display().to_string();
+    let cli_packets = scratch.path("cli.csv");
+    export(&[&capture], &cli_packets);
+    let cli_summaries = scratch.path("cli-summaries");
+    tracer(&[
+        "export",
+        "--summaries",
+        &capture_text,
+        "-o",
+        cli_summaries.to_str().expect("UTF-8"),
+        "--format",
+        "parquet",
+    ])
+    .assert_success();
+
+    let shell_packets = scratch.path("shell.csv");
+    let shell_summaries = scratch.path("shell-summaries");
+    let script = format!(
+        "load-pcap {capture_text}\nexport -o {}\nexport --summaries --format parquet -o {}\nquit\n",
+        shell_packets.display(),
+        shell_summaries.display()
+    );
+    let shell = tracer_with_stdin(&[], Some(&script));
+    shell.assert_success();
+    assert!(
+        shell.stdout.contains("rows from 1 captures written to"),
+        "{shell:?}"
+    );
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(read(shell_packets.clone()), read(cli_packets));
+    for table in ["connections", "subflows"] {
+        let name = format!("{table}.parquet");
+        let (cli, _) = read_parquet(&cli_summaries.join(&name));
+        let (shell, _) = read_parquet(&shell_summaries.join(&name));
+        assert_eq!(cli.rows, shell.rows, "{table}");
+        assert!(!cli.rows.is_empty());
+    }
+
+    let again = format!(
+        "load-pcap {capture_text}\nexport -o {}\nquit\n",
+        shell_packets.display()
+    );
+    let refused = tracer_with_stdin(&[], Some(&again));
+    assert_eq!(refused.code(), 1);
+    assert!(
+        refused.stderr.contains("exists (add --force"),
+        "{refused:?}"
+    );
+}
+
+/// A capture cut short: its summaries are written, and the damage is a warning with exit
+/// code 2, as for the packet rows.
+#[test]
+fn export_summaries_of_a_truncated_capture_warn() {
+    let scratch = Scratch::new("summaries-cut");
+    let bytes = std::fs::read(data_dir().join("v4-2sf.pcap")).expect("capture");
+    let cut = scratch.path("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 50]).expect("write");
+    let dir = scratch.path("out");
+    let run = tracer(&[
+        "export",
+        "--summaries",
+        cut.to_str().expect("UTF-8"),
+        "-o",
+        dir.to_str().expect("UTF-8"),
+    ]);
+    run.assert_no_panic();
+    assert_eq!(run.code(), 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cut.pcap") && run.stderr.contains("its summaries cover the packets"),
+        "{}",
+        run.stderr
+    );
+    let connections = read_csv(&dir.join("connections.csv"));
+    assert_eq!(connections.rows.len(), 2, "one connection, two directions");
 }

@@ -10,9 +10,12 @@
 //!   on every capture; the orphan kinds on a synthetic capture.
 //! - `plot`: every plot kind as SVG (XML, labels, one dot per point of each subflow) and PNG
 //!   (size, not blank), points counted against the analysis; the shell's plot; bad input.
+//! - `reorder`: `reorder-buffer` against a naive walk of the exported rows, mptcp-summary's
+//!   unique and acknowledged bytes and the application's byte counts; the shell's answer.
 //! - `malformed`: damaged files give errors that name the file and packet, never a panic.
 //! - `shell`: the interactive shell in batch mode gives the one-shot CLI's answers.
-//! - `export`: CSV and Parquet rows against list-tcp, mptcp-summary and each other; bad input.
+//! - `export`: CSV and Parquet rows against list-tcp, mptcp-summary and each other; bad input;
+//!   `--summaries` against mptcp-summary and the application's byte counts; the shell's export.
 //! - `lab`: the namespace lab itself (transfer counts, monitor, capture, cleanup).
 //! - `live`: `trace` end-to-end in the lab against tcpdump, the application's byte counts and
 //!   `ip mptcp monitor`; refusals before attaching.
@@ -31,6 +34,7 @@ mod malformed;
 mod mptcp_coverage;
 mod own_captures;
 mod plot;
+mod reorder;
 mod shared_captures;
 mod shell;
 mod tshark;

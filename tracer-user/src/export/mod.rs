@@ -9,8 +9,12 @@
 //! batch by batch; each row names its capture. The output is written to a temporary file
 //! beside it and renamed at the end, so a failed export leaves nothing half-written and
 //! nothing is overwritten without `force`.
+//!
+//! `summaries` writes the connection summaries instead (`--summaries`): two tables, one row
+//! per connection and direction and one per subflow and direction, into a directory.
 
 pub mod rows;
+pub mod summaries;
 
 use std::{
     fs::File,
@@ -26,7 +30,7 @@ use parquet::{
 
 use self::rows::{BATCH_ROWS, Rows};
 use crate::{
-    analysis::record::PacketRecord,
+    analysis::{Analyzer, record::PacketRecord},
     offline::{self, OfflineOptions},
     source::pcap::CaptureError,
 };
@@ -55,6 +59,10 @@ pub enum ExportError {
     OutputExists(PathBuf),
     #[error("{0}: the output's directory does not exist")]
     OutputDirMissing(PathBuf),
+    #[error(
+        "{0}: not a directory (--summaries writes connections.* and subflows.* into a directory)"
+    )]
+    NotADirectory(PathBuf),
     #[error("{0}: cannot tell the format from the name: give --format csv or --format parquet")]
     UnknownFormat(PathBuf),
     #[error("no capture to export")]
@@ -80,10 +88,79 @@ pub enum ExportError {
     },
 }
 
+/// Where and how to export: the options the one-shot `export` and the shell's share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportOptions {
+    /// Output file; with --summaries, the directory that gets connections.{csv,parquet} and
+    /// subflows.{csv,parquet} (made if missing).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output format (default: from the output's extension, .csv or .parquet; with
+    /// --summaries, csv).
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
+    /// Write the connection summaries (one row per MPTCP connection and direction, one per
+    /// subflow and direction) instead of one row per packet.
+    #[arg(long)]
+    pub summaries: bool,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The shell's `export`: the loaded capture, analysed as `analyzer`, as `options` say.
+/// Returns the lines to print: what was written, and a warning when reading the capture
+/// again stopped early.
+pub fn export_loaded(
+    analyzer: &Analyzer,
+    capture: &Path,
+    options: &ExportOptions,
+) -> Result<String, ExportError> {
+    if options.summaries {
+        let report = summaries::export_analyzed(
+            capture,
+            analyzer,
+            &options.output,
+            options.format,
+            options.force,
+        )?;
+        return Ok(format!("{}\n", report.message()));
+    }
+    let inputs = [capture.to_path_buf()];
+    let report = export_packets(&inputs, &options.output, options.format, options.force)?;
+    let mut text = String::new();
+    for warning in report.warnings() {
+        text.push_str(&format!("warning: {warning}\n"));
+    }
+    text.push_str(&report.message(&options.output));
+    text.push('\n');
+    Ok(text)
+}
+
 /// What was exported of each capture, in the order given.
 #[derive(Debug, Default)]
 pub struct ExportReport {
     pub captures: Vec<CaptureExport>,
+}
+
+impl ExportReport {
+    /// The line the front ends print.
+    pub fn message(&self, output: &Path) -> String {
+        let rows: u64 = self.captures.iter().map(|c| c.rows).sum();
+        format!(
+            "{rows} rows from {} captures written to {}",
+            self.captures.len(),
+            output.display()
+        )
+    }
+
+    /// One warning per capture whose reading stopped early (exit code 2).
+    pub fn warnings(&self) -> Vec<String> {
+        self.captures
+            .iter()
+            .filter_map(CaptureExport::warning)
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -93,6 +170,15 @@ pub struct CaptureExport {
     /// Set when reading stopped before the end (truncated or corrupt record): the rows cover
     /// the packets before it.
     pub stopped_early: Option<String>,
+}
+
+impl CaptureExport {
+    /// Why the capture's rows cover only part of it, if they do.
+    pub fn warning(&self) -> Option<String> {
+        self.stopped_early
+            .as_ref()
+            .map(|error| format!("{error}; {} rows cover the packets before it", self.rows))
+    }
 }
 
 /// Exports the packets of `inputs` to `output`. `format` defaults to the one the output's
