@@ -20,7 +20,7 @@
 use std::net::IpAddr;
 
 use super::{direction::Direction, summary::SubflowRole};
-use crate::decode::{MptcpOption, Packet};
+use crate::decode::{MptcpOption, Packet, Timestamps};
 
 /// What the analysis concluded about one TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +60,10 @@ pub struct PacketRecord {
     pub tcp_retransmitted_bytes: u64,
     /// A keep-alive probe: its byte is not data.
     pub keep_alive: bool,
+    /// IPv4 Identification (`None` for IPv6) and the TCP timestamps option: what tells copies
+    /// of a segment apart in a capture cut to the headers (the two-capture matcher uses them).
+    pub ip_id: Option<u16>,
+    pub timestamps: Option<Timestamps>,
     /// Set when the segment belongs to a subflow of an MPTCP connection.
     pub mptcp: Option<MptcpRecord>,
 }
