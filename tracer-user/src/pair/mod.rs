@@ -5,4 +5,11 @@
 //! Everything here reads the single-capture analysis's results and per-packet records
 //! (`analysis::record`); nothing parses packets again.
 
+pub mod error;
+pub mod history;
 pub mod map;
+pub mod matcher;
+pub mod owd;
+pub mod reinjections;
+
+pub use error::PairError;

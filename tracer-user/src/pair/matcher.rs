@@ -1,0 +1,541 @@
+//! The one matching of two captures' records: which packet seen at the sender's capture point
+//! arrived when at the receiver's, or never did. `owd` and `reinjections` both read its
+//! results; nothing else matches packets.
+//!
+//! # What is matched
+//! Per subflow and direction, on what survives a snap length of 128 bytes, never on payload:
+//! - the subflow sequence range `[relative_seq, relative_seq + payload_len)` (relative to the
+//!   ISN, which NAT does not change);
+//! - the TCP timestamps' TSval: when both the sent and the received record have one, they must
+//!   be equal (GRO only merges segments of equal options, and a retransmission carries a new
+//!   TSval, so this tells the copies of a segment apart);
+//! - the IPv4 ID, only to break ties: without timestamps, a received piece goes first to a
+//!   pending copy of exactly its range and IP ID;
+//! - otherwise repeated copies of a range are matched in the order they were sent.
+//!
+//! # Ranges, not records
+//! A TSO/GSO super-segment seen at the sender may arrive as several segments, and GRO may merge
+//! several sent segments into one record at the receiver. So each received record is a piece of
+//! sequence space that credits its bytes to the pending sent copies it overlaps (oldest first,
+//! each byte to one copy only). A sent copy is **received** once pieces have covered every byte
+//! of its range; its arrival time is that of the piece that completed the coverage (the latest
+//! of them). A copy only partly covered when it is declared lost counts as lost.
+//!
+//! # Streaming and the loss horizon
+//! Records of both captures are fed in one stream, ordered by their time since the connection's
+//! first record in their own capture (normally its SYN): this alignment only paces the reading
+//! and never enters a reported delay. A sent copy not yet covered waits; received pieces that
+//! came before their sent copy (the alignment is approximate) wait too. A sent copy is declared
+//! **lost** when the receiver's capture has moved past its (aligned) send time by the horizon:
+//! `OwdOptions::horizon_s` if given, otherwise 10 s + 2 × the largest aligned delay seen so
+//! far. Received pieces nobody claimed within the horizon are dropped and counted
+//! (`unmatched_received`). Results are handed out per direction in the order the packets were
+//! sent, as soon as they and every packet sent before them are resolved, so memory holds the
+//! packets in flight between the two capture points (plus up to a horizon of them).
+
+use std::collections::{HashMap, VecDeque};
+
+use super::map::MptcpMatch;
+use crate::analysis::{
+    direction::Direction,
+    record::{DataRange, PacketRecord},
+};
+
+/// Which capture a record comes from: the first (client side) or the second (server side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+        }
+    }
+
+    /// The capture that sees a direction's data leave.
+    fn sender_of(direction: Direction) -> Side {
+        match direction {
+            Direction::ClientToServer => Side::Client,
+            Direction::ServerToClient => Side::Server,
+        }
+    }
+}
+
+fn dir_index(direction: Direction) -> usize {
+    match direction {
+        Direction::ClientToServer => 0,
+        Direction::ServerToClient => 1,
+    }
+}
+
+/// One data-carrying packet seen at its sender's capture point, and its fate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct OwdPacket {
+    pub direction: Direction,
+    /// Frame number and time (ns since the epoch, the sender capture's clock) at the sender.
+    pub frame: u64,
+    pub sent_ns: u64,
+    /// Time (ns since the epoch, the receiver capture's clock) the last piece completing its
+    /// range arrived, and that piece's frame number; `None`: lost between the capture points.
+    pub received_ns: Option<u64>,
+    pub peer_frame: Option<u64>,
+    /// `received - sent`, corrected by the clock offset (see `Matcher::new`).
+    pub owd_ns: Option<i64>,
+    /// The subflow: its TCP stream in the client capture and in the server capture.
+    pub tcp_stream: u64,
+    pub peer_tcp_stream: Option<u64>,
+    /// Subflow sequence number relative to the ISN (`None` if unknown: never matched).
+    pub seq: Option<u64>,
+    pub len: u32,
+    /// The data sequence range the analysis gave the payload (`None`: no mapping known).
+    pub data: Option<DataRange>,
+    /// Some of its bytes were sent before on this subflow (TCP or subflow-level
+    /// retransmission), or at the data level on another subflow / under new subflow sequence
+    /// numbers (reinjection); from the sender capture's records.
+    pub retransmission: bool,
+    pub reinjection: bool,
+}
+
+impl OwdPacket {
+    pub fn sent_s(&self) -> f64 {
+        ns_to_s(self.sent_ns)
+    }
+
+    pub fn received_s(&self) -> Option<f64> {
+        self.received_ns.map(ns_to_s)
+    }
+
+    pub fn owd_s(&self) -> Option<f64> {
+        self.owd_ns.map(|ns| ns as f64 / 1e9)
+    }
+}
+
+pub(crate) fn ns_to_s(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Sorted, disjoint byte ranges `[start, end)`; a handful at most.
+type Ranges = Vec<(u64, u64)>;
+
+/// Removes from both `a` and `b` the bytes they have in common; true if there were any.
+fn take_common(a: &mut Ranges, b: &mut Ranges) -> bool {
+    let mut common = Vec::new();
+    for &(s1, e1) in a.iter() {
+        for &(s2, e2) in b.iter() {
+            let (s, e) = (s1.max(s2), e1.min(e2));
+            if s < e {
+                common.push((s, e));
+            }
+        }
+    }
+    for &(s, e) in &common {
+        remove(a, s, e);
+        remove(b, s, e);
+    }
+    !common.is_empty()
+}
+
+fn remove(ranges: &mut Ranges, s: u64, e: u64) {
+    let mut kept = Vec::with_capacity(ranges.len() + 1);
+    for &(rs, re) in ranges.iter() {
+        if re <= s || rs >= e {
+            kept.push((rs, re));
+            continue;
+        }
+        if rs < s {
+            kept.push((rs, s));
+        }
+        if re > e {
+            kept.push((e, re));
+        }
+    }
+    *ranges = kept;
+}
+
+/// A sent copy waiting for its pieces, or resolved and waiting for its turn to be handed out.
+struct Sent {
+    packet: OwdPacket,
+    aligned_ns: i64,
+    tsval: Option<u32>,
+    ip_id: Option<u16>,
+    uncovered: Ranges,
+    resolved: bool,
+}
+
+/// A received record's bytes not yet credited to a sent copy.
+struct Piece {
+    remaining: Ranges,
+    exact: (u64, u64),
+    tsval: Option<u32>,
+    ip_id: Option<u16>,
+    ts_ns: u64,
+    aligned_ns: i64,
+    frame: u64,
+}
+
+/// Both captures' view of one subflow in one direction.
+#[derive(Default)]
+struct SubflowState {
+    /// Ids of the sent copies not yet resolved, in send order.
+    pending: VecDeque<u64>,
+    arrived: VecDeque<Piece>,
+}
+
+/// The sent copies of one direction in send order; the copy with id `base` is first.
+#[derive(Default)]
+struct Outbox {
+    base: u64,
+    entries: VecDeque<Sent>,
+}
+
+impl Outbox {
+    fn get_mut(&mut self, id: u64) -> Option<&mut Sent> {
+        let at = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        self.entries.get_mut(at)
+    }
+}
+
+/// How long to wait for a packet before declaring it lost.
+#[derive(Clone, Copy, Debug)]
+struct Horizon {
+    fixed_ns: Option<i64>,
+    max_delay_ns: i64,
+}
+
+/// Added to twice the largest delay seen, when no horizon is given.
+const HORIZON_BASE_NS: i64 = 10_000_000_000;
+
+impl Horizon {
+    fn ns(&self) -> i64 {
+        self.fixed_ns
+            .unwrap_or(HORIZON_BASE_NS.saturating_add(self.max_delay_ns.saturating_mul(2)))
+    }
+}
+
+/// Matches the records of connection `id` of the client capture and `peer_id` of the server
+/// capture, fed in one stream (see the module doc).
+pub struct Matcher {
+    offset_ns: i64,
+    horizon: Horizon,
+    /// Server capture stream → client capture stream, and back.
+    to_client_stream: HashMap<u64, u64>,
+    to_peer_stream: HashMap<u64, Option<u64>>,
+    subflows: HashMap<(usize, u64), SubflowState>,
+    outboxes: [Outbox; 2],
+    /// Per side: the first record's time, and the aligned time of the latest record.
+    first_ns: [Option<u64>; 2],
+    clock_ns: [i64; 2],
+    unmatched_received: HashMap<(usize, u64), u64>,
+}
+
+impl Matcher {
+    /// `offset_ns`: the server's clock minus the client's (0 when unknown), taken off every
+    /// delay: client→server `owd = received − sent − offset`, server→client
+    /// `owd = received − sent + offset`. `horizon_ns`: see the module doc.
+    pub fn new(matched: &MptcpMatch, offset_ns: i64, horizon_ns: Option<i64>) -> Self {
+        let mut to_client_stream = HashMap::new();
+        let mut to_peer_stream = HashMap::new();
+        for subflow in &matched.subflows {
+            to_peer_stream.insert(subflow.tcp_stream, subflow.peer_tcp_stream);
+            if let Some(peer) = subflow.peer_tcp_stream {
+                to_client_stream.insert(peer, subflow.tcp_stream);
+            }
+        }
+        Matcher {
+            offset_ns,
+            horizon: Horizon {
+                fixed_ns: horizon_ns,
+                max_delay_ns: 0,
+            },
+            to_client_stream,
+            to_peer_stream,
+            subflows: HashMap::new(),
+            outboxes: [Outbox::default(), Outbox::default()],
+            first_ns: [None, None],
+            clock_ns: [0, 0],
+            unmatched_received: HashMap::new(),
+        }
+    }
+
+    /// The time of a record of `side` since that side's first record (the first call for a
+    /// side sets it): the order in which to feed records of both sides.
+    pub fn aligned_ns(&mut self, side: Side, ts_ns: u64) -> i64 {
+        let first = *self.first_ns[side.index()].get_or_insert(ts_ns);
+        (i128::from(ts_ns) - i128::from(first)) as i64
+    }
+
+    /// The horizon in force now, in seconds.
+    pub fn horizon_s(&self) -> f64 {
+        self.horizon.ns() as f64 / 1e9
+    }
+
+    /// Received records of a subflow and direction that no sent copy claimed, per direction
+    /// and client-capture TCP stream.
+    pub fn unmatched_received(&self, direction: Direction, tcp_stream: u64) -> u64 {
+        self.unmatched_received
+            .get(&(dir_index(direction), tcp_stream))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Feeds one record of the connection (records of other connections are ignored) and hands
+    /// to `emit` the packets that became resolved, in send order per direction.
+    pub fn feed(&mut self, side: Side, record: &PacketRecord, emit: &mut dyn FnMut(&OwdPacket)) {
+        let Some(mptcp) = record.mptcp else {
+            return;
+        };
+        let aligned = self.aligned_ns(side, record.ts_ns);
+        self.clock_ns[side.index()] = self.clock_ns[side.index()].max(aligned);
+        let stream = match side {
+            Side::Client => {
+                Some(u64::from(record.tcp_stream)).filter(|s| self.to_peer_stream.contains_key(s))
+            }
+            Side::Server => self
+                .to_client_stream
+                .get(&u64::from(record.tcp_stream))
+                .copied(),
+        };
+        if let Some(stream) = stream
+            && record.payload_len > 0
+            && !record.keep_alive
+        {
+            let direction = mptcp.direction;
+            if side == Side::sender_of(direction) {
+                self.on_sent(direction, stream, record, aligned);
+            } else {
+                self.on_received(direction, stream, record, aligned);
+            }
+        }
+        self.expire();
+        self.drain(emit);
+    }
+
+    /// Both captures are read to the end: whatever is still waiting was lost.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(&OwdPacket)) {
+        self.clock_ns = [i64::MAX, i64::MAX];
+        self.expire();
+        self.drain(emit);
+        for (key, state) in self.subflows.drain() {
+            *self.unmatched_received.entry(key).or_default() += state.arrived.len() as u64;
+        }
+    }
+
+    fn on_sent(&mut self, direction: Direction, stream: u64, record: &PacketRecord, aligned: i64) {
+        let d = dir_index(direction);
+        let mptcp = record.mptcp;
+        let range = record
+            .relative_seq
+            .map(|s| (s, s + u64::from(record.payload_len)));
+        let packet = OwdPacket {
+            direction,
+            frame: record.number,
+            sent_ns: record.ts_ns,
+            received_ns: None,
+            peer_frame: None,
+            owd_ns: None,
+            tcp_stream: stream,
+            peer_tcp_stream: self.to_peer_stream.get(&stream).copied().flatten(),
+            seq: record.relative_seq,
+            len: record.payload_len,
+            data: mptcp.and_then(|m| m.data),
+            retransmission: record.tcp_retransmitted_bytes > 0
+                || mptcp.is_some_and(|m| m.retransmitted_bytes > 0),
+            reinjection: mptcp
+                .is_some_and(|m| m.reinjected_bytes + m.resolved_reinjected_bytes > 0),
+        };
+        let mut sent = Sent {
+            packet,
+            aligned_ns: aligned,
+            tsval: record.timestamps.map(|t| t.tsval),
+            ip_id: record.ip_id,
+            uncovered: range.into_iter().collect(),
+            resolved: false,
+        };
+        let horizon = self.horizon.ns();
+        let clock = self.clock_ns[Side::sender_of(direction).index()];
+        let state = self.subflows.entry((d, stream)).or_default();
+        let mut last = None;
+        for piece in &mut state.arrived {
+            if compatible(sent.tsval, piece.tsval)
+                && take_common(&mut sent.uncovered, &mut piece.remaining)
+            {
+                last = later(last, piece);
+            }
+        }
+        let expired = expire_pieces(state, clock, horizon);
+        *self.unmatched_received.entry((d, stream)).or_default() += expired;
+        let outbox = &mut self.outboxes[d];
+        let id = outbox.base + outbox.entries.len() as u64;
+        if let (true, Some(arrival)) = (sent.uncovered.is_empty(), last) {
+            resolve(&mut sent, arrival, self.offset_ns, &mut self.horizon);
+        } else {
+            state.pending.push_back(id);
+        }
+        outbox.entries.push_back(sent);
+    }
+
+    fn on_received(
+        &mut self,
+        direction: Direction,
+        stream: u64,
+        record: &PacketRecord,
+        aligned: i64,
+    ) {
+        let d = dir_index(direction);
+        let Some(start) = record.relative_seq else {
+            *self.unmatched_received.entry((d, stream)).or_default() += 1;
+            return;
+        };
+        let exact = (start, start + u64::from(record.payload_len));
+        let mut piece = Piece {
+            remaining: vec![exact],
+            exact,
+            tsval: record.timestamps.map(|t| t.tsval),
+            ip_id: record.ip_id,
+            ts_ns: record.ts_ns,
+            aligned_ns: aligned,
+            frame: record.number,
+        };
+        let state = self.subflows.entry((d, stream)).or_default();
+        let outbox = &mut self.outboxes[d];
+        // Without timestamps, a copy of exactly this range and IP ID goes first.
+        let preferred = state.pending.iter().copied().find(|&id| {
+            outbox.get_mut(id).is_some_and(|s| {
+                piece.tsval.is_none() && s.ip_id == piece.ip_id && s.uncovered == [exact]
+            })
+        });
+        for id in preferred.into_iter().chain(state.pending.iter().copied()) {
+            if piece.remaining.is_empty() {
+                break;
+            }
+            let Some(sent) = outbox.get_mut(id) else {
+                continue;
+            };
+            if compatible(sent.tsval, piece.tsval)
+                && take_common(&mut sent.uncovered, &mut piece.remaining)
+                && sent.uncovered.is_empty()
+            {
+                resolve(sent, piece.arrival(), self.offset_ns, &mut self.horizon);
+            }
+        }
+        state
+            .pending
+            .retain(|&id| outbox.get_mut(id).is_some_and(|s| !s.resolved));
+        if !piece.remaining.is_empty() {
+            state.arrived.push_back(piece);
+        }
+    }
+
+    /// Declares lost the sent copies the receiver's capture has moved past by the horizon.
+    fn expire(&mut self) {
+        let horizon = self.horizon.ns();
+        for direction in Direction::BOTH {
+            let d = dir_index(direction);
+            let receiver_clock = self.clock_ns[1 - Side::sender_of(direction).index()];
+            let outbox = &mut self.outboxes[d];
+            let mut lost = Vec::new();
+            for (at, sent) in outbox.entries.iter_mut().enumerate() {
+                if sent.aligned_ns.saturating_add(horizon) >= receiver_clock {
+                    break;
+                }
+                if !sent.resolved {
+                    sent.resolved = true;
+                    lost.push((sent.packet.tcp_stream, outbox.base + at as u64));
+                }
+            }
+            for (stream, id) in lost {
+                if let Some(state) = self.subflows.get_mut(&(d, stream))
+                    && let Some(at) = state.pending.iter().position(|&p| p == id)
+                {
+                    state.pending.remove(at);
+                }
+            }
+        }
+    }
+
+    /// Hands out each direction's resolved copies from the front of its outbox.
+    fn drain(&mut self, emit: &mut dyn FnMut(&OwdPacket)) {
+        for outbox in &mut self.outboxes {
+            while outbox.entries.front().is_some_and(|s| s.resolved) {
+                if let Some(sent) = outbox.entries.pop_front() {
+                    emit(&sent.packet);
+                }
+                outbox.base += 1;
+            }
+        }
+    }
+}
+
+/// Whether a received piece may be a copy of a sent one: equal TSvals when both have one.
+fn compatible(sent: Option<u32>, received: Option<u32>) -> bool {
+    match (sent, received) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// When and where a piece arrived: time (ns since the epoch), frame, aligned time.
+#[derive(Clone, Copy)]
+struct Arrival {
+    ts_ns: u64,
+    frame: u64,
+    aligned_ns: i64,
+}
+
+impl Piece {
+    fn arrival(&self) -> Arrival {
+        Arrival {
+            ts_ns: self.ts_ns,
+            frame: self.frame,
+            aligned_ns: self.aligned_ns,
+        }
+    }
+}
+
+/// The later of an arrival kept so far and `piece`'s.
+fn later(kept: Option<Arrival>, piece: &Piece) -> Option<Arrival> {
+    match kept {
+        Some(a) if a.ts_ns >= piece.ts_ns => kept,
+        _ => Some(piece.arrival()),
+    }
+}
+
+/// Drops the pieces the sender's capture has moved past by the horizon, and the emptied ones;
+/// returns how many unclaimed pieces were dropped.
+fn expire_pieces(state: &mut SubflowState, sender_clock: i64, horizon: i64) -> u64 {
+    let mut dropped = 0;
+    state.arrived.retain(|piece| {
+        if piece.remaining.is_empty() {
+            return false;
+        }
+        let keep = piece.aligned_ns.saturating_add(horizon) >= sender_clock;
+        if !keep && piece.remaining == [piece.exact] {
+            dropped += 1;
+        }
+        keep
+    });
+    dropped
+}
+
+/// Marks `sent` received at `arrival` and widens the horizon to its aligned delay (not the
+/// reported one: clocks hours apart must not make the horizon hours long).
+fn resolve(sent: &mut Sent, arrival: Arrival, offset_ns: i64, horizon: &mut Horizon) {
+    let ts_ns = arrival.ts_ns;
+    let raw = i128::from(ts_ns) - i128::from(sent.packet.sent_ns);
+    let owd = match sent.packet.direction {
+        Direction::ClientToServer => raw - i128::from(offset_ns),
+        Direction::ServerToClient => raw + i128::from(offset_ns),
+    };
+    let owd = i64::try_from(owd).unwrap_or(i64::MAX);
+    sent.packet.received_ns = Some(ts_ns);
+    sent.packet.peer_frame = Some(arrival.frame);
+    sent.packet.owd_ns = Some(owd);
+    sent.resolved = true;
+    let aligned_delay = arrival.aligned_ns.saturating_sub(sent.aligned_ns);
+    horizon.max_delay_ns = horizon.max_delay_ns.max(aligned_delay.saturating_abs());
+}

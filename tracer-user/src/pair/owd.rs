@@ -1,0 +1,762 @@
+//! One-way delays between two capture points of one MPTCP connection: for every data packet of
+//! the connection, in both directions, when it left the sender's capture point, when it reached
+//! the receiver's (or that it never did), and per subflow and direction the statistics of those
+//! delays. The matching itself is `matcher`'s (its module doc says what is matched and when a
+//! packet counts as lost); this module reads the two captures at once and summarises.
+//!
+//! Definitions:
+//! - a **packet** is a record of connection `id` in the sender's capture (the client capture
+//!   for client→server, the server capture's connection `peer_id` for server→client) with
+//!   payload (`payload_len > 0`, keep-alive probes excepted), on a subflow `matched` maps;
+//! - `sent_s` / `received_s`: seconds since the Unix epoch, each on its own capture's clock, as
+//!   f64 (so about a microsecond of precision); `owd_s` = `received_s − sent_s` minus the clock
+//!   offset (server clock − client clock) client→server, plus it server→client, computed from
+//!   the nanoseconds; without `--offset` the offset is taken as 0 and `clock_offset_s` is null;
+//! - per subflow and direction: `packets` (sent), `lost` (never received within the horizon),
+//!   and over the received ones' delays `min_s`, `median_s`, `p95_s`, `max_s`, percentiles by
+//!   nearest rank over the n sorted delays (the p-th is the ⌈p·n/100⌉-th smallest, so the
+//!   median is the lower middle value); null when nothing was received.
+//!
+//! Memory: records cross from the two reading threads in bounded batches; the matcher holds
+//! the packets in flight; the writer spills each direction's packet rows to a temporary file
+//! (the statistics come first in the output but are known only at the end). The statistics
+//! keep each received packet's delay (8 bytes) for exact percentiles: the one part of the
+//! memory that grows with the capture.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fs::File,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, Receiver, SyncSender},
+    },
+};
+
+use serde::Serialize;
+
+use super::{
+    PairError,
+    map::MptcpMatch,
+    matcher::{Matcher, OwdPacket, Side},
+};
+use crate::{
+    analysis::{
+        direction::Direction,
+        record::{PacketObserver, PacketRecord},
+    },
+    offline::{self, OfflineOptions},
+    source::pcap::CaptureError,
+};
+
+/// How the delays are measured.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct OwdOptions {
+    /// The server capture's clock minus the client capture's, in seconds; `None`: unknown.
+    pub offset_s: Option<f64>,
+    /// How far (seconds) the receiver's capture must have moved past a packet before it is
+    /// declared lost; `None`: 10 s + twice the largest delay seen (see `matcher`).
+    pub horizon_s: Option<f64>,
+}
+
+impl OwdOptions {
+    pub fn new(offset_s: Option<f64>, horizon_s: Option<f64>) -> Self {
+        OwdOptions {
+            offset_s,
+            horizon_s,
+        }
+    }
+}
+
+/// The delays of one connection, per direction and subflow.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct OwdReport {
+    pub id: u64,
+    pub peer_id: u64,
+    /// The offset given (server − client, seconds); null: unknown, delays include it.
+    pub clock_offset_s: Option<f64>,
+    /// The loss horizon in force at the end (seconds).
+    pub horizon_s: f64,
+    /// What a reader should know: damaged captures, an unknown clock offset.
+    pub notes: Vec<String>,
+    pub directions: Vec<OwdDirection>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct OwdDirection {
+    pub direction: Direction,
+    pub subflows: Vec<SubflowDelays>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct SubflowDelays {
+    pub tcp_stream: u64,
+    pub peer_tcp_stream: Option<u64>,
+    pub packets: u64,
+    pub lost: u64,
+    /// Received records no sent packet accounted for (e.g. packets the sender's capture
+    /// missed).
+    pub unmatched_received: u64,
+    pub min_s: Option<f64>,
+    pub median_s: Option<f64>,
+    pub p95_s: Option<f64>,
+    pub max_s: Option<f64>,
+}
+
+/// Measures the one-way delays of `matched.id` (client capture) / `matched.peer_id` (server
+/// capture), handing every packet to `each_packet` as soon as it is resolved: per direction in
+/// send order, the two directions interleaved.
+pub fn owd(
+    client: &Path,
+    server: &Path,
+    matched: &MptcpMatch,
+    options: &OwdOptions,
+    each_packet: &mut dyn FnMut(&OwdPacket),
+) -> Result<OwdReport, PairError> {
+    let mut stats: HashMap<(Direction, u64), Delays> = HashMap::new();
+    let mut run = match_captures(client, server, matched, options, &mut |p: &OwdPacket| {
+        stats
+            .entry((p.direction, p.tcp_stream))
+            .or_default()
+            .add(p.owd_ns);
+        each_packet(p);
+    })?;
+    let mut notes = std::mem::take(&mut run.notes);
+    if options.offset_s.is_none() {
+        notes.push(String::from(
+            "the clocks' offset is unknown: delays include it (give --offset)",
+        ));
+    }
+    let directions = Direction::BOTH
+        .into_iter()
+        .map(|direction| OwdDirection {
+            direction,
+            subflows: matched
+                .subflows
+                .iter()
+                .map(|s| {
+                    let delays = stats.remove(&(direction, s.tcp_stream)).unwrap_or_default();
+                    delays.summary(
+                        s.tcp_stream,
+                        s.peer_tcp_stream,
+                        run.unmatched(direction, s.tcp_stream),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(OwdReport {
+        id: matched.id,
+        peer_id: matched.peer_id,
+        clock_offset_s: options.offset_s,
+        horizon_s: run.horizon_s,
+        notes,
+        directions,
+    })
+}
+
+/// The delays of one subflow and direction.
+#[derive(Default)]
+struct Delays {
+    packets: u64,
+    lost: u64,
+    received_ns: Vec<i64>,
+}
+
+impl Delays {
+    fn add(&mut self, owd_ns: Option<i64>) {
+        self.packets += 1;
+        match owd_ns {
+            Some(ns) => self.received_ns.push(ns),
+            None => self.lost += 1,
+        }
+    }
+
+    fn summary(mut self, tcp_stream: u64, peer: Option<u64>, unmatched: u64) -> SubflowDelays {
+        self.received_ns.sort_unstable();
+        let sorted = &self.received_ns;
+        let s = |ns: Option<&i64>| ns.map(|&ns| ns as f64 / 1e9);
+        SubflowDelays {
+            tcp_stream,
+            peer_tcp_stream: peer,
+            packets: self.packets,
+            lost: self.lost,
+            unmatched_received: unmatched,
+            min_s: s(sorted.first()),
+            median_s: s(nearest_rank(sorted, 50)),
+            p95_s: s(nearest_rank(sorted, 95)),
+            max_s: s(sorted.last()),
+        }
+    }
+}
+
+/// The `percent`-th percentile of `sorted` by nearest rank: the ⌈percent·n/100⌉-th smallest.
+pub(crate) fn nearest_rank<T>(sorted: &[T], percent: usize) -> Option<&T> {
+    let rank = (percent * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1)
+}
+
+/// What a run of the matcher over two captures leaves besides the packets.
+pub(crate) struct MatchRun {
+    pub notes: Vec<String>,
+    pub horizon_s: f64,
+    unmatched: HashMap<(Direction, u64), u64>,
+}
+
+impl MatchRun {
+    pub fn unmatched(&self, direction: Direction, tcp_stream: u64) -> u64 {
+        self.unmatched
+            .get(&(direction, tcp_stream))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Records per batch from a reading thread to the matcher.
+const FORWARD_BATCH: usize = 1024;
+/// Batches a reading thread may be ahead.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Reads both captures at once (one thread each), feeds the connection's records to the
+/// matcher in aligned time order, and hands out every resolved packet.
+pub(crate) fn match_captures(
+    client: &Path,
+    server: &Path,
+    matched: &MptcpMatch,
+    options: &OwdOptions,
+    emit: &mut dyn FnMut(&OwdPacket),
+) -> Result<MatchRun, PairError> {
+    let offset_ns = options.offset_s.map_or(0, |s| (s * 1e9).round() as i64);
+    let horizon_ns = options.horizon_s.map(|s| (s * 1e9).round() as i64);
+    let mut matcher = Matcher::new(matched, offset_ns, horizon_ns);
+    let (client_tx, client_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (server_tx, server_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (seen, results) = std::thread::scope(|scope| {
+        let c = scope.spawn(|| read_connection(client, matched.id, client_tx));
+        let s = scope.spawn(|| read_connection(server, matched.peer_id, server_tx));
+        let seen = merge(&mut matcher, client_rx, server_rx, emit);
+        (seen, [(client, c.join()), (server, s.join())])
+    });
+    let mut notes = Vec::new();
+    for ((path, result), (seen, id)) in results
+        .into_iter()
+        .zip([(seen[0], matched.id), (seen[1], matched.peer_id)])
+    {
+        let damage = result.map_err(|_| PairError::Thread {
+            path: path.to_path_buf(),
+        })??;
+        if let Some(error) = damage {
+            notes.push(format!(
+                "reading stopped early, the rest is missing: {error}"
+            ));
+        }
+        if !seen {
+            return Err(PairError::NoConnection {
+                path: path.to_path_buf(),
+                id,
+            });
+        }
+    }
+    let unmatched = Direction::BOTH
+        .into_iter()
+        .flat_map(|d| matched.subflows.iter().map(move |s| (d, s.tcp_stream)))
+        .map(|(d, s)| ((d, s), matcher.unmatched_received(d, s)))
+        .collect();
+    Ok(MatchRun {
+        notes,
+        horizon_s: matcher.horizon_s(),
+        unmatched,
+    })
+}
+
+/// Feeds the records of both streams to the matcher, the earliest (aligned) first; returns
+/// whether each side had any record of the connection.
+fn merge(
+    matcher: &mut Matcher,
+    client: Receiver<Vec<PacketRecord>>,
+    server: Receiver<Vec<PacketRecord>>,
+    emit: &mut dyn FnMut(&OwdPacket),
+) -> [bool; 2] {
+    let mut streams = [RecordStream::new(client), RecordStream::new(server)];
+    let sides = [Side::Client, Side::Server];
+    loop {
+        let heads = [streams[0].head(), streams[1].head()];
+        let aligned: Vec<Option<i64>> = heads
+            .iter()
+            .zip(sides)
+            .map(|(h, side)| h.map(|r| matcher.aligned_ns(side, r.ts_ns)))
+            .collect();
+        let next = match (aligned[0], aligned[1]) {
+            (Some(c), Some(s)) => usize::from(s < c),
+            (Some(_), None) => 0,
+            (None, Some(_)) => 1,
+            (None, None) => break,
+        };
+        if let Some(record) = heads[next] {
+            matcher.feed(sides[next], &record, emit);
+        }
+        streams[next].advance();
+    }
+    matcher.finish(emit);
+    [streams[0].any, streams[1].any]
+}
+
+/// The records of one capture as they come from its reading thread.
+struct RecordStream {
+    rx: Receiver<Vec<PacketRecord>>,
+    batch: VecDeque<PacketRecord>,
+    done: bool,
+    any: bool,
+}
+
+impl RecordStream {
+    fn new(rx: Receiver<Vec<PacketRecord>>) -> Self {
+        RecordStream {
+            rx,
+            batch: VecDeque::new(),
+            done: false,
+            any: false,
+        }
+    }
+
+    /// The next record, waiting for the reading thread if needed; `None` at the end.
+    fn head(&mut self) -> Option<PacketRecord> {
+        while self.batch.is_empty() && !self.done {
+            match self.rx.recv() {
+                Ok(batch) => self.batch = batch.into(),
+                Err(_) => self.done = true,
+            }
+        }
+        let head = self.batch.front().copied();
+        self.any |= head.is_some();
+        head
+    }
+
+    fn advance(&mut self) {
+        self.batch.pop_front();
+    }
+}
+
+/// Passes a connection's records on in batches.
+struct Forwarder {
+    id: u64,
+    batch: Vec<PacketRecord>,
+    tx: SyncSender<Vec<PacketRecord>>,
+}
+
+impl PacketObserver for Forwarder {
+    fn observe(&mut self, record: &PacketRecord) {
+        if record
+            .mptcp
+            .is_some_and(|m| u64::from(m.connection) == self.id)
+        {
+            self.batch.push(*record);
+            if self.batch.len() == FORWARD_BATCH {
+                let full = std::mem::replace(&mut self.batch, Vec::with_capacity(FORWARD_BATCH));
+                // The matcher gone (it panicked): reading on is harmless.
+                let _ = self.tx.send(full);
+            }
+        }
+    }
+}
+
+/// Analyses a capture, forwarding connection `id`'s records; returns the damage that stopped
+/// reading early, if any.
+fn read_connection(
+    path: &Path,
+    id: u64,
+    tx: SyncSender<Vec<PacketRecord>>,
+) -> Result<Option<CaptureError>, CaptureError> {
+    let mut forwarder = Forwarder {
+        id,
+        batch: Vec::with_capacity(FORWARD_BATCH),
+        tx,
+    };
+    let report = offline::analyze_file_observed(path, &OfflineOptions::default(), &mut forwarder)?;
+    if !forwarder.batch.is_empty() {
+        let _ = forwarder.tx.send(forwarder.batch);
+    }
+    Ok(report.error)
+}
+
+/// Writes the delays of `matched` as JSON or as tables, streaming the packets (`with_packets`)
+/// through a temporary file per direction: the statistics come first but are known last.
+/// Returns the report too.
+pub fn write_owd(
+    out: &mut dyn Write,
+    json: bool,
+    client: &Path,
+    server: &Path,
+    matched: &MptcpMatch,
+    options: &OwdOptions,
+    with_packets: bool,
+) -> Result<OwdReport, PairError> {
+    let mut spills = [Spill::create("c2s")?, Spill::create("s2c")?];
+    let mut failed = None;
+    let report = owd(client, server, matched, options, &mut |p: &OwdPacket| {
+        if !with_packets || failed.is_some() {
+            return;
+        }
+        let spill = &mut spills[usize::from(p.direction == Direction::ServerToClient)];
+        let written = if json {
+            spill.json_row(p)
+        } else {
+            spill.table_row(p)
+        };
+        failed = written.err();
+    })?;
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    if json {
+        write_json(out, &report, &mut spills, with_packets)?;
+    } else {
+        out.write_all(render_owd_table(&report).as_bytes())?;
+        for (direction, spill) in report.directions.iter().zip(&mut spills) {
+            if with_packets {
+                writeln!(out, "\npackets {}", direction.direction.as_str())?;
+                writeln!(out, "{PACKET_HEADER}")?;
+                spill.copy_to(out)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(report)
+}
+
+/// The report as JSON, each direction's packets (one per line) after its subflows.
+fn write_json(
+    out: &mut dyn Write,
+    report: &OwdReport,
+    spills: &mut [Spill; 2],
+    with_packets: bool,
+) -> Result<(), PairError> {
+    let json = |value: &dyn erased::Json| value.to_json();
+    write!(
+        out,
+        "{{\"id\":{},\"peer_id\":{},\"clock_offset_s\":{},\"horizon_s\":{},\"notes\":{},\"directions\":[",
+        report.id,
+        report.peer_id,
+        json(&report.clock_offset_s),
+        json(&report.horizon_s),
+        json(&report.notes),
+    )?;
+    for (i, (direction, spill)) in report.directions.iter().zip(spills).enumerate() {
+        let comma = if i > 0 { "," } else { "" };
+        write!(
+            out,
+            "{comma}\n{{\"direction\":{},\"subflows\":{},\"packets\":[",
+            json(&direction.direction),
+            json(&direction.subflows),
+        )?;
+        if with_packets {
+            spill.copy_to(out)?;
+        }
+        write!(out, "]}}")?;
+    }
+    writeln!(out, "]}}")?;
+    Ok(())
+}
+
+/// serde_json of any serialisable value, behind one object-safe call.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            // Numbers, strings, options and vectors of them: nothing here fails to serialise.
+            serde_json::to_string(self).unwrap_or_else(|_| String::from("null"))
+        }
+    }
+}
+
+/// One packet as a JSON row.
+#[derive(Serialize)]
+struct PacketRow {
+    sent_s: f64,
+    received_s: Option<f64>,
+    owd_s: Option<f64>,
+    tcp_stream: u64,
+    peer_tcp_stream: Option<u64>,
+    /// Decimal: 64-bit values do not survive JSON readers that use doubles.
+    dsn: Option<String>,
+    len: u32,
+    retransmission: bool,
+    reinjection: bool,
+    frame: u64,
+    peer_frame: Option<u64>,
+    seq: Option<u64>,
+}
+
+impl PacketRow {
+    fn of(p: &OwdPacket) -> Self {
+        PacketRow {
+            sent_s: p.sent_s(),
+            received_s: p.received_s(),
+            owd_s: p.owd_s(),
+            tcp_stream: p.tcp_stream,
+            peer_tcp_stream: p.peer_tcp_stream,
+            dsn: p.data.map(|d| d.start.to_string()),
+            len: p.len,
+            retransmission: p.retransmission,
+            reinjection: p.reinjection,
+            frame: p.frame,
+            peer_frame: p.peer_frame,
+            seq: p.seq,
+        }
+    }
+}
+
+const PACKET_HEADER: &str =
+    "          sent_s        received_s     owd_ms  stream  peer          dsn    len  flags";
+
+/// A direction's packet rows, written as they come and read back once at the end; the file
+/// is removed when dropped.
+struct Spill {
+    path: PathBuf,
+    writer: Option<BufWriter<File>>,
+    rows: u64,
+}
+
+static SPILLS: AtomicU64 = AtomicU64::new(0);
+
+impl Spill {
+    fn create(name: &str) -> std::io::Result<Self> {
+        let n = SPILLS.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "mptcp-tracer-owd-{}-{n}-{name}",
+            std::process::id()
+        ));
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        Ok(Spill {
+            path,
+            writer: Some(BufWriter::new(file)),
+            rows: 0,
+        })
+    }
+
+    fn json_row(&mut self, p: &OwdPacket) -> std::io::Result<()> {
+        let separator = if self.rows > 0 { ",\n" } else { "\n" };
+        self.rows += 1;
+        let Some(writer) = &mut self.writer else {
+            return Ok(());
+        };
+        writer.write_all(separator.as_bytes())?;
+        serde_json::to_writer(&mut *writer, &PacketRow::of(p)).map_err(std::io::Error::other)
+    }
+
+    fn table_row(&mut self, p: &OwdPacket) -> std::io::Result<()> {
+        self.rows += 1;
+        let Some(writer) = &mut self.writer else {
+            return Ok(());
+        };
+        writeln!(writer, "{}", packet_line(p))
+    }
+
+    /// Appends what was written to `out`.
+    fn copy_to(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.flush()?;
+        }
+        let mut file = File::open(&self.path)?;
+        std::io::copy(&mut file, out)?;
+        Ok(())
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        self.writer = None;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One packet as a table line (`PACKET_HEADER`); flags: R retransmission, J reinjection.
+fn packet_line(p: &OwdPacket) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| String::from("-"));
+    let flags = match (p.retransmission, p.reinjection) {
+        (true, true) => "RJ",
+        (true, false) => "R",
+        (false, true) => "J",
+        (false, false) => "",
+    };
+    format!(
+        "{:>16.6}  {:>16}  {:>9}  {:>6}  {:>4}  {:>11}  {:>5}  {flags}",
+        p.sent_s(),
+        opt(p.received_s().map(|s| format!("{s:.6}"))),
+        opt(p.owd_s().map(|s| format!("{:.3}", s * 1e3))),
+        p.tcp_stream,
+        opt(p.peer_tcp_stream.map(|s| s.to_string())),
+        opt(p.data.map(|d| d.start.to_string())),
+        p.len,
+    )
+}
+
+/// The per-subflow statistics as a table, delays in milliseconds.
+pub fn render_owd_table(report: &OwdReport) -> String {
+    let mut text = format!(
+        "MPTCP connection {} (peer {}), clock offset {}, loss horizon {:.1} s\n",
+        report.id,
+        report.peer_id,
+        report
+            .clock_offset_s
+            .map_or_else(|| String::from("unknown"), |s| format!("{s} s")),
+        report.horizon_s,
+    );
+    for note in &report.notes {
+        text += &format!("note: {note}\n");
+    }
+    text += "direction         stream  peer  packets     lost  unmatched   min_ms  median_ms   p95_ms   max_ms\n";
+    let ms = |s: Option<f64>| s.map_or_else(|| String::from("-"), |s| format!("{:.3}", s * 1e3));
+    for direction in &report.directions {
+        for s in &direction.subflows {
+            text += &format!(
+                "{:<16}  {:>6}  {:>4}  {:>7}  {:>7}  {:>9}  {:>7}  {:>9}  {:>7}  {:>7}\n",
+                direction.direction.as_str(),
+                s.tcp_stream,
+                s.peer_tcp_stream
+                    .map_or_else(|| String::from("-"), |p| p.to_string()),
+                s.packets,
+                s.lost,
+                s.unmatched_received,
+                ms(s.min_s),
+                ms(s.median_s),
+                ms(s.p95_s),
+                ms(s.max_s),
+            );
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pair::map::SubflowMatch;
+
+    /// The shared captures of one experiment at the client and at the server, if present.
+    fn shared_pair() -> Option<(PathBuf, PathBuf)> {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps"));
+        let pair = (dir.join("client_2.pcap"), dir.join("server_2.pcap"));
+        (pair.0.exists() && pair.1.exists()).then_some(pair)
+    }
+
+    /// Connection 0 of the shared pair, mapped by hand from `list-mptcp --json` of both files
+    /// (same keys): client stream 0 ↔ 0 (10.0.0.1:59482), 1 ↔ 5 (11.0.0.1:60453, whose early
+    /// packets the server capture files as stream 2, before the join SYN), 2 ↔ 1
+    /// (10.0.0.1:49807), 6 ↔ 7 (11.0.0.1:55233).
+    fn shared_match() -> MptcpMatch {
+        let subflow = |tcp_stream, peer| SubflowMatch {
+            tcp_stream,
+            peer_tcp_stream: Some(peer),
+        };
+        MptcpMatch {
+            id: 0,
+            peer_id: 0,
+            score: 0,
+            subflows: vec![subflow(0, 0), subflow(1, 5), subflow(2, 1), subflow(6, 7)],
+            peer_unmatched_subflows: vec![2],
+        }
+    }
+
+    /// Data packets of connection `id` sent in `direction` as a capture's records count them.
+    fn data_packets(path: &Path, id: u32, direction: Direction) -> u64 {
+        let mut count = 0;
+        let mut observer = |r: &PacketRecord| {
+            if r.payload_len > 0
+                && !r.keep_alive
+                && r.mptcp
+                    .is_some_and(|m| m.connection == id && m.direction == direction)
+            {
+                count += 1;
+            }
+        };
+        offline::analyze_file_observed(path, &OfflineOptions::default(), &mut observer)
+            .expect("readable");
+        count
+    }
+
+    /// Connection 1 (the bulk transfer), mapped the same way: 3 ↔ 3, 4 ↔ 4, 5 ↔ 6, and 7
+    /// (11.0.0.1:40191 → 10.0.0.2, a join the server capture does not have) ↔ nothing.
+    fn shared_match_1() -> MptcpMatch {
+        let subflow = |tcp_stream, peer_tcp_stream| SubflowMatch {
+            tcp_stream,
+            peer_tcp_stream,
+        };
+        MptcpMatch {
+            id: 1,
+            peer_id: 1,
+            score: 0,
+            subflows: vec![
+                subflow(3, Some(3)),
+                subflow(4, Some(4)),
+                subflow(5, Some(6)),
+                subflow(7, None),
+            ],
+            peer_unmatched_subflows: vec![],
+        }
+    }
+
+    /// `owd` on the shared pair: every data packet of the connection is reported once (the
+    /// counts equal the records' own), delays are plausible for a lab whose clocks agree (the
+    /// two captures were taken on one host: ≥ 0 and below a second), and the per-subflow
+    /// statistics are those of the packets handed out.
+    fn check_shared(matched: &MptcpMatch) {
+        let Some((client, server)) = shared_pair() else {
+            eprintln!("skipped: /work/shared/pcaps is absent");
+            return;
+        };
+        let mut packets = Vec::new();
+        let report = owd(
+            &client,
+            &server,
+            matched,
+            &OwdOptions::default(),
+            &mut |p| {
+                packets.push(*p);
+            },
+        )
+        .expect("both captures have the connection");
+        eprintln!("{}", render_owd_table(&report));
+        let total = |d: usize| -> (u64, u64) {
+            report.directions[d]
+                .subflows
+                .iter()
+                .fold((0, 0), |(p, l), s| (p + s.packets, l + s.lost))
+        };
+        let id = u32::try_from(matched.id).expect("small id");
+        let peer_id = u32::try_from(matched.peer_id).expect("small id");
+        // Client→server from the client capture, server→client from the server capture.
+        let c2s = data_packets(&client, id, Direction::ClientToServer);
+        let s2c = data_packets(&server, peer_id, Direction::ServerToClient);
+        assert!(c2s + s2c > 0);
+        assert_eq!(total(0).0, c2s);
+        assert_eq!(total(1).0, s2c);
+        assert_eq!(packets.len() as u64, c2s + s2c);
+        let lost = packets.iter().filter(|p| p.received_ns.is_none()).count() as u64;
+        assert_eq!(lost, total(0).1 + total(1).1);
+        for p in &packets {
+            if let Some(owd) = p.owd_ns {
+                assert!((0..1_000_000_000).contains(&owd), "{p:?}");
+            }
+        }
+        assert!(report.clock_offset_s.is_none() && !report.notes.is_empty());
+    }
+
+    #[test]
+    fn shared_pair_connection_0() {
+        check_shared(&shared_match());
+    }
+
+    #[test]
+    fn shared_pair_connection_1() {
+        check_shared(&shared_match_1());
+    }
+}
