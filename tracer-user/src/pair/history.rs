@@ -1,9 +1,9 @@
 //! What a direction's data sequence space saw so far: for each DSN range, the first packet that
-//! carried it and the earliest time any copy of it reached the other capture point. The
+//! carried it and the earliest time any carrier of it reached the other capture point. The
 //! reinjection listing and qualification ask it "who carried these bytes before?".
 //!
 //! Memory: one entry per distinct range boundary, pruned by age (`prune_before`): a range whose
-//! last copy was sent more than the window ago is forgotten, so a reinjection later than that
+//! last carrier was sent more than the window ago is forgotten, so a reinjection later than that
 //! finds no original.
 
 use std::collections::BTreeMap;
@@ -19,12 +19,12 @@ pub struct Carrier {
 /// One earlier packet overlapping a range looked up, with the overlap `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Original {
-    pub copy: Carrier,
+    pub carrier: Carrier,
     pub start: u64,
     pub end: u64,
 }
 
-/// What `History::record` found about the range before recording the new copy.
+/// What `History::record` found about the range before recording the new carrier.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Earlier {
     /// The first copies of the bytes carried before, in DSN order, adjacent pieces of the same
@@ -33,7 +33,7 @@ pub struct Earlier {
     /// Bytes of the range carried before.
     pub seen_bytes: u64,
     /// Over the bytes carried before, the latest of their earliest arrivals: when the earlier
-    /// copies had delivered all of them. `None` if some were never delivered by an earlier copy
+    /// copies had delivered all of them. `None` if some were never delivered by an earlier carrier
     /// (or when no arrival is tracked).
     pub delivered_ns: Option<u64>,
 }
@@ -56,10 +56,16 @@ impl History {
         History::default()
     }
 
-    /// Records that `copy` carried `[start, end)` and arrived at `arrival` (receiver's clock;
+    /// Records that `carrier` carried `[start, end)` and arrived at `arrival` (receiver's clock;
     /// `None`: lost or not tracked), and returns what earlier copies of those bytes did. A
     /// range that wraps around 2^64 is not recorded.
-    pub fn record(&mut self, start: u64, end: u64, copy: Carrier, arrival: Option<u64>) -> Earlier {
+    pub fn record(
+        &mut self,
+        start: u64,
+        end: u64,
+        carrier: Carrier,
+        arrival: Option<u64>,
+    ) -> Earlier {
         let mut earlier = Earlier::default();
         if end <= start {
             return earlier;
@@ -81,15 +87,17 @@ impl History {
                 None => all_delivered = false,
             }
             match earlier.originals.last_mut() {
-                Some(last) if last.copy == segment.first && last.end == s => last.end = segment.end,
+                Some(last) if last.carrier == segment.first && last.end == s => {
+                    last.end = segment.end;
+                }
                 _ => earlier.originals.push(Original {
-                    copy: segment.first,
+                    carrier: segment.first,
                     start: s,
                     end: segment.end,
                 }),
             }
             segment.earliest_arrival = min_arrival(segment.earliest_arrival, arrival);
-            segment.last_sent_ns = segment.last_sent_ns.max(copy.ts_ns);
+            segment.last_sent_ns = segment.last_sent_ns.max(carrier.ts_ns);
         }
         if cursor < end {
             gaps.push((cursor, end));
@@ -100,16 +108,16 @@ impl History {
                 s,
                 Segment {
                     end: e,
-                    first: copy,
+                    first: carrier,
                     earliest_arrival: arrival,
-                    last_sent_ns: copy.ts_ns,
+                    last_sent_ns: carrier.ts_ns,
                 },
             );
         }
         earlier
     }
 
-    /// Forgets the lowest ranges whose last copy was sent before `ts_ns`, up to the first one
+    /// Forgets the lowest ranges whose last carrier was sent before `ts_ns`, up to the first one
     /// still fresh (ranges are sent mostly in DSN order, so this keeps the map to about the
     /// window's worth of data).
     pub fn prune_before(&mut self, ts_ns: u64) {
@@ -145,7 +153,7 @@ fn min_arrival(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn copy(tcp_stream: u64, frame: u64) -> Carrier {
+    fn carrier(tcp_stream: u64, frame: u64) -> Carrier {
         Carrier {
             tcp_stream,
             frame,
@@ -159,34 +167,37 @@ mod tests {
     #[test]
     fn originals_and_deliveries() {
         let mut h = History::new();
-        assert_eq!(h.record(0, 100, copy(0, 1), Some(50)), Earlier::default());
-        h.record(100, 200, copy(0, 2), None);
-        let e = h.record(50, 250, copy(1, 3), Some(90));
+        assert_eq!(
+            h.record(0, 100, carrier(0, 1), Some(50)),
+            Earlier::default()
+        );
+        h.record(100, 200, carrier(0, 2), None);
+        let e = h.record(50, 250, carrier(1, 3), Some(90));
         assert_eq!(
             e.originals,
             [
                 Original {
-                    copy: copy(0, 1),
+                    carrier: carrier(0, 1),
                     start: 50,
                     end: 100
                 },
                 Original {
-                    copy: copy(0, 2),
+                    carrier: carrier(0, 2),
                     start: 100,
                     end: 200
                 }
             ]
         );
         assert_eq!((e.seen_bytes, e.delivered_ns), (150, None));
-        let e = h.record(0, 100, copy(2, 4), Some(200));
+        let e = h.record(0, 100, carrier(2, 4), Some(200));
         assert_eq!((e.seen_bytes, e.delivered_ns), (100, Some(50)));
         assert_eq!(e.originals.len(), 1);
         // 100..200 now has the reinjection's arrival 90 as its earliest.
-        let e = h.record(100, 200, copy(2, 5), None);
+        let e = h.record(100, 200, carrier(2, 5), None);
         assert_eq!(e.delivered_ns, Some(90));
-        assert_eq!(e.originals[0].copy, copy(0, 2));
+        assert_eq!(e.originals[0].carrier, carrier(0, 2));
         // Pruning forgets the oldest ranges first.
         h.prune_before(4500);
-        assert_eq!(h.record(0, 50, copy(0, 9), None).seen_bytes, 0);
+        assert_eq!(h.record(0, 50, carrier(0, 9), None).seen_bytes, 0);
     }
 }

@@ -1,1 +1,457 @@
+//! Reinjections: data-level ranges sent again on another subflow, or on the same subflow under
+//! new subflow sequence numbers. The analysis marks them in its records (`reinjected_bytes`,
+//! `resolved_reinjected_bytes`); this module finds each one's original(s) (`list_reinjections`,
+//! one capture) and, with the other capture, whether it helped (`qualify_reinjections`).
+//!
+//! Definitions:
+//! - a **reinjection** is a packet of the connection whose record has `reinjected_bytes` or
+//!   `resolved_reinjected_bytes` > 0; its range is the record's data range (`dsn`, `len` =
+//!   its length);
+//! - its **originals** are the first packets that carried any byte of that range before it
+//!   (`history`), within the last `ORIGINAL_WINDOW` of sending; `original_tcp_stream`,
+//!   `original_frame`, `original_time_s` are those of the first of them (lowest DSN), `delay_s`
+//!   = reinjection time − that original's time (same capture, same clock);
+//! - **useful** (two captures): the reinjection reached the receiver's capture point and did so
+//!   before the earlier copies (originals and any other copy sent before it) had delivered all
+//!   of its bytes, or some of those bytes never arrived by an earlier copy; **redundant**
+//!   otherwise (including a reinjection that was itself lost);
+//! - `gain_s` = (when the earlier copies had delivered all its bytes) − (when the reinjection
+//!   arrived), both on the receiver capture's clock: positive is time saved, negative a
+//!   redundant copy; null when either never arrived;
+//! - totals per direction: `useful`, `redundant` (counts), `useful_bytes`, `redundant_bytes`
+//!   (their `len`s).
 
+use std::path::Path;
+
+use serde::{Serialize, Serializer};
+
+use super::{
+    PairError,
+    history::{Carrier, Earlier, History},
+    map::MptcpMatch,
+    matcher::{OwdPacket, ns_to_s},
+    owd::{OwdOptions, match_captures},
+};
+use crate::{
+    analysis::{direction::Direction, record::PacketRecord},
+    offline::{self, OfflineOptions},
+};
+
+/// How far back (ns of sending time) the originals of a reinjection are looked for.
+const ORIGINAL_WINDOW_NS: u64 = 120_000_000_000;
+
+fn dir_index(direction: Direction) -> usize {
+    usize::from(direction == Direction::ServerToClient)
+}
+
+fn decimal<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// `list-reinjections`: every reinjection of one connection in one capture.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct ReinjectionList {
+    pub id: u64,
+    pub notes: Vec<String>,
+    pub directions: Vec<ReinjectionDirection>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct ReinjectionDirection {
+    pub direction: Direction,
+    pub reinjections: Vec<Reinjection>,
+    /// Reinjection packets and the data bytes they re-sent (the records' reinjected bytes).
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct Reinjection {
+    #[serde(serialize_with = "decimal")]
+    pub dsn: u64,
+    pub len: u64,
+    pub tcp_stream: u64,
+    pub frame: u64,
+    pub time_s: f64,
+    pub original_tcp_stream: Option<u64>,
+    pub original_frame: Option<u64>,
+    pub original_time_s: Option<f64>,
+    pub delay_s: Option<f64>,
+    /// Bytes of the range the record counts as reinjected.
+    pub reinjected_bytes: u64,
+    pub originals: Vec<OriginalPacket>,
+}
+
+/// One original of a reinjection and the part of its range it carried first.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct OriginalPacket {
+    pub tcp_stream: u64,
+    pub frame: u64,
+    pub time_s: f64,
+    #[serde(serialize_with = "decimal")]
+    pub dsn: u64,
+    pub len: u64,
+}
+
+fn originals(earlier: &Earlier) -> Vec<OriginalPacket> {
+    earlier
+        .originals
+        .iter()
+        .map(|o| OriginalPacket {
+            tcp_stream: o.carrier.tcp_stream,
+            frame: o.carrier.frame,
+            time_s: ns_to_s(o.carrier.ts_ns),
+            dsn: o.start,
+            len: o.end - o.start,
+        })
+        .collect()
+}
+
+/// Lists the reinjections of MPTCP connection `id` in one capture, with their originals.
+pub fn list_reinjections(capture: &Path, id: u64) -> Result<ReinjectionList, PairError> {
+    let mut histories = [History::new(), History::new()];
+    let mut directions = Direction::BOTH.map(|direction| ReinjectionDirection {
+        direction,
+        reinjections: Vec::new(),
+        packets: 0,
+        bytes: 0,
+    });
+    let mut seen = false;
+    let mut observer = |r: &PacketRecord| {
+        let Some(m) = r.mptcp.filter(|m| u64::from(m.connection) == id) else {
+            return;
+        };
+        seen = true;
+        let Some(data) = m.data.filter(|_| r.payload_len > 0) else {
+            return;
+        };
+        let d = dir_index(m.direction);
+        let carrier = Carrier {
+            tcp_stream: u64::from(r.tcp_stream),
+            frame: r.number,
+            ts_ns: r.ts_ns,
+        };
+        histories[d].prune_before(r.ts_ns.saturating_sub(ORIGINAL_WINDOW_NS));
+        let earlier = histories[d].record(data.start, data.end, carrier, None);
+        let reinjected = m.reinjected_bytes + m.resolved_reinjected_bytes;
+        if reinjected == 0 {
+            return;
+        }
+        let first = earlier.originals.first().map(|o| o.carrier);
+        let list = &mut directions[d];
+        list.packets += 1;
+        list.bytes += reinjected;
+        list.reinjections.push(Reinjection {
+            dsn: data.start,
+            len: data.len(),
+            tcp_stream: carrier.tcp_stream,
+            frame: r.number,
+            time_s: ns_to_s(r.ts_ns),
+            original_tcp_stream: first.map(|c| c.tcp_stream),
+            original_frame: first.map(|c| c.frame),
+            original_time_s: first.map(|c| ns_to_s(c.ts_ns)),
+            delay_s: first.map(|c| (r.ts_ns as f64 - c.ts_ns as f64) / 1e9),
+            reinjected_bytes: reinjected,
+            originals: originals(&earlier),
+        });
+    };
+    let report =
+        offline::analyze_file_observed(capture, &OfflineOptions::default(), &mut observer)?;
+    if !seen {
+        return Err(PairError::NoConnection {
+            path: capture.to_path_buf(),
+            id,
+        });
+    }
+    let notes = report
+        .error
+        .map(|e| format!("reading stopped early, the rest is missing: {e}"))
+        .into_iter()
+        .collect();
+    Ok(ReinjectionList {
+        id,
+        notes,
+        directions: directions.into(),
+    })
+}
+
+/// `qualify-reinjections`: whether each reinjection helped.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct QualifyReport {
+    pub id: u64,
+    pub peer_id: u64,
+    pub notes: Vec<String>,
+    pub directions: Vec<QualifyDirection>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct QualifyDirection {
+    pub direction: Direction,
+    pub reinjections: Vec<QualifiedReinjection>,
+    pub useful: u64,
+    pub redundant: u64,
+    pub useful_bytes: u64,
+    pub redundant_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[non_exhaustive]
+pub struct QualifiedReinjection {
+    #[serde(serialize_with = "decimal")]
+    pub dsn: u64,
+    pub len: u64,
+    pub tcp_stream: u64,
+    pub original_tcp_stream: Option<u64>,
+    pub useful: bool,
+    pub gain_s: Option<f64>,
+    /// Sender-side frame and time; receiver-side arrival of the reinjection and of the
+    /// earlier copies (when they had delivered all its bytes), epoch seconds.
+    pub frame: u64,
+    pub sent_s: f64,
+    pub received_s: Option<f64>,
+    pub earlier_received_s: Option<f64>,
+}
+
+/// Qualifies the reinjections of `matched` with both captures, on the owd matcher's results.
+pub fn qualify_reinjections(
+    client: &Path,
+    server: &Path,
+    matched: &MptcpMatch,
+    options: &OwdOptions,
+) -> Result<QualifyReport, PairError> {
+    let mut histories = [History::new(), History::new()];
+    let mut directions = Direction::BOTH.map(|direction| QualifyDirection {
+        direction,
+        reinjections: Vec::new(),
+        useful: 0,
+        redundant: 0,
+        useful_bytes: 0,
+        redundant_bytes: 0,
+    });
+    let run = match_captures(client, server, matched, options, &mut |p: &OwdPacket| {
+        let d = dir_index(p.direction);
+        if let Some(q) = qualify(&mut histories[d], p) {
+            directions[d].add(q);
+        }
+    })?;
+    Ok(QualifyReport {
+        id: matched.id,
+        peer_id: matched.peer_id,
+        notes: run.notes,
+        directions: directions.into(),
+    })
+}
+
+impl QualifyDirection {
+    fn add(&mut self, q: QualifiedReinjection) {
+        if q.useful {
+            self.useful += 1;
+            self.useful_bytes += q.len;
+        } else {
+            self.redundant += 1;
+            self.redundant_bytes += q.len;
+        }
+        self.reinjections.push(q);
+    }
+}
+
+/// Records a resolved packet (handed out in send order, so every copy sent before it is
+/// resolved too) and, for a reinjection, says whether it helped.
+fn qualify(history: &mut History, p: &OwdPacket) -> Option<QualifiedReinjection> {
+    let data = p.data.filter(|_| p.len > 0)?;
+    let carrier = Carrier {
+        tcp_stream: p.tcp_stream,
+        frame: p.frame,
+        ts_ns: p.sent_ns,
+    };
+    history.prune_before(p.sent_ns.saturating_sub(ORIGINAL_WINDOW_NS));
+    let earlier = history.record(data.start, data.end, carrier, p.received_ns);
+    if !p.reinjection {
+        return None;
+    }
+    let useful = match (p.received_ns, earlier.delivered_ns) {
+        (Some(_), None) => true,
+        (Some(at), Some(earlier_at)) => at < earlier_at,
+        (None, _) => false,
+    };
+    let gain_s = match (p.received_ns, earlier.delivered_ns) {
+        (Some(at), Some(earlier_at)) => Some((earlier_at as f64 - at as f64) / 1e9),
+        _ => None,
+    };
+    Some(QualifiedReinjection {
+        dsn: data.start,
+        len: data.len(),
+        tcp_stream: p.tcp_stream,
+        original_tcp_stream: earlier.originals.first().map(|o| o.carrier.tcp_stream),
+        useful,
+        gain_s,
+        frame: p.frame,
+        sent_s: p.sent_s(),
+        received_s: p.received_s(),
+        earlier_received_s: earlier.delivered_ns.map(ns_to_s),
+    })
+}
+
+fn opt<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| String::from("-"), |v| v.to_string())
+}
+
+/// The reinjections of one capture as a table.
+pub fn render_reinjection_list(list: &ReinjectionList) -> String {
+    let mut text = format!("MPTCP connection {}: reinjections\n", list.id);
+    for note in &list.notes {
+        text += &format!("note: {note}\n");
+    }
+    for d in &list.directions {
+        text += &format!(
+            "{}: {} reinjections, {} bytes\n",
+            d.direction.as_str(),
+            d.packets,
+            d.bytes
+        );
+        if d.reinjections.is_empty() {
+            continue;
+        }
+        text += "                 dsn    len  stream   frame            time_s  orig_stream  orig_frame  delay_ms\n";
+        for r in &d.reinjections {
+            text += &format!(
+                "{:>20}  {:>5}  {:>6}  {:>6}  {:>16.6}  {:>11}  {:>10}  {:>8}\n",
+                r.dsn,
+                r.len,
+                r.tcp_stream,
+                r.frame,
+                r.time_s,
+                opt(r.original_tcp_stream),
+                opt(r.original_frame),
+                opt(r.delay_s.map(|s| format!("{:.3}", s * 1e3))),
+            );
+        }
+    }
+    text
+}
+
+/// The qualified reinjections as a table.
+pub fn render_qualify_table(report: &QualifyReport) -> String {
+    let mut text = format!(
+        "MPTCP connection {} (peer {}): were the reinjections useful?\n",
+        report.id, report.peer_id
+    );
+    for note in &report.notes {
+        text += &format!("note: {note}\n");
+    }
+    for d in &report.directions {
+        text += &format!(
+            "{}: {} useful ({} bytes), {} redundant ({} bytes)\n",
+            d.direction.as_str(),
+            d.useful,
+            d.useful_bytes,
+            d.redundant,
+            d.redundant_bytes
+        );
+        if d.reinjections.is_empty() {
+            continue;
+        }
+        text += "                 dsn    len  stream  orig_stream  useful   gain_ms\n";
+        for r in &d.reinjections {
+            text += &format!(
+                "{:>20}  {:>5}  {:>6}  {:>11}  {:>6}  {:>8}\n",
+                r.dsn,
+                r.len,
+                r.tcp_stream,
+                opt(r.original_tcp_stream),
+                if r.useful { "yes" } else { "no" },
+                opt(r.gain_s.map(|s| format!("{:.3}", s * 1e3))),
+            );
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::pair::map::SubflowMatch;
+
+    fn shared(name: &str) -> Option<PathBuf> {
+        let path =
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps")).join(name);
+        path.exists().then_some(path)
+    }
+
+    /// Reinjection packets and bytes of connection `id`, direction by direction, as the
+    /// records count them.
+    fn record_counts(path: &Path, id: u32) -> [(u64, u64); 2] {
+        let mut counts = [(0, 0); 2];
+        let mut observer = |r: &PacketRecord| {
+            if let Some(m) = r.mptcp.filter(|m| m.connection == id && m.data.is_some())
+                && r.payload_len > 0
+                && m.reinjected_bytes + m.resolved_reinjected_bytes > 0
+            {
+                let c = &mut counts[dir_index(m.direction)];
+                c.0 += 1;
+                c.1 += m.reinjected_bytes + m.resolved_reinjected_bytes;
+            }
+        };
+        offline::analyze_file_observed(path, &OfflineOptions::default(), &mut observer)
+            .expect("readable");
+        counts
+    }
+
+    /// On the shared pair's connection 1: the listing has every reinjection the records mark,
+    /// each with an original on another subflow or earlier; qualification sees the same
+    /// client→server reinjections, and its totals add up.
+    #[test]
+    fn shared_pair_connection_1() {
+        let (Some(client), Some(server)) = (shared("client_2.pcap"), shared("server_2.pcap"))
+        else {
+            eprintln!("skipped: /work/shared/pcaps is absent");
+            return;
+        };
+        let list = list_reinjections(&client, 1).expect("connection 1");
+        eprintln!("{}", render_reinjection_list(&list));
+        let counts = record_counts(&client, 1);
+        for (d, (packets, bytes)) in list.directions.iter().zip(counts) {
+            assert_eq!((d.packets, d.bytes), (packets, bytes));
+            assert_eq!(d.reinjections.len() as u64, packets);
+            for r in &d.reinjections {
+                assert!(r.delay_s.is_some_and(|s| s >= 0.0), "{r:?}");
+            }
+        }
+        let subflow = |tcp_stream, peer_tcp_stream| SubflowMatch {
+            tcp_stream,
+            peer_tcp_stream,
+        };
+        let matched = MptcpMatch {
+            id: 1,
+            peer_id: 1,
+            score: 0,
+            subflows: vec![
+                subflow(3, Some(3)),
+                subflow(4, Some(4)),
+                subflow(5, Some(6)),
+                subflow(7, None),
+            ],
+            peer_unmatched_subflows: vec![],
+        };
+        let report = qualify_reinjections(&client, &server, &matched, &OwdOptions::default())
+            .expect("connection 1");
+        eprintln!("{}", render_qualify_table(&report));
+        let c2s = &report.directions[0];
+        assert_eq!(c2s.useful + c2s.redundant, counts[0].0);
+        assert_eq!(c2s.reinjections.len() as u64, counts[0].0);
+        for r in &c2s.reinjections {
+            assert_eq!(
+                r.useful,
+                r.gain_s.is_none_or(|g| g > 0.0) && r.received_s.is_some()
+            );
+        }
+    }
+}
