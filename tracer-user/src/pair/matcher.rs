@@ -539,3 +539,269 @@ fn resolve(sent: &mut Sent, arrival: Arrival, offset_ns: i64, horizon: &mut Hori
     let aligned_delay = arrival.aligned_ns.saturating_sub(sent.aligned_ns);
     horizon.max_delay_ns = horizon.max_delay_ns.max(aligned_delay.saturating_abs());
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::{net::IpAddr, sync::mpsc};
+
+    use super::*;
+    use crate::{
+        analysis::{record::MptcpRecord, summary::SubflowRole},
+        decode::Timestamps,
+        pair::{map::SubflowMatch, owd::merge},
+    };
+
+    /// An arbitrary epoch: 2023-11-14T22:13:20Z, in ns.
+    pub const T0: u64 = 1_700_000_000_000_000_000;
+    const MS: u64 = 1_000_000;
+
+    /// Client stream 0 ↔ server stream 10, client stream 1 ↔ server stream 11.
+    pub fn two_subflows() -> MptcpMatch {
+        MptcpMatch {
+            id: 0,
+            peer_id: 0,
+            score: 0,
+            subflows: vec![
+                SubflowMatch {
+                    tcp_stream: 0,
+                    peer_tcp_stream: Some(10),
+                },
+                SubflowMatch {
+                    tcp_stream: 1,
+                    peer_tcp_stream: Some(11),
+                },
+            ],
+            peer_unmatched_subflows: vec![],
+        }
+    }
+
+    /// A record of connection 0 on `stream` (as its capture numbers it) carrying `[seq, seq +
+    /// len)` of `direction` at `T0 + at_us` µs, frame `frame`, TSval `tsval`.
+    pub fn rec(
+        frame: u64,
+        at_us: u64,
+        stream: u32,
+        direction: Direction,
+        seq: u64,
+        len: u32,
+        tsval: Option<u32>,
+    ) -> PacketRecord {
+        let addr: IpAddr = "10.0.0.1".parse().expect("address");
+        PacketRecord {
+            number: frame,
+            ts_ns: T0 + at_us * 1000,
+            iface: 0,
+            src: addr,
+            dst: addr,
+            src_port: 1,
+            dst_port: 2,
+            tcp_stream: stream,
+            tcp_direction: direction,
+            seq: 0,
+            ack: 0,
+            relative_seq: Some(seq),
+            relative_ack: None,
+            payload_len: len,
+            flags: 0x10,
+            mptcp_subtypes: 0,
+            tcp_retransmitted_bytes: 0,
+            keep_alive: false,
+            ip_id: None,
+            timestamps: tsval.map(|tsval| Timestamps { tsval, tsecr: 0 }),
+            mptcp: Some(MptcpRecord {
+                connection: 0,
+                subflow: stream % 10,
+                role: SubflowRole::Initial,
+                direction,
+                data: None,
+                data_ack: None,
+                mapping: None,
+                data_fin: false,
+                new_bytes: u64::from(len),
+                retransmitted_bytes: 0,
+                reinjected_bytes: 0,
+                unmapped_bytes: 0,
+                resolved_new_bytes: 0,
+                resolved_reinjected_bytes: 0,
+            }),
+        }
+    }
+
+    /// Runs the matcher over the two captures' records through `owd`'s merge.
+    fn run(
+        client: Vec<PacketRecord>,
+        server: Vec<PacketRecord>,
+        offset_ns: i64,
+        horizon_ns: Option<i64>,
+    ) -> Vec<OwdPacket> {
+        let mut matcher = Matcher::new(&two_subflows(), offset_ns, horizon_ns);
+        let (client_tx, client_rx) = mpsc::sync_channel(1);
+        let (server_tx, server_rx) = mpsc::sync_channel(1);
+        client_tx.send(client).expect("capacity 1");
+        server_tx.send(server).expect("capacity 1");
+        drop((client_tx, server_tx));
+        let mut out = Vec::new();
+        let seen = merge(&mut matcher, client_rx, server_rx, &mut |p| out.push(*p));
+        assert_eq!(seen, [true, true]);
+        out
+    }
+
+    const C2S: Direction = Direction::ClientToServer;
+    const S2C: Direction = Direction::ServerToClient;
+
+    /// The (frame, owd in µs, peer frame) of each packet handed out.
+    fn fates(packets: &[OwdPacket]) -> Vec<(u64, Option<i64>, Option<u64>)> {
+        packets
+            .iter()
+            .map(|p| (p.frame, p.owd_ns.map(|ns| ns / 1000), p.peer_frame))
+            .collect()
+    }
+
+    /// The connection's first record in each capture: no payload, it only aligns the streams.
+    fn syn(at_us: u64, stream: u32) -> PacketRecord {
+        rec(1, at_us, stream, C2S, 0, 0, None)
+    }
+
+    /// Three segments sent at 10, 20, 30 ms and received at 15, 32, 37 ms: delays 5, 12, 7 ms.
+    fn three_segments() -> (Vec<PacketRecord>, Vec<PacketRecord>) {
+        let client = vec![
+            syn(0, 0),
+            rec(2, 10_000, 0, C2S, 1, 100, Some(1)),
+            rec(3, 20_000, 0, C2S, 101, 100, Some(2)),
+            rec(4, 30_000, 0, C2S, 201, 100, Some(3)),
+        ];
+        let server = vec![
+            syn(5_000, 10),
+            rec(2, 15_000, 10, C2S, 1, 100, Some(1)),
+            rec(3, 32_000, 10, C2S, 101, 100, Some(2)),
+            rec(4, 37_000, 10, C2S, 201, 100, Some(3)),
+        ];
+        (client, server)
+    }
+
+    #[test]
+    fn in_order_delivery_with_known_delays() {
+        let (client, server) = three_segments();
+        let out = run(client, server, 0, None);
+        assert_eq!(
+            fates(&out),
+            [
+                (2, Some(5_000), Some(2)),
+                (3, Some(12_000), Some(3)),
+                (4, Some(7_000), Some(4))
+            ]
+        );
+        assert!(
+            out.iter()
+                .all(|p| p.tcp_stream == 0 && p.peer_tcp_stream == Some(10))
+        );
+        assert_eq!(out[1].sent_ns, T0 + 20 * MS);
+        assert_eq!(out[1].received_ns, Some(T0 + 32 * MS));
+    }
+
+    /// The second segment never reaches the server; a server ACK 5 s later moves the server's
+    /// capture past the 1 s horizon, so it is declared lost before the end, and the third is
+    /// handed out after it.
+    #[test]
+    fn dropped_packet_is_lost() {
+        let (client, mut server) = three_segments();
+        server.remove(2);
+        server.push(rec(5, 5_000_000, 10, S2C, 1, 0, None));
+        let out = run(client, server, 0, Some(1_000_000_000));
+        assert_eq!(
+            fates(&out),
+            [
+                (2, Some(5_000), Some(2)),
+                (3, None, None),
+                (4, Some(7_000), Some(4))
+            ]
+        );
+    }
+
+    /// A segment sent at 10 ms (TSval 10) is lost; its retransmission at 300 ms (TSval 20)
+    /// arrives at 310 ms. With timestamps the arrival goes to the retransmission; without,
+    /// copies are matched in order and it goes to the first.
+    #[test]
+    fn retransmission_matched_by_tsval() {
+        let records = |ts: [Option<u32>; 2]| {
+            let mut retransmission = rec(3, 300_000, 0, C2S, 1, 100, ts[1]);
+            retransmission.tcp_retransmitted_bytes = 100;
+            let client = vec![
+                syn(0, 0),
+                rec(2, 10_000, 0, C2S, 1, 100, ts[0]),
+                retransmission,
+            ];
+            let server = vec![syn(5_000, 10), rec(2, 310_000, 10, C2S, 1, 100, ts[1])];
+            (client, server)
+        };
+        let (client, server) = records([Some(10), Some(20)]);
+        let out = run(client, server, 0, None);
+        assert_eq!(fates(&out), [(2, None, None), (3, Some(10_000), Some(2))]);
+        assert!(!out[0].retransmission && out[1].retransmission);
+        let (client, server) = records([None, None]);
+        let out = run(client, server, 0, None);
+        assert_eq!(fates(&out), [(2, Some(300_000), Some(2)), (3, None, None)]);
+    }
+
+    /// A 3000-byte GSO super-segment sent at 10 ms arrives as three segments at 15, 16, 17 ms:
+    /// received when the last piece arrived (7 ms). Two segments sent at 20 and 21 ms arrive
+    /// merged by GRO at 30 ms: 10 and 9 ms.
+    #[test]
+    fn gso_split_and_gro_merge() {
+        let client = vec![
+            syn(0, 0),
+            rec(2, 10_000, 0, C2S, 1, 3000, Some(7)),
+            rec(3, 20_000, 0, C2S, 3001, 1000, Some(8)),
+            rec(4, 21_000, 0, C2S, 4001, 1000, Some(8)),
+        ];
+        let server = vec![
+            syn(5_000, 10),
+            rec(2, 15_000, 10, C2S, 1, 1000, Some(7)),
+            rec(3, 16_000, 10, C2S, 1001, 1000, Some(7)),
+            rec(4, 17_000, 10, C2S, 2001, 1000, Some(7)),
+            rec(5, 30_000, 10, C2S, 3001, 2000, Some(8)),
+        ];
+        let out = run(client, server, 0, None);
+        assert_eq!(
+            fates(&out),
+            [
+                (2, Some(7_000), Some(4)),
+                (3, Some(10_000), Some(5)),
+                (4, Some(9_000), Some(5))
+            ]
+        );
+    }
+
+    /// The server capture's first record came 100 ms after the client's (a slow SYN), so the
+    /// alignment feeds the arrival (aligned 5 ms) before the sending (aligned 10 ms): it waits
+    /// for its sent copy, and the delay is the clocks' (95 ms), not the alignment's.
+    #[test]
+    fn an_arrival_fed_first_waits_for_its_sender() {
+        let client = vec![syn(0, 0), rec(2, 10_000, 0, C2S, 1, 100, None)];
+        let server = vec![syn(100_000, 10), rec(2, 105_000, 10, C2S, 1, 100, None)];
+        assert_eq!(
+            fates(&run(client, server, 0, None)),
+            [(2, Some(95_000), Some(2))]
+        );
+    }
+
+    /// Server→client on the second subflow (server stream 11 ↔ client stream 1), the server's
+    /// clock 2 s ahead: sent at 2.010 s server time, received at 0.015 s client time; with the
+    /// offset given the delay is 5 ms, without it −1995 ms.
+    #[test]
+    fn server_to_client_with_a_clock_offset() {
+        let client = || vec![syn(0, 0), rec(2, 15_000, 1, S2C, 1, 100, Some(3))];
+        let server = || {
+            vec![
+                syn(2_005_000, 10),
+                rec(2, 2_010_000, 11, S2C, 1, 100, Some(3)),
+            ]
+        };
+        let out = run(client(), server(), 2_000_000_000, None);
+        assert_eq!(fates(&out), [(2, Some(5_000), Some(2))]);
+        assert_eq!((out[0].tcp_stream, out[0].peer_tcp_stream), (1, Some(11)));
+        assert_eq!(out[0].direction, S2C);
+        let out = run(client(), server(), 0, None);
+        assert_eq!(fates(&out), [(2, Some(-1_995_000), Some(2))]);
+    }
+}

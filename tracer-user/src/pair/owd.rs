@@ -276,7 +276,7 @@ pub(crate) fn match_captures(
 
 /// Feeds the records of both streams to the matcher, the earliest (aligned) first; returns
 /// whether each side had any record of the connection.
-fn merge(
+pub(crate) fn merge(
     matcher: &mut Matcher,
     client: Receiver<Vec<PacketRecord>>,
     server: Receiver<Vec<PacketRecord>>,

@@ -33,7 +33,10 @@ use super::{
     owd::{OwdOptions, match_captures},
 };
 use crate::{
-    analysis::{direction::Direction, record::PacketRecord},
+    analysis::{
+        direction::Direction,
+        record::{PacketObserver, PacketRecord},
+    },
     offline::{self, OfflineOptions},
 };
 
@@ -113,55 +116,9 @@ fn originals(earlier: &Earlier) -> Vec<OriginalPacket> {
 
 /// Lists the reinjections of MPTCP connection `id` in one capture, with their originals.
 pub fn list_reinjections(capture: &Path, id: u64) -> Result<ReinjectionList, PairError> {
-    let mut histories = [History::new(), History::new()];
-    let mut directions = Direction::BOTH.map(|direction| ReinjectionDirection {
-        direction,
-        reinjections: Vec::new(),
-        packets: 0,
-        bytes: 0,
-    });
-    let mut seen = false;
-    let mut observer = |r: &PacketRecord| {
-        let Some(m) = r.mptcp.filter(|m| u64::from(m.connection) == id) else {
-            return;
-        };
-        seen = true;
-        let Some(data) = m.data.filter(|_| r.payload_len > 0) else {
-            return;
-        };
-        let d = dir_index(m.direction);
-        let carrier = Carrier {
-            tcp_stream: u64::from(r.tcp_stream),
-            frame: r.number,
-            ts_ns: r.ts_ns,
-        };
-        histories[d].prune_before(r.ts_ns.saturating_sub(ORIGINAL_WINDOW_NS));
-        let earlier = histories[d].record(data.start, data.end, carrier, None);
-        let reinjected = m.reinjected_bytes + m.resolved_reinjected_bytes;
-        if reinjected == 0 {
-            return;
-        }
-        let first = earlier.originals.first().map(|o| o.carrier);
-        let list = &mut directions[d];
-        list.packets += 1;
-        list.bytes += reinjected;
-        list.reinjections.push(Reinjection {
-            dsn: data.start,
-            len: data.len(),
-            tcp_stream: carrier.tcp_stream,
-            frame: r.number,
-            time_s: ns_to_s(r.ts_ns),
-            original_tcp_stream: first.map(|c| c.tcp_stream),
-            original_frame: first.map(|c| c.frame),
-            original_time_s: first.map(|c| ns_to_s(c.ts_ns)),
-            delay_s: first.map(|c| (r.ts_ns as f64 - c.ts_ns as f64) / 1e9),
-            reinjected_bytes: reinjected,
-            originals: originals(&earlier),
-        });
-    };
-    let report =
-        offline::analyze_file_observed(capture, &OfflineOptions::default(), &mut observer)?;
-    if !seen {
+    let mut lister = Lister::new(id);
+    let report = offline::analyze_file_observed(capture, &OfflineOptions::default(), &mut lister)?;
+    if !lister.seen {
         return Err(PairError::NoConnection {
             path: capture.to_path_buf(),
             id,
@@ -175,8 +132,73 @@ pub fn list_reinjections(capture: &Path, id: u64) -> Result<ReinjectionList, Pai
     Ok(ReinjectionList {
         id,
         notes,
-        directions: directions.into(),
+        directions: lister.directions.into(),
     })
+}
+
+/// Builds the listing from one capture's records, in capture order.
+struct Lister {
+    id: u64,
+    seen: bool,
+    histories: [History; 2],
+    directions: [ReinjectionDirection; 2],
+}
+
+impl Lister {
+    fn new(id: u64) -> Self {
+        Lister {
+            id,
+            seen: false,
+            histories: [History::new(), History::new()],
+            directions: Direction::BOTH.map(|direction| ReinjectionDirection {
+                direction,
+                reinjections: Vec::new(),
+                packets: 0,
+                bytes: 0,
+            }),
+        }
+    }
+}
+
+impl PacketObserver for Lister {
+    fn observe(&mut self, r: &PacketRecord) {
+        let Some(m) = r.mptcp.filter(|m| u64::from(m.connection) == self.id) else {
+            return;
+        };
+        self.seen = true;
+        let Some(data) = m.data.filter(|_| r.payload_len > 0) else {
+            return;
+        };
+        let d = dir_index(m.direction);
+        let carrier = Carrier {
+            tcp_stream: u64::from(r.tcp_stream),
+            frame: r.number,
+            ts_ns: r.ts_ns,
+        };
+        self.histories[d].prune_before(r.ts_ns.saturating_sub(ORIGINAL_WINDOW_NS));
+        let earlier = self.histories[d].record(data.start, data.end, carrier, None);
+        let reinjected = m.reinjected_bytes + m.resolved_reinjected_bytes;
+        if reinjected == 0 {
+            return;
+        }
+        let first = earlier.originals.first().map(|o| o.carrier);
+        let list = &mut self.directions[d];
+        list.packets += 1;
+        list.bytes += reinjected;
+        list.reinjections.push(Reinjection {
+            dsn: data.start,
+            len: data.len(),
+            tcp_stream: carrier.tcp_stream,
+            frame: r.number,
+            time_s: ns_to_s(r.ts_ns),
+            original_tcp_stream: first.map(|c| c.tcp_stream),
+            original_frame: first.map(|c| c.frame),
+            original_time_s: first.map(|c| ns_to_s(c.ts_ns)),
+            delay_s: first.map(|c| (i128::from(r.ts_ns) - i128::from(c.ts_ns)) as f64 / 1e9),
+            reinjected_bytes: reinjected,
+            originals: originals(&earlier),
+        });
+    }
 }
 
 /// `qualify-reinjections`: whether each reinjection helped.
