@@ -759,4 +759,92 @@ mod tests {
     fn shared_pair_connection_1() {
         check_shared(&shared_match_1());
     }
+
+    /// Five delays and a loss: nearest-rank statistics by hand. Sorted delays 5, 7, 9, 12,
+    /// 30 ms: median = the ⌈2.5⌉ = 3rd = 9 ms, p95 = the ⌈4.75⌉ = 5th = 30 ms.
+    #[test]
+    fn statistics_by_nearest_rank() {
+        let mut delays = Delays::default();
+        for ms in [Some(5), Some(12), None, Some(7), Some(30), Some(9)] {
+            delays.add(ms.map(|ms: i64| ms * 1_000_000));
+        }
+        let s = delays.summary(3, Some(4), 2);
+        assert_eq!((s.tcp_stream, s.peer_tcp_stream), (3, Some(4)));
+        assert_eq!((s.packets, s.lost, s.unmatched_received), (6, 1, 2));
+        assert_eq!(
+            (s.min_s, s.median_s, s.p95_s, s.max_s),
+            (Some(0.005), Some(0.009), Some(0.03), Some(0.03))
+        );
+        let none = Delays::default().summary(0, None, 0);
+        assert_eq!(
+            (none.min_s, none.median_s, none.p95_s, none.max_s),
+            (None, None, None, None)
+        );
+        // Twenty values 1..=20: the 95th percentile is the 19th, the median the 10th.
+        let sorted: Vec<u32> = (1..=20).collect();
+        assert_eq!(nearest_rank(&sorted, 95), Some(&19));
+        assert_eq!(nearest_rank(&sorted, 50), Some(&10));
+        assert_eq!(nearest_rank(&sorted[..1], 95), Some(&1));
+    }
+
+    /// `write_owd` on the shared pair: the JSON has the shape (keys, DSN as a decimal
+    /// string, one row per packet in its direction) and the same statistics as `owd`; the
+    /// table starts with the statistics and lists every packet.
+    #[test]
+    fn written_json_and_table() {
+        let Some((client, server)) = shared_pair() else {
+            eprintln!("skipped: /work/shared/pcaps is absent");
+            return;
+        };
+        let matched = shared_match_1();
+        let options = OwdOptions::new(Some(0.0), None);
+        let mut json = Vec::new();
+        let report = write_owd(&mut json, true, &client, &server, &matched, &options, true)
+            .expect("written");
+        let value: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+        assert_eq!(value["id"], 1);
+        assert_eq!(value["clock_offset_s"], 0.0);
+        let directions = value["directions"].as_array().expect("directions");
+        assert_eq!(directions.len(), 2);
+        assert_eq!(directions[0]["direction"], "client_to_server");
+        for (d, written) in report.directions.iter().zip(directions) {
+            let packets = written["packets"].as_array().expect("packets");
+            let sum: u64 = d.subflows.iter().map(|s| s.packets).sum();
+            assert_eq!(packets.len() as u64, sum);
+            assert_eq!(
+                written["subflows"],
+                serde_json::to_value(&d.subflows).expect("json")
+            );
+            for p in packets {
+                for key in ["sent_s", "received_s", "owd_s", "tcp_stream", "dsn", "len"] {
+                    assert!(p.get(key).is_some(), "{key} in {p}");
+                }
+                assert!(p["dsn"].is_string() || p["dsn"].is_null());
+                assert!(p["retransmission"].is_boolean() && p["reinjection"].is_boolean());
+            }
+        }
+        let mut table = Vec::new();
+        write_owd(
+            &mut table, false, &client, &server, &matched, &options, true,
+        )
+        .expect("written");
+        let table = String::from_utf8(table).expect("text");
+        assert!(table.starts_with(&render_owd_table(&report)));
+        let sum: u64 = report
+            .directions
+            .iter()
+            .flat_map(|d| &d.subflows)
+            .map(|s| s.packets)
+            .sum();
+        // Packet rows start with the send time; no other line starts with a number.
+        let rows = table
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|t| t.parse::<f64>().is_ok())
+            })
+            .count();
+        assert_eq!(rows as u64, sum);
+    }
 }

@@ -476,4 +476,266 @@ mod tests {
             );
         }
     }
+
+    use crate::{
+        analysis::{
+            Analyzer,
+            record::DataRange,
+            tcp::tests::{A, B, Pkt, pkt},
+        },
+        decode::{
+            MptcpOption,
+            mptcp::{DssMapping, JoinOption, WireSeq},
+            tcp_flags::{ACK, SYN},
+        },
+    };
+
+    // The keys of the shared captures' connection 0 (v0) and what they hash to (the analysis's
+    // tests check them against tshark).
+    const C_KEY: u64 = 14568871653868829995;
+    const S_KEY: u64 = 12070231261294881532;
+    const S_TOKEN: u32 = 804647408;
+    const C_IDSN: u64 = 5947950023132234492;
+    const A2: &str = "11.0.0.1";
+    const MS: u64 = 1_000_000;
+
+    fn capable(sender: u64, receiver: Option<u64>) -> MptcpOption {
+        MptcpOption::Capable {
+            version: 0,
+            flags: 0x81,
+            sender_key: Some(sender),
+            receiver_key: receiver,
+            data_len: None,
+            checksum: None,
+        }
+    }
+
+    /// A DSS mapping data `[off, off + len)` (relative to the client's IDSN + 1) to subflow
+    /// sequence `ssn`.
+    fn map(off: u64, ssn: u32, len: u16) -> MptcpOption {
+        MptcpOption::Dss {
+            data_fin: false,
+            data_ack: None,
+            mapping: Some(DssMapping {
+                dsn: WireSeq::U64(C_IDSN + 1 + off),
+                ssn,
+                len,
+                checksum: None,
+            }),
+        }
+    }
+
+    /// A v0 connection A:1000 → B:5201 (stream 0, ISNs 100/900) and a join A2:2000 → B:5201
+    /// (stream 1, ISNs 5000/7000); then subflow 0 sends data [0, 3000) in three segments
+    /// (frames 6-8 at 10, 11, 12 ms), subflow 1 new data [3000, 4000) (frame 9, 20 ms) and
+    /// reinjects [2000, 3000) (frame 10, 30 ms), subflow 0 retransmits [1000, 2000) (frame 11,
+    /// 40 ms) and re-sends [0, 500) under new subflow sequence numbers (frame 12, 50 ms): the
+    /// analysis's own test exchange for reinjections, with times.
+    fn exchange() -> Vec<crate::decode::Packet> {
+        let mut packets = vec![
+            pkt(A, 1000, B, 5201)
+                .seq(100)
+                .flags(SYN)
+                .opt(capable(C_KEY, None))
+                .at(1, 0),
+            pkt(B, 5201, A, 1000)
+                .seq(900)
+                .ack(101)
+                .flags(SYN | ACK)
+                .opt(capable(S_KEY, None))
+                .at(2, MS),
+            pkt(A, 1000, B, 5201)
+                .seq(101)
+                .ack(901)
+                .opt(capable(C_KEY, Some(S_KEY)))
+                .at(3, 2 * MS),
+            pkt(A2, 2000, B, 5201)
+                .seq(5000)
+                .flags(SYN)
+                .opt(MptcpOption::Join(JoinOption::Syn {
+                    backup: false,
+                    addr_id: 2,
+                    token: S_TOKEN,
+                    nonce: 7,
+                }))
+                .at(4, 3 * MS),
+            pkt(B, 5201, A2, 2000)
+                .seq(7000)
+                .ack(5001)
+                .flags(SYN | ACK)
+                .opt(MptcpOption::Join(JoinOption::SynAck {
+                    backup: false,
+                    addr_id: 0,
+                    hmac: 1,
+                    nonce: 2,
+                }))
+                .at(5, 4 * MS),
+        ];
+        for i in 0..3u32 {
+            let ssn = 1 + 1000 * i;
+            packets.push(
+                pkt(A, 1000, B, 5201)
+                    .seq(100 + ssn)
+                    .len(1000)
+                    .opt(map(u64::from(ssn - 1), ssn, 1000))
+                    .at(6 + u64::from(i), (10 + u64::from(i)) * MS),
+            );
+        }
+        packets.extend([
+            pkt(A2, 2000, B, 5201)
+                .seq(5001)
+                .len(1000)
+                .opt(map(3000, 1, 1000))
+                .at(9, 20 * MS),
+            pkt(A2, 2000, B, 5201)
+                .seq(6001)
+                .len(1000)
+                .opt(map(2000, 1001, 1000))
+                .at(10, 30 * MS),
+            pkt(A, 1000, B, 5201)
+                .seq(1101)
+                .len(1000)
+                .opt(map(1000, 1001, 1000))
+                .at(11, 40 * MS),
+            pkt(A, 1000, B, 5201)
+                .seq(3101)
+                .len(500)
+                .opt(map(0, 3001, 500))
+                .at(12, 50 * MS),
+        ]);
+        packets.into_iter().map(Pkt::done).collect()
+    }
+
+    /// The listing of the hand-made exchange: the two reinjections, each with the original
+    /// derived by hand, the delay between them, and the direction's totals.
+    #[test]
+    fn listing_of_a_hand_made_exchange() {
+        let mut analyzer = Analyzer::new();
+        let mut lister = Lister::new(0);
+        for p in exchange() {
+            analyzer.feed_observed(p.number, Ok(Some(&p)), &mut lister);
+        }
+        assert!(lister.seen);
+        let [c2s, s2c] = &lister.directions;
+        assert!(s2c.reinjections.is_empty());
+        assert_eq!((c2s.packets, c2s.bytes), (2, 1500));
+        let seen: Vec<_> = c2s
+            .reinjections
+            .iter()
+            .map(|r| {
+                (
+                    r.dsn - C_IDSN - 1,
+                    r.len,
+                    r.tcp_stream,
+                    r.frame,
+                    r.original_tcp_stream,
+                    r.original_frame,
+                    r.delay_s.map(|s| (s * 1e3).round() as i64),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                // [2000, 3000) on stream 1, first carried by frame 8 (12 ms) on stream 0.
+                (2000, 1000, 1, 10, Some(0), Some(8), Some(18)),
+                // [0, 500) on stream 0 again, first carried by frame 6 (10 ms).
+                (0, 500, 0, 12, Some(0), Some(6), Some(40)),
+            ]
+        );
+        let originals = &c2s.reinjections[0].originals;
+        assert_eq!(originals.len(), 1);
+        assert_eq!(
+            (originals[0].dsn - C_IDSN - 1, originals[0].len),
+            (2000, 1000)
+        );
+    }
+
+    /// A resolved packet of client stream `stream` carrying data `[start, start + len)`, sent
+    /// at `sent_ms`, received at `received_ms` (or lost).
+    fn resolved(
+        frame: u64,
+        stream: u64,
+        start: u64,
+        len: u32,
+        sent_ms: u64,
+        received_ms: Option<u64>,
+        reinjection: bool,
+    ) -> OwdPacket {
+        let received_ns = received_ms.map(|ms| ms * MS);
+        OwdPacket {
+            direction: Direction::ClientToServer,
+            frame,
+            sent_ns: sent_ms * MS,
+            received_ns,
+            peer_frame: received_ms.map(|_| frame),
+            owd_ns: received_ns.map(|r| (r - sent_ms * MS) as i64),
+            tcp_stream: stream,
+            peer_tcp_stream: Some(stream),
+            seq: Some(1),
+            len,
+            data: Some(DataRange {
+                start,
+                end: start + u64::from(len),
+            }),
+            retransmission: false,
+            reinjection,
+        }
+    }
+
+    /// Three originals and their reinjections: [0, 1000) lost, reinjected and received at 80
+    /// ms (useful, no gain: the original never arrived); [1000, 2000) received at 50 ms,
+    /// reinjected and received at 80 ms (redundant, gain −30 ms); [2000, 3000) received at
+    /// 200 ms, reinjected and received at 100 ms (useful, gain +100 ms); a reinjection of
+    /// [3000, 4000) that is lost itself while its original arrived (redundant, no gain).
+    #[test]
+    fn qualification_of_hand_made_fates() {
+        let packets = [
+            resolved(1, 0, 0, 1000, 10, None, false),
+            resolved(2, 0, 1000, 1000, 11, Some(50), false),
+            resolved(3, 0, 2000, 1000, 12, Some(200), false),
+            resolved(4, 0, 3000, 1000, 13, Some(40), false),
+            resolved(5, 1, 0, 1000, 30, Some(80), true),
+            resolved(6, 1, 1000, 1000, 31, Some(80), true),
+            resolved(7, 1, 2000, 1000, 32, Some(100), true),
+            resolved(8, 1, 3000, 1000, 33, None, true),
+        ];
+        let mut history = History::new();
+        let mut direction = QualifyDirection {
+            direction: Direction::ClientToServer,
+            reinjections: Vec::new(),
+            useful: 0,
+            redundant: 0,
+            useful_bytes: 0,
+            redundant_bytes: 0,
+        };
+        for p in &packets {
+            if let Some(q) = qualify(&mut history, p) {
+                direction.add(q);
+            }
+        }
+        let seen: Vec<_> = direction
+            .reinjections
+            .iter()
+            .map(|r| {
+                (
+                    r.dsn,
+                    r.original_tcp_stream,
+                    r.useful,
+                    r.gain_s.map(|s| (s * 1e3).round() as i64),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, Some(0), true, None),
+                (1000, Some(0), false, Some(-30)),
+                (2000, Some(0), true, Some(100)),
+                (3000, Some(0), false, None),
+            ]
+        );
+        assert_eq!((direction.useful, direction.useful_bytes), (2, 2000));
+        assert_eq!((direction.redundant, direction.redundant_bytes), (2, 2000));
+    }
 }
