@@ -404,11 +404,16 @@ impl Matcher {
         let state = self.subflows.entry((d, stream)).or_default();
         let outbox = &mut self.outboxes[d];
         // Without timestamps, a copy of exactly this range and IP ID goes first.
-        let preferred = state.pending.iter().copied().find(|&id| {
-            outbox.get_mut(id).is_some_and(|s| {
-                piece.tsval.is_none() && s.ip_id == piece.ip_id && s.uncovered == [exact]
+        let preferred = if piece.tsval.is_none() && piece.ip_id.is_some() {
+            state.pending.iter().copied().find(|&id| {
+                outbox
+                    .get_mut(id)
+                    .is_some_and(|s| s.ip_id == piece.ip_id && s.uncovered == [exact])
             })
-        });
+        } else {
+            None
+        };
+        let mut resolved = Vec::new();
         for id in preferred.into_iter().chain(state.pending.iter().copied()) {
             if piece.remaining.is_empty() {
                 break;
@@ -416,16 +421,21 @@ impl Matcher {
             let Some(sent) = outbox.get_mut(id) else {
                 continue;
             };
-            if compatible(sent.tsval, piece.tsval)
+            if !sent.resolved
+                && compatible(sent.tsval, piece.tsval)
                 && take_common(&mut sent.uncovered, &mut piece.remaining)
                 && sent.uncovered.is_empty()
             {
                 resolve(sent, piece.arrival(), self.offset_ns, &mut self.horizon);
+                resolved.push(id);
             }
         }
-        state
-            .pending
-            .retain(|&id| outbox.get_mut(id).is_some_and(|s| !s.resolved));
+        // Resolved copies are mostly the oldest: removing them costs little.
+        for id in resolved {
+            if let Some(at) = state.pending.iter().position(|&p| p == id) {
+                state.pending.remove(at);
+            }
+        }
         if !piece.remaining.is_empty() {
             state.arrived.push_back(piece);
         }
@@ -803,5 +813,26 @@ pub(crate) mod tests {
         assert_eq!(out[0].direction, S2C);
         let out = run(client(), server(), 0, None);
         assert_eq!(fates(&out), [(2, Some(-1_995_000), Some(2))]);
+    }
+
+    /// Without timestamps, the IPv4 ID tells the copies apart: the first copy (ID 1) is lost,
+    /// the second (ID 2) arrives with ID 2 and is matched to it, not to the first in order.
+    #[test]
+    fn ip_id_breaks_the_tie_without_timestamps() {
+        let with_id = |mut r: PacketRecord, id| {
+            r.ip_id = Some(id);
+            r
+        };
+        let client = vec![
+            syn(0, 0),
+            with_id(rec(2, 10_000, 0, C2S, 1, 100, None), 1),
+            with_id(rec(3, 300_000, 0, C2S, 1, 100, None), 2),
+        ];
+        let server = vec![
+            syn(5_000, 10),
+            with_id(rec(2, 310_000, 10, C2S, 1, 100, None), 2),
+        ];
+        let out = run(client, server, 0, None);
+        assert_eq!(fates(&out), [(2, None, None), (3, Some(10_000), Some(2))]);
     }
 }

@@ -286,11 +286,7 @@ pub(crate) fn merge(
     let sides = [Side::Client, Side::Server];
     loop {
         let heads = [streams[0].head(), streams[1].head()];
-        let aligned: Vec<Option<i64>> = heads
-            .iter()
-            .zip(sides)
-            .map(|(h, side)| h.map(|r| matcher.aligned_ns(side, r.ts_ns)))
-            .collect();
+        let aligned = [0, 1].map(|i| heads[i].map(|r| matcher.aligned_ns(sides[i], r.ts_ns)));
         let next = match (aligned[0], aligned[1]) {
             (Some(c), Some(s)) => usize::from(s < c),
             (Some(_), None) => 0,
