@@ -843,4 +843,284 @@ mod tests {
             .count();
         assert_eq!(rows as u64, sum);
     }
+
+    /// Hand-made captures written as pcapng files (raw IPv4, only the headers captured, as
+    /// with a 128-byte snap length): the client and the server side of one MPTCP v0
+    /// connection.
+    mod tiny_pair {
+        use super::*;
+        use crate::{output::pcapng::PcapngEventWriter, source::pcap::tests::TempDir};
+
+        // Keys of the shared captures' connection 0 and the IDSNs they hash to (SHA-1).
+        const C_KEY: u64 = 14568871653868829995;
+        const S_KEY: u64 = 12070231261294881532;
+        const C_IDSN: u64 = 5947950023132234492;
+        const S_IDSN: u64 = 5227567736771178707;
+        const T0: u64 = 1_700_000_000_000_000_000;
+        const US: u64 = 1000;
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+
+        /// Client 10.0.0.1:40000 as the client capture sees it, 192.0.2.7:50000 behind a NAT
+        /// as the server capture sees it; server 10.0.0.2:5201. ISNs 1000 (client), 9000.
+        #[derive(Clone, Copy)]
+        struct Ends {
+            client: ([u8; 4], u16),
+            server: ([u8; 4], u16),
+        }
+
+        const AT_CLIENT: Ends = Ends {
+            client: ([10, 0, 0, 1], 40000),
+            server: ([10, 0, 0, 2], 5201),
+        };
+        const AT_SERVER: Ends = Ends {
+            client: ([192, 0, 2, 7], 50000),
+            server: ([10, 0, 0, 2], 5201),
+        };
+
+        fn capable(keys: &[u64]) -> Vec<u8> {
+            let mut o = vec![30, 4 + 8 * keys.len() as u8, 0x00, 0x01];
+            keys.iter().for_each(|k| o.extend(k.to_be_bytes()));
+            o
+        }
+
+        fn dss(dsn: u64, ssn: u32, len: u16) -> Vec<u8> {
+            let mut o = vec![30, 18, 0x20, 0x0c];
+            o.extend(dsn.to_be_bytes());
+            o.extend(ssn.to_be_bytes());
+            o.extend(len.to_be_bytes());
+            o
+        }
+
+        fn timestamps(tsval: u32) -> Vec<u8> {
+            let mut o = vec![1, 1, 8, 10];
+            o.extend(tsval.to_be_bytes());
+            o.extend(0u32.to_be_bytes());
+            o
+        }
+
+        /// One segment's headers (what a 128-byte snap length keeps) and its length on the
+        /// wire.
+        struct Segment {
+            from_client: bool,
+            seq: u32,
+            ack: u32,
+            flags: u8,
+            options: Vec<u8>,
+            payload: u16,
+        }
+
+        fn bytes(ends: Ends, s: &Segment) -> (Vec<u8>, u32) {
+            let (src, dst) = if s.from_client {
+                (ends.client, ends.server)
+            } else {
+                (ends.server, ends.client)
+            };
+            let mut options = s.options.clone();
+            options.resize(options.len().div_ceil(4) * 4, 0);
+            let tcp_len = 20 + options.len();
+            let total = (20 + tcp_len) as u16 + s.payload;
+            let mut b = vec![0x45, 0];
+            b.extend(total.to_be_bytes());
+            b.extend([0, 1, 0x40, 0, 64, 6, 0, 0]);
+            b.extend(src.0);
+            b.extend(dst.0);
+            b.extend(src.1.to_be_bytes());
+            b.extend(dst.1.to_be_bytes());
+            b.extend(s.seq.to_be_bytes());
+            b.extend(s.ack.to_be_bytes());
+            b.extend([((tcp_len / 4) as u8) << 4, s.flags, 0xff, 0xff, 0, 0, 0, 0]);
+            b.extend(options);
+            (b, u32::from(total))
+        }
+
+        fn write(dir: &TempDir, name: &str, ends: Ends, segments: &[(u64, &Segment)]) -> PathBuf {
+            let path = dir.0.join(name);
+            let mut writer = PcapngEventWriter::create(&path, false).expect("create");
+            let iface = writer.add_interface("eth0", 1, None).expect("interface");
+            for (at_us, segment) in segments {
+                let (data, orig_len) = bytes(ends, segment);
+                writer
+                    .write_packet(iface, T0 + at_us * US, true, &data, orig_len, 0)
+                    .expect("write");
+            }
+            writer.flush().expect("flush");
+            path
+        }
+
+        fn data(from_client: bool, seq: u32, len: u16, tsval: u32) -> Segment {
+            let (isn, idsn) = if from_client {
+                (1000, C_IDSN)
+            } else {
+                (9000, S_IDSN)
+            };
+            let mut options = timestamps(tsval);
+            options.extend(dss(idsn + u64::from(seq), seq, len));
+            Segment {
+                from_client,
+                seq: isn + seq,
+                ack: 0,
+                flags: ACK,
+                options,
+                payload: len,
+            }
+        }
+
+        /// The handshake, client data [1, 1001) sent at 20 ms and received at 25 ms, [1001,
+        /// 2001) sent at 21 ms (TSval 101) and lost, its retransmission (TSval 150) sent at
+        /// 300 ms and received at 305 ms, and server data [1, 501) sent at 50 ms (server
+        /// clock) and received at 55 ms. Both clocks agree.
+        fn captures(dir: &TempDir) -> (PathBuf, PathBuf) {
+            let syn = Segment {
+                from_client: true,
+                seq: 1000,
+                ack: 0,
+                flags: SYN,
+                options: capable(&[C_KEY]),
+                payload: 0,
+            };
+            let syn_ack = Segment {
+                from_client: false,
+                seq: 9000,
+                ack: 1001,
+                flags: SYN | ACK,
+                options: capable(&[S_KEY]),
+                payload: 0,
+            };
+            let third = Segment {
+                from_client: true,
+                seq: 1001,
+                ack: 9001,
+                flags: ACK,
+                options: capable(&[C_KEY, S_KEY]),
+                payload: 0,
+            };
+            let (d1, d2, d2_again) = (
+                data(true, 1, 1000, 100),
+                data(true, 1001, 1000, 101),
+                data(true, 1001, 1000, 150),
+            );
+            let back = data(false, 1, 500, 7);
+            let client = write(
+                dir,
+                "client.pcapng",
+                AT_CLIENT,
+                &[
+                    (0, &syn),
+                    (10_000, &syn_ack),
+                    (10_100, &third),
+                    (20_000, &d1),
+                    (21_000, &d2),
+                    (55_000, &back),
+                    (300_000, &d2_again),
+                ],
+            );
+            let server = write(
+                dir,
+                "server.pcapng",
+                AT_SERVER,
+                &[
+                    (5_000, &syn),
+                    (5_100, &syn_ack),
+                    (15_100, &third),
+                    (25_000, &d1),
+                    (50_000, &back),
+                    (305_000, &d2_again),
+                ],
+            );
+            (client, server)
+        }
+
+        fn one_subflow() -> MptcpMatch {
+            MptcpMatch {
+                id: 0,
+                peer_id: 0,
+                score: 0,
+                subflows: vec![SubflowMatch {
+                    tcp_stream: 0,
+                    peer_tcp_stream: Some(0),
+                }],
+                peer_unmatched_subflows: vec![],
+            }
+        }
+
+        /// `owd` from the files: the lost copy, the retransmission matched by its TSval, the
+        /// way back, exact delays and statistics; the JSON carries the DSNs; a connection the
+        /// capture does not have is an error.
+        #[test]
+        fn owd_of_a_tiny_pcap_pair() {
+            let dir = TempDir::new("owd-tiny-pair");
+            let (client, server) = captures(&dir);
+            let mut packets = Vec::new();
+            let options = OwdOptions::new(Some(0.0), None);
+            let report = owd(&client, &server, &one_subflow(), &options, &mut |p| {
+                packets.push(*p);
+            })
+            .expect("owd");
+            let seen: Vec<_> = packets
+                .iter()
+                .map(|p| {
+                    (
+                        p.direction,
+                        p.frame,
+                        p.owd_ns.map(|ns| ns / 1000),
+                        p.data.map(|d| d.start),
+                        p.retransmission,
+                    )
+                })
+                .collect();
+            let (c2s, s2c) = (Direction::ClientToServer, Direction::ServerToClient);
+            assert_eq!(
+                seen,
+                [
+                    (c2s, 4, Some(5_000), Some(C_IDSN + 1), false),
+                    (s2c, 5, Some(5_000), Some(S_IDSN + 1), false),
+                    (c2s, 5, None, Some(C_IDSN + 1001), false),
+                    (c2s, 7, Some(5_000), Some(C_IDSN + 1001), true),
+                ]
+            );
+            let sub = &report.directions[0].subflows[0];
+            assert_eq!(
+                (sub.packets, sub.lost, sub.min_s, sub.max_s),
+                (3, 1, Some(0.005), Some(0.005))
+            );
+            let back = &report.directions[1].subflows[0];
+            assert_eq!(
+                (back.packets, back.lost, back.median_s),
+                (1, 0, Some(0.005))
+            );
+            assert_eq!(report.clock_offset_s, Some(0.0));
+            assert!(report.notes.is_empty());
+
+            let mut json = Vec::new();
+            write_owd(
+                &mut json,
+                true,
+                &client,
+                &server,
+                &one_subflow(),
+                &options,
+                true,
+            )
+            .expect("written");
+            let value: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+            let row = &value["directions"][0]["packets"][0];
+            assert_eq!(row["dsn"], (C_IDSN + 1).to_string());
+            assert_eq!(
+                (row["len"].as_u64(), row["owd_s"].as_f64()),
+                (Some(1000), Some(0.005))
+            );
+            assert_eq!(
+                value["directions"][0]["packets"][1]["received_s"],
+                serde_json::Value::Null
+            );
+
+            let mut other = one_subflow();
+            other.id = 3;
+            assert!(matches!(
+                owd(&client, &server, &other, &options, &mut |_| {}),
+                Err(PairError::NoConnection { id: 3, .. })
+            ));
+        }
+    }
 }
