@@ -756,6 +756,76 @@ mod tests {
         check_shared(&shared_match_1());
     }
 
+    /// Connection 1's client→server statistics against tshark 4.0.17: per client port, the
+    /// data packets of the client capture (`tcp.len > 0`), each received when the server
+    /// capture's packets of the same port and TSval cover its `tcp.seq` range, at the latest
+    /// covering packet's `frame.time_epoch`; percentiles by nearest rank (a Python script over
+    /// `tshark -T fields`, run once; the numbers are its output, in µs).
+    #[test]
+    fn shared_pair_statistics_match_tshark() {
+        let Some((client, server)) = shared_pair() else {
+            eprintln!("skipped: /work/shared/pcaps is absent");
+            return;
+        };
+        let report = owd(
+            &client,
+            &server,
+            &shared_match_1(),
+            &OwdOptions::default(),
+            &mut |_| {},
+        )
+        .expect("connection 1");
+        let us = |s: Option<f64>| s.map(|s| (s * 1e6).round() as i64);
+        let seen: Vec<_> = report.directions[0]
+            .subflows
+            .iter()
+            .map(|s| {
+                (
+                    s.tcp_stream,
+                    s.packets,
+                    s.lost,
+                    us(s.min_s),
+                    us(s.median_s),
+                    us(s.p95_s),
+                    us(s.max_s),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    3,
+                    410,
+                    3,
+                    Some(50_009),
+                    Some(51_158),
+                    Some(56_923),
+                    Some(70_803)
+                ),
+                (
+                    4,
+                    504,
+                    7,
+                    Some(50_009),
+                    Some(50_891),
+                    Some(56_879),
+                    Some(171_734)
+                ),
+                (
+                    5,
+                    17,
+                    4,
+                    Some(20_022),
+                    Some(20_381),
+                    Some(21_376),
+                    Some(21_376)
+                ),
+                (7, 0, 0, None, None, None, None),
+            ]
+        );
+    }
+
     /// Five delays and a loss: nearest-rank statistics by hand. Sorted delays 5, 7, 9, 12,
     /// 30 ms: median = the ⌈2.5⌉ = 3rd = 9 ms, p95 = the ⌈4.75⌉ = 5th = 30 ms.
     #[test]
