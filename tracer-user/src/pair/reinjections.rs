@@ -427,6 +427,59 @@ mod tests {
         counts
     }
 
+    /// The listing of connection 1 (client capture) against tshark 4.0.17's
+    /// `mptcp.reinjection_of` (with `mptcp.analyze_mappings` and
+    /// `mptcp.intersubflows_retransmission`): the same reinjections with the same originals,
+    /// but for two differences of definition, checked by hand in tshark's output: frame 1773
+    /// is a TCP retransmission (same subflow, same `tcp.seq`) of reinjection 1718, not a
+    /// reinjection of its own; and for 2019 tshark names 1767, a TCP retransmission of 1576,
+    /// where the first copy (1576) is named here.
+    #[test]
+    fn shared_listing_matches_tshark() {
+        let Some(client) = shared("client_2.pcap") else {
+            eprintln!("skipped: /work/shared/pcaps is absent");
+            return;
+        };
+        let list = list_reinjections(&client, 1).expect("connection 1");
+        let seen: Vec<_> = list.directions[0]
+            .reinjections
+            .iter()
+            .map(|r| (r.frame, r.tcp_stream, r.original_frame))
+            .collect();
+        let tshark: [(u64, u64, u64); 28] = [
+            (895, 4, 492),
+            (896, 4, 494),
+            (897, 4, 495),
+            (898, 4, 497),
+            (899, 4, 500),
+            (900, 4, 501),
+            (901, 4, 505),
+            (902, 4, 507),
+            (903, 4, 509),
+            (904, 4, 857),
+            (905, 4, 510),
+            (906, 4, 512),
+            (907, 4, 515),
+            (909, 4, 517),
+            (913, 4, 538),
+            (915, 4, 540),
+            (916, 4, 542),
+            (917, 4, 544),
+            (918, 4, 546),
+            (920, 4, 548),
+            (950, 4, 429),
+            (954, 4, 432),
+            (1497, 3, 1042),
+            (1718, 5, 952),
+            (2016, 4, 1571),
+            (2017, 4, 1573),
+            (2019, 4, 1576),
+            (2021, 4, 1579),
+        ];
+        let expected: Vec<_> = tshark.iter().map(|&(f, s, o)| (f, s, Some(o))).collect();
+        assert_eq!(seen, expected);
+    }
+
     /// On the shared pair's connection 1: the listing has every reinjection the records mark,
     /// each with an original on another subflow or earlier; qualification sees the same
     /// client→server reinjections, and its totals add up.
