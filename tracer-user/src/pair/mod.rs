@@ -10,6 +10,8 @@ pub mod history;
 pub mod map;
 pub mod matcher;
 pub mod owd;
+mod quantiles;
 pub mod reinjections;
+mod tempfile;
 
 pub use error::PairError;

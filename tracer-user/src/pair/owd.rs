@@ -18,20 +18,17 @@
 //!   median is the lower middle value); null when nothing was received.
 //!
 //! Memory: records cross from the two reading threads in bounded batches; the matcher holds
-//! the packets in flight; the writer spills each direction's packet rows to a temporary file
-//! (the statistics come first in the output but are known only at the end). The statistics
-//! keep each received packet's delay (8 bytes) for exact percentiles: the one part of the
-//! memory that grows with the capture.
+//! the packets in flight (and up to a loss horizon of them); the delays go to a temporary file
+//! from which the percentiles are found by a few narrowing passes (`quantiles`); the writer
+//! spills each direction's packet rows to a temporary file too (the statistics come first in
+//! the output but are known only at the end). Nothing kept in memory grows with the capture.
 
 use std::{
     collections::{HashMap, VecDeque},
     fs::File,
     io::{BufWriter, Write},
-    path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        mpsc::{self, Receiver, SyncSender},
-    },
+    path::Path,
+    sync::mpsc::{self, Receiver, SyncSender},
 };
 
 use serde::Serialize;
@@ -40,6 +37,8 @@ use super::{
     PairError,
     map::MptcpMatch,
     matcher::{Matcher, OwdPacket, Side},
+    quantiles::{Limits, SpilledValues},
+    tempfile::TempFile,
 };
 use crate::{
     analysis::{
@@ -118,14 +117,18 @@ pub fn owd(
     options: &OwdOptions,
     each_packet: &mut dyn FnMut(&OwdPacket),
 ) -> Result<OwdReport, PairError> {
-    let mut stats: HashMap<(Direction, u64), Delays> = HashMap::new();
+    let mut stats = DelayStats::new(Limits::default())?;
+    let mut failed = None;
     let mut run = match_captures(client, server, matched, options, &mut |p: &OwdPacket| {
-        stats
-            .entry((p.direction, p.tcp_stream))
-            .or_default()
-            .add(p.owd_ns);
+        if let Err(error) = stats.add(p.direction, p.tcp_stream, p.owd_ns) {
+            failed.get_or_insert(error);
+        }
         each_packet(p);
     })?;
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    let mut summaries = stats.summaries()?;
     let mut notes = std::mem::take(&mut run.notes);
     if options.offset_s.is_none() {
         notes.push(String::from(
@@ -140,8 +143,10 @@ pub fn owd(
                 .subflows
                 .iter()
                 .map(|s| {
-                    let delays = stats.remove(&(direction, s.tcp_stream)).unwrap_or_default();
-                    delays.summary(
+                    let summary = summaries
+                        .remove(&(direction, s.tcp_stream))
+                        .unwrap_or_default();
+                    summary.named(
                         s.tcp_stream,
                         s.peer_tcp_stream,
                         run.unmatched(direction, s.tcp_stream),
@@ -160,45 +165,97 @@ pub fn owd(
     })
 }
 
-/// The delays of one subflow and direction.
-#[derive(Default)]
-struct Delays {
-    packets: u64,
-    lost: u64,
-    received_ns: Vec<i64>,
+/// The delays of every subflow and direction: counts here, the delays themselves spilled
+/// (`quantiles`), so memory does not grow with the capture.
+struct DelayStats {
+    keys: HashMap<(Direction, u64), u32>,
+    /// Per key: packets and lost.
+    counts: Vec<(u64, u64)>,
+    delays: SpilledValues,
 }
 
-impl Delays {
-    fn add(&mut self, owd_ns: Option<i64>) {
-        self.packets += 1;
+impl DelayStats {
+    fn new(limits: Limits) -> std::io::Result<Self> {
+        Ok(DelayStats {
+            keys: HashMap::new(),
+            counts: Vec::new(),
+            delays: SpilledValues::create(limits)?,
+        })
+    }
+
+    fn add(
+        &mut self,
+        direction: Direction,
+        tcp_stream: u64,
+        owd_ns: Option<i64>,
+    ) -> std::io::Result<()> {
+        let next = self.counts.len() as u32;
+        let key = *self.keys.entry((direction, tcp_stream)).or_insert(next);
+        if key == next {
+            self.counts.push((0, 0));
+        }
+        let counts = &mut self.counts[key as usize];
+        counts.0 += 1;
         match owd_ns {
-            Some(ns) => self.received_ns.push(ns),
-            None => self.lost += 1,
+            Some(ns) => self.delays.add(key, ns),
+            None => {
+                counts.1 += 1;
+                Ok(())
+            }
         }
     }
 
-    fn summary(mut self, tcp_stream: u64, peer: Option<u64>, unmatched: u64) -> SubflowDelays {
-        self.received_ns.sort_unstable();
-        let sorted = &self.received_ns;
-        let s = |ns: Option<&i64>| ns.map(|&ns| ns as f64 / 1e9);
+    /// The statistics of every key, by key.
+    fn summaries(mut self) -> std::io::Result<HashMap<(Direction, u64), Summary>> {
+        let percentiles = self.delays.percentiles(&[50, 95])?;
+        let s = |ns: Option<i64>| ns.map(|ns| ns as f64 / 1e9);
+        Ok(self
+            .keys
+            .iter()
+            .map(|(&at, &key)| {
+                let stats = self.delays.stats(key);
+                let received = stats.count > 0;
+                let p = percentiles.get(key as usize);
+                let (packets, lost) = self.counts[key as usize];
+                let summary = Summary {
+                    packets,
+                    lost,
+                    min_s: s(received.then_some(stats.min)),
+                    median_s: s(p.and_then(|p| p[0])),
+                    p95_s: s(p.and_then(|p| p[1])),
+                    max_s: s(received.then_some(stats.max)),
+                };
+                (at, summary)
+            })
+            .collect())
+    }
+}
+
+/// One subflow and direction's numbers, before they are named in a `SubflowDelays`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Summary {
+    packets: u64,
+    lost: u64,
+    min_s: Option<f64>,
+    median_s: Option<f64>,
+    p95_s: Option<f64>,
+    max_s: Option<f64>,
+}
+
+impl Summary {
+    fn named(self, tcp_stream: u64, peer: Option<u64>, unmatched: u64) -> SubflowDelays {
         SubflowDelays {
             tcp_stream,
             peer_tcp_stream: peer,
             packets: self.packets,
             lost: self.lost,
             unmatched_received: unmatched,
-            min_s: s(sorted.first()),
-            median_s: s(nearest_rank(sorted, 50)),
-            p95_s: s(nearest_rank(sorted, 95)),
-            max_s: s(sorted.last()),
+            min_s: self.min_s,
+            median_s: self.median_s,
+            p95_s: self.p95_s,
+            max_s: self.max_s,
         }
     }
-}
-
-/// The `percent`-th percentile of `sorted` by nearest rank: the ⌈percent·n/100⌉-th smallest.
-pub(crate) fn nearest_rank<T>(sorted: &[T], percent: usize) -> Option<&T> {
-    let rank = (percent * sorted.len()).div_ceil(100).max(1);
-    sorted.get(rank - 1)
 }
 
 /// What a run of the matcher over two captures leaves besides the packets.
@@ -516,24 +573,17 @@ const PACKET_HEADER: &str =
 /// A direction's packet rows, written as they come and read back once at the end; the file
 /// is removed when dropped.
 struct Spill {
-    path: PathBuf,
+    file: TempFile,
     writer: Option<BufWriter<File>>,
     rows: u64,
 }
 
-static SPILLS: AtomicU64 = AtomicU64::new(0);
-
 impl Spill {
     fn create(name: &str) -> std::io::Result<Self> {
-        let n = SPILLS.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "mptcp-tracer-owd-{}-{n}-{name}",
-            std::process::id()
-        ));
-        let file = File::options().write(true).create_new(true).open(&path)?;
+        let (file, writer) = TempFile::create(name)?;
         Ok(Spill {
-            path,
-            writer: Some(BufWriter::new(file)),
+            file,
+            writer: Some(BufWriter::new(writer)),
             rows: 0,
         })
     }
@@ -561,16 +611,9 @@ impl Spill {
         if let Some(mut writer) = self.writer.take() {
             writer.flush()?;
         }
-        let mut file = File::open(&self.path)?;
+        let mut file = File::open(self.file.path())?;
         std::io::copy(&mut file, out)?;
         Ok(())
-    }
-}
-
-impl Drop for Spill {
-    fn drop(&mut self) {
-        self.writer = None;
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -634,6 +677,8 @@ pub fn render_owd_table(report: &OwdReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::pair::map::SubflowMatch;
 
@@ -827,30 +872,42 @@ mod tests {
     }
 
     /// Five delays and a loss: nearest-rank statistics by hand. Sorted delays 5, 7, 9, 12,
-    /// 30 ms: median = the ⌈2.5⌉ = 3rd = 9 ms, p95 = the ⌈4.75⌉ = 5th = 30 ms.
+    /// 30 ms: median = the ⌈2.5⌉ = 3rd = 9 ms, p95 = the ⌈4.75⌉ = 5th = 30 ms. With limits
+    /// that force narrowing passes, the same.
     #[test]
     fn statistics_by_nearest_rank() {
-        let mut delays = Delays::default();
-        for ms in [Some(5), Some(12), None, Some(7), Some(30), Some(9)] {
-            delays.add(ms.map(|ms: i64| ms * 1_000_000));
+        for limits in [
+            Limits::default(),
+            Limits {
+                sort_at_most: 1,
+                buckets: 2,
+            },
+        ] {
+            let mut stats = DelayStats::new(limits).expect("temp file");
+            let c2s = Direction::ClientToServer;
+            for ms in [Some(5), Some(12), None, Some(7), Some(30), Some(9)] {
+                stats
+                    .add(c2s, 3, ms.map(|ms: i64| ms * 1_000_000))
+                    .expect("spilled");
+            }
+            stats
+                .add(Direction::ServerToClient, 3, None)
+                .expect("spilled");
+            let summaries = stats.summaries().expect("read back");
+            let s = summaries[&(c2s, 3)].named(3, Some(4), 2);
+            assert_eq!((s.tcp_stream, s.peer_tcp_stream), (3, Some(4)));
+            assert_eq!((s.packets, s.lost, s.unmatched_received), (6, 1, 2));
+            assert_eq!(
+                (s.min_s, s.median_s, s.p95_s, s.max_s),
+                (Some(0.005), Some(0.009), Some(0.03), Some(0.03))
+            );
+            let none = summaries[&(Direction::ServerToClient, 3)];
+            assert_eq!((none.packets, none.lost), (1, 1));
+            assert_eq!(
+                (none.min_s, none.median_s, none.p95_s, none.max_s),
+                (None, None, None, None)
+            );
         }
-        let s = delays.summary(3, Some(4), 2);
-        assert_eq!((s.tcp_stream, s.peer_tcp_stream), (3, Some(4)));
-        assert_eq!((s.packets, s.lost, s.unmatched_received), (6, 1, 2));
-        assert_eq!(
-            (s.min_s, s.median_s, s.p95_s, s.max_s),
-            (Some(0.005), Some(0.009), Some(0.03), Some(0.03))
-        );
-        let none = Delays::default().summary(0, None, 0);
-        assert_eq!(
-            (none.min_s, none.median_s, none.p95_s, none.max_s),
-            (None, None, None, None)
-        );
-        // Twenty values 1..=20: the 95th percentile is the 19th, the median the 10th.
-        let sorted: Vec<u32> = (1..=20).collect();
-        assert_eq!(nearest_rank(&sorted, 95), Some(&19));
-        assert_eq!(nearest_rank(&sorted, 50), Some(&10));
-        assert_eq!(nearest_rank(&sorted[..1], 95), Some(&1));
     }
 
     /// `write_owd` on the shared pair: the JSON has the shape (keys, DSN as a decimal
