@@ -33,7 +33,7 @@
 //! sent, as soon as they and every packet sent before them are resolved, so memory holds the
 //! packets in flight between the two capture points (plus up to a horizon of them).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::map::MptcpMatch;
 use crate::analysis::{
@@ -181,9 +181,47 @@ struct Piece {
 /// Both captures' view of one subflow in one direction.
 #[derive(Default)]
 struct SubflowState {
-    /// Ids of the sent copies not yet resolved, in send order.
-    pending: VecDeque<u64>,
+    pending: Pending,
     arrived: VecDeque<Piece>,
+}
+
+/// The sent copies of a subflow not yet resolved, by the start of their sequence range, so
+/// that a received piece looks only at the copies it may overlap, however many wait (a lost
+/// packet waits for a whole horizon).
+#[derive(Default)]
+struct Pending {
+    /// Range start → ids of the copies starting there, in send order.
+    by_start: BTreeMap<u64, Vec<u64>>,
+    /// The longest range inserted: a copy overlapping `[s, e)` starts after `s − longest`.
+    longest: u64,
+}
+
+impl Pending {
+    fn insert(&mut self, start: u64, len: u64, id: u64) {
+        self.longest = self.longest.max(len);
+        self.by_start.entry(start).or_default().push(id);
+    }
+
+    fn remove(&mut self, start: u64, id: u64) {
+        if let Some(ids) = self.by_start.get_mut(&start) {
+            ids.retain(|&i| i != id);
+            if ids.is_empty() {
+                self.by_start.remove(&start);
+            }
+        }
+    }
+
+    /// The copies whose range may overlap `[s, e)`, in send order.
+    fn overlapping(&self, s: u64, e: u64) -> Vec<u64> {
+        let from = s.saturating_sub(self.longest);
+        let mut ids: Vec<u64> = self
+            .by_start
+            .range(from..e)
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
 }
 
 /// The sent copies of one direction in send order; the copy with id `base` is first.
@@ -373,8 +411,8 @@ impl Matcher {
         let id = outbox.base + outbox.entries.len() as u64;
         if let (true, Some(arrival)) = (sent.uncovered.is_empty(), last) {
             resolve(&mut sent, arrival, self.offset_ns, &mut self.horizon);
-        } else {
-            state.pending.push_back(id);
+        } else if let Some((start, end)) = range {
+            state.pending.insert(start, end - start, id);
         }
         outbox.entries.push_back(sent);
     }
@@ -403,9 +441,10 @@ impl Matcher {
         };
         let state = self.subflows.entry((d, stream)).or_default();
         let outbox = &mut self.outboxes[d];
+        let candidates = state.pending.overlapping(exact.0, exact.1);
         // Without timestamps, a copy of exactly this range and IP ID goes first.
         let preferred = if piece.tsval.is_none() && piece.ip_id.is_some() {
-            state.pending.iter().copied().find(|&id| {
+            candidates.iter().copied().find(|&id| {
                 outbox
                     .get_mut(id)
                     .is_some_and(|s| s.ip_id == piece.ip_id && s.uncovered == [exact])
@@ -413,8 +452,7 @@ impl Matcher {
         } else {
             None
         };
-        let mut resolved = Vec::new();
-        for id in preferred.into_iter().chain(state.pending.iter().copied()) {
+        for id in preferred.into_iter().chain(candidates) {
             if piece.remaining.is_empty() {
                 break;
             }
@@ -427,13 +465,9 @@ impl Matcher {
                 && sent.uncovered.is_empty()
             {
                 resolve(sent, piece.arrival(), self.offset_ns, &mut self.horizon);
-                resolved.push(id);
-            }
-        }
-        // Resolved copies are mostly the oldest: removing them costs little.
-        for id in resolved {
-            if let Some(at) = state.pending.iter().position(|&p| p == id) {
-                state.pending.remove(at);
+                if let Some(start) = sent.packet.seq {
+                    state.pending.remove(start, id);
+                }
             }
         }
         if !piece.remaining.is_empty() {
@@ -455,14 +489,14 @@ impl Matcher {
                 }
                 if !sent.resolved {
                     sent.resolved = true;
-                    lost.push((sent.packet.tcp_stream, outbox.base + at as u64));
+                    if let Some(start) = sent.packet.seq {
+                        lost.push((sent.packet.tcp_stream, start, outbox.base + at as u64));
+                    }
                 }
             }
-            for (stream, id) in lost {
-                if let Some(state) = self.subflows.get_mut(&(d, stream))
-                    && let Some(at) = state.pending.iter().position(|&p| p == id)
-                {
-                    state.pending.remove(at);
+            for (stream, start, id) in lost {
+                if let Some(state) = self.subflows.get_mut(&(d, stream)) {
+                    state.pending.remove(start, id);
                 }
             }
         }

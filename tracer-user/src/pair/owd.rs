@@ -971,6 +971,47 @@ mod tests {
         assert_eq!(rows as u64, sum);
     }
 
+    /// A measuring aid, not a check: `MPTCP_OWD_PAIR=client,server` (connection 0, one
+    /// subflow, stream 0 in both) through `write_owd` with every packet to nowhere;
+    /// `MPTCP_OWD_HORIZON` seconds if set. Run it under `/usr/bin/time -v` for time and peak
+    /// memory.
+    #[test]
+    #[ignore = "needs MPTCP_OWD_PAIR"]
+    fn measure_owd_of_a_pair() {
+        let Ok(pair) = std::env::var("MPTCP_OWD_PAIR") else {
+            eprintln!("skipped: MPTCP_OWD_PAIR is not set");
+            return;
+        };
+        let Some((client, server)) = pair.split_once(',') else {
+            panic!("MPTCP_OWD_PAIR=client,server");
+        };
+        let horizon = std::env::var("MPTCP_OWD_HORIZON")
+            .ok()
+            .and_then(|h| h.parse().ok());
+        let matched = MptcpMatch {
+            id: 0,
+            peer_id: 0,
+            score: 0,
+            subflows: vec![SubflowMatch {
+                tcp_stream: 0,
+                peer_tcp_stream: Some(0),
+            }],
+            peer_unmatched_subflows: vec![],
+        };
+        let options = OwdOptions::new(Some(0.0), horizon);
+        let report = write_owd(
+            &mut std::io::sink(),
+            true,
+            Path::new(client),
+            Path::new(server),
+            &matched,
+            &options,
+            true,
+        )
+        .expect("owd");
+        eprintln!("{}", render_owd_table(&report));
+    }
+
     /// Hand-made captures written as pcapng files (raw IPv4, only the headers captured, as
     /// with a 128-byte snap length): the client and the server side of one MPTCP v0
     /// connection.
