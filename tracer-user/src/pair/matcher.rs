@@ -13,6 +13,10 @@
 //!   pending copy of exactly its range and IP ID;
 //! - otherwise repeated copies of a range are matched in the order they were sent.
 //!
+//! TCP flags and DSS contents are not compared: GSO copies the first segment's options to
+//! every piece and GRO keeps one piece's, so they would reject true matches, while the ranges
+//! and TSvals already tell copies apart.
+//!
 //! # Ranges, not records
 //! A TSO/GSO super-segment seen at the sender may arrive as several segments, and GRO may merge
 //! several sent segments into one record at the receiver. So each received record is a piece of
@@ -31,7 +35,12 @@
 //! far. Received pieces nobody claimed within the horizon are dropped and counted
 //! (`unmatched_received`). Results are handed out per direction in the order the packets were
 //! sent, as soon as they and every packet sent before them are resolved, so memory holds the
-//! packets in flight between the two capture points (plus up to a horizon of them).
+//! packets in flight between the two capture points — and, behind a lost packet, those sent
+//! within one horizon after it (a shorter `horizon_s` bounds this).
+//!
+//! The alignment assumes both captures saw the connection's start. If one began much later
+//! (more than the horizon), its records come too early or too late in the merged stream and
+//! its arrivals wait in vain: packets are reported lost and arrivals unmatched.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -489,6 +498,7 @@ impl Matcher {
                 }
                 if !sent.resolved {
                     sent.resolved = true;
+                    sent.uncovered = Vec::new();
                     if let Some(start) = sent.packet.seq {
                         lost.push((sent.packet.tcp_stream, start, outbox.base + at as u64));
                     }
@@ -580,6 +590,8 @@ fn resolve(sent: &mut Sent, arrival: Arrival, offset_ns: i64, horizon: &mut Hori
     sent.packet.peer_frame = Some(arrival.frame);
     sent.packet.owd_ns = Some(owd);
     sent.resolved = true;
+    // It may wait behind a lost packet for a horizon: keep nothing it no longer needs.
+    sent.uncovered = Vec::new();
     let aligned_delay = arrival.aligned_ns.saturating_sub(sent.aligned_ns);
     horizon.max_delay_ns = horizon.max_delay_ns.max(aligned_delay.saturating_abs());
 }
