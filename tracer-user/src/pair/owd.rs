@@ -676,7 +676,7 @@ pub fn render_owd_table(report: &OwdReport) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
@@ -1015,34 +1015,36 @@ mod tests {
     /// Hand-made captures written as pcapng files (raw IPv4, only the headers captured, as
     /// with a 128-byte snap length): the client and the server side of one MPTCP v0
     /// connection.
-    mod tiny_pair {
+    pub(crate) mod tiny_pair {
         use super::*;
         use crate::{output::pcapng::PcapngEventWriter, source::pcap::tests::TempDir};
 
         // Keys of the shared captures' connection 0 and the IDSNs they hash to (SHA-1).
         const C_KEY: u64 = 14568871653868829995;
         const S_KEY: u64 = 12070231261294881532;
-        const C_IDSN: u64 = 5947950023132234492;
+        const S_TOKEN: u32 = 804647408;
+        pub(crate) const C_IDSN: u64 = 5947950023132234492;
         const S_IDSN: u64 = 5227567736771178707;
-        const T0: u64 = 1_700_000_000_000_000_000;
+        pub(crate) const T0: u64 = 1_700_000_000_000_000_000;
         const US: u64 = 1000;
         const SYN: u8 = 0x02;
         const ACK: u8 = 0x10;
 
-        /// Client 10.0.0.1:40000 as the client capture sees it, 192.0.2.7:50000 behind a NAT
-        /// as the server capture sees it; server 10.0.0.2:5201. ISNs 1000 (client), 9000.
+        /// The clients of subflows 0 and 1: 10.0.0.1:40000 and 11.0.0.1:40001 as the client
+        /// capture sees them, 192.0.2.7:50000 and :50001 behind a NAT as the server capture
+        /// sees them; server 10.0.0.2:5201. ISNs 1000 (client), 9000 (server) on both.
         #[derive(Clone, Copy)]
         struct Ends {
-            client: ([u8; 4], u16),
+            clients: [([u8; 4], u16); 2],
             server: ([u8; 4], u16),
         }
 
         const AT_CLIENT: Ends = Ends {
-            client: ([10, 0, 0, 1], 40000),
+            clients: [([10, 0, 0, 1], 40000), ([11, 0, 0, 1], 40001)],
             server: ([10, 0, 0, 2], 5201),
         };
         const AT_SERVER: Ends = Ends {
-            client: ([192, 0, 2, 7], 50000),
+            clients: [([192, 0, 2, 7], 50000), ([192, 0, 2, 7], 50001)],
             server: ([10, 0, 0, 2], 5201),
         };
 
@@ -1070,6 +1072,7 @@ mod tests {
         /// One segment's headers (what a 128-byte snap length keeps) and its length on the
         /// wire.
         struct Segment {
+            subflow: usize,
             from_client: bool,
             seq: u32,
             ack: u32,
@@ -1079,10 +1082,11 @@ mod tests {
         }
 
         fn bytes(ends: Ends, s: &Segment) -> (Vec<u8>, u32) {
+            let client = ends.clients[s.subflow];
             let (src, dst) = if s.from_client {
-                (ends.client, ends.server)
+                (client, ends.server)
             } else {
-                (ends.server, ends.client)
+                (ends.server, client)
             };
             let mut options = s.options.clone();
             options.resize(options.len().div_ceil(4) * 4, 0);
@@ -1116,15 +1120,25 @@ mod tests {
             path
         }
 
-        fn data(from_client: bool, seq: u32, len: u16, tsval: u32) -> Segment {
+        /// Data of the connection at data offset `off` (from the IDSN) carried by subflow
+        /// sequence `seq`.
+        fn data(
+            subflow: usize,
+            from_client: bool,
+            seq: u32,
+            off: u32,
+            len: u16,
+            tsval: u32,
+        ) -> Segment {
             let (isn, idsn) = if from_client {
                 (1000, C_IDSN)
             } else {
                 (9000, S_IDSN)
             };
             let mut options = timestamps(tsval);
-            options.extend(dss(idsn + u64::from(seq), seq, len));
+            options.extend(dss(idsn + u64::from(off), seq, len));
             Segment {
+                subflow,
                 from_client,
                 seq: isn + seq,
                 ack: 0,
@@ -1137,38 +1151,35 @@ mod tests {
         /// The handshake, client data [1, 1001) sent at 20 ms and received at 25 ms, [1001,
         /// 2001) sent at 21 ms (TSval 101) and lost, its retransmission (TSval 150) sent at
         /// 300 ms and received at 305 ms, and server data [1, 501) sent at 50 ms (server
-        /// clock) and received at 55 ms. Both clocks agree.
-        fn captures(dir: &TempDir) -> (PathBuf, PathBuf) {
-            let syn = Segment {
-                from_client: true,
-                seq: 1000,
-                ack: 0,
-                flags: SYN,
-                options: capable(&[C_KEY]),
+        /// clock) and received at 55 ms. A join (subflow 1) at 60 ms reinjects data [1001,
+        /// 2001) at 100 ms (received at 105 ms, before the retransmission) and [1, 1001) at
+        /// 110 ms (received at 115 ms, after the original). Both clocks agree.
+        pub(crate) fn captures(dir: &TempDir) -> (PathBuf, PathBuf) {
+            let handshake = |subflow: usize, from_client, seq, ack, flags, options| Segment {
+                subflow,
+                from_client,
+                seq,
+                ack,
+                flags,
+                options,
                 payload: 0,
             };
-            let syn_ack = Segment {
-                from_client: false,
-                seq: 9000,
-                ack: 1001,
-                flags: SYN | ACK,
-                options: capable(&[S_KEY]),
-                payload: 0,
-            };
-            let third = Segment {
-                from_client: true,
-                seq: 1001,
-                ack: 9001,
-                flags: ACK,
-                options: capable(&[C_KEY, S_KEY]),
-                payload: 0,
-            };
-            let (d1, d2, d2_again) = (
-                data(true, 1, 1000, 100),
-                data(true, 1001, 1000, 101),
-                data(true, 1001, 1000, 150),
-            );
-            let back = data(false, 1, 500, 7);
+            let syn = handshake(0, true, 1000, 0, SYN, capable(&[C_KEY]));
+            let syn_ack = handshake(0, false, 9000, 1001, SYN | ACK, capable(&[S_KEY]));
+            let third = handshake(0, true, 1001, 9001, ACK, capable(&[C_KEY, S_KEY]));
+            let mut join = vec![30, 12, 0x10, 2];
+            join.extend(S_TOKEN.to_be_bytes());
+            join.extend(7u32.to_be_bytes());
+            let join_syn = handshake(1, true, 1000, 0, SYN, join);
+            let mut join_ack = vec![30, 16, 0x10, 0];
+            join_ack.extend([0; 12]);
+            let join_syn_ack = handshake(1, false, 9000, 1001, SYN | ACK, join_ack);
+            let d1 = data(0, true, 1, 1, 1000, 100);
+            let d2 = data(0, true, 1001, 1001, 1000, 101);
+            let d2_again = data(0, true, 1001, 1001, 1000, 150);
+            let back = data(0, false, 1, 1, 500, 7);
+            let reinjected_d2 = data(1, true, 1, 1001, 1000, 500);
+            let reinjected_d1 = data(1, true, 1001, 1, 1000, 501);
             let client = write(
                 dir,
                 "client.pcapng",
@@ -1180,6 +1191,10 @@ mod tests {
                     (20_000, &d1),
                     (21_000, &d2),
                     (55_000, &back),
+                    (60_000, &join_syn),
+                    (70_000, &join_syn_ack),
+                    (100_000, &reinjected_d2),
+                    (110_000, &reinjected_d1),
                     (300_000, &d2_again),
                 ],
             );
@@ -1193,10 +1208,24 @@ mod tests {
                     (15_100, &third),
                     (25_000, &d1),
                     (50_000, &back),
+                    (65_000, &join_syn),
+                    (65_100, &join_syn_ack),
+                    (105_000, &reinjected_d2),
+                    (115_000, &reinjected_d1),
                     (305_000, &d2_again),
                 ],
             );
             (client, server)
+        }
+
+        /// Subflow 0 ↔ 0 and subflow 1 ↔ 1.
+        pub(crate) fn both_subflows() -> MptcpMatch {
+            let mut matched = one_subflow();
+            matched.subflows.push(SubflowMatch {
+                tcp_stream: 1,
+                peer_tcp_stream: Some(1),
+            });
+            matched
         }
 
         fn one_subflow() -> MptcpMatch {
@@ -1244,7 +1273,7 @@ mod tests {
                     (c2s, 4, Some(5_000), Some(C_IDSN + 1), false),
                     (s2c, 5, Some(5_000), Some(S_IDSN + 1), false),
                     (c2s, 5, None, Some(C_IDSN + 1001), false),
-                    (c2s, 7, Some(5_000), Some(C_IDSN + 1001), true),
+                    (c2s, 11, Some(5_000), Some(C_IDSN + 1001), true),
                 ]
             );
             let sub = &report.directions[0].subflows[0];

@@ -791,4 +791,103 @@ mod tests {
         assert_eq!((direction.useful, direction.useful_bytes), (2, 2000));
         assert_eq!((direction.redundant, direction.redundant_bytes), (2, 2000));
     }
+
+    /// The hand-made pcapng pair (`owd` tests): one capture's listing, then the two
+    /// captures' qualification. Reinjection of [1001, 2001) on subflow 1 at 100 ms, 79 ms
+    /// after its original (frame 5, lost): useful, no gain. Reinjection of [1, 1001) at 110
+    /// ms, 90 ms after its original (frame 4, received at 25 ms): redundant, received at 115
+    /// ms, gain −90 ms. The subflow-0 retransmission at 300 ms is no reinjection.
+    #[test]
+    fn listing_and_qualification_from_a_tiny_pcap_pair() {
+        use crate::{
+            pair::owd::tests::tiny_pair::{C_IDSN, T0, both_subflows, captures},
+            source::pcap::tests::TempDir,
+        };
+        let dir = TempDir::new("reinjections-tiny-pair");
+        let (client, server) = captures(&dir);
+        let list = list_reinjections(&client, 0).expect("connection 0");
+        let seen: Vec<_> = list.directions[0]
+            .reinjections
+            .iter()
+            .map(|r| {
+                (
+                    r.dsn - C_IDSN,
+                    r.len,
+                    r.tcp_stream,
+                    r.frame,
+                    r.original_tcp_stream,
+                    r.original_frame,
+                    r.delay_s.map(|s| (s * 1e3).round() as i64),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1001, 1000, 1, 9, Some(0), Some(5), Some(79)),
+                (1, 1000, 1, 10, Some(0), Some(4), Some(90)),
+            ]
+        );
+        assert_eq!(
+            (list.directions[0].packets, list.directions[0].bytes),
+            (2, 2000)
+        );
+        assert_eq!(
+            list.directions[0].reinjections[0].original_time_s,
+            Some((T0 + 21_000_000) as f64 / 1e9)
+        );
+        assert!(list.directions[1].reinjections.is_empty());
+        assert!(matches!(
+            list_reinjections(&client, 9),
+            Err(PairError::NoConnection { id: 9, .. })
+        ));
+
+        let report =
+            qualify_reinjections(&client, &server, &both_subflows(), &OwdOptions::default())
+                .expect("qualified");
+        let c2s = &report.directions[0];
+        let seen: Vec<_> = c2s
+            .reinjections
+            .iter()
+            .map(|r| {
+                (
+                    r.dsn - C_IDSN,
+                    r.tcp_stream,
+                    r.original_tcp_stream,
+                    r.useful,
+                    r.gain_s.map(|s| (s * 1e3).round() as i64),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1001, 1, Some(0), true, None),
+                (1, 1, Some(0), false, Some(-90))
+            ]
+        );
+        assert_eq!(
+            (
+                c2s.useful,
+                c2s.useful_bytes,
+                c2s.redundant,
+                c2s.redundant_bytes
+            ),
+            (1, 1000, 1, 1000)
+        );
+        let table = render_qualify_table(&report);
+        assert!(
+            table.contains("client_to_server: 1 useful (1000 bytes), 1 redundant (1000 bytes)"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&report).expect("JSON");
+        assert_eq!(
+            json["directions"][0]["reinjections"][0]["dsn"],
+            (C_IDSN + 1001).to_string()
+        );
+        assert_eq!(
+            json["directions"][0]["reinjections"][0]["gain_s"],
+            serde_json::Value::Null
+        );
+    }
 }
