@@ -133,8 +133,8 @@ fn walk_options(mut options: &[u8], packet: &mut Packet) {
                 packet.mptcp.push(mptcp::parse_option(option));
             }
         } else if kind == OPTION_TIMESTAMPS
-            && let Some(ts) = option.first_chunk::<TIMESTAMPS_LEN>()
             && len == TIMESTAMPS_LEN
+            && let Some(ts) = option.first_chunk::<TIMESTAMPS_LEN>()
         {
             packet.timestamps = Some(Timestamps {
                 tsval: u32::from_be_bytes([ts[2], ts[3], ts[4], ts[5]]),

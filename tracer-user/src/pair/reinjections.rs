@@ -21,7 +21,7 @@
 //! - totals per direction: `useful`, `redundant` (counts), `useful_bytes`, `redundant_bytes`
 //!   (their `len`s).
 
-use std::path::Path;
+use std::{io::Write, path::Path};
 
 use serde::{Serialize, Serializer};
 
@@ -318,6 +318,36 @@ fn qualify(history: &mut History, p: &OwdPacket) -> Option<QualifiedReinjection>
         received_s: p.received_s(),
         earlier_received_s: earlier.delivered_ns.map(ns_to_s),
     })
+}
+
+/// Writes the listing as (pretty) JSON or as a table.
+pub fn write_reinjection_list(
+    out: &mut dyn Write,
+    json: bool,
+    list: &ReinjectionList,
+) -> Result<(), PairError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, list).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render_reinjection_list(list).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes the qualification as (pretty) JSON or as a table.
+pub fn write_qualify(
+    out: &mut dyn Write,
+    json: bool,
+    report: &QualifyReport,
+) -> Result<(), PairError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render_qualify_table(report).as_bytes())?;
+    }
+    Ok(())
 }
 
 fn opt<T: ToString>(value: Option<T>) -> String {
@@ -837,6 +867,13 @@ mod tests {
             Some((T0 + 21_000_000) as f64 / 1e9)
         );
         assert!(list.directions[1].reinjections.is_empty());
+        let mut written = Vec::new();
+        write_reinjection_list(&mut written, false, &list).expect("written");
+        let table = String::from_utf8(written).expect("text");
+        assert!(
+            table.contains("client_to_server: 2 reinjections, 2000 bytes"),
+            "{table}"
+        );
         assert!(matches!(
             list_reinjections(&client, 9),
             Err(PairError::NoConnection { id: 9, .. })
@@ -880,7 +917,9 @@ mod tests {
             table.contains("client_to_server: 1 useful (1000 bytes), 1 redundant (1000 bytes)"),
             "{table}"
         );
-        let json = serde_json::to_value(&report).expect("JSON");
+        let mut written = Vec::new();
+        write_qualify(&mut written, true, &report).expect("written");
+        let json: serde_json::Value = serde_json::from_slice(&written).expect("JSON");
         assert_eq!(
             json["directions"][0]["reinjections"][0]["dsn"],
             (C_IDSN + 1001).to_string()
