@@ -330,8 +330,9 @@ impl Matcher {
             .unwrap_or(0)
     }
 
-    /// Feeds one record of the connection (records of other connections are ignored) and hands
-    /// to `emit` the packets that became resolved, in send order per direction.
+    /// Feeds one record of the connection (the caller keeps the connection's records only;
+    /// records of streams `matched` does not map, and records without MPTCP, are ignored) and
+    /// hands to `emit` the packets that became resolved, in send order per direction.
     pub fn feed(&mut self, side: Side, record: &PacketRecord, emit: &mut dyn FnMut(&OwdPacket)) {
         let Some(mptcp) = record.mptcp else {
             return;
@@ -368,7 +369,9 @@ impl Matcher {
         self.expire();
         self.drain(emit);
         for (key, state) in self.subflows.drain() {
-            *self.unmatched_received.entry(key).or_default() += state.arrived.len() as u64;
+            // As `expire_pieces` counts them: pieces no sent copy took any byte of.
+            let untouched = state.arrived.iter().filter(|p| p.remaining == [p.exact]);
+            *self.unmatched_received.entry(key).or_default() += untouched.count() as u64;
         }
     }
 
@@ -880,5 +883,38 @@ pub(crate) mod tests {
         ];
         let out = run(client, server, 0, None);
         assert_eq!(fates(&out), [(2, None, None), (3, Some(10_000), Some(2))]);
+    }
+
+    /// A segment the server capture has and the client capture missed is counted as an
+    /// unmatched arrival of its subflow and direction, not as a packet; a piece only partly
+    /// claimed is not counted.
+    #[test]
+    fn arrivals_nobody_sent_are_counted() {
+        let mut matcher = Matcher::new(&two_subflows(), 0, None);
+        let mut out = Vec::new();
+        let mut emit = |p: &OwdPacket| out.push(*p);
+        matcher.feed(Side::Client, &syn(0, 0), &mut emit);
+        matcher.feed(Side::Server, &syn(5_000, 10), &mut emit);
+        matcher.feed(
+            Side::Client,
+            &rec(2, 10_000, 0, C2S, 1, 100, None),
+            &mut emit,
+        );
+        // Half of it claimed by the packet above, then one nobody sent.
+        matcher.feed(
+            Side::Server,
+            &rec(2, 15_000, 10, C2S, 51, 100, None),
+            &mut emit,
+        );
+        matcher.feed(
+            Side::Server,
+            &rec(3, 16_000, 10, C2S, 1001, 100, None),
+            &mut emit,
+        );
+        matcher.finish(&mut emit);
+        assert_eq!(matcher.unmatched_received(C2S, 0), 1);
+        assert_eq!(matcher.unmatched_received(S2C, 0), 0);
+        // The sent packet was only half covered: lost.
+        assert_eq!(fates(&out), [(2, None, None)]);
     }
 }
