@@ -473,7 +473,7 @@ pub fn write_owd(
         for (direction, spill) in report.directions.iter().zip(&mut spills) {
             if with_packets {
                 writeln!(out, "\npackets {}", direction.direction.as_str())?;
-                writeln!(out, "{PACKET_HEADER}")?;
+                writeln!(out, "{}", packet_header())?;
                 spill.copy_to(out)?;
             }
         }
@@ -567,9 +567,6 @@ impl PacketRow {
     }
 }
 
-const PACKET_HEADER: &str =
-    "          sent_s        received_s     owd_ms  stream  peer          dsn    len  flags";
-
 /// A direction's packet rows, written as they come and read back once at the end; the file
 /// is removed when dropped.
 struct Spill {
@@ -617,7 +614,15 @@ impl Spill {
     }
 }
 
-/// One packet as a table line (`PACKET_HEADER`); flags: R retransmission, J reinjection.
+/// The header of `packet_line`'s columns.
+fn packet_header() -> String {
+    format!(
+        "{:>17}  {:>17}  {:>9}  {:>6}  {:>4}  {:>20}  {:>5}  flags",
+        "sent_s", "received_s", "owd_ms", "stream", "peer", "dsn", "len"
+    )
+}
+
+/// One packet as a table line (`packet_header`); flags: R retransmission, J reinjection.
 fn packet_line(p: &OwdPacket) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| String::from("-"));
     let flags = match (p.retransmission, p.reinjection) {
@@ -626,8 +631,8 @@ fn packet_line(p: &OwdPacket) -> String {
         (false, true) => "J",
         (false, false) => "",
     };
-    format!(
-        "{:>16.6}  {:>16}  {:>9}  {:>6}  {:>4}  {:>11}  {:>5}  {flags}",
+    let line = format!(
+        "{:>17.6}  {:>17}  {:>9}  {:>6}  {:>4}  {:>20}  {:>5}  {flags}",
         p.sent_s(),
         opt(p.received_s().map(|s| format!("{s:.6}"))),
         opt(p.owd_s().map(|s| format!("{:.3}", s * 1e3))),
@@ -635,7 +640,9 @@ fn packet_line(p: &OwdPacket) -> String {
         opt(p.peer_tcp_stream.map(|s| s.to_string())),
         opt(p.data.map(|d| d.start.to_string())),
         p.len,
-    )
+    );
+    // No trailing blanks when there are no flags.
+    line.trim_end().to_string()
 }
 
 /// The per-subflow statistics as a table, delays in milliseconds.
@@ -652,7 +659,19 @@ pub fn render_owd_table(report: &OwdReport) -> String {
     for note in &report.notes {
         text += &format!("note: {note}\n");
     }
-    text += "direction         stream  peer  packets     lost  unmatched   min_ms  median_ms   p95_ms   max_ms\n";
+    text += &format!(
+        "{:<16}  {:>6}  {:>4}  {:>7}  {:>7}  {:>9}  {:>7}  {:>9}  {:>7}  {:>7}\n",
+        "direction",
+        "stream",
+        "peer",
+        "packets",
+        "lost",
+        "unmatched",
+        "min_ms",
+        "median_ms",
+        "p95_ms",
+        "max_ms"
+    );
     let ms = |s: Option<f64>| s.map_or_else(|| String::from("-"), |s| format!("{:.3}", s * 1e3));
     for direction in &report.directions {
         for s in &direction.subflows {
