@@ -278,6 +278,8 @@ pub struct Matcher {
     first_ns: [Option<u64>; 2],
     clock_ns: [i64; 2],
     unmatched_received: HashMap<(usize, u64), u64>,
+    /// Per side: data records on streams the mapping does not have.
+    unmapped: [u64; 2],
 }
 
 impl Matcher {
@@ -306,7 +308,14 @@ impl Matcher {
             first_ns: [None, None],
             clock_ns: [0, 0],
             unmatched_received: HashMap::new(),
+            unmapped: [0, 0],
         }
+    }
+
+    /// Data records of the client capture (`Side::Client`) or the server capture on streams
+    /// the mapping does not have: neither matched nor reported.
+    pub fn unmapped(&self, side: Side) -> u64 {
+        self.unmapped[side.index()]
     }
 
     /// The time of a record of `side` since that side's first record (the first call for a
@@ -348,9 +357,12 @@ impl Matcher {
                 .get(&u64::from(record.tcp_stream))
                 .copied(),
         };
+        let data = record.payload_len > 0 && !record.keep_alive;
+        if data && stream.is_none() {
+            self.unmapped[side.index()] += 1;
+        }
         if let Some(stream) = stream
-            && record.payload_len > 0
-            && !record.keep_alive
+            && data
         {
             let direction = mptcp.direction;
             if side == Side::sender_of(direction) {

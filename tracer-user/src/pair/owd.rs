@@ -319,6 +319,14 @@ pub(crate) fn match_captures(
             });
         }
     }
+    for (side, name) in [(Side::Client, "client"), (Side::Server, "server")] {
+        let unmapped = matcher.unmapped(side);
+        if unmapped > 0 {
+            notes.push(format!(
+                "{unmapped} data packets of the connection in the {name} capture are on subflows the mapping has no counterpart for: not reported"
+            ));
+        }
+    }
     let unmatched = Direction::BOTH
         .into_iter()
         .flat_map(|d| matched.subflows.iter().map(move |s| (d, s.tcp_stream)))
@@ -1306,7 +1314,14 @@ pub(crate) mod tests {
                 (1, 0, Some(0.005))
             );
             assert_eq!(report.clock_offset_s, Some(0.0));
-            assert!(report.notes.is_empty());
+            // Subflow 1's two reinjections are in both captures, but this mapping lacks it.
+            assert_eq!(
+                report.notes,
+                [
+                    "2 data packets of the connection in the client capture are on subflows the mapping has no counterpart for: not reported",
+                    "2 data packets of the connection in the server capture are on subflows the mapping has no counterpart for: not reported",
+                ]
+            );
 
             let mut json = Vec::new();
             write_owd(
