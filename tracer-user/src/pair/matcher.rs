@@ -619,7 +619,7 @@ pub(crate) mod tests {
     use crate::{
         analysis::{record::MptcpRecord, summary::SubflowRole},
         decode::Timestamps,
-        pair::{map::SubflowMatch, owd::merge},
+        pair::{map::SubflowMatch, reading::merge},
     };
 
     /// An arbitrary epoch: 2023-11-14T22:13:20Z, in ns.

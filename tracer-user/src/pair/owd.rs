@@ -2,7 +2,8 @@
 //! the connection, in both directions, when it left the sender's capture point, when it reached
 //! the receiver's (or that it never did), and per subflow and direction the statistics of those
 //! delays. The matching itself is `matcher`'s (its module doc says what is matched and when a
-//! packet counts as lost); this module reads the two captures at once and summarises.
+//! packet counts as lost), the reading of both captures at once `reading`'s, the text `render`'s;
+//! this module summarises.
 //!
 //! Definitions:
 //! - a **packet** is a record of connection `id` in the sender's capture (the client capture
@@ -18,36 +19,23 @@
 //!   median is the lower middle value); null when nothing was received.
 //!
 //! Memory: records cross from the two reading threads in bounded batches; the matcher holds
-//! the packets in flight (and up to a loss horizon of them); the delays go to a temporary file
-//! from which the percentiles are found by a few narrowing passes (`quantiles`); the writer
-//! spills each direction's packet rows to a temporary file too (the statistics come first in
-//! the output but are known only at the end). Nothing kept in memory grows with the capture.
+//! the packets in flight (and those sent within a loss horizon after a lost one); the delays
+//! go to a temporary file from which the percentiles are found by a few narrowing passes
+//! (`quantiles`); `render::write_owd` spills each direction's packet rows to a temporary file
+//! too. Nothing kept in memory grows with the capture's length.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    fs::File,
-    io::{BufWriter, Write},
-    path::Path,
-    sync::mpsc::{self, Receiver, SyncSender},
-};
+use std::{collections::HashMap, path::Path};
 
 use serde::Serialize;
 
 use super::{
     PairError,
     map::MptcpMatch,
-    matcher::{Matcher, OwdPacket, Side},
+    matcher::OwdPacket,
     quantiles::{Limits, SpilledValues},
-    tempfile::TempFile,
+    reading::match_captures,
 };
-use crate::{
-    analysis::{
-        direction::Direction,
-        record::{PacketObserver, PacketRecord},
-    },
-    offline::{self, OfflineOptions},
-    source::pcap::CaptureError,
-};
+use crate::analysis::direction::Direction;
 
 /// How the delays are measured.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +54,15 @@ impl OwdOptions {
             offset_s,
             horizon_s,
         }
+    }
+
+    /// The offset in ns, 0 when unknown.
+    pub(crate) fn offset_ns(&self) -> i64 {
+        self.offset_s.map_or(0, |s| (s * 1e9).round() as i64)
+    }
+
+    pub(crate) fn horizon_ns(&self) -> Option<i64> {
+        self.horizon_s.map(|s| (s * 1e9).round() as i64)
     }
 }
 
@@ -119,12 +116,20 @@ pub fn owd(
 ) -> Result<OwdReport, PairError> {
     let mut stats = DelayStats::new(Limits::default())?;
     let mut failed = None;
-    let mut run = match_captures(client, server, matched, options, &mut |p: &OwdPacket| {
-        if let Err(error) = stats.add(p.direction, p.tcp_stream, p.owd_ns) {
-            failed.get_or_insert(error);
-        }
-        each_packet(p);
-    })?;
+    let (offset_ns, horizon_ns) = (options.offset_ns(), options.horizon_ns());
+    let mut run = match_captures(
+        client,
+        server,
+        matched,
+        offset_ns,
+        horizon_ns,
+        &mut |p: &OwdPacket| {
+            if let Err(error) = stats.add(p.direction, p.tcp_stream, p.owd_ns) {
+                failed.get_or_insert(error);
+            }
+            each_packet(p);
+        },
+    )?;
     if let Some(error) = failed {
         return Err(error.into());
     }
@@ -258,456 +263,19 @@ impl Summary {
     }
 }
 
-/// What a run of the matcher over two captures leaves besides the packets.
-pub(crate) struct MatchRun {
-    pub notes: Vec<String>,
-    pub horizon_s: f64,
-    unmatched: HashMap<(Direction, u64), u64>,
-}
-
-impl MatchRun {
-    pub fn unmatched(&self, direction: Direction, tcp_stream: u64) -> u64 {
-        self.unmatched
-            .get(&(direction, tcp_stream))
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-/// Records per batch from a reading thread to the matcher.
-const FORWARD_BATCH: usize = 1024;
-/// Batches a reading thread may be ahead.
-const BATCHES_IN_FLIGHT: usize = 4;
-
-/// Reads both captures at once (one thread each), feeds the connection's records to the
-/// matcher in aligned time order, and hands out every resolved packet.
-pub(crate) fn match_captures(
-    client: &Path,
-    server: &Path,
-    matched: &MptcpMatch,
-    options: &OwdOptions,
-    emit: &mut dyn FnMut(&OwdPacket),
-) -> Result<MatchRun, PairError> {
-    let offset_ns = options.offset_s.map_or(0, |s| (s * 1e9).round() as i64);
-    let horizon_ns = options.horizon_s.map(|s| (s * 1e9).round() as i64);
-    let mut matcher = Matcher::new(matched, offset_ns, horizon_ns);
-    let (client_tx, client_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
-    let (server_tx, server_rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
-    let (seen, results) = std::thread::scope(|scope| {
-        let c = scope.spawn(|| read_connection(client, matched.id, client_tx));
-        let s = scope.spawn(|| read_connection(server, matched.peer_id, server_tx));
-        let seen = merge(&mut matcher, client_rx, server_rx, emit);
-        (seen, [(client, c.join()), (server, s.join())])
-    });
-    let mut notes = Vec::new();
-    for ((path, result), (seen, id)) in results
-        .into_iter()
-        .zip([(seen[0], matched.id), (seen[1], matched.peer_id)])
-    {
-        let damage = result.map_err(|_| PairError::Thread {
-            path: path.to_path_buf(),
-        })??;
-        if let Some(error) = damage {
-            notes.push(format!(
-                "reading stopped early, the rest is missing: {error}"
-            ));
-        }
-        if !seen {
-            return Err(PairError::NoConnection {
-                path: path.to_path_buf(),
-                id,
-            });
-        }
-    }
-    for (side, name) in [(Side::Client, "client"), (Side::Server, "server")] {
-        let unmapped = matcher.unmapped(side);
-        if unmapped > 0 {
-            notes.push(format!(
-                "{unmapped} data packets of the connection in the {name} capture are on subflows the mapping has no counterpart for: not reported"
-            ));
-        }
-    }
-    let unmatched = Direction::BOTH
-        .into_iter()
-        .flat_map(|d| matched.subflows.iter().map(move |s| (d, s.tcp_stream)))
-        .map(|(d, s)| ((d, s), matcher.unmatched_received(d, s)))
-        .collect();
-    Ok(MatchRun {
-        notes,
-        horizon_s: matcher.horizon_s(),
-        unmatched,
-    })
-}
-
-/// Feeds the records of both streams to the matcher, the earliest (aligned) first; returns
-/// whether each side had any record of the connection.
-pub(crate) fn merge(
-    matcher: &mut Matcher,
-    client: Receiver<Vec<PacketRecord>>,
-    server: Receiver<Vec<PacketRecord>>,
-    emit: &mut dyn FnMut(&OwdPacket),
-) -> [bool; 2] {
-    let mut streams = [RecordStream::new(client), RecordStream::new(server)];
-    let sides = [Side::Client, Side::Server];
-    loop {
-        let heads = [streams[0].head(), streams[1].head()];
-        let aligned = [0, 1].map(|i| heads[i].map(|r| matcher.aligned_ns(sides[i], r.ts_ns)));
-        let next = match (aligned[0], aligned[1]) {
-            (Some(c), Some(s)) => usize::from(s < c),
-            (Some(_), None) => 0,
-            (None, Some(_)) => 1,
-            (None, None) => break,
-        };
-        if let Some(record) = heads[next] {
-            matcher.feed(sides[next], &record, emit);
-        }
-        streams[next].advance();
-    }
-    matcher.finish(emit);
-    [streams[0].any, streams[1].any]
-}
-
-/// The records of one capture as they come from its reading thread.
-struct RecordStream {
-    rx: Receiver<Vec<PacketRecord>>,
-    batch: VecDeque<PacketRecord>,
-    done: bool,
-    any: bool,
-}
-
-impl RecordStream {
-    fn new(rx: Receiver<Vec<PacketRecord>>) -> Self {
-        RecordStream {
-            rx,
-            batch: VecDeque::new(),
-            done: false,
-            any: false,
-        }
-    }
-
-    /// The next record, waiting for the reading thread if needed; `None` at the end.
-    fn head(&mut self) -> Option<PacketRecord> {
-        while self.batch.is_empty() && !self.done {
-            match self.rx.recv() {
-                Ok(batch) => self.batch = batch.into(),
-                Err(_) => self.done = true,
-            }
-        }
-        let head = self.batch.front().copied();
-        self.any |= head.is_some();
-        head
-    }
-
-    fn advance(&mut self) {
-        self.batch.pop_front();
-    }
-}
-
-/// Passes a connection's records on in batches.
-struct Forwarder {
-    id: u64,
-    batch: Vec<PacketRecord>,
-    tx: SyncSender<Vec<PacketRecord>>,
-}
-
-impl PacketObserver for Forwarder {
-    fn observe(&mut self, record: &PacketRecord) {
-        if record
-            .mptcp
-            .is_some_and(|m| u64::from(m.connection) == self.id)
-        {
-            self.batch.push(*record);
-            if self.batch.len() == FORWARD_BATCH {
-                let full = std::mem::replace(&mut self.batch, Vec::with_capacity(FORWARD_BATCH));
-                // The matcher gone (it panicked): reading on is harmless.
-                let _ = self.tx.send(full);
-            }
-        }
-    }
-}
-
-/// Analyses a capture, forwarding connection `id`'s records; returns the damage that stopped
-/// reading early, if any.
-fn read_connection(
-    path: &Path,
-    id: u64,
-    tx: SyncSender<Vec<PacketRecord>>,
-) -> Result<Option<CaptureError>, CaptureError> {
-    let mut forwarder = Forwarder {
-        id,
-        batch: Vec::with_capacity(FORWARD_BATCH),
-        tx,
-    };
-    let report = offline::analyze_file_observed(path, &OfflineOptions::default(), &mut forwarder)?;
-    if !forwarder.batch.is_empty() {
-        let _ = forwarder.tx.send(forwarder.batch);
-    }
-    Ok(report.error)
-}
-
-/// Writes the delays of `matched` as JSON or as tables, streaming the packets (`with_packets`)
-/// through a temporary file per direction: the statistics come first but are known last.
-/// Returns the report too.
-pub fn write_owd(
-    out: &mut dyn Write,
-    json: bool,
-    client: &Path,
-    server: &Path,
-    matched: &MptcpMatch,
-    options: &OwdOptions,
-    with_packets: bool,
-) -> Result<OwdReport, PairError> {
-    let mut spills = [Spill::create("c2s")?, Spill::create("s2c")?];
-    let mut failed = None;
-    let report = owd(client, server, matched, options, &mut |p: &OwdPacket| {
-        if !with_packets || failed.is_some() {
-            return;
-        }
-        let spill = &mut spills[usize::from(p.direction == Direction::ServerToClient)];
-        let written = if json {
-            spill.json_row(p)
-        } else {
-            spill.table_row(p)
-        };
-        failed = written.err();
-    })?;
-    if let Some(error) = failed {
-        return Err(error.into());
-    }
-    if json {
-        write_json(out, &report, &mut spills, with_packets)?;
-    } else {
-        out.write_all(render_owd_table(&report).as_bytes())?;
-        for (direction, spill) in report.directions.iter().zip(&mut spills) {
-            if with_packets {
-                writeln!(out, "\npackets {}", direction.direction.as_str())?;
-                writeln!(out, "{}", packet_header())?;
-                spill.copy_to(out)?;
-            }
-        }
-    }
-    out.flush()?;
-    Ok(report)
-}
-
-/// The report as JSON, each direction's packets (one per line) after its subflows.
-fn write_json(
-    out: &mut dyn Write,
-    report: &OwdReport,
-    spills: &mut [Spill; 2],
-    with_packets: bool,
-) -> Result<(), PairError> {
-    let json = |value: &dyn erased::Json| value.to_json();
-    write!(
-        out,
-        "{{\"id\":{},\"peer_id\":{},\"clock_offset_s\":{},\"horizon_s\":{},\"notes\":{},\"directions\":[",
-        report.id,
-        report.peer_id,
-        json(&report.clock_offset_s),
-        json(&report.horizon_s),
-        json(&report.notes),
-    )?;
-    for (i, (direction, spill)) in report.directions.iter().zip(spills).enumerate() {
-        let comma = if i > 0 { "," } else { "" };
-        write!(
-            out,
-            "{comma}\n{{\"direction\":{},\"subflows\":{},\"packets\":[",
-            json(&direction.direction),
-            json(&direction.subflows),
-        )?;
-        if with_packets {
-            spill.copy_to(out)?;
-        }
-        write!(out, "]}}")?;
-    }
-    writeln!(out, "]}}")?;
-    Ok(())
-}
-
-/// serde_json of any serialisable value, behind one object-safe call.
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            // Numbers, strings, options and vectors of them: nothing here fails to serialise.
-            serde_json::to_string(self).unwrap_or_else(|_| String::from("null"))
-        }
-    }
-}
-
-/// One packet as a JSON row.
-#[derive(Serialize)]
-struct PacketRow {
-    sent_s: f64,
-    received_s: Option<f64>,
-    owd_s: Option<f64>,
-    tcp_stream: u64,
-    peer_tcp_stream: Option<u64>,
-    /// Decimal: 64-bit values do not survive JSON readers that use doubles.
-    dsn: Option<String>,
-    len: u32,
-    retransmission: bool,
-    reinjection: bool,
-    frame: u64,
-    peer_frame: Option<u64>,
-    seq: Option<u64>,
-}
-
-impl PacketRow {
-    fn of(p: &OwdPacket) -> Self {
-        PacketRow {
-            sent_s: p.sent_s(),
-            received_s: p.received_s(),
-            owd_s: p.owd_s(),
-            tcp_stream: p.tcp_stream,
-            peer_tcp_stream: p.peer_tcp_stream,
-            dsn: p.data.map(|d| d.start.to_string()),
-            len: p.len,
-            retransmission: p.retransmission,
-            reinjection: p.reinjection,
-            frame: p.frame,
-            peer_frame: p.peer_frame,
-            seq: p.seq,
-        }
-    }
-}
-
-/// A direction's packet rows, written as they come and read back once at the end; the file
-/// is removed when dropped.
-struct Spill {
-    file: TempFile,
-    writer: Option<BufWriter<File>>,
-    rows: u64,
-}
-
-impl Spill {
-    fn create(name: &str) -> std::io::Result<Self> {
-        let (file, writer) = TempFile::create(name)?;
-        Ok(Spill {
-            file,
-            writer: Some(BufWriter::new(writer)),
-            rows: 0,
-        })
-    }
-
-    fn json_row(&mut self, p: &OwdPacket) -> std::io::Result<()> {
-        let separator = if self.rows > 0 { ",\n" } else { "\n" };
-        self.rows += 1;
-        let Some(writer) = &mut self.writer else {
-            return Ok(());
-        };
-        writer.write_all(separator.as_bytes())?;
-        serde_json::to_writer(&mut *writer, &PacketRow::of(p)).map_err(std::io::Error::other)
-    }
-
-    fn table_row(&mut self, p: &OwdPacket) -> std::io::Result<()> {
-        self.rows += 1;
-        let Some(writer) = &mut self.writer else {
-            return Ok(());
-        };
-        writeln!(writer, "{}", packet_line(p))
-    }
-
-    /// Appends what was written to `out`.
-    fn copy_to(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
-        if let Some(mut writer) = self.writer.take() {
-            writer.flush()?;
-        }
-        let mut file = File::open(self.file.path())?;
-        std::io::copy(&mut file, out)?;
-        Ok(())
-    }
-}
-
-/// The header of `packet_line`'s columns.
-fn packet_header() -> String {
-    format!(
-        "{:>17}  {:>17}  {:>9}  {:>6}  {:>4}  {:>20}  {:>5}  flags",
-        "sent_s", "received_s", "owd_ms", "stream", "peer", "dsn", "len"
-    )
-}
-
-/// One packet as a table line (`packet_header`); flags: R retransmission, J reinjection.
-fn packet_line(p: &OwdPacket) -> String {
-    let opt = |v: Option<String>| v.unwrap_or_else(|| String::from("-"));
-    let flags = match (p.retransmission, p.reinjection) {
-        (true, true) => "RJ",
-        (true, false) => "R",
-        (false, true) => "J",
-        (false, false) => "",
-    };
-    let line = format!(
-        "{:>17.6}  {:>17}  {:>9}  {:>6}  {:>4}  {:>20}  {:>5}  {flags}",
-        p.sent_s(),
-        opt(p.received_s().map(|s| format!("{s:.6}"))),
-        opt(p.owd_s().map(|s| format!("{:.3}", s * 1e3))),
-        p.tcp_stream,
-        opt(p.peer_tcp_stream.map(|s| s.to_string())),
-        opt(p.data.map(|d| d.start.to_string())),
-        p.len,
-    );
-    // No trailing blanks when there are no flags.
-    line.trim_end().to_string()
-}
-
-/// The per-subflow statistics as a table, delays in milliseconds.
-pub fn render_owd_table(report: &OwdReport) -> String {
-    let mut text = format!(
-        "MPTCP connection {} (peer {}), clock offset {}, loss horizon {:.1} s\n",
-        report.id,
-        report.peer_id,
-        report
-            .clock_offset_s
-            .map_or_else(|| String::from("unknown"), |s| format!("{s} s")),
-        report.horizon_s,
-    );
-    for note in &report.notes {
-        text += &format!("note: {note}\n");
-    }
-    text += &format!(
-        "{:<16}  {:>6}  {:>4}  {:>7}  {:>7}  {:>9}  {:>7}  {:>9}  {:>7}  {:>7}\n",
-        "direction",
-        "stream",
-        "peer",
-        "packets",
-        "lost",
-        "unmatched",
-        "min_ms",
-        "median_ms",
-        "p95_ms",
-        "max_ms"
-    );
-    let ms = |s: Option<f64>| s.map_or_else(|| String::from("-"), |s| format!("{:.3}", s * 1e3));
-    for direction in &report.directions {
-        for s in &direction.subflows {
-            text += &format!(
-                "{:<16}  {:>6}  {:>4}  {:>7}  {:>7}  {:>9}  {:>7}  {:>9}  {:>7}  {:>7}\n",
-                direction.direction.as_str(),
-                s.tcp_stream,
-                s.peer_tcp_stream
-                    .map_or_else(|| String::from("-"), |p| p.to_string()),
-                s.packets,
-                s.lost,
-                s.unmatched_received,
-                ms(s.min_s),
-                ms(s.median_s),
-                ms(s.p95_s),
-                ms(s.max_s),
-            );
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::pair::map::SubflowMatch;
+    use crate::{
+        analysis::record::PacketRecord,
+        offline::{self, OfflineOptions},
+        pair::{
+            map::SubflowMatch,
+            render::{render_owd_table, write_owd},
+        },
+    };
 
     /// The shared captures of one experiment at the client and at the server, if present.
     fn shared_pair() -> Option<(PathBuf, PathBuf)> {

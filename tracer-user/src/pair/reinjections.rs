@@ -21,7 +21,7 @@
 //! - totals per direction: `useful`, `redundant` (counts), `useful_bytes`, `redundant_bytes`
 //!   (their `len`s).
 
-use std::{io::Write, path::Path};
+use std::path::Path;
 
 use serde::{Serialize, Serializer};
 
@@ -30,7 +30,8 @@ use super::{
     history::{Carrier, Earlier, History},
     map::MptcpMatch,
     matcher::{OwdPacket, ns_to_s},
-    owd::{OwdOptions, match_captures},
+    owd::OwdOptions,
+    reading::match_captures,
 };
 use crate::{
     analysis::{
@@ -256,12 +257,20 @@ pub fn qualify_reinjections(
         useful_bytes: 0,
         redundant_bytes: 0,
     });
-    let run = match_captures(client, server, matched, options, &mut |p: &OwdPacket| {
-        let d = dir_index(p.direction);
-        if let Some(q) = qualify(&mut histories[d], p) {
-            directions[d].add(q);
-        }
-    })?;
+    let (offset_ns, horizon_ns) = (options.offset_ns(), options.horizon_ns());
+    let run = match_captures(
+        client,
+        server,
+        matched,
+        offset_ns,
+        horizon_ns,
+        &mut |p: &OwdPacket| {
+            let d = dir_index(p.direction);
+            if let Some(q) = qualify(&mut histories[d], p) {
+                directions[d].add(q);
+            }
+        },
+    )?;
     Ok(QualifyReport {
         id: matched.id,
         peer_id: matched.peer_id,
@@ -320,117 +329,17 @@ fn qualify(history: &mut History, p: &OwdPacket) -> Option<QualifiedReinjection>
     })
 }
 
-/// Writes the listing as (pretty) JSON or as a table.
-pub fn write_reinjection_list(
-    out: &mut dyn Write,
-    json: bool,
-    list: &ReinjectionList,
-) -> Result<(), PairError> {
-    if json {
-        serde_json::to_writer_pretty(&mut *out, list).map_err(std::io::Error::other)?;
-        writeln!(out)?;
-    } else {
-        out.write_all(render_reinjection_list(list).as_bytes())?;
-    }
-    Ok(())
-}
-
-/// Writes the qualification as (pretty) JSON or as a table.
-pub fn write_qualify(
-    out: &mut dyn Write,
-    json: bool,
-    report: &QualifyReport,
-) -> Result<(), PairError> {
-    if json {
-        serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
-        writeln!(out)?;
-    } else {
-        out.write_all(render_qualify_table(report).as_bytes())?;
-    }
-    Ok(())
-}
-
-fn opt<T: ToString>(value: Option<T>) -> String {
-    value.map_or_else(|| String::from("-"), |v| v.to_string())
-}
-
-/// The reinjections of one capture as a table.
-pub fn render_reinjection_list(list: &ReinjectionList) -> String {
-    let mut text = format!("MPTCP connection {}: reinjections\n", list.id);
-    for note in &list.notes {
-        text += &format!("note: {note}\n");
-    }
-    for d in &list.directions {
-        text += &format!(
-            "{}: {} reinjections, {} bytes\n",
-            d.direction.as_str(),
-            d.packets,
-            d.bytes
-        );
-        if d.reinjections.is_empty() {
-            continue;
-        }
-        text += "                 dsn    len  stream   frame            time_s  orig_stream  orig_frame  delay_ms\n";
-        for r in &d.reinjections {
-            text += &format!(
-                "{:>20}  {:>5}  {:>6}  {:>6}  {:>16.6}  {:>11}  {:>10}  {:>8}\n",
-                r.dsn,
-                r.len,
-                r.tcp_stream,
-                r.frame,
-                r.time_s,
-                opt(r.original_tcp_stream),
-                opt(r.original_frame),
-                opt(r.delay_s.map(|s| format!("{:.3}", s * 1e3))),
-            );
-        }
-    }
-    text
-}
-
-/// The qualified reinjections as a table.
-pub fn render_qualify_table(report: &QualifyReport) -> String {
-    let mut text = format!(
-        "MPTCP connection {} (peer {}): were the reinjections useful?\n",
-        report.id, report.peer_id
-    );
-    for note in &report.notes {
-        text += &format!("note: {note}\n");
-    }
-    for d in &report.directions {
-        text += &format!(
-            "{}: {} useful ({} bytes), {} redundant ({} bytes)\n",
-            d.direction.as_str(),
-            d.useful,
-            d.useful_bytes,
-            d.redundant,
-            d.redundant_bytes
-        );
-        if d.reinjections.is_empty() {
-            continue;
-        }
-        text += "                 dsn    len  stream  orig_stream  useful   gain_ms\n";
-        for r in &d.reinjections {
-            text += &format!(
-                "{:>20}  {:>5}  {:>6}  {:>11}  {:>6}  {:>8}\n",
-                r.dsn,
-                r.len,
-                r.tcp_stream,
-                opt(r.original_tcp_stream),
-                if r.useful { "yes" } else { "no" },
-                opt(r.gain_s.map(|s| format!("{:.3}", s * 1e3))),
-            );
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::pair::map::SubflowMatch;
+    use crate::pair::{
+        map::SubflowMatch,
+        render::{
+            render_qualify_table, render_reinjection_list, write_qualify, write_reinjection_list,
+        },
+    };
 
     fn shared(name: &str) -> Option<PathBuf> {
         let path =
