@@ -392,7 +392,7 @@ impl Matcher {
         let mptcp = record.mptcp;
         let range = record
             .relative_seq
-            .map(|s| (s, s + u64::from(record.payload_len)));
+            .map(|s| (s, s.saturating_add(u64::from(record.payload_len))));
         let packet = OwdPacket {
             direction,
             frame: record.number,
@@ -453,7 +453,7 @@ impl Matcher {
             *self.unmatched_received.entry((d, stream)).or_default() += 1;
             return;
         };
-        let exact = (start, start + u64::from(record.payload_len));
+        let exact = (start, start.saturating_add(u64::from(record.payload_len)));
         let mut piece = Piece {
             remaining: vec![exact],
             exact,
