@@ -466,6 +466,18 @@ pub(crate) mod tests {
         );
     }
 
+    /// Without the packets, the written JSON is the report's own serialisation.
+    fn assert_json_is_report(written: &serde_json::Value, report: &OwdReport) {
+        let mut without_packets = written.clone();
+        for direction in without_packets["directions"]
+            .as_array_mut()
+            .expect("directions")
+        {
+            direction.as_object_mut().expect("object").remove("packets");
+        }
+        assert_eq!(without_packets, serde_json::to_value(report).expect("JSON"));
+    }
+
     /// Five delays and a loss: nearest-rank statistics by hand. Sorted delays 5, 7, 9, 12,
     /// 30 ms: median = the ⌈2.5⌉ = 3rd = 9 ms, p95 = the ⌈4.75⌉ = 5th = 30 ms. With limits
     /// that force narrowing passes, the same.
@@ -520,6 +532,18 @@ pub(crate) mod tests {
         let report = write_owd(&mut json, true, &client, &server, &matched, &options, true)
             .expect("written");
         let value: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+        // Without the packets, the written JSON is the report's own serialisation.
+        let mut without_packets = value.clone();
+        for direction in without_packets["directions"]
+            .as_array_mut()
+            .expect("directions")
+        {
+            direction.as_object_mut().expect("object").remove("packets");
+        }
+        assert_eq!(
+            without_packets,
+            serde_json::to_value(&report).expect("JSON")
+        );
         assert_eq!(value["id"], 1);
         assert_eq!(value["clock_offset_s"], 0.0);
         let directions = value["directions"].as_array().expect("directions");
@@ -903,6 +927,7 @@ pub(crate) mod tests {
             )
             .expect("written");
             let value: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+            assert_json_is_report(&value, &report);
             let row = &value["directions"][0]["packets"][0];
             assert_eq!(row["dsn"], (C_IDSN + 1).to_string());
             assert_eq!(

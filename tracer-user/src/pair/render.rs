@@ -65,14 +65,14 @@ pub fn write_owd(
     Ok(report)
 }
 
-/// The report as JSON, each direction's packets (one per line) after its subflows.
+/// The report as JSON (its own serialisation, field for field: a test holds them equal), each
+/// direction's packets (one per line) added after its subflows.
 fn write_json(
     out: &mut dyn Write,
     report: &OwdReport,
     spills: &mut [Spill; 2],
     with_packets: bool,
 ) -> Result<(), PairError> {
-    let json = |value: &dyn erased::Json| value.to_json();
     write!(
         out,
         "{{\"id\":{},\"peer_id\":{},\"clock_offset_s\":{},\"horizon_s\":{},\"notes\":{},\"directions\":[",
@@ -99,18 +99,10 @@ fn write_json(
     Ok(())
 }
 
-/// serde_json of any serialisable value, behind one object-safe call.
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            // Numbers, strings, options and vectors of them: nothing here fails to serialise.
-            serde_json::to_string(self).unwrap_or_else(|_| String::from("null"))
-        }
-    }
+/// serde_json of a value made of numbers, strings, options and vectors of them, which always
+/// serialises.
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
 }
 
 /// One packet as a JSON row.
