@@ -8,13 +8,13 @@
 //!   `resolved_reinjected_bytes` > 0; its range is the record's data range (`dsn`, `len` =
 //!   its length);
 //! - its **originals** are the first packets that carried any byte of that range before it
-//!   (`history`), within the last `ORIGINAL_WINDOW` of sending; `original_tcp_stream`,
+//!   (`history`), within the last 120 s of sending (`ORIGINAL_WINDOW_NS`); `original_tcp_stream`,
 //!   `original_frame`, `original_time_s` are those of the first of them (lowest DSN), `delay_s`
 //!   = reinjection time − that original's time (same capture, same clock);
 //! - **useful** (two captures): the reinjection reached the receiver's capture point and did so
 //!   before the earlier copies (originals and any other copy sent before it) had delivered all
-//!   of its bytes, or some of those bytes never arrived by an earlier copy; **redundant**
-//!   otherwise (including a reinjection that was itself lost);
+//!   of its bytes, or some of those bytes never arrived by an earlier copy (or no earlier copy
+//!   is known); **redundant** otherwise (including a reinjection that was itself lost);
 //! - `gain_s` = (when the earlier copies had delivered all its bytes) − (when the reinjection
 //!   arrived), both on the receiver capture's clock: positive is time saved, negative a
 //!   redundant copy; null when either never arrived;
