@@ -161,6 +161,8 @@ impl Analyzer {
             mptcp_subtypes: record::subtype_bits(packet),
             tcp_retransmitted_bytes: segment.retransmitted_bytes,
             keep_alive: segment.keep_alive,
+            ip_id: packet.ip_id,
+            timestamps: packet.timestamps,
             mptcp,
         }
     }

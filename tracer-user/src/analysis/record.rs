@@ -20,7 +20,7 @@
 use std::net::IpAddr;
 
 use super::{direction::Direction, summary::SubflowRole};
-use crate::decode::{MptcpOption, Packet};
+use crate::decode::{MptcpOption, Packet, Timestamps};
 
 /// What the analysis concluded about one TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +60,10 @@ pub struct PacketRecord {
     pub tcp_retransmitted_bytes: u64,
     /// A keep-alive probe: its byte is not data.
     pub keep_alive: bool,
+    /// IPv4 Identification (`None` for IPv6) and the TCP timestamps option: what tells copies
+    /// of a segment apart in a capture cut to the headers (the two-capture matcher uses them).
+    pub ip_id: Option<u16>,
+    pub timestamps: Option<Timestamps>,
     /// Set when the segment belongs to a subflow of an MPTCP connection.
     pub mptcp: Option<MptcpRecord>,
 }
@@ -258,5 +262,47 @@ mod tests {
         assert_eq!(records[1].tcp_direction, Direction::ServerToClient);
         assert_eq!(observed.tcp_summary(0), plain.tcp_summary(0));
         assert_eq!(observed.diagnostics(), plain.diagnostics());
+    }
+
+    /// IPv4 ID and TCP timestamps of real captures' first records, against tshark 4.0.17
+    /// (`ip.id`, `tcp.options.timestamp.tsval` / `.tsecr`); IPv6 has no ID.
+    #[test]
+    fn identity_fields_of_real_captures() {
+        use crate::{
+            decode::Timestamps,
+            offline::{OfflineOptions, analyze_file_observed},
+        };
+        let data = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data"));
+        let first = |name: &str, n: usize| {
+            let mut records = Vec::new();
+            analyze_file_observed(
+                &data.join(name),
+                &OfflineOptions::default(),
+                &mut |r: &PacketRecord| {
+                    if records.len() < n {
+                        records.push((r.number, r.ip_id, r.timestamps));
+                    }
+                },
+            )
+            .expect("readable");
+            records
+        };
+        let ts = |tsval, tsecr| Some(Timestamps { tsval, tsecr });
+        assert_eq!(
+            first("v4-2sf.pcap", 4),
+            [
+                (1, Some(0x9f95), ts(739_543_330, 0)),
+                (2, Some(0), ts(3_522_072_808, 739_543_330)),
+                (3, Some(0x9f96), ts(739_543_330, 3_522_072_808)),
+                (4, Some(0x9f97), ts(739_543_330, 3_522_072_808)),
+            ]
+        );
+        let v6 = first("v6-2sf.pcapng", 2);
+        assert_eq!(
+            v6.iter()
+                .map(|&(n, id, t)| (n, id, t.map(|t| t.tsval)))
+                .collect::<Vec<_>>(),
+            [(1, None, Some(364_508_198)), (2, None, Some(2_502_868_033))]
+        );
     }
 }

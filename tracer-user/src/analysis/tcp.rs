@@ -460,6 +460,8 @@ pub(crate) mod tests {
             mptcp_overflow: 0,
             options_truncated: false,
             segments: 1,
+            ip_id: None,
+            timestamps: None,
         })
     }
 

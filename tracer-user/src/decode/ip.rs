@@ -98,6 +98,7 @@ fn ipv4<'a>(raw: &RawPacket<'_>, l3: &'a [u8]) -> Result<Option<SegmentBytes<'a>
         dst,
         captured,
         len: segment_len,
+        ip_id: Some(u16::from_be_bytes([fixed[4], fixed[5]])),
     }))
 }
 
@@ -166,6 +167,7 @@ fn ipv6<'a>(raw: &RawPacket<'_>, l3: &'a [u8]) -> Result<Option<SegmentBytes<'a>
         dst,
         captured,
         len: segment_len,
+        ip_id: None,
     }))
 }
 
@@ -342,6 +344,7 @@ mod tests {
             (40000, 443, 100, 200)
         );
         assert_eq!(p.payload_len, 10);
+        assert_eq!(p.ip_id, Some(0x1234));
     }
 
     #[test]
@@ -484,6 +487,7 @@ mod tests {
             IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))
         );
         assert_eq!(p.payload_len, 5);
+        assert_eq!(p.ip_id, None);
         // Snaplen inside the payload: same length.
         assert_eq!(
             tcp(decode(&raw(LinkType::Raw, &pkt[..62], pkt.len()))).payload_len,

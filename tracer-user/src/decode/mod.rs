@@ -59,6 +59,18 @@ pub struct Packet {
     pub options_truncated: bool,
     /// Wire packets this one stands for (`RawPacket::segments`): counted in `packets`.
     pub segments: u32,
+    /// The IPv4 Identification field; `None` for IPv6. With the sequence numbers and the TCP
+    /// timestamps, it tells copies of a segment apart when the payload was not captured.
+    pub ip_id: Option<u16>,
+    /// The TCP timestamps option (kind 8), if the segment carries a well-formed one.
+    pub timestamps: Option<Timestamps>,
+}
+
+/// The TCP timestamps option (RFC 7323): the sender's clock and the echoed peer clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamps {
+    pub tsval: u32,
+    pub tsecr: u32,
 }
 
 impl Packet {
@@ -118,6 +130,8 @@ impl Packet {
             mptcp_overflow: 0,
             options_truncated: false,
             segments: 1,
+            ip_id: None,
+            timestamps: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::{DecodeError, Decoded, Packet, mptcp};
+use super::{DecodeError, Decoded, Packet, Timestamps, mptcp};
 use crate::source::RawPacket;
 
 /// The fixed part of the TCP header (data offset 5).
@@ -10,6 +10,9 @@ pub const HEADER_LEN: usize = 20;
 
 const OPTION_EOL: u8 = 0;
 const OPTION_NOP: u8 = 1;
+/// Timestamps (RFC 7323 §3): kind 8, length 10, TSval then TSecr.
+const OPTION_TIMESTAMPS: u8 = 8;
+const TIMESTAMPS_LEN: usize = 10;
 
 /// A TCP segment as the IP layer found it.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +24,8 @@ pub struct SegmentBytes<'a> {
     pub captured: &'a [u8],
     /// The segment's length on the wire (header and payload) as the IP layer computed it.
     pub len: usize,
+    /// The IPv4 Identification field; `None` for IPv6.
+    pub ip_id: Option<u16>,
 }
 
 /// Decodes a TCP segment. `captured` is what the capture holds of it (possibly cut short by the
@@ -39,6 +44,7 @@ pub fn decode_tcp(
         dst,
         captured,
         len: segment_len,
+        ip_id: None,
     };
     decode_tcp_into(raw, &segment, &mut packet)?;
     Ok(Decoded::Tcp(packet))
@@ -91,6 +97,8 @@ pub fn decode_tcp_into(
     packet.payload_len = u32::try_from(payload_len).unwrap_or(u32::MAX);
     packet.mptcp.clear();
     packet.mptcp_overflow = 0;
+    packet.ip_id = segment.ip_id;
+    packet.timestamps = None;
     // A snap length that ends inside the options: walk what was captured and say so.
     packet.options_truncated = options_end < header_len;
     walk_options(
@@ -124,6 +132,14 @@ fn walk_options(mut options: &[u8], packet: &mut Packet) {
             } else {
                 packet.mptcp.push(mptcp::parse_option(option));
             }
+        } else if kind == OPTION_TIMESTAMPS
+            && len == TIMESTAMPS_LEN
+            && let Some(ts) = option.first_chunk::<TIMESTAMPS_LEN>()
+        {
+            packet.timestamps = Some(Timestamps {
+                tsval: u32::from_be_bytes([ts[2], ts[3], ts[4], ts[5]]),
+                tsecr: u32::from_be_bytes([ts[6], ts[7], ts[8], ts[9]]),
+            });
         }
         options = &options[len..];
     }
@@ -239,6 +255,28 @@ mod tests {
             }
         );
         assert!(!p.options_truncated);
+        assert_eq!(p.timestamps, Some(Timestamps { tsval: 1, tsecr: 2 }));
+        assert_eq!(p.ip_id, None, "the TCP layer alone knows no IP header");
+    }
+
+    #[test]
+    fn timestamps_of_a_wrong_length_are_ignored() {
+        let h = header(tcp_flags::ACK, &[8, 6, 0, 0, 0, 1]);
+        let p = decode_tcp(&raw(), SRC, DST, &h, h.len())
+            .map(packet)
+            .expect("decodes");
+        assert_eq!(p.timestamps, None);
+        let h = header(tcp_flags::ACK, &[1, 1, 8, 10, 0xff, 0, 0, 1, 0, 0, 0, 0]);
+        let p = decode_tcp(&raw(), SRC, DST, &h, h.len())
+            .map(packet)
+            .expect("decodes");
+        assert_eq!(
+            p.timestamps,
+            Some(Timestamps {
+                tsval: 0xff00_0001,
+                tsecr: 0
+            })
+        );
     }
 
     #[test]
