@@ -8,7 +8,7 @@
 //! ceiling, the ratio to tshark and peak RSS.
 //!
 //! With a synthetic capture pair (bench-data/offline-pair-*.pcap, generated once: the server's
-//! side is the client's packets 200-1000 µs later, NATed, a few data segments missing), it
+//! side is the client's packets 100-500 µs later, NATed, a few data segments missing), it
 //! also measures `owd CLIENT SERVER 0` over both files against tshark's field export of both
 //! and against mptcp-summary's single-capture rate of the same run (`--skip-pair` leaves it
 //! out; without an `owd` command the line says so).
@@ -438,13 +438,18 @@ impl PairWritten {
     }
 }
 
-/// One-way delay in µs between the two captures of the `n`-th packet: 200 to 1000 µs, a
+/// One-way delay in µs between the two captures of the `n`-th packet: 100 to 500 µs, a
 /// triangle wave that moves 1 µs per packet, less than the 3 µs between packets, so neither
-/// capture's timestamps need more than a short reordering window.
+/// capture's timestamps need more than a short reordering window. It stays below the time
+/// between two steps of one connection ([`generate_pair`] checks), so that each capture still
+/// shows a packet before its answer.
 fn pair_delay_us(n: u64) -> u64 {
-    let phase = n % 1600;
-    200 + if phase < 800 { phase } else { 1600 - phase }
+    let phase = n % 800;
+    100 + if phase < 400 { phase } else { 800 - phase }
 }
+
+/// The longest [`pair_delay_us`].
+const PAIR_MAX_DELAY_US: u64 = 500;
 
 /// Whether the router between the two captures drops data segment `k` of connection `index`:
 /// every 997th (from the 14th) of every 50th connection, so connection 0 loses 2 of its 2000.
@@ -514,6 +519,14 @@ fn nat_client(frame: &mut [u8], from_client: bool) {
 /// the [`pair_drops`] data segments missing, the client's address and port NATed. Each file
 /// gets about `syn.target_bytes`.
 pub fn generate_pair(client: &Path, server: &Path, syn: &Synthetic) -> Result<PairWritten> {
+    // Steps of one connection are `concurrent` packets of 3 µs apart.
+    if u64::from(syn.concurrent) * 3 <= PAIR_MAX_DELAY_US {
+        bail!(
+            "{} concurrent connections are too few for delays up to {PAIR_MAX_DELAY_US} µs: \
+             answers would come before what they answer",
+            syn.concurrent
+        );
+    }
     let mut client_out = SortedPcapOut::create(client)?;
     let mut server_out = SortedPcapOut::create(server)?;
     let mut buf = Vec::with_capacity(256);
@@ -898,7 +911,7 @@ fn pair_line(root: &Path, tracer: &Path, options: &Options, single_rate: f64) ->
     let bytes = std::fs::metadata(&client)?.len() + std::fs::metadata(&server)?.len();
     let packets = written.client_packets + written.server_packets;
     println!(
-        "pair: {:.2} GB, {packets} packets in both files, snaplen 128, server side NATed, 200-1000 µs apart",
+        "pair: {:.2} GB, {packets} packets in both files, snaplen 128, server side NATed, 100-500 µs apart",
         bytes as f64 / 1e9
     );
     let available = Command::new(tracer)
@@ -1066,17 +1079,17 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let (client, server) = (dir.join("c.pcap"), dir.join("s.pcap"));
         let synthetic = Synthetic {
-            concurrent: 60,
+            concurrent: 200,
             segments_per_connection: 2000,
             payload: 1400,
             target_bytes: 25,
         };
         let written = generate_pair(&client, &server, &synthetic).expect("generating");
-        // 60 connections, every 50th (0 and 50) loses segments 13 and 1010.
-        assert_eq!(written.dropped, 4);
+        // 200 connections, every 50th (0, 50, 100, 150) loses segments 13 and 1010.
+        assert_eq!(written.dropped, 8);
         assert_eq!(written.dropped_in_connection_0, 2);
-        assert_eq!(written.client_packets, 60 * u64::from(Conn::steps(2000)));
-        assert_eq!(written.server_packets, written.client_packets - 4);
+        assert_eq!(written.client_packets, 200 * u64::from(Conn::steps(2000)));
+        assert_eq!(written.server_packets, written.client_packets - 8);
         let (c, s) = (records(&client), records(&server));
         assert_eq!(c.len() as u64, written.client_packets);
         assert_eq!(s.len() as u64, written.server_packets);
@@ -1100,7 +1113,7 @@ mod tests {
             0,
             "no client address reaches the server side"
         );
-        assert_eq!(sent_by(&c, 10) - 4, sent_by(&s, 100));
+        assert_eq!(sent_by(&c, 10) - 8, sent_by(&s, 100));
         assert!(
             c.iter()
                 .filter(|r| r.1[0] == 10 && r.1[1] % 2 == 1)
@@ -1124,7 +1137,7 @@ mod tests {
         let text = written.to_text(1100);
         assert_eq!(PairWritten::from_text(&text, 1100), Some(written));
         assert_eq!(PairWritten::from_text(&text, 500), None);
-        assert!((200..=1000).contains(&pair_delay_us(0)));
+        assert!((0..5000).all(|n| (100..=PAIR_MAX_DELAY_US).contains(&pair_delay_us(n))));
         assert!((0..5000).all(|n| pair_delay_us(n).abs_diff(pair_delay_us(n + 1)) <= 1));
     }
 }
