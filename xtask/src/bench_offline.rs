@@ -454,14 +454,17 @@ const PAIR_MAX_DELAY_US: u64 = 500;
 /// Whether the router between the two captures drops data segment `k` of connection `index`:
 /// every 997th (from the 14th) of every 50th connection, so connection 0 loses 2 of its 2000.
 fn pair_drops(index: u64, k: u32) -> bool {
-    index % 50 == 0 && k % 997 == 13
+    index.is_multiple_of(50) && k % 997 == 13
 }
+
+/// (timestamp µs, push order, frame, original length).
+type PendingRecord = (u64, u64, Vec<u8>, usize);
 
 /// A pcap writer that takes records slightly out of order and writes them in order: a record
 /// is written once no later push can be earlier ([`SortedPcapOut::flush_before`]).
 struct SortedPcapOut {
     out: PcapOut,
-    pending: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64, Vec<u8>, usize)>>,
+    pending: std::collections::BinaryHeap<std::cmp::Reverse<PendingRecord>>,
     sequence: u64,
 }
 
