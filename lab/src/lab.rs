@@ -6,7 +6,8 @@
 //!  client netns  cli<p>  10.0.<p>.1/24  fd00:0:<p>::1/64  ──veth──  srv<p>  10.0.<p>.2/24  fd00:0:<p>::2/64  server netns
 //! ```
 //! Every address lives only inside the two namespaces this lab creates; nothing is routed
-//! anywhere else. Dropping the [`Lab`] deletes both namespaces, which takes the veths and the
+//! anywhere else. [`Lab::with_router`] puts a third namespace, a router, on every path instead
+//! (see the `router` module): the server's addresses are then 10.1.p.2. Dropping the [`Lab`] deletes both namespaces, which takes the veths and the
 //! nftables tables in them along.
 
 use std::{

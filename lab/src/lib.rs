@@ -1,6 +1,7 @@
 //! Test and demo infrastructure for mptcp-tracer, kept out of the product: a small MPTCP lab
 //! in network namespaces (two hosts joined by veth paths, the in-kernel path manager
-//! configured), transfers whose byte counts the application knows, `ip mptcp monitor`,
+//! configured; optionally a router namespace between them, with NAT and counted drops, for
+//! two-ended captures), transfers whose byte counts the application knows, `ip mptcp monitor`,
 //! tcpdump, nftables drop rules, building the real binary for tests, and honest test skips.
 //!
 //! Used by `mptcp-tracer demo` (behind mptcp-tracer's default `demo` feature), mptcp-tracer's

@@ -10,7 +10,7 @@
 //! ```
 //! The client routes by source address (rule `from 10.0.p.1` → table 100+p, default via
 //! 10.0.p.254), the router by input interface (rule `iif rtc<p>` → table 100+p, default via
-//! 10.1.p.2) and the server by destination (10.0.p.0/24 via 10.1.p.254 dev srv<p>), so each
+//! 10.1.p.2) and the server by destination (10.0.p.0/24 via 10.1.p.254 dev `srv<p>`), so each
 //! subflow stays on its own path both ways. Offloads go off and `tbf` goes on every veth end as
 //! in a lab without router; the router's own `tbf` queues are the only queues between the two
 //! hosts' capture points (a host's capture sees a packet after its own qdisc), so a packet's
