@@ -25,7 +25,7 @@ use integration_tests::{
     as_u64, can_use_namespaces, shared_pcaps, tracer, tshark_fields, tshark_mptcp,
 };
 use mptcp_lab::{
-    DropPick, DropRule, IpVersion, Lab, LabConfig, RouterConfig, Side, TransferCounts,
+    DropPick, DropRule, IpVersion, Lab, LabConfig, RouterConfig, RouterSide, Side, TransferCounts,
     TransferSpec, skip::skipped_without_tools,
 };
 use serde_json::Value;
@@ -289,6 +289,8 @@ struct TwoEnded {
     /// The router's queueing bound on one path in one direction.
     bound: Duration,
     counts: TransferCounts,
+    /// Packets the router sent out towards the server on paths 1 and 2.
+    router_to_server: [u64; 2],
 }
 
 /// A directory under the cargo target's tmp dir, removed on drop.
@@ -369,7 +371,22 @@ fn two_ended_transfer(test: &str, nat: bool) -> TwoEnded {
         0,
         "the router's queues dropped packets: the counter would not be the whole truth"
     );
+    let sent_on = |path: usize| {
+        let interface = lab
+            .router_interface(RouterSide::Server, path)
+            .expect("a router path");
+        lab.router_exec(
+            "cat",
+            &[&format!("/sys/class/net/{interface}/statistics/tx_packets")],
+        )
+        .expect("reading the router's counters")
+        .trim()
+        .parse::<u64>()
+        .expect("a packet count")
+    };
+    let router_to_server = [sent_on(1), sent_on(2)];
     TwoEnded {
+        router_to_server,
         _lab_dir: dir,
         client,
         server,
@@ -418,6 +435,31 @@ fn router_lab_forwards_and_counts_drops() {
         // address appears in its capture; without NAT the server sees it too.
         let path_2 = tcpdump_count(&run.client, "src host 10.0.2.1 and ip[2:2] > 200");
         assert!(path_2 > 180, "nat {nat}: {path_2} data packets on path 2");
+        // Path 2's subflow left the router on path 2 (policy routing), not on path 1.
+        let path_2_at_server = tcpdump_count(&run.server, "tcp dst port 5201 and ip[2:2] > 200")
+            - tcpdump_count(
+                &run.server,
+                if nat {
+                    "src host 10.1.1.254 and ip[2:2] > 200"
+                } else {
+                    "src host 10.0.1.1 and ip[2:2] > 200"
+                },
+            );
+        eprintln!(
+            "nat {nat}: router sent {:?} packets out on paths 1 and 2; {path_2} data packets of \
+             path 2 at the client, {path_2_at_server} at the server",
+            run.router_to_server
+        );
+        assert!(
+            run.router_to_server[1] >= path_2_at_server,
+            "{:?}",
+            run.router_to_server
+        );
+        assert!(
+            run.router_to_server[0] < client_to_server_data(&run.server),
+            "{:?}",
+            run.router_to_server
+        );
         let seen = tcpdump_count(&run.server, "src host 10.0.2.1");
         let nat_seen = tcpdump_count(&run.server, "src host 10.1.2.254");
         if nat {
