@@ -7,7 +7,7 @@
 //! ```
 //! Every address lives only inside the two namespaces this lab creates; nothing is routed
 //! anywhere else. [`Lab::with_router`] puts a third namespace, a router, on every path instead
-//! (see the `router` module): the server's addresses are then 10.1.p.2. Dropping the [`Lab`] deletes both namespaces, which takes the veths and the
+//! (see the `router` module): the server's addresses are then 10.1.p.2 / fd00:1:p::2. Dropping the [`Lab`] deletes both namespaces, which takes the veths and the
 //! nftables tables in them along.
 
 use std::{
@@ -106,7 +106,7 @@ impl Lab {
     }
 
     /// Creates the lab with a router namespace between the hosts (see [`RouterConfig`]):
-    /// `client — veth — router — veth — server` on every path, IPv4 only.
+    /// `client — veth — router — veth — server` on every path, IPv4 and IPv6.
     ///
     /// [`RouterConfig`]: crate::RouterConfig
     pub fn with_router(config: &LabConfig, router: &crate::RouterConfig) -> Result<Self, LabError> {
@@ -406,7 +406,7 @@ impl Lab {
     /// A host's address on path `path` (1-based): 10.0.p.1 / fd00:0:p::1 for the client,
     /// .2 / ::2 for the server.
     ///
-    /// In a lab with a router the server's addresses are 10.1.p.2 instead (IPv4 only).
+    /// In a lab with a router the server's addresses are 10.1.p.2 / fd00:1:p::2 instead.
     pub fn address(&self, side: Side, path: usize, version: IpVersion) -> Result<IpAddr, LabError> {
         self.check_path(path)?;
         if self.router.is_some() {

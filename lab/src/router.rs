@@ -3,25 +3,27 @@
 //! which its nftables counters tell exactly; with NAT the two captures also differ in addresses
 //! and ports.
 //!
-//! Layout for path p (IPv4 only):
+//! Layout for path p:
 //! ```text
-//!  client netns  cli<p> 10.0.p.1/24 ──veth── rtc<p> 10.0.p.254/24  router netns
-//!  router netns  rts<p> 10.1.p.254/24 ──veth── srv<p> 10.1.p.2/24   server netns
+//!  client netns  cli<p> 10.0.p.1/24   fd00:0:p::1/64  ──veth── rtc<p> 10.0.p.254/24 fd00:0:p::fe/64  router netns
+//!  router netns  rts<p> 10.1.p.254/24 fd00:1:p::fe/64 ──veth── srv<p> 10.1.p.2/24   fd00:1:p::2/64   server netns
 //! ```
 //! The client routes by source address (rule `from 10.0.p.1` → table 100+p, default via
 //! 10.0.p.254), the router by input interface (rule `iif rtc<p>` → table 100+p, default via
 //! 10.1.p.2) and the server by destination (10.0.p.0/24 via 10.1.p.254 dev `srv<p>`), so each
-//! subflow stays on its own path both ways. Offloads go off and `tbf` goes on every veth end as
+//! subflow stays on its own path both ways; the same for IPv6, with permanent neighbour
+//! entries on every veth (as in a lab without router). Offloads go off and `tbf` goes on every veth end as
 //! in a lab without router; the router's own `tbf` queues are the only queues between the two
 //! hosts' capture points (a host's capture sees a packet after its own qdisc), so a packet's
 //! one-way delay between the captures is at most [`Lab::router_queueing_bound`].
 //!
-//! With `nat`, the router masquerades the client (SNAT to 10.1.p.254, ports 40000-49999 at
-//! random, so ports differ too) and DNATs its own 10.0.p.254 to the server's 10.1.p.2: the
-//! client connects to an address the server never sees ([`Lab::connect_address`]).
+//! With `nat`, the router masquerades the client (SNAT to 10.1.p.254 / fd00:1:p::fe, ports
+//! 40000-49999 at random, so ports differ too) and DNATs its own 10.0.p.254 / fd00:0:p::fe to
+//! the server's 10.1.p.2 / fd00:1:p::2: the client connects to an address the server never
+//! sees ([`Lab::connect_address`]).
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::atomic::Ordering,
     time::Duration,
 };
@@ -109,35 +111,57 @@ fn path_octet(path: usize) -> Result<u8, LabError> {
     })
 }
 
-fn ipv4_only(version: IpVersion) -> Result<(), LabError> {
+/// An address in a lab with a router: `net` 0 is the client's side of the router, 1 the
+/// server's; `host` the last octet (IPv4) or group (IPv6): 10.<net>.<p>.<host> and
+/// fd00:<net>:<p>::<host:x>.
+fn routed(version: IpVersion, net: u8, path: u8, host: u8) -> IpAddr {
     match version {
-        IpVersion::V4 => Ok(()),
-        IpVersion::V6 => Err(LabError::TransferMismatch(
-            "a lab with a router is IPv4 only".into(),
+        IpVersion::V4 => IpAddr::V4(Ipv4Addr::new(10, net, path, host)),
+        IpVersion::V6 => IpAddr::V6(Ipv6Addr::new(
+            0xfd00,
+            u16::from(net),
+            u16::from(path),
+            0,
+            0,
+            0,
+            0,
+            u16::from(host),
         )),
     }
 }
 
-/// A host's address in a lab with a router: 10.0.p.1 (client), 10.1.p.2 (server).
+/// The prefix length of every subnet of a lab with a router.
+fn prefix_length(version: IpVersion) -> u8 {
+    match version {
+        IpVersion::V4 => 24,
+        IpVersion::V6 => 64,
+    }
+}
+
+/// A host's address in a lab with a router: 10.0.p.1 / fd00:0:p::1 (client), 10.1.p.2 /
+/// fd00:1:p::2 (server).
 pub(crate) fn routed_address(
     side: Side,
     path: usize,
     version: IpVersion,
 ) -> Result<IpAddr, LabError> {
-    ipv4_only(version)?;
     let p = path_octet(path)?;
-    Ok(IpAddr::V4(match side {
-        Side::Client => Ipv4Addr::new(10, 0, p, 1),
-        Side::Server => Ipv4Addr::new(10, 1, p, 2),
-    }))
+    Ok(match side {
+        Side::Client => routed(version, 0, p, 1),
+        Side::Server => routed(version, 1, p, 2),
+    })
 }
 
-/// The router's address on a path: 10.0.p.254 towards the client, 10.1.p.254 towards the
-/// server.
-fn router_ipv4(side: RouterSide, path: u8) -> Ipv4Addr {
+/// The router's address on a path: 10.0.p.254 / fd00:0:p::fe towards the client,
+/// 10.1.p.254 / fd00:1:p::fe towards the server.
+fn router_ip(side: RouterSide, path: u8, version: IpVersion) -> IpAddr {
+    let host = match version {
+        IpVersion::V4 => 254,
+        IpVersion::V6 => 0xfe,
+    };
     match side {
-        RouterSide::Client => Ipv4Addr::new(10, 0, path, 254),
-        RouterSide::Server => Ipv4Addr::new(10, 1, path, 254),
+        RouterSide::Client => routed(version, 0, path, host),
+        RouterSide::Server => routed(version, 1, path, host),
     }
 }
 
@@ -267,20 +291,25 @@ impl Lab {
         })
     }
 
-    /// The router's address on a path: 10.0.p.254 towards the client, 10.1.p.254 towards the
-    /// server (the client's address on the server's side with NAT).
-    pub fn router_address(&self, side: RouterSide, path: usize) -> Result<IpAddr, LabError> {
+    /// The router's address on a path: 10.0.p.254 / fd00:0:p::fe towards the client,
+    /// 10.1.p.254 / fd00:1:p::fe towards the server (the client's address on the server's
+    /// side with NAT).
+    pub fn router_address(
+        &self,
+        side: RouterSide,
+        path: usize,
+        version: IpVersion,
+    ) -> Result<IpAddr, LabError> {
         self.router()?;
         self.check_path(path)?;
-        Ok(IpAddr::V4(router_ipv4(side, path_octet(path)?)))
+        Ok(router_ip(side, path_octet(path)?, version))
     }
 
     /// The address a client connects to for the server on `path`: the server's own address,
     /// but the router's (DNATed to the server) when the router NATs.
     pub fn connect_address(&self, path: usize, version: IpVersion) -> Result<IpAddr, LabError> {
         if self.router_nats() {
-            ipv4_only(version)?;
-            self.router_address(RouterSide::Client, path)
+            self.router_address(RouterSide::Client, path, version)
         } else {
             self.address(Side::Server, path, version)
         }
@@ -365,11 +394,9 @@ impl Lab {
         self.add_host_namespace(&client)?;
         self.add_host_namespace(&server)?;
         self.add_namespace(&router_namespace)?;
-        self.exec_in(
-            &router_namespace,
-            "sysctl",
-            &["-q", "-w", "net.ipv4.ip_forward=1"],
-        )?;
+        for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+            self.exec_in(&router_namespace, "sysctl", &["-q", "-w", key])?;
+        }
         for namespace in [&client, &server, &router_namespace] {
             for key in ["all", "default"] {
                 self.exec_in(
@@ -381,26 +408,25 @@ impl Lab {
         }
         for path in 1..=self.paths() {
             let p = path_octet(path)?;
-            let table = (100 + u32::from(p)).to_string();
             let cli = self.interface(Side::Client, path)?;
             let srv = self.interface(Side::Server, path)?;
             let rtc = self.router_interface(RouterSide::Client, path)?;
             let rts = self.router_interface(RouterSide::Server, path)?;
-            let ends = [
+            let links = [
                 (
                     client.as_str(),
                     cli.as_str(),
-                    rtc.as_str(),
                     router_namespace.as_str(),
+                    rtc.as_str(),
                 ),
                 (
                     router_namespace.as_str(),
                     rts.as_str(),
-                    srv.as_str(),
                     server.as_str(),
+                    srv.as_str(),
                 ),
             ];
-            for (namespace, name, peer, peer_namespace) in ends {
+            for (namespace, name, peer_namespace, peer) in links {
                 run(
                     "ip",
                     &[
@@ -419,39 +445,29 @@ impl Lab {
                     ],
                 )?;
             }
-            let client_v4 = routed_address(Side::Client, path, IpVersion::V4)?;
-            let server_v4 = routed_address(Side::Server, path, IpVersion::V4)?;
-            let rtc_v4 = router_ipv4(RouterSide::Client, p);
-            let rts_v4 = router_ipv4(RouterSide::Server, p);
+            // (namespace, interface, its addresses' owner, tbf latency)
             let interfaces = [
-                (client.as_str(), cli.as_str(), client_v4, 1000),
-                (
-                    router_namespace.as_str(),
-                    rtc.as_str(),
-                    IpAddr::V4(rtc_v4),
-                    queue_ms,
-                ),
-                (
-                    router_namespace.as_str(),
-                    rts.as_str(),
-                    IpAddr::V4(rts_v4),
-                    queue_ms,
-                ),
-                (server.as_str(), srv.as_str(), server_v4, 1000),
+                (client.as_str(), cli.as_str(), 1000),
+                (router_namespace.as_str(), rtc.as_str(), queue_ms),
+                (router_namespace.as_str(), rts.as_str(), queue_ms),
+                (server.as_str(), srv.as_str(), 1000),
             ];
-            for (namespace, interface, address, latency_ms) in interfaces {
-                run(
-                    "ip",
-                    &[
-                        "-n",
-                        namespace,
-                        "addr",
-                        "add",
-                        &format!("{address}/24"),
-                        "dev",
-                        interface,
-                    ],
-                )?;
+            for (index, (namespace, interface, latency_ms)) in interfaces.into_iter().enumerate() {
+                for version in [IpVersion::V4, IpVersion::V6] {
+                    let address = match index {
+                        0 => routed_address(Side::Client, path, version)?,
+                        1 => router_ip(RouterSide::Client, p, version),
+                        2 => router_ip(RouterSide::Server, p, version),
+                        _ => routed_address(Side::Server, path, version)?,
+                    };
+                    let address = format!("{address}/{}", prefix_length(version));
+                    let mut args = vec!["-n", namespace, "addr", "add", &address, "dev", interface];
+                    if version == IpVersion::V6 {
+                        // Usable at once, without duplicate address detection.
+                        args.push("nodad");
+                    }
+                    run("ip", &args)?;
+                }
                 if config.disable_offloads {
                     self.exec_in(
                         namespace,
@@ -467,24 +483,165 @@ impl Lab {
                 }
                 run("ip", &["-n", namespace, "link", "set", interface, "up"])?;
             }
-            // Client: a subflow from 10.0.p.1 leaves through path p.
-            let (client_v4, rtc_v4, rts_v4) = (
-                client_v4.to_string(),
-                rtc_v4.to_string(),
-                rts_v4.to_string(),
-            );
-            let priority = table.clone();
+            // Permanent IPv6 neighbours on both links, as in a lab without router: neighbour
+            // discovery would delay (or lose) first packets and show up in the captures.
+            for (namespace, name, peer_namespace, peer) in links {
+                self.add_neighbours(namespace, name, peer_namespace, peer)?;
+            }
+            self.add_routes(path, &router_namespace, &cli, &rtc, &rts, &srv)?;
+        }
+        // Unbound sockets (the initial subflow) leave through path 1.
+        for version in [IpVersion::V4, IpVersion::V6] {
+            let (family, servers) = match version {
+                IpVersion::V4 => ("-4", "10.1.0.0/16"),
+                IpVersion::V6 => ("-6", "fd00:1::/32"),
+            };
+            let gateway = router_ip(RouterSide::Client, 1, version).to_string();
             run(
                 "ip",
                 &[
-                    "-n", &client, "rule", "add", "from", &client_v4, "table", &table, "priority",
-                    &priority,
+                    "-n", &client, family, "route", "add", servers, "via", &gateway, "dev", "cli1",
+                ],
+            )?;
+        }
+        if nat {
+            self.install_nat(&router_namespace)?;
+        }
+        let (side, flag) = match config.endpoints {
+            crate::EndpointMode::ClientSubflow => (Side::Client, "subflow"),
+            crate::EndpointMode::ServerSignal => (Side::Server, "signal"),
+        };
+        for path in 2..=self.paths() {
+            for version in [IpVersion::V4, IpVersion::V6] {
+                let address = self.address(side, path, version)?.to_string();
+                let interface = self.interface(side, path)?;
+                run(
+                    "ip",
+                    &[
+                        "-n",
+                        self.namespace(side),
+                        "mptcp",
+                        "endpoint",
+                        "add",
+                        &address,
+                        "dev",
+                        &interface,
+                        flag,
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Permanent IPv6 neighbour entries for both ends of a veth.
+    fn add_neighbours(
+        &self,
+        namespace: &str,
+        interface: &str,
+        peer_namespace: &str,
+        peer: &str,
+    ) -> Result<(), LabError> {
+        let addresses = |namespace: &str, interface: &str| -> Result<Vec<String>, LabError> {
+            let output = run(
+                "ip",
+                &[
+                    "-n", namespace, "-6", "-br", "addr", "show", "dev", interface, "scope",
+                    "global",
+                ],
+            )?;
+            Ok(output
+                .split_whitespace()
+                .skip(2)
+                .filter_map(|field| field.split('/').next().map(str::to_owned))
+                .collect())
+        };
+        for (here, device, there, there_device) in [
+            (namespace, interface, peer_namespace, peer),
+            (peer_namespace, peer, namespace, interface),
+        ] {
+            let mac = mac_address(there, there_device)?;
+            for address in addresses(there, there_device)? {
+                run(
+                    "ip",
+                    &[
+                        "-n",
+                        here,
+                        "-6",
+                        "neigh",
+                        "replace",
+                        &address,
+                        "lladdr",
+                        &mac,
+                        "dev",
+                        device,
+                        "nud",
+                        "permanent",
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Policy routes that keep path p's subflow on path p, for both families.
+    fn add_routes(
+        &self,
+        path: usize,
+        router_namespace: &str,
+        cli: &str,
+        rtc: &str,
+        rts: &str,
+        srv: &str,
+    ) -> Result<(), LabError> {
+        let p = path_octet(path)?;
+        let table = (100 + u32::from(p)).to_string();
+        let client = self.namespace(Side::Client);
+        let server = self.namespace(Side::Server);
+        for version in [IpVersion::V4, IpVersion::V6] {
+            let family = match version {
+                IpVersion::V4 => "-4",
+                IpVersion::V6 => "-6",
+            };
+            let client_address = routed_address(Side::Client, path, version)?.to_string();
+            let server_address = routed_address(Side::Server, path, version)?.to_string();
+            let rtc_address = router_ip(RouterSide::Client, p, version).to_string();
+            let rts_address = router_ip(RouterSide::Server, p, version).to_string();
+            let client_net = match version {
+                IpVersion::V4 => format!("10.0.{p}.0/24"),
+                IpVersion::V6 => format!("fd00:0:{p}::/64"),
+            };
+            // Client: a subflow from its path p address leaves through path p.
+            run(
+                "ip",
+                &[
+                    "-n",
+                    client,
+                    family,
+                    "rule",
+                    "add",
+                    "from",
+                    &client_address,
+                    "table",
+                    &table,
+                    "priority",
+                    &table,
                 ],
             )?;
             run(
                 "ip",
                 &[
-                    "-n", &client, "route", "add", "default", "via", &rtc_v4, "dev", &cli, "table",
+                    "-n",
+                    client,
+                    family,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &rtc_address,
+                    "dev",
+                    cli,
+                    "table",
                     &table,
                 ],
             )?;
@@ -493,29 +650,31 @@ impl Lab {
                 "ip",
                 &[
                     "-n",
-                    &router_namespace,
+                    router_namespace,
+                    family,
                     "rule",
                     "add",
                     "iif",
-                    &rtc,
+                    rtc,
                     "table",
                     &table,
                     "priority",
-                    &priority,
+                    &table,
                 ],
             )?;
             run(
                 "ip",
                 &[
                     "-n",
-                    &router_namespace,
+                    router_namespace,
+                    family,
                     "route",
                     "add",
                     "default",
                     "via",
-                    &server_v4.to_string(),
+                    &server_address,
                     "dev",
-                    &rts,
+                    rts,
                     "table",
                     &table,
                 ],
@@ -525,55 +684,15 @@ impl Lab {
                 "ip",
                 &[
                     "-n",
-                    &server,
+                    server,
+                    family,
                     "route",
                     "add",
-                    &format!("10.0.{p}.0/24"),
+                    &client_net,
                     "via",
-                    &rts_v4,
+                    &rts_address,
                     "dev",
-                    &srv,
-                ],
-            )?;
-        }
-        // Unbound sockets (the initial subflow) leave through path 1.
-        let gateway = router_ipv4(RouterSide::Client, 1).to_string();
-        run(
-            "ip",
-            &[
-                "-n",
-                &client,
-                "route",
-                "add",
-                "10.1.0.0/16",
-                "via",
-                &gateway,
-                "dev",
-                "cli1",
-            ],
-        )?;
-        if nat {
-            self.install_nat(&router_namespace)?;
-        }
-        let (side, flag) = match config.endpoints {
-            crate::EndpointMode::ClientSubflow => (Side::Client, "subflow"),
-            crate::EndpointMode::ServerSignal => (Side::Server, "signal"),
-        };
-        for path in 2..=self.paths() {
-            let address = self.address(side, path, IpVersion::V4)?.to_string();
-            let interface = self.interface(side, path)?;
-            run(
-                "ip",
-                &[
-                    "-n",
-                    self.namespace(side),
-                    "mptcp",
-                    "endpoint",
-                    "add",
-                    &address,
-                    "dev",
-                    &interface,
-                    flag,
+                    srv,
                 ],
             )?;
         }
@@ -586,17 +705,39 @@ impl Lab {
         for path in 1..=self.paths() {
             let p = path_octet(path)?;
             let rts = self.router_interface(RouterSide::Server, path)?;
-            // From any client path: a join leaves path p towards the address the client
-            // connected to, path 1's.
-            prerouting.push_str(&format!(
-                "    iifname \"rtc*\" meta l4proto tcp ip daddr {} dnat ip to {}\n",
-                router_ipv4(RouterSide::Client, p),
-                routed_address(Side::Server, path, IpVersion::V4)?,
-            ));
-            postrouting.push_str(&format!(
-                "    oifname \"{rts}\" meta l4proto tcp snat ip to {}:40000-49999 random\n",
-                router_ipv4(RouterSide::Server, p),
-            ));
+            for (version, family, port_range) in [
+                (
+                    IpVersion::V4,
+                    "ip",
+                    format!(
+                        "{}:40000-49999",
+                        router_ip(RouterSide::Server, p, IpVersion::V4)
+                    ),
+                ),
+                (
+                    IpVersion::V6,
+                    "ip6",
+                    format!(
+                        "[{}]:40000-49999",
+                        router_ip(RouterSide::Server, p, IpVersion::V6)
+                    ),
+                ),
+            ] {
+                // From any client path: a join leaves path p towards the address the client
+                // connected to, path 1's.
+                prerouting.push_str(&format!(
+                    "    iifname \"rtc*\" meta l4proto tcp {family} daddr {} dnat {family} to {}\n",
+                    router_ip(RouterSide::Client, p, version),
+                    routed_address(Side::Server, path, version)?,
+                ));
+                postrouting.push_str(&format!(
+                    "    oifname \"{rts}\" meta nfproto {} meta l4proto tcp snat {family} to {port_range} random\n",
+                    match version {
+                        IpVersion::V4 => "ipv4",
+                        IpVersion::V6 => "ipv6",
+                    },
+                ));
+            }
         }
         let script = format!(
             "table inet mptlab_nat {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{prerouting}  }}\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{postrouting}  }}\n}}\n"
@@ -616,6 +757,23 @@ impl Lab {
         )
         .map(drop)
     }
+}
+
+/// The MAC address of an interface in a namespace.
+fn mac_address(namespace: &str, interface: &str) -> Result<String, LabError> {
+    let output = run(
+        "ip",
+        &["-n", namespace, "-br", "link", "show", "dev", interface],
+    )?;
+    output
+        .split_whitespace()
+        .find(|field| field.len() == 17 && field.matches(':').count() == 5)
+        .map(str::to_owned)
+        .ok_or_else(|| LabError::Command {
+            command: format!("ip -n {namespace} -br link show dev {interface}"),
+            status: "exit status: 0".into(),
+            stderr: format!("no MAC address in {output:?}"),
+        })
 }
 
 #[cfg(test)]
@@ -691,7 +849,19 @@ mod tests {
                 .to_string(),
             "10.0.1.1"
         );
-        assert!(routed_address(Side::Client, 1, IpVersion::V6).is_err());
-        assert_eq!(router_ipv4(RouterSide::Server, 3).to_string(), "10.1.3.254");
+        assert_eq!(
+            routed_address(Side::Server, 2, IpVersion::V6)
+                .expect("v6")
+                .to_string(),
+            "fd00:1:2::2"
+        );
+        assert_eq!(
+            router_ip(RouterSide::Server, 3, IpVersion::V4).to_string(),
+            "10.1.3.254"
+        );
+        assert_eq!(
+            router_ip(RouterSide::Client, 1, IpVersion::V6).to_string(),
+            "fd00:0:1::fe"
+        );
     }
 }

@@ -331,6 +331,16 @@ fn two_ended_transfer(test: &str, nat: bool) -> TwoEnded {
 
 /// [`two_ended_transfer`] with the router dropping `drops` of path 2's data packets.
 fn two_ended_transfer_dropping(test: &str, nat: bool, drops: &DropPick) -> TwoEnded {
+    two_ended_transfer_over(test, nat, drops, IpVersion::V4)
+}
+
+/// [`two_ended_transfer_dropping`] over IPv4 or IPv6.
+fn two_ended_transfer_over(
+    test: &str,
+    nat: bool,
+    drops: &DropPick,
+    ip_version: IpVersion,
+) -> TwoEnded {
     let dir = TempDir::new(test);
     let lab = Lab::with_router(
         &LabConfig::default(),
@@ -356,7 +366,7 @@ fn two_ended_transfer_dropping(test: &str, nat: bool, drops: &DropPick) -> TwoEn
     let monitor = lab.start_monitor(Side::Client).expect("ip mptcp monitor");
     let counts = lab
         .transfer(&TransferSpec {
-            ip_version: IpVersion::V4,
+            ip_version,
             port: PORT,
             client_sends: CLIENT_SENDS,
             wait_for_subflows: 1,
@@ -480,6 +490,40 @@ fn router_lab_forwards_and_counts_drops() {
             assert!(seen > 0);
             assert_eq!(nat_seen, 0);
         }
+    }
+}
+
+/// The router lab over IPv6: two subflows through the router, with and without NAT (NAT66),
+/// and the client's capture holds exactly the drop counter's count more data packets.
+#[test]
+fn router_lab_forwards_ipv6_and_counts_drops() {
+    let test = "router_lab_forwards_ipv6_and_counts_drops";
+    if !can_use_namespaces(test) || skipped_without_tools(test, &["tcpdump", "nft"]) {
+        return;
+    }
+    for nat in [false, true] {
+        let run = two_ended_transfer_over(test, nat, &DROPS, IpVersion::V6);
+        assert_eq!(run.dropped, 5, "nat {nat}");
+        // IPv6 payload length > 160: the packet is longer than 200 bytes, as the rule counts.
+        let data = format!("ip6 and tcp dst port {PORT} and ip6[4:2] > 160");
+        let (sent, arrived) = (
+            tcpdump_count(&run.client, &data),
+            tcpdump_count(&run.server, &data),
+        );
+        eprintln!(
+            "nat {nat}: IPv6: {sent} data packets left the client, {arrived} reached the server, \
+             router dropped {}, router sent {:?} out on paths 1 and 2",
+            run.dropped, run.router_to_server
+        );
+        assert_eq!(sent - arrived, run.dropped, "nat {nat}");
+        let path_2 = tcpdump_count(&run.client, "src host fd00:0:2::1 and ip6[4:2] > 160");
+        assert!(path_2 > 180, "nat {nat}: {path_2} data packets on path 2");
+        let nat_seen = tcpdump_count(&run.server, "src host fd00:1:2::fe");
+        assert_eq!(
+            nat_seen > 0,
+            nat,
+            "nat {nat}: {nat_seen} packets from the router's address"
+        );
     }
 }
 
