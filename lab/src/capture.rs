@@ -25,7 +25,8 @@ impl Lab {
     /// `snaplen` bytes of each packet (0: all). With `--immediate-mode` libpcap uses fixed
     /// ring frames of the snaplen, so the default (262144) leaves few frames in the buffer
     /// and a loaded machine loses packets: for whole packets with offloads off (at most one
-    /// MTU), pass a snaplen above it, such as 2048. A host captures its outgoing packets after its
+    /// MTU), pass a snaplen above it, such as 2048 (8 MiB of buffer then hold 4096 packets,
+    /// more than a lab transfer of a few MB sends). A host captures its outgoing packets after its
     /// own qdisc, so with a router in between the two files differ only by what the router
     /// did (delay, drops, NAT).
     pub fn start_two_ended_capture(
@@ -41,7 +42,7 @@ impl Lab {
             file,
             link_type: Some("LINUX_SLL2"),
             filter: Some("tcp"),
-            buffer_kib: Some(32 * 1024),
+            buffer_kib: Some(8 * 1024),
         };
         let client = self.start_capture(&spec(Side::Client, client_file))?;
         let server = self.start_capture(&spec(Side::Server, server_file))?;
