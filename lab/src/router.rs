@@ -12,10 +12,11 @@
 //! 10.0.p.254), the router by input interface (rule `iif rtc<p>` → table 100+p, default via
 //! 10.1.p.2) and the server by destination (10.0.p.0/24 via 10.1.p.254 dev `srv<p>`), so each
 //! subflow stays on its own path both ways; the same for IPv6, with permanent neighbour
-//! entries on every veth (as in a lab without router). Offloads go off and `tbf` goes on every veth end as
-//! in a lab without router; the router's own `tbf` queues are the only queues between the two
-//! hosts' capture points (a host's capture sees a packet after its own qdisc), so a packet's
-//! one-way delay between the captures is at most [`Lab::router_queueing_bound`].
+//! entries on every veth (as in a lab without router). Offloads go off and `tbf` goes on every
+//! veth end as in a lab without router; the router's own `tbf` queues are the only queues
+//! between the two hosts' capture points (a host's capture sees a packet after its own qdisc),
+//! so a packet's one-way delay between the captures is at most [`Lab::router_queueing_bound`]
+//! (if the router's queues drop nothing: [`Lab::router_qdisc_drops`] tells).
 //!
 //! With `nat`, the router masquerades the client (SNAT to 10.1.p.254 / fd00:1:p::fe, ports
 //! 40000-49999 at random, so ports differ too) and DNATs its own 10.0.p.254 / fd00:0:p::fe to
