@@ -19,6 +19,51 @@ impl Lab {
     pub fn start_capture(&self, spec: &CaptureSpec<'_>) -> Result<Capture<'_>, LabError> {
         Capture::start(self.namespace(spec.side), spec)
     }
+
+    /// Starts tcpdump at both ends at once for a two-capture analysis: on `any` (link type
+    /// `LINUX_SLL2`) in the client's namespace and in the server's, TCP only, keeping
+    /// `snaplen` bytes of each packet (0: all). With `--immediate-mode` libpcap uses fixed
+    /// ring frames of the snaplen, so the default (262144) leaves few frames in the buffer
+    /// and a loaded machine loses packets: for whole packets with offloads off (at most one
+    /// MTU), pass a snaplen above it, such as 2048 (8 MiB of buffer then hold 4096 packets,
+    /// more than a lab transfer of a few MB sends). A host captures its outgoing packets after its
+    /// own qdisc, so with a router in between the two files differ only by what the router
+    /// did (delay, drops, NAT).
+    pub fn start_two_ended_capture(
+        &self,
+        client_file: &Path,
+        server_file: &Path,
+        snaplen: u32,
+    ) -> Result<TwoEndedCapture<'_>, LabError> {
+        let spec = |side, file| CaptureSpec {
+            side,
+            interface: "any",
+            snaplen,
+            file,
+            link_type: Some("LINUX_SLL2"),
+            filter: Some("tcp"),
+            buffer_kib: Some(8 * 1024),
+        };
+        let client = self.start_capture(&spec(Side::Client, client_file))?;
+        let server = self.start_capture(&spec(Side::Server, server_file))?;
+        Ok(TwoEndedCapture { client, server })
+    }
+}
+
+/// tcpdump running in both hosts' namespaces ([`Lab::start_two_ended_capture`]).
+#[derive(Debug)]
+pub struct TwoEndedCapture<'lab> {
+    pub client: Capture<'lab>,
+    pub server: Capture<'lab>,
+}
+
+impl TwoEndedCapture<'_> {
+    /// Stops both (see [`Capture::stop`]): (client's counts, server's counts).
+    pub fn stop(self) -> Result<(CaptureCounts, CaptureCounts), LabError> {
+        let client = self.client.stop();
+        let server = self.server.stop();
+        Ok((client?, server?))
+    }
 }
 
 /// What tcpdump should capture.

@@ -25,6 +25,17 @@ pub struct PacketFilter {
     table: String,
 }
 
+impl PacketFilter {
+    pub(crate) fn new(namespace: String, table: String) -> Self {
+        Self { namespace, table }
+    }
+
+    /// (namespace, table).
+    pub(crate) fn location(&self) -> (&str, &str) {
+        (&self.namespace, &self.table)
+    }
+}
+
 impl Lab {
     /// Installs an nftables rule in a host's namespace dropping packets that arrive on path
     /// `path`. Remove it with [`Lab::remove_filter`] (or leave it to the lab's drop).
@@ -83,7 +94,7 @@ impl Lab {
 }
 
 /// Loads an nftables script (`nft -f -`) in a namespace.
-fn nft_apply(namespace: &str, script: &str) -> Result<(), LabError> {
+pub(crate) fn nft_apply(namespace: &str, script: &str) -> Result<(), LabError> {
     run_with_stdin(
         "ip",
         &["netns", "exec", namespace, "nft", "-f", "-"],

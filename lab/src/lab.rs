@@ -6,7 +6,8 @@
 //!  client netns  cli<p>  10.0.<p>.1/24  fd00:0:<p>::1/64  ──veth──  srv<p>  10.0.<p>.2/24  fd00:0:<p>::2/64  server netns
 //! ```
 //! Every address lives only inside the two namespaces this lab creates; nothing is routed
-//! anywhere else. Dropping the [`Lab`] deletes both namespaces, which takes the veths and the
+//! anywhere else. [`Lab::with_router`] puts a third namespace, a router, on every path instead
+//! (see the `router` module): the server's addresses are then 10.1.p.2 / fd00:1:p::2. Dropping the [`Lab`] deletes both namespaces, which takes the veths and the
 //! nftables tables in them along.
 
 use std::{
@@ -94,11 +95,25 @@ pub struct Lab {
     /// nftables tables still installed: (namespace, table name).
     pub(crate) nft_tables: Mutex<Vec<(String, String)>>,
     pub(crate) nft_sequence: AtomicU32,
+    /// The router between the hosts, for a lab made by [`Lab::with_router`].
+    pub(crate) router: Option<crate::router::Router>,
 }
 
 impl Lab {
     /// Creates the namespaces, the veth paths with their addresses, MPTCP limits and endpoints.
     pub fn new(config: &LabConfig) -> Result<Self, LabError> {
+        Self::create(config, None)
+    }
+
+    /// Creates the lab with a router namespace between the hosts (see [`RouterConfig`]):
+    /// `client — veth — router — veth — server` on every path, IPv4 and IPv6.
+    ///
+    /// [`RouterConfig`]: crate::RouterConfig
+    pub fn with_router(config: &LabConfig, router: &crate::RouterConfig) -> Result<Self, LabError> {
+        Self::create(config, Some(router))
+    }
+
+    fn create(config: &LabConfig, router: Option<&crate::RouterConfig>) -> Result<Self, LabError> {
         if config.paths == 0 || config.paths > MAX_PATHS {
             return Err(LabError::PathCount {
                 paths: config.paths,
@@ -115,10 +130,43 @@ impl Lab {
             created_namespaces: Vec::new(),
             nft_tables: Mutex::new(Vec::new()),
             nft_sequence: AtomicU32::new(0),
+            router: router.map(|router| crate::router::Router::new(&stem, config, router)),
         };
         // On error `lab` is dropped here and its Drop removes what was made so far.
-        lab.build(config)?;
+        if lab.router.is_some() {
+            lab.build_routed(config)?;
+        } else {
+            lab.build(config)?;
+        }
         Ok(lab)
+    }
+
+    /// Creates a host's namespace with MPTCP on and the lab's limits.
+    pub(crate) fn add_host_namespace(&mut self, namespace: &str) -> Result<(), LabError> {
+        self.add_namespace(namespace)?;
+        self.exec_in(namespace, "sysctl", &["-q", "-w", "net.mptcp.enabled=1"])?;
+        run(
+            "ip",
+            &[
+                "-n",
+                namespace,
+                "mptcp",
+                "limits",
+                "set",
+                "subflows",
+                "8",
+                "add_addr_accepted",
+                "8",
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Creates a namespace (deleted with the lab) with its loopback up.
+    pub(crate) fn add_namespace(&mut self, namespace: &str) -> Result<(), LabError> {
+        run("ip", &["netns", "add", namespace])?;
+        self.created_namespaces.push(namespace.to_owned());
+        run("ip", &["-n", namespace, "link", "set", "lo", "up"]).map(drop)
     }
 
     fn build(&mut self, config: &LabConfig) -> Result<(), LabError> {
@@ -357,8 +405,13 @@ impl Lab {
 
     /// A host's address on path `path` (1-based): 10.0.p.1 / fd00:0:p::1 for the client,
     /// .2 / ::2 for the server.
+    ///
+    /// In a lab with a router the server's addresses are 10.1.p.2 / fd00:1:p::2 instead.
     pub fn address(&self, side: Side, path: usize, version: IpVersion) -> Result<IpAddr, LabError> {
         self.check_path(path)?;
+        if self.router.is_some() {
+            return crate::router::routed_address(side, path, version);
+        }
         let host: u8 = match side {
             Side::Client => 1,
             Side::Server => 2,
@@ -382,7 +435,7 @@ impl Lab {
         })
     }
 
-    fn check_path(&self, path: usize) -> Result<(), LabError> {
+    pub(crate) fn check_path(&self, path: usize) -> Result<(), LabError> {
         if path == 0 || path > self.paths {
             return Err(LabError::NoSuchPath {
                 path,
@@ -405,7 +458,12 @@ impl Lab {
         command
     }
 
-    fn exec_in(&self, namespace: &str, program: &str, args: &[&str]) -> Result<String, LabError> {
+    pub(crate) fn exec_in(
+        &self,
+        namespace: &str,
+        program: &str,
+        args: &[&str],
+    ) -> Result<String, LabError> {
         let mut full = vec!["netns", "exec", namespace, program];
         full.extend_from_slice(args);
         run("ip", &full)

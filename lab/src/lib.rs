@@ -1,6 +1,7 @@
 //! Test and demo infrastructure for mptcp-tracer, kept out of the product: a small MPTCP lab
 //! in network namespaces (two hosts joined by veth paths, the in-kernel path manager
-//! configured), transfers whose byte counts the application knows, `ip mptcp monitor`,
+//! configured; optionally a router namespace between them, with NAT and counted drops, for
+//! two-ended captures), transfers whose byte counts the application knows, `ip mptcp monitor`,
 //! tcpdump, nftables drop rules, building the real binary for tests, and honest test skips.
 //!
 //! Used by `mptcp-tracer demo` (behind mptcp-tracer's default `demo` feature), mptcp-tracer's
@@ -14,17 +15,19 @@ mod error;
 mod filter;
 mod lab;
 mod monitor;
+mod router;
 mod shared;
 mod short_connections;
 pub mod skip;
 mod transfer;
 
-pub use capture::{Capture, CaptureCounts, CaptureSpec};
+pub use capture::{Capture, CaptureCounts, CaptureSpec, TwoEndedCapture};
 pub use cargo_build::{BuildError, build_binary};
 pub use error::LabError;
 pub use filter::{DropRule, PacketFilter};
 pub use lab::{EndpointMode, IpVersion, Lab, LabConfig, MAX_PATHS, NAMESPACE_PREFIX, Side};
 pub use monitor::{MonitorReport, MptcpMonitor};
+pub use router::{DropCounter, DropPick, RouterConfig, RouterSide};
 pub use shared::shared_pcaps;
 pub use short_connections::{ShortConnection, short_reply_bytes, short_request_bytes};
 pub use transfer::{TransferCounts, TransferSession, TransferSpec, Transport};

@@ -166,10 +166,9 @@ impl Lab {
     /// Starts the server, connects the client and waits for the extra subflows; no data moves
     /// from the client until [`TransferSession::finish`] (the server starts sending at once).
     pub fn start_transfer(&self, spec: &TransferSpec) -> Result<TransferSession<'_>, LabError> {
-        let server_addr = SocketAddr::new(
-            self.address(Side::Server, spec.path, spec.ip_version)?,
-            spec.port,
-        );
+        // The server's own address, or the router's that it DNATs to the server.
+        let server_addr =
+            SocketAddr::new(self.connect_address(spec.path, spec.ip_version)?, spec.port);
         let wildcard = match spec.ip_version {
             IpVersion::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpVersion::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),

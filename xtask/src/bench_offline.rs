@@ -7,6 +7,12 @@
 //! exporting MPTCP fields from the same file, and prints packets/s, our fraction of the
 //! ceiling, the ratio to tshark and peak RSS.
 //!
+//! With a synthetic capture pair (bench-data/offline-pair-*.pcap, generated once: the server's
+//! side is the client's packets 100-500 µs later, NATed, a few data segments missing), it
+//! also measures `owd CLIENT SERVER 0` over both files against tshark's field export of both
+//! and against mptcp-summary's single-capture rate of the same run (`--skip-pair` leaves it
+//! out; without an `owd` command the line says so).
+//!
 //! The generator knows what it wrote, so the run also checks our numbers against it: a benchmark
 //! of wrong results is worthless.
 
@@ -73,11 +79,16 @@ impl PcapOut {
 
     fn record(&mut self, frame: &[u8], orig_len: usize) -> Result<()> {
         self.ts_us += 3;
+        self.record_at(self.ts_us, frame, orig_len)
+    }
+
+    /// Writes a record with timestamp `ts_us` (the caller keeps them in order).
+    fn record_at(&mut self, ts_us: u64, frame: &[u8], orig_len: usize) -> Result<()> {
         let cap = frame.len().min(SNAPLEN);
         self.out
-            .write_all(&((self.ts_us / 1_000_000) as u32).to_le_bytes())?;
+            .write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
         self.out
-            .write_all(&((self.ts_us % 1_000_000) as u32).to_le_bytes())?;
+            .write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
         self.out.write_all(&(cap as u32).to_le_bytes())?;
         self.out.write_all(&(orig_len as u32).to_le_bytes())?;
         self.out.write_all(&frame[..cap])?;
@@ -182,14 +193,8 @@ impl Conn {
         6 + 2 * segments + 2 + 6
     }
 
-    /// Emits step `step` of this connection's life.
-    fn emit(
-        &mut self,
-        step: u32,
-        syn: &Synthetic,
-        out: &mut PcapOut,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
+    /// Builds step `step` of this connection's life into `buf`.
+    fn emit(&mut self, step: u32, syn: &Synthetic, buf: &mut Vec<u8>) -> Emitted {
         const SYN: u8 = 0x02;
         const ACK: u8 = 0x10;
         const FIN: u8 = 0x01;
@@ -348,9 +353,22 @@ impl Conn {
             options: &opt[..opt_len],
             payload: payload_len as u16,
         };
-        let orig = frame(&seg, buf);
-        out.record(buf, orig)
+        let orig_len = frame(&seg, buf);
+        Emitted {
+            orig_len,
+            from_client,
+            data_segment: from_client && payload_len > 0,
+        }
     }
+}
+
+/// What [`Conn::emit`] built.
+#[derive(Debug, Clone, Copy)]
+struct Emitted {
+    orig_len: usize,
+    from_client: bool,
+    /// A client-to-server segment with payload.
+    data_segment: bool,
 }
 
 /// Writes the synthetic capture; returns what it wrote.
@@ -366,7 +384,8 @@ pub fn generate(path: &Path, syn: &Synthetic) -> Result<Written> {
         next_index += u64::from(syn.concurrent);
         for step in 0..steps {
             for conn in &mut batch {
-                conn.emit(step, syn, &mut out, &mut buf)?;
+                let emitted = conn.emit(step, syn, &mut buf);
+                out.record(&buf, emitted.orig_len)?;
             }
         }
     }
@@ -376,6 +395,186 @@ pub fn generate(path: &Path, syn: &Synthetic) -> Result<Written> {
         connections: next_index,
         subflows: next_index * 2,
         bytes_per_connection: u64::from(syn.segments_per_connection) * u64::from(syn.payload),
+    })
+}
+
+/// What [`generate_pair`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairWritten {
+    pub client_packets: u64,
+    pub server_packets: u64,
+    /// Client-to-server data segments in the client's capture but not in the server's.
+    pub dropped: u64,
+    /// Of those, in connection 0 (what `owd … 0` must report lost client to server).
+    pub dropped_in_connection_0: u64,
+}
+
+impl PairWritten {
+    fn to_text(&self, size_mb: u64) -> String {
+        format!(
+            "size_mb {size_mb}\nclient_packets {}\nserver_packets {}\ndropped {}\ndropped_in_connection_0 {}\n",
+            self.client_packets, self.server_packets, self.dropped, self.dropped_in_connection_0
+        )
+    }
+
+    /// Parses [`PairWritten::to_text`] if it was written for `size_mb`.
+    fn from_text(text: &str, size_mb: u64) -> Option<Self> {
+        let value = |name: &str| {
+            text.lines().find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        (value("size_mb")? == size_mb).then_some(())?;
+        Some(Self {
+            client_packets: value("client_packets")?,
+            server_packets: value("server_packets")?,
+            dropped: value("dropped")?,
+            dropped_in_connection_0: value("dropped_in_connection_0")?,
+        })
+    }
+}
+
+/// One-way delay in µs between the two captures of the `n`-th packet: 100 to 500 µs, a
+/// triangle wave that moves 1 µs per packet, less than the 3 µs between packets, so neither
+/// capture's timestamps need more than a short reordering window. It stays below the time
+/// between two steps of one connection ([`generate_pair`] checks), so that each capture still
+/// shows a packet before its answer.
+fn pair_delay_us(n: u64) -> u64 {
+    let phase = n % 800;
+    100 + if phase < 400 { phase } else { 800 - phase }
+}
+
+/// The longest [`pair_delay_us`].
+const PAIR_MAX_DELAY_US: u64 = 500;
+
+/// Whether the router between the two captures drops data segment `k` of connection `index`:
+/// every 997th (from the 14th) of every 50th connection, so connection 0 loses 2 of its 2000.
+fn pair_drops(index: u64, k: u32) -> bool {
+    index.is_multiple_of(50) && k % 997 == 13
+}
+
+/// (timestamp µs, push order, frame, original length).
+type PendingRecord = (u64, u64, Vec<u8>, usize);
+
+/// A pcap writer that takes records slightly out of order and writes them in order: a record
+/// is written once no later push can be earlier ([`SortedPcapOut::flush_before`]).
+struct SortedPcapOut {
+    out: PcapOut,
+    pending: std::collections::BinaryHeap<std::cmp::Reverse<PendingRecord>>,
+    sequence: u64,
+}
+
+impl SortedPcapOut {
+    fn create(path: &Path) -> Result<Self> {
+        Ok(Self {
+            out: PcapOut::create(path)?,
+            pending: std::collections::BinaryHeap::new(),
+            sequence: 0,
+        })
+    }
+
+    fn push(&mut self, ts_us: u64, frame: &[u8], orig_len: usize) {
+        self.sequence += 1;
+        self.pending.push(std::cmp::Reverse((
+            ts_us,
+            self.sequence,
+            frame.to_vec(),
+            orig_len,
+        )));
+    }
+
+    /// Writes every pending record earlier than `ts_us`.
+    fn flush_before(&mut self, ts_us: u64) -> Result<()> {
+        while self
+            .pending
+            .peek()
+            .is_some_and(|std::cmp::Reverse((ts, ..))| *ts < ts_us)
+        {
+            if let Some(std::cmp::Reverse((ts, _, frame, orig_len))) = self.pending.pop() {
+                self.out.record_at(ts, &frame, orig_len)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        self.flush_before(u64::MAX)?;
+        self.out.out.flush()?;
+        Ok(self.out.packets)
+    }
+}
+
+/// The server's view of a client's address and port (a NAT between the captures): 10.x → 100.x,
+/// port + 20000. `frame` is Ethernet + IPv4 + TCP as [`frame`] builds it (checksums are 0).
+fn nat_client(frame: &mut [u8], from_client: bool) {
+    let (address, port) = if from_client { (26, 34) } else { (30, 36) };
+    frame[address] = 100;
+    let value = u16::from_be_bytes([frame[port], frame[port + 1]]).wrapping_add(20_000);
+    frame[port..port + 2].copy_from_slice(&value.to_be_bytes());
+}
+
+/// Writes a capture pair of the synthetic traffic: the client's capture, and the server's —
+/// the same packets, client to server `pair_delay_us` later, server to client as much earlier,
+/// the [`pair_drops`] data segments missing, the client's address and port NATed. Each file
+/// gets about `syn.target_bytes`.
+pub fn generate_pair(client: &Path, server: &Path, syn: &Synthetic) -> Result<PairWritten> {
+    // Steps of one connection are `concurrent` packets of 3 µs apart.
+    if u64::from(syn.concurrent) * 3 <= PAIR_MAX_DELAY_US {
+        bail!(
+            "{} concurrent connections are too few for delays up to {PAIR_MAX_DELAY_US} µs: \
+             answers would come before what they answer",
+            syn.concurrent
+        );
+    }
+    let mut client_out = SortedPcapOut::create(client)?;
+    let mut server_out = SortedPcapOut::create(server)?;
+    let mut buf = Vec::with_capacity(256);
+    let steps = Conn::steps(syn.segments_per_connection);
+    let (mut next_index, mut n, mut dropped, mut dropped_0) = (0u64, 0u64, 0u64, 0u64);
+    // Both files start after the first delay, so that no timestamp goes below the base.
+    let mut base_us = 1_700_000_000_000_000u64 + 2_000;
+    while client_out.out.bytes < syn.target_bytes {
+        let mut batch: Vec<(Conn, u32)> = (0..u64::from(syn.concurrent))
+            .map(|i| (Conn::new(next_index + i), 0))
+            .collect();
+        next_index += u64::from(syn.concurrent);
+        for step in 0..steps {
+            for (conn, data_segments) in &mut batch {
+                let emitted = conn.emit(step, syn, &mut buf);
+                base_us += 3;
+                n += 1;
+                let delay = pair_delay_us(n);
+                client_out.flush_before(base_us)?;
+                server_out.flush_before(base_us)?;
+                let lost = emitted.data_segment && pair_drops(conn.index, *data_segments);
+                if emitted.data_segment {
+                    *data_segments += 1;
+                }
+                let (client_ts, server_ts) = if emitted.from_client {
+                    (base_us, base_us + delay)
+                } else {
+                    (base_us + delay, base_us)
+                };
+                client_out.push(client_ts, &buf, emitted.orig_len);
+                if lost {
+                    dropped += 1;
+                    dropped_0 += u64::from(conn.index == 0);
+                } else {
+                    nat_client(&mut buf, emitted.from_client);
+                    server_out.push(server_ts, &buf, emitted.orig_len);
+                }
+            }
+        }
+    }
+    Ok(PairWritten {
+        client_packets: client_out.finish()?,
+        server_packets: server_out.finish()?,
+        dropped,
+        dropped_in_connection_0: dropped_0,
     })
 }
 
@@ -436,6 +635,8 @@ pub struct Options {
     pub rounds: u32,
     /// Limit tshark to the first N packets (its rate is measured on those); 0 = the whole file.
     pub tshark_packets: u64,
+    /// Leave out the two-capture line (and the generation of its capture pair).
+    pub skip_pair: bool,
 }
 
 pub fn run(root: &Path, options: &Options) -> Result<()> {
@@ -651,6 +852,185 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
             "NOT met"
         }
     );
+    if options.skip_pair {
+        println!("two-capture line skipped (--skip-pair)");
+        Ok(())
+    } else {
+        pair_line(root, &tracer, options, ours_summary)
+    }
+}
+
+/// The `owd` line: a synthetic capture pair (generated once into bench-data/), `owd CLIENT
+/// SERVER 0` over both files against tshark's field export of both and against our own
+/// single-capture rate (`single_rate`, mptcp-summary in the same run).
+fn pair_line(root: &Path, tracer: &Path, options: &Options, single_rate: f64) -> Result<()> {
+    let dir = root.join("bench-data");
+    std::fs::create_dir_all(&dir)?;
+    let (client, server, stamp) = (
+        dir.join("offline-pair-client.pcap"),
+        dir.join("offline-pair-server.pcap"),
+        dir.join("offline-pair.txt"),
+    );
+    let cached = std::fs::read_to_string(&stamp)
+        .ok()
+        .and_then(|text| PairWritten::from_text(&text, options.size_mb))
+        .filter(|_| client.is_file() && server.is_file());
+    let written = if let Some(written) = cached {
+        println!(
+            "\nreusing the capture pair {} + {}",
+            client.display(),
+            server.display()
+        );
+        written
+    } else {
+        println!(
+            "\ngenerating the capture pair {} + {} ({} MB each) ...",
+            client.display(),
+            server.display(),
+            options.size_mb / 2
+        );
+        let t = Instant::now();
+        let _ = std::fs::remove_file(&stamp);
+        let written = generate_pair(
+            &client,
+            &server,
+            &Synthetic {
+                concurrent: 200,
+                segments_per_connection: 2000,
+                payload: 1400,
+                target_bytes: options.size_mb * 1_000_000 / 2,
+            },
+        )?;
+        std::fs::write(&stamp, written.to_text(options.size_mb))?;
+        println!(
+            "  {} + {} packets, {} data segments dropped between them, in {:.1} s",
+            written.client_packets,
+            written.server_packets,
+            written.dropped,
+            t.elapsed().as_secs_f64()
+        );
+        written
+    };
+    let bytes = std::fs::metadata(&client)?.len() + std::fs::metadata(&server)?.len();
+    let packets = written.client_packets + written.server_packets;
+    println!(
+        "pair: {:.2} GB, {packets} packets in both files, snaplen 128, server side NATed, 100-500 µs apart",
+        bytes as f64 / 1e9
+    );
+    let available = Command::new(tracer)
+        .args(["owd", "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !available {
+        println!(
+            "mptcp-tracer owd             unavailable (this mptcp-tracer has no owd command): no number"
+        );
+        return Ok(());
+    }
+    let mut best = f64::MAX;
+    let mut peak_rss = 0u64;
+    let mut json = Vec::new();
+    for _ in 0..options.rounds {
+        let m = measure(
+            Command::new(tracer)
+                .args(["--quiet", "owd"])
+                .arg(&client)
+                .arg(&server)
+                .args(["0", "--json"]),
+            true,
+        )?;
+        best = best.min(m.seconds);
+        peak_rss = peak_rss.max(m.max_rss_kib);
+        json = m.stdout;
+    }
+    let owd: serde_json::Value = serde_json::from_slice(&json).context("owd --json output")?;
+    let lost: u64 = owd["directions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["direction"] == "client_to_server")
+        .flat_map(|d| d["subflows"].as_array().into_iter().flatten())
+        .filter_map(|s| s["lost"].as_u64())
+        .sum();
+    let ok = lost == written.dropped_in_connection_0;
+    println!(
+        "check against the generator: owd lost client to server in connection 0: {lost} / {} -> {}",
+        written.dropped_in_connection_0,
+        if ok { "OK" } else { "MISMATCH" }
+    );
+
+    // tshark as mptcpanalyzer uses it: a field export of each capture.
+    let tshark_packets = if options.tshark_packets == 0 {
+        u64::MAX
+    } else {
+        options.tshark_packets
+    };
+    let mut tshark_seconds = 0.0;
+    let mut tshark_done = 0u64;
+    for (file, in_file) in [
+        (&client, written.client_packets),
+        (&server, written.server_packets),
+    ] {
+        let count = tshark_packets.min(in_file);
+        let mut tshark = Command::new("tshark");
+        tshark.args(["-n", "-r"]).arg(file).args(["-T", "fields"]);
+        for field in [
+            "frame.number",
+            "frame.time_epoch",
+            "ip.src",
+            "ip.dst",
+            "tcp.stream",
+            "tcp.srcport",
+            "tcp.dstport",
+            "tcp.seq",
+            "tcp.len",
+            "mptcp.stream",
+            "tcp.options.mptcp.subtype",
+            "tcp.options.mptcp.sendkey",
+            "tcp.options.mptcp.rawdataseqno",
+            "tcp.options.mptcp.rawdataack",
+            "mptcp.expected_token",
+        ] {
+            tshark.args(["-e", field]);
+        }
+        if count < in_file {
+            tshark.args(["-c", &count.to_string()]);
+        }
+        tshark_seconds += measure(&mut tshark, false)?.seconds;
+        tshark_done += count;
+    }
+    let ours = packets as f64 / best;
+    let theirs = tshark_done as f64 / tshark_seconds;
+    println!(
+        "mptcp-tracer owd            {ours:>12.0} packets/s  ({best:.2} s over both files, best of {}; \
+         peak RSS {:.1} MiB, target <= 128 MB)",
+        options.rounds,
+        peak_rss as f64 / 1024.0
+    );
+    println!(
+        "owd rate / single rate      {:>12.2}  (mptcp-summary on one capture in this run: {single_rate:.0} \
+         packets/s; target >= 0.5)",
+        ours / single_rate
+    );
+    let subset = if tshark_done < packets {
+        format!(
+            "on the first {} packets of each file, {tshark_done} in all, extrapolated to the pair: \
+             {:.1} s",
+            options.tshark_packets,
+            packets as f64 / theirs
+        )
+    } else {
+        "on both whole files".to_owned()
+    };
+    println!(
+        "tshark field export, pair   {theirs:>12.0} packets/s  ({tshark_seconds:.2} s {subset})"
+    );
+    println!("ratio owd/tshark            {:>12.1} x", ours / theirs);
+    if !ok {
+        bail!("owd disagrees with what the generator dropped");
+    }
     Ok(())
 }
 
@@ -668,4 +1048,99 @@ fn count_packets(file: &Path) -> Result<u64> {
         })
         .context("capinfos printed no packet count")?
         .context("capinfos packet count")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (timestamp µs, IPv4 source, TCP source port) of every record of a pcap written above.
+    fn records(path: &Path) -> Vec<(u64, [u8; 4], u16)> {
+        let bytes = std::fs::read(path).expect("reading the capture");
+        let mut out = Vec::new();
+        let mut at = 24;
+        while at + 16 <= bytes.len() {
+            let word = |i: usize| {
+                u32::from_le_bytes(bytes[at + i..at + i + 4].try_into().expect("4 bytes"))
+            };
+            let ts = u64::from(word(0)) * 1_000_000 + u64::from(word(4));
+            let cap = word(8) as usize;
+            let frame = &bytes[at + 16..at + 16 + cap];
+            out.push((
+                ts,
+                frame[26..30].try_into().expect("4 bytes"),
+                u16::from_be_bytes([frame[34], frame[35]]),
+            ));
+            at += 16 + cap;
+        }
+        out
+    }
+
+    #[test]
+    fn the_pair_is_the_same_traffic_delayed_natted_and_thinned() {
+        let dir = std::env::temp_dir().join(format!("bench-pair-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let (client, server) = (dir.join("c.pcap"), dir.join("s.pcap"));
+        let synthetic = Synthetic {
+            concurrent: 200,
+            segments_per_connection: 2000,
+            payload: 1400,
+            target_bytes: 25,
+        };
+        let written = generate_pair(&client, &server, &synthetic).expect("generating");
+        // 200 connections, every 50th (0, 50, 100, 150) loses segments 13 and 1010.
+        assert_eq!(written.dropped, 8);
+        assert_eq!(written.dropped_in_connection_0, 2);
+        assert_eq!(written.client_packets, 200 * u64::from(Conn::steps(2000)));
+        assert_eq!(written.server_packets, written.client_packets - 8);
+        let (c, s) = (records(&client), records(&server));
+        assert_eq!(c.len() as u64, written.client_packets);
+        assert_eq!(s.len() as u64, written.server_packets);
+        for side in [&c, &s] {
+            assert!(
+                side.windows(2).all(|w| w[0].0 <= w[1].0),
+                "timestamps in order"
+            );
+        }
+        // The client's addresses are 10.1.x/10.3.x on its side, 100.1.x/100.3.x on the
+        // server's (the server's stay 10.2.0.1/10.4.0.1).
+        let sent_by = |records: &[(u64, [u8; 4], u16)], first: u8| {
+            records
+                .iter()
+                .filter(|r| r.1[0] == first && r.1[1] % 2 == 1)
+                .count()
+        };
+        assert!(sent_by(&c, 10) > 0);
+        assert_eq!(
+            sent_by(&s, 10),
+            0,
+            "no client address reaches the server side"
+        );
+        assert_eq!(sent_by(&c, 10) - 8, sent_by(&s, 100));
+        assert!(
+            c.iter()
+                .filter(|r| r.1[0] == 10 && r.1[1] % 2 == 1)
+                .all(|r| r.2 < 30_000)
+        );
+        assert!(s.iter().filter(|r| r.1[0] == 100).all(|r| r.2 >= 30_000));
+        let span =
+            |records: &[(u64, [u8; 4], u16)]| records.last().map_or(0, |r| r.0) - records[0].0;
+        assert!(span(&s).abs_diff(span(&c)) < 2_000);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_pair_stamp_round_trips() {
+        let written = PairWritten {
+            client_packets: 10,
+            server_packets: 8,
+            dropped: 2,
+            dropped_in_connection_0: 1,
+        };
+        let text = written.to_text(1100);
+        assert_eq!(PairWritten::from_text(&text, 1100), Some(written));
+        assert_eq!(PairWritten::from_text(&text, 500), None);
+        assert!((0..5000).all(|n| (100..=PAIR_MAX_DELAY_US).contains(&pair_delay_us(n))));
+        assert!((0..5000).all(|n| pair_delay_us(n).abs_diff(pair_delay_us(n + 1)) <= 1));
+    }
 }

@@ -29,7 +29,8 @@ enum Task {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
-    /// Offline analysis speed and memory on a large synthetic capture, against tshark.
+    /// Offline analysis speed and memory on a large synthetic capture, against tshark; and
+    /// two-capture `owd` on a synthetic capture pair.
     BenchOffline {
         /// Reuse this capture instead of generating bench-data/offline.pcap.
         #[arg(long)]
@@ -43,6 +44,10 @@ enum Task {
         /// Give tshark only the first N packets (0: the whole file); its rate is computed on those.
         #[arg(long, default_value_t = 0)]
         tshark_packets: u64,
+        /// Leave out the two-capture (owd) line and the generation of its capture pair
+        /// (bench-data/offline-pair-*.pcap, about --size-mb in all, made once).
+        #[arg(long)]
+        skip_pair: bool,
     },
     /// Regenerate the MPTCP v1 test captures and their truth files under tests/data/.
     MakeCaptures {
@@ -84,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             size_mb,
             rounds,
             tshark_packets,
+            skip_pair,
         } => bench_offline::run(
             &setup::workspace_root(),
             &bench_offline::Options {
@@ -91,6 +97,7 @@ fn main() -> anyhow::Result<()> {
                 size_mb,
                 rounds,
                 tshark_packets,
+                skip_pair,
             },
         ),
         Task::MakeCaptures { only } => captures::make_captures(only.as_deref()),

@@ -23,6 +23,8 @@
 //!   survive it, a reader that goes away ends it, lost events reach the JSON, `--all-tcp`
 //!   lists plain TCP, a killed tracer's filters are named and cleaned up.
 //! - `long_run`: `trace --long-run` reports many short connections once each, in flat memory.
+//! - `two_captures`: client and server captures of one connection (map-tcp, map-mptcp, owd,
+//!   qualify-reinjections) against tshark's keys and ISNs and a router's drop counter.
 
 mod architecture;
 mod export;
@@ -38,3 +40,4 @@ mod reorder;
 mod shared_captures;
 mod shell;
 mod tshark;
+mod two_captures;
