@@ -32,12 +32,12 @@ use crate::{
     output::{json, table},
     plot::{self, PlotKind, PlotOptions},
     query::{
-        ABOUT_LIST_MPTCP, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT, ABOUT_REORDER_BUFFER,
-        ABOUT_TCP_SUMMARY, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ListArgs, LoadOptions,
-        MptcpSummaryArgs, PlotArgs, Query, TcpSummaryArgs, load,
+        ABOUT_LIST_MPTCP, ABOUT_LIST_REINJECTIONS, ABOUT_LIST_TCP, ABOUT_MPTCP_SUMMARY, ABOUT_PLOT,
+        ABOUT_REORDER_BUFFER, ABOUT_TCP_SUMMARY, ConnectionArgs, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL,
+        ListArgs, LoadOptions, MptcpSummaryArgs, PlotArgs, Query, TcpSummaryArgs, load,
         pair::{
-            ABOUT_MAP_MPTCP, ABOUT_MAP_TCP, Capture, MapMptcpArgs, MapTcpArgs, PairQuery,
-            run_pair_query,
+            ABOUT_MAP_MPTCP, ABOUT_MAP_TCP, ABOUT_OWD, ABOUT_QUALIFY_REINJECTIONS, Capture,
+            MapMptcpArgs, MapTcpArgs, OwdArgs, PairQuery, QualifyArgs, run_pair_query,
         },
         run_query, warn_damage, warn_diagnostics,
     },
@@ -142,6 +142,27 @@ pub enum Command {
         #[command(flatten)]
         args: MapMptcpArgs,
     },
+    #[command(about = ABOUT_OWD)]
+    Owd {
+        #[command(flatten)]
+        captures: CapturePair,
+        #[command(flatten)]
+        args: OwdArgs,
+    },
+    #[command(about = ABOUT_LIST_REINJECTIONS)]
+    ListReinjections {
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        #[command(flatten)]
+        args: ConnectionArgs,
+    },
+    #[command(about = ABOUT_QUALIFY_REINJECTIONS)]
+    QualifyReinjections {
+        #[command(flatten)]
+        captures: CapturePair,
+        #[command(flatten)]
+        args: QualifyArgs,
+    },
     /// Interactive prompt: load a capture once, then query it (the default command).
     Shell,
     /// Write one row per TCP packet of one or more captures (CSV or Parquet), with what the
@@ -172,6 +193,10 @@ impl Command {
         Some(match self {
             Command::MapTcp { captures, args } => (captures, PairQuery::MapTcp(args.clone())),
             Command::MapMptcp { captures, args } => (captures, PairQuery::MapMptcp(args.clone())),
+            Command::Owd { captures, args } => (captures, PairQuery::Owd(args.clone())),
+            Command::QualifyReinjections { captures, args } => {
+                (captures, PairQuery::QualifyReinjections(args.clone()))
+            }
             _ => return None,
         })
     }
@@ -182,6 +207,9 @@ impl Command {
             Command::ListTcp { file, args } => (file.as_path(), Query::ListTcp(args.clone())),
             Command::ListMptcp { file, args } => (file.as_path(), Query::ListMptcp(args.clone())),
             Command::TcpSummary { file, args } => (file.as_path(), Query::TcpSummary(args.clone())),
+            Command::ListReinjections { file, args } => {
+                (file.as_path(), Query::ListReinjections(args.clone()))
+            }
             Command::MptcpSummary { file, args } => {
                 (file.as_path(), Query::MptcpSummary(args.clone()))
             }

@@ -53,6 +53,9 @@ pub(crate) const ABOUT_REORDER_BUFFER: &str =
 pub(crate) const ABOUT_MPTCP_SUMMARY: &str =
     "Per-direction data-level byte counts, subflow shares and events of one MPTCP connection";
 
+pub(crate) const ABOUT_LIST_REINJECTIONS: &str =
+    "Every reinjection of an MPTCP connection in one capture, with the packets it re-sent";
+
 /// A question about an analysed capture: the commands the one-shot CLI and the shell share.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Query {
@@ -66,6 +69,8 @@ pub enum Query {
     MptcpSummary(MptcpSummaryArgs),
     #[command(about = ABOUT_PLOT)]
     Plot(PlotArgs),
+    #[command(about = ABOUT_LIST_REINJECTIONS)]
+    ListReinjections(ConnectionArgs),
     #[command(about = ABOUT_REORDER_BUFFER)]
     ReorderBuffer(ReorderArgs),
     /// Write the loaded capture's packets (one row each) or, with --summaries, its connection
@@ -80,6 +85,15 @@ pub struct PlotArgs {
     pub kind: PlotKind,
     #[command(flatten)]
     pub options: PlotOptions,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// MPTCP connection id, as list-mptcp shows it.
+    pub id: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -162,6 +176,18 @@ pub fn run_query(
         }
         Query::Plot(args) => {
             plot::run(analyzer, capture, args.kind, &args.options, out)?;
+            return Ok(());
+        }
+        Query::ListReinjections(args) => {
+            analyzer.mptcp_info(args.id).ok_or_else(|| {
+                anyhow!(
+                    "{}: no MPTCP connection {} (list-mptcp shows the connections)",
+                    capture.display(),
+                    args.id
+                )
+            })?;
+            let list = crate::pair::reinjections::list_reinjections(capture, args.id)?;
+            crate::pair::render::write_reinjection_list(out, args.json, &list)?;
             return Ok(());
         }
         Query::ReorderBuffer(args) => {

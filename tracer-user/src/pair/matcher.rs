@@ -632,6 +632,7 @@ pub(crate) mod tests {
             id: 0,
             peer_id: 0,
             score: 0,
+            evidence: Vec::new(),
             subflows: vec![
                 SubflowMatch {
                     tcp_stream: 0,

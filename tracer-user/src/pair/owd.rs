@@ -297,6 +297,7 @@ pub(crate) mod tests {
             id: 0,
             peer_id: 0,
             score: 0,
+            evidence: Vec::new(),
             subflows: vec![subflow(0, 0), subflow(1, 5), subflow(2, 1), subflow(6, 7)],
             peer_unmatched_subflows: vec![2],
         }
@@ -330,6 +331,7 @@ pub(crate) mod tests {
             id: 1,
             peer_id: 1,
             score: 0,
+            evidence: Vec::new(),
             subflows: vec![
                 subflow(3, Some(3)),
                 subflow(4, Some(4)),
@@ -611,6 +613,7 @@ pub(crate) mod tests {
             id: 0,
             peer_id: 0,
             score: 0,
+            evidence: Vec::new(),
             subflows: vec![SubflowMatch {
                 tcp_stream: 0,
                 peer_tcp_stream: Some(0),
@@ -852,6 +855,7 @@ pub(crate) mod tests {
                 id: 0,
                 peer_id: 0,
                 score: 0,
+                evidence: Vec::new(),
                 subflows: vec![SubflowMatch {
                     tcp_stream: 0,
                     peer_tcp_stream: Some(0),

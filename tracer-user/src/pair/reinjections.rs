@@ -447,6 +447,7 @@ mod tests {
             id: 1,
             peer_id: 1,
             score: 0,
+            evidence: Vec::new(),
             subflows: vec![
                 subflow(3, Some(3)),
                 subflow(4, Some(4)),

@@ -5,7 +5,7 @@
 
 use std::{io::Write, path::Path};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
 
 use crate::{
@@ -13,7 +13,9 @@ use crate::{
     output::json,
     pair::{
         self,
-        map::{MptcpMapping, TcpMapping},
+        map::{MptcpMapping, MptcpMatch, TcpMapping},
+        owd::OwdOptions,
+        reinjections, render,
     },
 };
 
@@ -21,6 +23,10 @@ pub(crate) const ABOUT_MAP_TCP: &str =
     "Map each TCP stream of the client capture to its stream in the server capture";
 pub(crate) const ABOUT_MAP_MPTCP: &str =
     "Map each MPTCP connection (and its subflows) of the client capture to the server capture's";
+pub(crate) const ABOUT_OWD: &str =
+    "One-way delay of every data packet of an MPTCP connection between the two captures";
+pub(crate) const ABOUT_QUALIFY_REINJECTIONS: &str =
+    "Whether each reinjection of an MPTCP connection was useful or redundant at the receiver";
 
 /// A question about two captures.
 #[derive(Debug, Clone, Subcommand)]
@@ -29,6 +35,59 @@ pub enum PairQuery {
     MapTcp(MapTcpArgs),
     #[command(about = ABOUT_MAP_MPTCP)]
     MapMptcp(MapMptcpArgs),
+    #[command(about = ABOUT_OWD)]
+    Owd(OwdArgs),
+    #[command(about = ABOUT_QUALIFY_REINJECTIONS)]
+    QualifyReinjections(QualifyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DelayArgs {
+    /// MPTCP connection id in the client capture (list-mptcp's id).
+    pub id: u64,
+    /// The server capture's clock minus the client capture's, in seconds: subtracted from
+    /// client-to-server delays, added to server-to-client ones. Without it delays are reported
+    /// as the two clocks give them.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub offset: Option<f64>,
+    /// Seconds the receiver's capture must have moved past a packet before it counts as lost
+    /// [default: 10 + twice the largest delay seen]. Bounds the memory held behind a loss.
+    #[arg(long, value_name = "SECONDS")]
+    pub horizon: Option<f64>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DelayArgs {
+    fn options(&self) -> anyhow::Result<OwdOptions> {
+        if let Some(offset) = self.offset
+            && !offset.is_finite()
+        {
+            bail!("--offset must be a number of seconds");
+        }
+        if let Some(horizon) = self.horizon
+            && !(horizon > 0.0 && horizon.is_finite())
+        {
+            bail!("--horizon must be a positive number of seconds");
+        }
+        Ok(OwdOptions::new(self.offset, self.horizon))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OwdArgs {
+    #[command(flatten)]
+    pub delay: DelayArgs,
+    /// Also list every packet in the table (the JSON always has them).
+    #[arg(long)]
+    pub packets: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QualifyArgs {
+    #[command(flatten)]
+    pub delay: DelayArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -92,10 +151,47 @@ pub fn run_pair_query(
                 mptcp_mapping_table(&mapping)
             }
         }
+        PairQuery::Owd(args) => {
+            let options = args.delay.options()?;
+            let matched = counterpart(capture, peer, args.delay.id)?;
+            let with_packets = args.delay.json || args.packets;
+            render::write_owd(
+                out,
+                args.delay.json,
+                capture.path,
+                peer.path,
+                &matched,
+                &options,
+                with_packets,
+            )?;
+            return Ok(());
+        }
+        PairQuery::QualifyReinjections(args) => {
+            let options = args.delay.options()?;
+            let matched = counterpart(capture, peer, args.delay.id)?;
+            let report =
+                reinjections::qualify_reinjections(capture.path, peer.path, &matched, &options)?;
+            render::write_qualify(out, args.delay.json, &report)?;
+            return Ok(());
+        }
     };
     out.write_all(text.as_bytes())
         .context("writing the output")?;
     Ok(())
+}
+
+/// Connection `id` of `capture` with its counterpart in `peer`.
+fn counterpart(capture: Capture<'_>, peer: Capture<'_>, id: u64) -> anyhow::Result<MptcpMatch> {
+    known_connection(capture, id)?;
+    let mapping = pair::map::map_mptcp(capture.analyzer, peer.analyzer, Some(id));
+    mapping.mappings.into_iter().next().ok_or_else(|| {
+        anyhow!(
+            "{}: MPTCP connection {id} has no counterpart in {} (neither its keys nor its \
+             subflows are there; map-mptcp shows what maps)",
+            capture.path.display(),
+            peer.path.display()
+        )
+    })
 }
 
 /// `Err` naming the capture when it has no MPTCP connection `id`.
