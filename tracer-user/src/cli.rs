@@ -28,7 +28,7 @@ use nix::{
 use crate::{
     analysis::Diagnostics,
     export::{self, ExportOptions},
-    live,
+    live, metrics,
     output::{json, table},
     plot::{self, PlotKind, PlotOptions},
     query::{
@@ -266,9 +266,17 @@ pub struct TraceArgs {
     /// [default: 600].
     #[arg(long, value_name = "S", value_parser = parse_seconds, requires = "long_run")]
     pub idle_timeout: Option<Duration>,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR:PORT/metrics while tracing,
+    /// updated every --interval.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+    /// With --metrics: series of their own for at most N open connections, those with the
+    /// most wire bytes; the others count in the totals only [default: 100].
+    #[arg(long, value_name = "N", requires = "metrics")]
+    pub metrics_max_connections: Option<usize>,
     /// Do not trace: remove the filters a killed mptcp-tracer left on the interfaces (only
     /// those no running tracer holds; nobody else's), then exit.
-    #[arg(long, conflicts_with_all = ["write", "plot", "duration", "json", "all_tcp", "port", "addr", "long_run"])]
+    #[arg(long, conflicts_with_all = ["write", "plot", "duration", "json", "all_tcp", "port", "addr", "long_run", "metrics"])]
     pub cleanup: bool,
 }
 
@@ -315,6 +323,8 @@ impl TraceArgs {
             attach: self.attach.into(),
             // Signals and `--duration` stop the command-line trace.
             stop: None,
+            // `--metrics` is bound by `trace`, which sets it.
+            side_task: None,
         }
     }
 
@@ -505,6 +515,7 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_for_gone_readers(Arc::clone(&stop));
     options.stop = Some(stop);
+    let mut metrics = serve_metrics(args, &mut options)?;
     let started = Instant::now();
     let mut on_interval =
         |state: &live::Generations, stats: &LiveStats, ended: Vec<live::Ended>| {
@@ -512,6 +523,9 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
                 return ControlFlow::Break(());
             }
             let snapshot = state.snapshot();
+            if let Some(metrics) = metrics.as_mut() {
+                metrics.update(stats, &snapshot, &ended);
+            }
             let text = table::live(
                 stats,
                 started.elapsed().as_secs_f64(),
@@ -543,6 +557,27 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
         plots.draw(args.force, &mut stderr)?;
     }
     Ok(if warnings.lost { EXIT_PARTIAL } else { EXIT_OK })
+}
+
+/// `trace --metrics ADDR:PORT`: binds the endpoint (before anything is attached, so that a
+/// port in use stops the trace at once) and has the trace's event loop serve it.
+fn serve_metrics(
+    args: &TraceArgs,
+    options: &mut TraceOptions,
+) -> anyhow::Result<Option<metrics::Metrics>> {
+    let Some(address) = args.metrics.as_deref() else {
+        return Ok(None);
+    };
+    let max_connections = args
+        .metrics_max_connections
+        .unwrap_or(metrics::DEFAULT_MAX_CONNECTIONS);
+    let (metrics, exposition) = metrics::Metrics::new(max_connections, args.long_run);
+    let server = metrics::MetricsServer::bind(address, exposition)?;
+    if let Ok(local) = server.local_addr() {
+        log::info!("serving metrics at http://{local}/metrics");
+    }
+    options.side_task = Some(server.into_side_task());
+    Ok(Some(metrics))
 }
 
 /// `trace --plot DIR`: the plots are drawn from the packets the trace wrote to pcapng (its
