@@ -22,7 +22,7 @@ use std::sync::{
 };
 
 use prometheus_client::{
-    encoding::EncodeLabelSet,
+    encoding::{self, EncodeLabelSet},
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::{Registry, Unit},
 };
@@ -81,12 +81,34 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// The registry in the OpenMetrics text format, `# EOF` last; counts as a scrape.
-    pub fn scrape(&self) -> Result<String, std::fmt::Error> {
+    /// The registry in `format`; counts as a scrape.
+    pub fn scrape(&self, format: Format) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        match format {
+            Format::OpenMetrics => encoding::text::encode(&mut text, &self.registry)?,
+            Format::PrometheusText => encoding::prometheus_text::encode(&mut text, &self.registry)?,
+        }
         self.scrapes.fetch_add(1, Ordering::Relaxed);
         Ok(text)
+    }
+}
+
+/// The text formats a scrape can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text, `# EOF` last: what Prometheus asks for, and the default.
+    OpenMetrics,
+    /// Prometheus's older text format 0.0.4, for clients that ask for `text/plain` only
+    /// (`promtool check metrics` reads only this one).
+    PrometheusText,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => server::CONTENT_TYPE,
+            Format::PrometheusText => encoding::prometheus_text::CONTENT_TYPE,
+        }
     }
 }
 

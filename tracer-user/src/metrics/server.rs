@@ -1,5 +1,6 @@
 //! The `/metrics` endpoint: a small HTTP/1.1 responder, one request per connection. `GET
-//! /metrics` answers the OpenMetrics text, anything else 404. It is bound by `bind` before the
+//! /metrics` answers the OpenMetrics text (Prometheus's text format 0.0.4 to a client whose
+//! `Accept` asks for `text/plain` only), anything else 404. It is bound by `bind` before the
 //! trace attaches anything (so a port in use is an error up front) and served on the trace's
 //! event loop (`into_side_task`), where each request is a task of its own with a deadline, so
 //! a slow client holds no one up.
@@ -16,7 +17,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::Exposition;
+use super::{Exposition, Format};
 use crate::source::live::SideTask;
 
 /// `Content-Type` of the OpenMetrics text format.
@@ -130,12 +131,9 @@ async fn answer(mut stream: TcpStream, exposition: &Exposition) -> io::Result<()
 
 /// The response to a request head: the metrics for `GET /metrics`, 404 otherwise.
 pub(super) fn respond(head: &[u8], exposition: &Exposition) -> Vec<u8> {
-    let request_line = head
-        .split(|&b| b == b'\n')
-        .next()
-        .map(|line| String::from_utf8_lossy(line).trim_end().to_owned())
-        .unwrap_or_default();
-    let mut parts = request_line.split(' ');
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.lines();
+    let mut parts = lines.next().unwrap_or_default().split(' ');
     let (method, target) = (parts.next(), parts.next());
     let path = target.map(|t| t.split('?').next().unwrap_or(t));
     if (method, path) != (Some("GET"), Some("/metrics")) {
@@ -145,13 +143,31 @@ pub(super) fn respond(head: &[u8], exposition: &Exposition) -> Vec<u8> {
             "not found; the metrics are at /metrics\n",
         );
     }
-    match exposition.scrape() {
-        Ok(text) => response("200 OK", CONTENT_TYPE, &text),
+    let format = format_asked(lines);
+    match exposition.scrape(format) {
+        Ok(text) => response("200 OK", format.content_type(), &text),
         Err(_) => response(
             "500 Internal Server Error",
             "text/plain; charset=utf-8",
             "the metrics could not be encoded\n",
         ),
+    }
+}
+
+/// OpenMetrics, unless the `Accept` header names `text/plain` and not OpenMetrics.
+fn format_asked<'a>(header_lines: impl Iterator<Item = &'a str>) -> Format {
+    let accept = header_lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
+        .map(|(_, value)| value.to_ascii_lowercase());
+    match accept {
+        Some(accept)
+            if accept.contains("text/plain")
+                && !accept.contains("application/openmetrics-text") =>
+        {
+            Format::PrometheusText
+        }
+        _ => Format::OpenMetrics,
     }
 }
 

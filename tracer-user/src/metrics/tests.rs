@@ -90,7 +90,7 @@ fn an_update_shows_in_the_exposition() {
         &Snapshot::default(),
         &[],
     );
-    let text = exposition.scrape().expect("encodes");
+    let text = exposition.scrape(Format::OpenMetrics).expect("encodes");
     assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
     for line in [
         "# TYPE mptcp_tracer_packets_seen counter",
@@ -121,6 +121,16 @@ fn only_get_metrics_is_answered() {
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
     assert!(ok.contains(&format!("Content-Type: {}\r\n", server::CONTENT_TYPE)));
     assert!(ok.ends_with("# EOF\n"), "{ok}");
+    let text =
+        answer("GET /metrics HTTP/1.1\r\nAccept: text/plain;version=0.0.4\r\n\r\n").expect("UTF-8");
+    assert!(
+        text.contains("Content-Type: text/plain; version=0.0.4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP mptcp_subflows_joined_total "),
+        "{text}"
+    );
     for other in [
         "GET / HTTP/1.1\r\n\r\n",
         "POST /metrics HTTP/1.1\r\n\r\n",
