@@ -1134,6 +1134,40 @@ mod tests {
         );
     }
 
+    /// `--metrics` takes the address as given (bound later, by `trace`); its connection limit
+    /// needs it; the systemd unit's command line parses.
+    #[test]
+    fn metrics_options() {
+        let trace = |args: &[&str]| match parse(args).expect("parses").command {
+            Some(Command::Trace(args)) => args,
+            _ => panic!("not trace"),
+        };
+        let args = trace(&["trace", "-i", "eth0", "--metrics", "127.0.0.1:9464"]);
+        assert_eq!(args.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(args.metrics_max_connections, None);
+        let args = trace(&[
+            "trace",
+            "-i",
+            "eth0",
+            "--metrics",
+            "[::1]:0",
+            "--metrics-max-connections",
+            "5",
+        ]);
+        assert_eq!(args.metrics_max_connections, Some(5));
+        assert!(parse(&["trace", "-i", "eth0", "--metrics-max-connections", "5"]).is_err());
+        assert!(parse(&["trace", "--cleanup", "-i", "eth0", "--metrics", ":9464"]).is_err());
+
+        let unit = include_str!("../../contrib/mptcp-tracer.service");
+        let exec = unit
+            .lines()
+            .find_map(|line| line.strip_prefix("ExecStart=/usr/local/bin/"))
+            .expect("an ExecStart line");
+        let args = trace(&exec.split_whitespace().collect::<Vec<_>>()[1..]);
+        assert_eq!(args.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert!(args.long_run);
+    }
+
     /// `--long-run` turns eviction on, with the default idle timeout unless one is given;
     /// `--idle-timeout` alone is a mistake, not a silently ignored flag.
     #[test]

@@ -31,12 +31,9 @@ const MAX_HEAD: usize = 16 * 1024;
 pub enum MetricsError {
     #[error("--metrics {address}: not an ADDR:PORT address ({reason})")]
     Address { address: String, reason: String },
-    #[error("--metrics {address}: cannot listen there: {source}")]
-    Bind {
-        address: String,
-        #[source]
-        source: io::Error,
-    },
+    /// The cause is in the message, not chained as a source: `{:#}` would print it twice.
+    #[error("--metrics {address}: cannot listen there: {cause}")]
+    Bind { address: String, cause: io::Error },
 }
 
 /// The endpoint's socket, bound, and what it serves.
@@ -55,9 +52,9 @@ impl MetricsServer {
                 reason: e.to_string(),
             })?
             .collect();
-        let bind_error = |source| MetricsError::Bind {
+        let bind_error = |cause| MetricsError::Bind {
             address: address.to_owned(),
-            source,
+            cause,
         };
         let listener = StdListener::bind(&addresses[..]).map_err(bind_error)?;
         // The event loop polls it: it must not block.

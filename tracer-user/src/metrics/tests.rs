@@ -153,11 +153,12 @@ fn bind_errors_name_the_address() {
     let (_, exposition) = Metrics::new(1, false);
     let error = MetricsServer::bind(&address, exposition.clone())
         .err()
-        .expect("in use")
-        .to_string();
-    assert!(
-        error.starts_with(&format!("--metrics {address}: cannot listen there: ")),
-        "{error}"
+        .expect("in use");
+    let error = format!("{:#}", anyhow::Error::new(error));
+    assert_eq!(
+        error,
+        format!("--metrics {address}: cannot listen there: Address already in use (os error 98)"),
+        "the cause once"
     );
     let error = MetricsServer::bind("127.0.0.1", exposition)
         .err()
