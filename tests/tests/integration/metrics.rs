@@ -1,7 +1,9 @@
 //! `trace --metrics`: the `/metrics` endpoint during a lab transfer, its OpenMetrics text
 //! checked line by line and its unique-bytes series (aggregate and per connection) against
-//! the application's byte counts; then a real Prometheus scraping it, queried through its
-//! HTTP API, and `promtool check metrics` on what it scraped.
+//! the application's byte counts, the per-connection ones gone once the closed connection's
+//! were scraped; then a real Prometheus scraping it, queried through its HTTP API, and
+//! `promtool check metrics` on a scrape; with `--long-run`, the ended connection counted as
+//! closed by DATA_FIN and its bytes kept in the totals once forgotten.
 //!
 //! The tracer attaches in the lab's client namespace (`--netns`) but serves the metrics in
 //! the namespace it was started in: 127.0.0.1 of the test's own.
@@ -182,20 +184,18 @@ fn aggregates_reached(samples: &[Sample], expected: &[(&str, u64); 2]) -> bool {
     })
 }
 
-/// A lab, a tracer on its client interfaces serving metrics at `address`, and the
-/// application's counts of one transfer (after which both hosts are quiet).
-fn trace_a_transfer(address: &str) -> (Lab, LiveTracer, TransferCounts) {
+/// A lab, a tracer on its client interfaces serving metrics at `address` (with `more`
+/// arguments), and the application's counts of one transfer (after which both hosts are
+/// quiet).
+fn trace_a_transfer(address: &str, more: &[&str]) -> (Lab, LiveTracer, TransferCounts) {
     let lab = Lab::new(&LabConfig::default()).expect("building the lab");
     let namespace = lab.namespace(Side::Client).to_owned();
     let interfaces: Vec<String> = (1..=lab.paths())
         .map(|path| lab.interface(Side::Client, path).expect("a lab path"))
         .collect();
-    let tracer = LiveTracer::start(
-        &namespace,
-        &interfaces,
-        Attach::Auto,
-        &["--metrics", address, "--interval", "0.2"],
-    );
+    let mut args = vec!["--metrics", address, "--interval", "0.2"];
+    args.extend(more);
+    let tracer = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &args);
     let counts = lab
         .transfer(&TransferSpec {
             client_sends: CLIENT_SENDS,
@@ -221,7 +221,7 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
         return;
     }
     let address = format!("127.0.0.1:{}", free_port());
-    let (_lab, mut tracer, counts) = trace_a_transfer(&address);
+    let (_lab, mut tracer, counts) = trace_a_transfer(&address, &[]);
     let expected = expected_bytes(&counts);
 
     // Scrape until an interval's update has the whole transfer (the scrape only reads).
@@ -265,6 +265,31 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
         .find(|s| s.name == "mptcp_connections_opened_total")
         .map(|s| s.value);
     assert_eq!(opened, Some(1.0), "{text}");
+
+    // Closed (DATA_FIN both ways) and scraped: its series go at the next update; the totals
+    // stay, and without --long-run how it ended is not known.
+    let deadline = Instant::now() + SCRAPE_TIMEOUT;
+    loop {
+        let (_, _, text) = get(&address, "/metrics").expect("GET /metrics");
+        let samples = parse_openmetrics(&text);
+        let per_connection = samples
+            .iter()
+            .any(|s| s.name.starts_with("mptcp_connection_"));
+        let closed = samples.iter().any(|s| {
+            s.name == "mptcp_connections_closed_total"
+                && s.labels.get("reason").map(String::as_str) == Some("unknown")
+                && s.value == 1.0
+        });
+        if !per_connection && closed {
+            assert!(aggregates_reached(&samples, &expected), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's series stay:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
 
     let (status, _, _) = get(&address, "/").expect("GET /");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
@@ -372,7 +397,7 @@ fn prometheus_scrapes_the_tracer() {
     let target = format!("127.0.0.1:{}", free_port());
     let listen = format!("127.0.0.1:{}", free_port());
     let _prometheus = Prometheus::start(&scratch, &target, &listen);
-    let (_lab, mut tracer, counts) = trace_a_transfer(&target);
+    let (_lab, mut tracer, counts) = trace_a_transfer(&target, &["--long-run"]);
     let expected = expected_bytes(&counts);
 
     let deadline = Instant::now() + SCRAPE_TIMEOUT;
@@ -394,6 +419,42 @@ fn prometheus_scrapes_the_tracer() {
         );
         thread::sleep(Duration::from_millis(500));
     }
+    // --long-run reported the connection as ended (DATA_FIN both ways) and forgot it; the
+    // totals keep its bytes.
+    let deadline = Instant::now() + SCRAPE_TIMEOUT;
+    let samples = loop {
+        let (_, _, text) = get(&target, "/metrics").expect("GET /metrics");
+        let samples = parse_openmetrics(&text);
+        let value = |name: &str, label: Option<(&str, &str)>| {
+            samples
+                .iter()
+                .find(|s| {
+                    s.name == name
+                        && label.is_none_or(|(k, v)| s.labels.get(k).map(String::as_str) == Some(v))
+                })
+                .map(|s| s.value)
+        };
+        let closed = value(
+            "mptcp_connections_closed_total",
+            Some(("reason", "data_fin")),
+        );
+        if closed == Some(1.0) {
+            assert_eq!(value("mptcp_connections_open", None), Some(0.0), "{text}");
+            assert_eq!(
+                value("mptcp_connections_opened_total", None),
+                Some(1.0),
+                "{text}"
+            );
+            break samples;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never closed by data_fin:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert!(aggregates_reached(&samples, &expected), "{samples:?}");
+
     // promtool 2.42 reads only the Prometheus text format (it takes OpenMetrics' family
     // names for missing HELP lines), so it gets that one; Prometheus above read OpenMetrics.
     let (_, headers, text) = get_accepting(&target, "/metrics", "text/plain;version=0.0.4")
