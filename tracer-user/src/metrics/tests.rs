@@ -169,3 +169,140 @@ fn bind_errors_name_the_address() {
         "{error}"
     );
 }
+
+mod totals {
+    use super::*;
+    use crate::analysis::summary::{
+        Direction, MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary,
+        SubflowInfo, SubflowRole,
+    };
+
+    fn direction(direction: Direction, unique: u64) -> MptcpDirectionSummary {
+        MptcpDirectionSummary {
+            direction,
+            duration_s: 1.0,
+            wire_bytes: unique + 10,
+            unique_bytes: unique,
+            acked_bytes: unique,
+            reinjected_bytes: 0,
+            reinjections: 0,
+            retransmissions: 0,
+            retransmitted_bytes: 0,
+            goodput_bps: 0.0,
+            throughput_bps: 0.0,
+            unmapped_segments: 0,
+            unmapped_bytes: 0,
+            subflows: Vec::new(),
+        }
+    }
+
+    /// Connection `id` having carried `unique` bytes from its client (none back).
+    fn connection(id: u64, unique: u64) -> (MptcpConnectionInfo, MptcpSummary) {
+        let subflow = SubflowInfo {
+            tcp_stream: id,
+            client: format!("10.0.0.1:{}", 40_000 + id)
+                .parse()
+                .expect("an address"),
+            server: "10.0.0.2:5201".parse().expect("an address"),
+            join: false,
+            role: SubflowRole::Initial,
+            backup: false,
+            client_addr_id: None,
+            server_addr_id: None,
+        };
+        let info = MptcpConnectionInfo {
+            id,
+            version: 1,
+            client_key: None,
+            server_key: None,
+            client_token: None,
+            server_token: None,
+            client_idsn: None,
+            server_idsn: None,
+            fallback: false,
+            subflows: vec![subflow],
+        };
+        let summary = MptcpSummary {
+            id,
+            version: 1,
+            fallback: false,
+            directions: vec![
+                direction(Direction::ClientToServer, unique),
+                direction(Direction::ServerToClient, 0),
+            ],
+            events: Vec::new(),
+            events_dropped: 0,
+        };
+        (info, summary)
+    }
+
+    /// The live state holding these open connections.
+    fn snapshot(open: &[(u64, u64)]) -> Snapshot {
+        let (list, summaries): (Vec<_>, Vec<_>) = open
+            .iter()
+            .map(|&(id, unique)| connection(id, unique))
+            .unzip();
+        Snapshot {
+            list: MptcpList {
+                mptcp_connections: list,
+                orphan_subflows: Vec::new(),
+            },
+            summaries,
+            open: open.iter().map(|&(id, _)| id).collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// The value of the sample `series` (name and labels exactly as written), if present.
+    fn value(text: &str, series: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    const UNIQUE: &str = "mptcp_unique_bytes_total{direction=\"client_to_server\"}";
+    const CONNECTION_0: &str = "mptcp_connection_unique_bytes_total{id=\"0\",client=\"10.0.0.1:40000\",server=\"10.0.0.2:5201\",direction=\"client_to_server\"}";
+
+    /// The totals add what each connection grew by; a connection that ended and was forgotten
+    /// (`--long-run`) keeps its bytes in them, and its own series go after a scrape.
+    #[test]
+    fn totals_keep_the_bytes_of_forgotten_connections() {
+        let (mut metrics, exposition) = Metrics::new(10, true);
+        let stats = LiveStats::default();
+        metrics.update(&stats, &snapshot(&[(0, 100)]), &[]);
+        metrics.update(&stats, &snapshot(&[(0, 300), (1, 50)]), &[]);
+        let text = exposition.scrape(Format::OpenMetrics).expect("encodes");
+        assert_eq!(value(&text, UNIQUE), Some(350), "{text}");
+        assert_eq!(value(&text, CONNECTION_0), Some(300), "{text}");
+        assert_eq!(value(&text, "mptcp_connections_opened_total"), Some(2));
+
+        let (info, summary) = connection(0, 400);
+        let ended = Ended::Mptcp {
+            reason: EndReason::DataFin,
+            connection: info,
+            summary,
+        };
+        metrics.update(&stats, &snapshot(&[(1, 60)]), &[ended]);
+        let text = exposition.scrape(Format::OpenMetrics).expect("encodes");
+        assert_eq!(value(&text, UNIQUE), Some(460), "{text}");
+        assert_eq!(
+            value(&text, CONNECTION_0),
+            Some(400),
+            "final counts, {text}"
+        );
+        assert_eq!(
+            value(&text, "mptcp_connections_closed_total{reason=\"data_fin\"}"),
+            Some(1)
+        );
+        assert_eq!(value(&text, "mptcp_connections_open"), Some(1));
+
+        metrics.update(&stats, &snapshot(&[(1, 60)]), &[]);
+        let text = exposition.scrape(Format::OpenMetrics).expect("encodes");
+        assert_eq!(value(&text, UNIQUE), Some(460), "{text}");
+        assert_eq!(
+            value(&text, CONNECTION_0),
+            None,
+            "scraped, then gone: {text}"
+        );
+        assert_eq!(value(&text, "mptcp_connections_opened_total"), Some(2));
+    }
+}
