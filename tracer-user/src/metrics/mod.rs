@@ -254,7 +254,9 @@ impl Metrics {
     fn register_per_connection(&self, registry: &mut Registry) {
         let sub = registry.sub_registry_with_prefix("mptcp_connection");
         for ((name, help), family) in CONNECTION_KINDS.iter().zip(&self.per_connection) {
-            let help = format!("{help}, of one of the busiest open connections");
+            let help = format!(
+                "{help}, per connection (the busiest open ones; closed ones until scraped)"
+            );
             sub.register_with_unit(*name, help, Unit::Bytes, family.clone());
         }
     }

@@ -10,7 +10,8 @@
 //!
 //! The whole run — namespace switch, attach, polling, detach — happens on the calling thread:
 //! interface names, TCX links and netlink requests resolve in the network namespace of the thread
-//! that makes them, and `on_interval` borrows the caller's state.
+//! that makes them, and `on_interval` borrows the caller's state. A caller's `SideTask` (the
+//! `--metrics` endpoint) runs on the same event loop, between the loop's own turns.
 
 mod attach;
 mod capture;
