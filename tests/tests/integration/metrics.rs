@@ -3,7 +3,8 @@
 //! the application's byte counts, the per-connection ones gone once the closed connection's
 //! were scraped; then a real Prometheus scraping it, queried through its HTTP API, and
 //! `promtool check metrics` on a scrape; with `--long-run`, the ended connection counted as
-//! closed by DATA_FIN and its bytes kept in the totals once forgotten.
+//! closed by DATA_FIN and its bytes kept in the totals once forgotten. A port in use is
+//! refused before anything is attached.
 //!
 //! The tracer attaches in the lab's client namespace (`--netns`) but serves the metrics in
 //! the namespace it was started in: 127.0.0.1 of the test's own.
@@ -18,11 +19,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use integration_tests::can_use_namespaces;
+use integration_tests::{can_use_namespaces, tracer};
 use mptcp_lab::{Lab, LabConfig, Side, TransferCounts, TransferSpec, skip::skipped_without_tools};
 use serde_json::Value;
 
-use crate::live::{Attach, LiveTracer, Scratch, wait_for_quiet};
+use crate::live::{Attach, LiveTracer, Scratch, hooks, wait_for_quiet};
 
 const CLIENT_SENDS: u64 = 1_000_000;
 const SERVER_SENDS: u64 = 200_000;
@@ -466,4 +467,61 @@ fn prometheus_scrapes_the_tracer() {
     promtool_check(&text, &scratch.file("prometheus.log"));
     let exit = tracer.stop();
     assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
+}
+
+/// A port in use, or an address that is none, stops `trace` before it attaches or writes
+/// anything, with a message naming what was given.
+#[test]
+fn metrics_address_in_use_is_refused_before_attaching() {
+    let test = "metrics_address_in_use_is_refused_before_attaching";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let scratch = Scratch::new(test);
+    let lab = Lab::new(&LabConfig {
+        paths: 1,
+        ..LabConfig::default()
+    })
+    .expect("building the lab");
+    let namespace = lab.namespace(Side::Client).to_owned();
+    let interface = lab.interface(Side::Client, 1).expect("path 1");
+    let hooks_before = hooks(&namespace, std::slice::from_ref(&interface));
+    let file = scratch.file("never.pcapng");
+    let path = file.to_string_lossy().into_owned();
+    let taken = TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let taken = taken.local_addr().expect("its address").to_string();
+    for (address, message) in [
+        (
+            taken.as_str(),
+            format!("error: --metrics {taken}: cannot listen there: Address already in use"),
+        ),
+        (
+            "localhost",
+            "error: --metrics localhost: not an ADDR:PORT address".to_owned(),
+        ),
+    ] {
+        let run = tracer(&[
+            "-v",
+            "trace",
+            "-i",
+            &interface,
+            "--netns",
+            &namespace,
+            "-w",
+            &path,
+            "--metrics",
+            address,
+            "--duration",
+            "1",
+        ]);
+        run.assert_no_panic();
+        assert_eq!(run.code(), 1, "{}: {}", run.command, run.stderr);
+        assert!(run.stderr.contains(&message), "{}", run.stderr);
+        assert!(!run.stderr.contains("tracing "), "attached: {}", run.stderr);
+        assert!(!file.exists(), "{} was created", file.display());
+        assert_eq!(
+            hooks(&namespace, std::slice::from_ref(&interface)),
+            hooks_before
+        );
+    }
 }
