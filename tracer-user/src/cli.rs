@@ -28,7 +28,7 @@ use nix::{
 use crate::{
     analysis::Diagnostics,
     export::{self, ExportOptions},
-    live,
+    live, metrics,
     output::{json, table},
     plot::{self, PlotKind, PlotOptions},
     query::{
@@ -294,9 +294,17 @@ pub struct TraceArgs {
     /// [default: 600].
     #[arg(long, value_name = "S", value_parser = parse_seconds, requires = "long_run")]
     pub idle_timeout: Option<Duration>,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR:PORT/metrics while tracing,
+    /// updated every --interval.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+    /// With --metrics: series of their own for at most N open connections, those with the
+    /// most wire bytes; the others count in the totals only [default: 100].
+    #[arg(long, value_name = "N", requires = "metrics")]
+    pub metrics_max_connections: Option<usize>,
     /// Do not trace: remove the filters a killed mptcp-tracer left on the interfaces (only
     /// those no running tracer holds; nobody else's), then exit.
-    #[arg(long, conflicts_with_all = ["write", "plot", "duration", "json", "all_tcp", "port", "addr", "long_run"])]
+    #[arg(long, conflicts_with_all = ["write", "plot", "duration", "json", "all_tcp", "port", "addr", "long_run", "metrics"])]
     pub cleanup: bool,
 }
 
@@ -343,6 +351,8 @@ impl TraceArgs {
             attach: self.attach.into(),
             // Signals and `--duration` stop the command-line trace.
             stop: None,
+            // `--metrics` is bound by `trace`, which sets it.
+            side_task: None,
         }
     }
 
@@ -533,6 +543,7 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_for_gone_readers(Arc::clone(&stop));
     options.stop = Some(stop);
+    let mut metrics = serve_metrics(args, &mut options)?;
     let started = Instant::now();
     let mut on_interval =
         |state: &live::Generations, stats: &LiveStats, ended: Vec<live::Ended>| {
@@ -540,6 +551,9 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
                 return ControlFlow::Break(());
             }
             let snapshot = state.snapshot();
+            if let Some(metrics) = metrics.as_mut() {
+                metrics.update(stats, &snapshot, &ended);
+            }
             let text = table::live(
                 stats,
                 started.elapsed().as_secs_f64(),
@@ -571,6 +585,27 @@ fn trace(args: &TraceArgs) -> anyhow::Result<i32> {
         plots.draw(args.force, &mut stderr)?;
     }
     Ok(if warnings.lost { EXIT_PARTIAL } else { EXIT_OK })
+}
+
+/// `trace --metrics ADDR:PORT`: binds the endpoint (before anything is attached, so that a
+/// port in use stops the trace at once) and has the trace's event loop serve it.
+fn serve_metrics(
+    args: &TraceArgs,
+    options: &mut TraceOptions,
+) -> anyhow::Result<Option<metrics::Metrics>> {
+    let Some(address) = args.metrics.as_deref() else {
+        return Ok(None);
+    };
+    let max_connections = args
+        .metrics_max_connections
+        .unwrap_or(metrics::DEFAULT_MAX_CONNECTIONS);
+    let (metrics, exposition) = metrics::Metrics::new(max_connections, args.long_run);
+    let server = metrics::MetricsServer::bind(address, exposition)?;
+    if let Ok(local) = server.local_addr() {
+        log::info!("serving metrics at http://{local}/metrics");
+    }
+    options.side_task = Some(server.into_side_task());
+    Ok(Some(metrics))
 }
 
 /// `trace --plot DIR`: the plots are drawn from the packets the trace wrote to pcapng (its
@@ -1125,6 +1160,40 @@ mod tests {
             parse(&["trace", "-i", "eth0", "--force"]).is_err(),
             "--force needs -w"
         );
+    }
+
+    /// `--metrics` takes the address as given (bound later, by `trace`); its connection limit
+    /// needs it; the systemd unit's command line parses.
+    #[test]
+    fn metrics_options() {
+        let trace = |args: &[&str]| match parse(args).expect("parses").command {
+            Some(Command::Trace(args)) => args,
+            _ => panic!("not trace"),
+        };
+        let args = trace(&["trace", "-i", "eth0", "--metrics", "127.0.0.1:9464"]);
+        assert_eq!(args.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(args.metrics_max_connections, None);
+        let args = trace(&[
+            "trace",
+            "-i",
+            "eth0",
+            "--metrics",
+            "[::1]:0",
+            "--metrics-max-connections",
+            "5",
+        ]);
+        assert_eq!(args.metrics_max_connections, Some(5));
+        assert!(parse(&["trace", "-i", "eth0", "--metrics-max-connections", "5"]).is_err());
+        assert!(parse(&["trace", "--cleanup", "-i", "eth0", "--metrics", ":9464"]).is_err());
+
+        let unit = include_str!("../../contrib/mptcp-tracer.service");
+        let exec = unit
+            .lines()
+            .find_map(|line| line.strip_prefix("ExecStart=/usr/local/bin/"))
+            .expect("an ExecStart line");
+        let args = trace(&exec.split_whitespace().collect::<Vec<_>>()[1..]);
+        assert_eq!(args.metrics.as_deref(), Some("127.0.0.1:9464"));
+        assert!(args.long_run);
     }
 
     /// `--long-run` turns eviction on, with the default idle timeout unless one is given;

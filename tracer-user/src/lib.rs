@@ -6,7 +6,7 @@
 //! `analysis::Analyzer::feed_decoded` updates state → `analysis::summary`
 //! builds the read-only results → `output` formats them. `offline` drives a capture file through
 //! this (decoding on a second thread), `live` the ring buffer's events of `source::live`, `demo`
-//! a lab. `export` writes the analysis's per-packet records (`analysis::record`) as CSV or
+//! a lab; `metrics` serves a trace's counters and connections to Prometheus. `export` writes the analysis's per-packet records (`analysis::record`) as CSV or
 //! Parquet rows, `plot` draws them (SVG/PNG with plotters), `reorder` walks them as the receiver's
 //! data-level reassembly (the out-of-order bytes it held). The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
 //! and answer through `query`.
@@ -18,6 +18,7 @@ pub mod decode;
 pub mod demo;
 pub mod export;
 pub mod live;
+pub mod metrics;
 pub mod offline;
 pub mod output;
 pub mod pair;

@@ -23,6 +23,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("mergecap", "wireshark-common"),
     ("capinfos", "wireshark-common"),
     ("nstat", "iproute2"),
+    // The metrics tests run their own Prometheus (a temporary config and store on a free
+    // port) and lint the exposition with promtool, which the same package brings. On a
+    // systemd machine the package also starts a prometheus service (port 9090) that nothing
+    // here needs: `systemctl disable --now prometheus`.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
 ];
 
 pub fn setup() -> anyhow::Result<()> {

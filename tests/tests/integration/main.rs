@@ -22,6 +22,8 @@
 //! - `live_faults`: `trace` under faults: other programs' and a second tracer's TC filters
 //!   survive it, a reader that goes away ends it, lost events reach the JSON, `--all-tcp`
 //!   lists plain TCP, a killed tracer's filters are named and cleaned up.
+//! - `metrics`: `trace --metrics`: the OpenMetrics text and its unique bytes against the
+//!   application's counts; a real Prometheus scraping it, and `promtool check metrics`.
 //! - `long_run`: `trace --long-run` reports many short connections once each, in flat memory.
 //! - `two_captures`: client and server captures of one connection (map-tcp, map-mptcp, owd,
 //!   qualify-reinjections) against tshark's keys and ISNs and a router's drop counter.
@@ -33,6 +35,7 @@ mod live;
 mod live_faults;
 mod long_run;
 mod malformed;
+mod metrics;
 mod mptcp_coverage;
 mod own_captures;
 mod plot;

@@ -10,7 +10,8 @@
 //!
 //! The whole run — namespace switch, attach, polling, detach — happens on the calling thread:
 //! interface names, TCX links and netlink requests resolve in the network namespace of the thread
-//! that makes them, and `on_interval` borrows the caller's state.
+//! that makes them, and `on_interval` borrows the caller's state. A caller's `SideTask` (the
+//! `--metrics` endpoint) runs on the same event loop, between the loop's own turns.
 
 mod attach;
 mod capture;
@@ -23,11 +24,12 @@ mod tests;
 
 use std::{
     collections::HashMap,
-    io,
+    fmt, io,
     mem::offset_of,
     net::IpAddr,
     ops::ControlFlow,
     path::PathBuf,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -90,6 +92,32 @@ pub struct TraceOptions {
     /// Set by the caller to end the trace as SIGINT would: for programs that run `trace` on a
     /// thread (the demo) and must stop it without signalling the whole process.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Run on the trace's event loop while it traces (the `--metrics` endpoint).
+    pub side_task: Option<SideTask>,
+}
+
+/// A task the caller wants run on the trace's event loop, beside the ring buffer: started once
+/// the loop runs, dropped with the loop when the trace ends. Sharing the loop (one thread)
+/// means the task never runs while `on_interval` does, so what it reads of the caller's state
+/// is never half updated. What the task does is not this module's business.
+#[derive(Clone)]
+pub struct SideTask(Arc<dyn Fn() -> SideFuture + Send + Sync>);
+
+/// The future a `SideTask` makes for one run.
+pub type SideFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl SideTask {
+    /// `make` is called once per run, inside the event loop's runtime (so it may register
+    /// sockets with it).
+    pub fn new(make: impl Fn() -> SideFuture + Send + Sync + 'static) -> Self {
+        SideTask(Arc::new(make))
+    }
+}
+
+impl fmt::Debug for SideTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SideTask")
+    }
 }
 
 /// Counters of one run: what the kernel saw and what reached the analysis.
@@ -112,6 +140,10 @@ pub struct LiveStats {
     pub gso_batches: u64,
     /// Wire packets the received events stand for: each event's `gso_segs`, at least 1.
     pub wire_packets: u64,
+    /// Interfaces traced now: those attached, less those that disappeared since. Not in the
+    /// JSON document (its `stats` are counters of the run).
+    #[serde(skip)]
+    pub interfaces_attached: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -334,15 +366,24 @@ pub(crate) fn run<S: EventSink>(
         unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| LiveError::Read(e.into_parts().1))?
     };
-    let looped = runtime.block_on(poll_loop(
-        options,
-        signals,
-        &mut ring,
-        &counters,
-        &mut attached,
-        &mut collector,
-        on_interval,
-    ));
+    collector.stats.interfaces_attached = interfaces.len() as u64;
+    let looped = runtime.block_on(async {
+        // Spawned inside the loop's runtime: it runs while the loop does, and goes with the
+        // runtime when the trace ends.
+        if let Some(task) = &options.side_task {
+            tokio::spawn((task.0)());
+        }
+        poll_loop(
+            options,
+            signals,
+            &mut ring,
+            &counters,
+            &mut attached,
+            &mut collector,
+            on_interval,
+        )
+        .await
+    });
 
     // Detach first, then collect what the programs queued before they went.
     collector.warnings.extend(attached.detach());
@@ -468,6 +509,8 @@ async fn poll_loop<S: EventSink>(
             _ = housekeeping.tick() => {
                 collector.flush();
                 for name in attached.check_vanished() {
+                    collector.stats.interfaces_attached =
+                        collector.stats.interfaces_attached.saturating_sub(1);
                     collector.warnings.push(format!(
                         "interface {name} disappeared while tracing; its events stop there"
                     ));
