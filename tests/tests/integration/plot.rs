@@ -304,3 +304,66 @@ fn plot_refuses_bad_input_clearly() {
         );
     }
 }
+
+/// `plot owd` on the shared pair: one series per subflow of the client capture, with one
+/// point per packet the `owd` command reports received on it (lost ones have no delay), the
+/// delays equal to the command's; the SVG parses with its axis labels; without --peer, a
+/// clear error.
+#[test]
+fn owd_plot_draws_the_delays_the_owd_command_reports() {
+    let Some(dir) = shared_pcaps("owd_plot_draws_the_delays_the_owd_command_reports") else {
+        return;
+    };
+    let (client, server) = (dir.join("client_2.pcap"), dir.join("server_2.pcap"));
+    let (client, server) = (client.display().to_string(), server.display().to_string());
+    let owd = tracer(&["owd", &client, &server, "1", "--json"])
+        .assert_success()
+        .json_documents();
+    let owd = &owd[0];
+    let c2s = owd["directions"]
+        .as_array()
+        .expect("directions")
+        .iter()
+        .find(|d| d["direction"] == "client_to_server")
+        .expect("client_to_server");
+    let mut received: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for packet in c2s["packets"].as_array().expect("packets") {
+        if let Some(owd_s) = packet["owd_s"].as_f64() {
+            received
+                .entry(as_u64(&packet["tcp_stream"], "tcp_stream"))
+                .or_default()
+                .push(owd_s * 1e3);
+        }
+    }
+    let plot = tracer(&[
+        "plot", "owd", &client, "1", "--peer", &server, "--data", "json",
+    ])
+    .assert_success()
+    .json();
+    let series = plot["series"].as_array().expect("series");
+    assert_eq!(series.len(), 4, "one series per subflow of connection 1");
+    for s in series {
+        let stream = as_u64(&s["tcp_stream"], "tcp_stream");
+        let mut delays: Vec<f64> = s["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .map(|p| p[1].as_f64().expect("a delay"))
+            .collect();
+        let mut expected = received.get(&stream).cloned().unwrap_or_default();
+        delays.sort_by(f64::total_cmp);
+        expected.sort_by(f64::total_cmp);
+        assert_eq!(delays.len(), expected.len(), "stream {stream}");
+        for (a, b) in delays.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-6, "stream {stream}: {a} vs {b}");
+        }
+    }
+    let scratch = Scratch::new("owd");
+    let svg = scratch.path("owd.svg");
+    tracer(&["plot", "owd", &client, "1", "--peer", &server, "-o", &svg]).assert_success();
+    let (texts, _) = read_svg(&svg);
+    assert!(texts.iter().any(|t| t == "one-way delay (ms)"), "{texts:?}");
+    let missing = tracer(&["plot", "owd", &client, "1", "-o", &scratch.path("x.svg")]);
+    assert_eq!(missing.code(), 1);
+    assert!(missing.stderr.contains("--peer"), "{}", missing.stderr);
+}

@@ -22,14 +22,9 @@ pub const KINDS: [PlotKind; 2] = [PlotKind::Dsn, PlotKind::Throughput];
 
 /// `DIR/mptcp-<id>-<kind>.svg`.
 pub fn image_path(dir: &Path, id: u64, kind: PlotKind) -> PathBuf {
-    let kind = match kind {
-        PlotKind::Dsn => "dsn",
-        PlotKind::Throughput => "throughput",
-        PlotKind::Goodput => "goodput",
-        PlotKind::Interarrival => "interarrival",
-        PlotKind::Reinjections => "reinjections",
-        PlotKind::SubflowSeq => "subflow-seq",
-    };
+    // The kind as the command line spells it.
+    let kind = clap::ValueEnum::to_possible_value(&kind)
+        .map_or_else(|| String::from("plot"), |v| v.get_name().to_owned());
     dir.join(format!("mptcp-{id}-{kind}.svg"))
 }
 

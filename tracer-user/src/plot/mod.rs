@@ -4,10 +4,11 @@
 //! the plotted connection's records are kept, so memory is bounded by what is drawn.
 //!
 //! Kinds: `dsn`, `throughput`, `goodput`, `interarrival`, `reinjections`, `subflow-seq`
-//! (`series`). One-way delay (`owd`) needs the two-capture analysis, which does not exist yet.
+//! (`series`), and `owd`, one-way delay from two captures (`owd`).
 
 pub mod batch;
 pub mod draw;
+pub mod owd;
 pub mod series;
 
 use std::{
@@ -43,6 +44,8 @@ pub enum PlotKind {
     Reinjections,
     /// Relative TCP sequence number per subflow, retransmissions marked.
     SubflowSeq,
+    /// One-way delay per subflow against send time, from two captures (needs --peer).
+    Owd,
 }
 
 impl PlotKind {
@@ -57,6 +60,7 @@ impl PlotKind {
             PlotKind::Interarrival => ("interarrival time", "time since previous packet (ms)"),
             PlotKind::Reinjections => ("reinjections", "reinjected bytes so far (bytes)"),
             PlotKind::SubflowSeq => ("subflow sequence", "relative TCP sequence number (bytes)"),
+            PlotKind::Owd => ("one-way delay", "one-way delay (ms)"),
         }
     }
 }
@@ -99,6 +103,12 @@ pub struct PlotOptions {
     /// Overwrite the output image if it exists.
     #[arg(long)]
     pub force: bool,
+    /// owd: the capture of the same traffic at the server side (FILE being the client's).
+    #[arg(long, value_name = "SERVER_FILE")]
+    pub peer: Option<PathBuf>,
+    /// owd: the server capture's clock minus the client capture's, seconds.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub offset: Option<f64>,
 }
 
 impl PlotOptions {
@@ -113,6 +123,8 @@ impl PlotOptions {
             window: 1.0,
             size: (1280, 720),
             force: false,
+            peer: None,
+            offset: None,
         }
     }
 }
@@ -136,6 +148,18 @@ pub enum PlotError {
     NoConnection { capture: PathBuf, id: u64 },
     #[error("{0}: the capture has no MPTCP connection")]
     NoMptcp(PathBuf),
+    #[error("the owd plot compares two captures: give --peer SERVER_FILE")]
+    OwdNeedsPeer,
+    #[error(
+        "{capture}: MPTCP connection {id} has no counterpart in {peer} (map-mptcp shows what maps)"
+    )]
+    NoCounterpart {
+        capture: PathBuf,
+        peer: PathBuf,
+        id: u64,
+    },
+    #[error(transparent)]
+    Pair(#[from] crate::pair::PairError),
     #[error("give -o OUT.svg|OUT.png, --data csv|json, or both")]
     NothingToDo,
     #[error("{0}: the image's name must end in .svg or .png")]
@@ -172,7 +196,10 @@ pub fn run(
     if let Some(path) = &options.output {
         check_image_output(path, options.force)?;
     }
-    let plot = collect(analyzer, capture, kind, options)?;
+    let plot = match kind {
+        PlotKind::Owd => owd::collect(analyzer, capture, options)?,
+        _ => collect(analyzer, capture, kind, options)?,
+    };
     if let Some(path) = &options.output {
         draw::draw(&plot, path, options.size)?;
     }

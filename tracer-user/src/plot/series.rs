@@ -79,6 +79,8 @@ pub fn series_of(kind: PlotKind, records: &[PacketRecord], context: &Context) ->
                 PlotKind::Interarrival => interarrival(of_subflow, &time),
                 PlotKind::Reinjections => reinjections(of_subflow, &time),
                 PlotKind::SubflowSeq => subflow_seq(of_subflow, &time),
+                // Its series come from two captures (`super::owd`), not from one's records.
+                PlotKind::Owd => (Vec::new(), Vec::new()),
             };
             Series {
                 label: format!("subflow {index} (tcp stream {stream})"),
