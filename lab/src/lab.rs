@@ -251,12 +251,18 @@ impl Lab {
         if config.endpoints == EndpointMode::ClientSubflow {
             self.route_ipv6_joins()?;
         }
+        self.add_endpoints(config.endpoints)
+    }
+
+    /// The in-kernel path manager's endpoints for the extra paths (both families): the
+    /// client's `subflow` endpoints or the server's `signal` ones.
+    pub(crate) fn add_endpoints(&self, endpoints: EndpointMode) -> Result<(), LabError> {
+        let (side, flag) = match endpoints {
+            EndpointMode::ClientSubflow => (Side::Client, "subflow"),
+            EndpointMode::ServerSignal => (Side::Server, "signal"),
+        };
         for path in 2..=self.paths {
             for version in [IpVersion::V4, IpVersion::V6] {
-                let (side, flag) = match config.endpoints {
-                    EndpointMode::ClientSubflow => (Side::Client, "subflow"),
-                    EndpointMode::ServerSignal => (Side::Server, "signal"),
-                };
                 let address = self.address(side, path, version)?.to_string();
                 let interface = self.interface(side, path)?;
                 run(

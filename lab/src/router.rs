@@ -508,31 +508,7 @@ impl Lab {
         if nat {
             self.install_nat(&router_namespace)?;
         }
-        let (side, flag) = match config.endpoints {
-            crate::EndpointMode::ClientSubflow => (Side::Client, "subflow"),
-            crate::EndpointMode::ServerSignal => (Side::Server, "signal"),
-        };
-        for path in 2..=self.paths() {
-            for version in [IpVersion::V4, IpVersion::V6] {
-                let address = self.address(side, path, version)?.to_string();
-                let interface = self.interface(side, path)?;
-                run(
-                    "ip",
-                    &[
-                        "-n",
-                        self.namespace(side),
-                        "mptcp",
-                        "endpoint",
-                        "add",
-                        &address,
-                        "dev",
-                        &interface,
-                        flag,
-                    ],
-                )?;
-            }
-        }
-        Ok(())
+        self.add_endpoints(config.endpoints)
     }
 
     /// Permanent IPv6 neighbour entries for both ends of a veth.
