@@ -304,16 +304,32 @@ type Assignment = HashMap<u64, (u64, u32, Vec<Evidence>)>;
 /// A candidate pair: (index in the first capture, index in the second, evidence).
 type Candidate = (u64, u64, Vec<Evidence>);
 
+/// An ISN or key shared by more streams of a capture than this identifies none of them (a
+/// traffic generator reusing ISNs, a connection of many subflows): it is then looked up with one
+/// of the stream's endpoints, and not at all if that is shared as widely, so that the candidates
+/// stay few (their evidence is still weighed when another identity finds them).
+const SHARED_IDENTITY: usize = 8;
+
 /// Every pair of streams sharing an ISN, a key or (for streams without an ISN) a sequence
 /// range, with all their evidence. Streams are found through indexes by ISN and key, so the
 /// work grows with the streams, not with their product; only streams without an ISN in some
 /// direction are compared with every such stream of the other capture.
 fn tcp_candidates(mine: &Side<'_>, theirs: &Side<'_>) -> Vec<Candidate> {
     let mut by_identity: HashMap<(u8, u64), Vec<u64>> = HashMap::new();
+    let mut by_identity_and_endpoint: HashMap<(u8, u64, SocketAddr), Vec<u64>> = HashMap::new();
     let mut without_isn = Vec::new();
     for (index, facts) in theirs.streams.iter().enumerate() {
-        for identity in identities(facts) {
-            by_identity.entry(identity).or_default().push(index as u64);
+        for (kind, value) in identities(facts) {
+            by_identity
+                .entry((kind, value))
+                .or_default()
+                .push(index as u64);
+            for endpoint in [facts.stream.client, facts.stream.server] {
+                by_identity_and_endpoint
+                    .entry((kind, value, endpoint))
+                    .or_default()
+                    .push(index as u64);
+            }
         }
         if lacks_an_isn(facts.stream) {
             without_isn.push(index as u64);
@@ -321,11 +337,25 @@ fn tcp_candidates(mine: &Side<'_>, theirs: &Side<'_>) -> Vec<Candidate> {
     }
     let mut candidates = Vec::new();
     for (index, facts) in mine.streams.iter().enumerate() {
-        let mut peers: Vec<u64> = identities(facts)
-            .filter_map(|identity| by_identity.get(&identity))
-            .flatten()
-            .copied()
-            .collect();
+        let mut peers: Vec<u64> = Vec::new();
+        for (kind, value) in identities(facts) {
+            match by_identity.get(&(kind, value)) {
+                Some(streams) if streams.len() <= SHARED_IDENTITY => peers.extend(streams),
+                // Shared even with this endpoint (every stream to one server): it finds no
+                // counterpart; the stream's other identities may.
+                Some(_) => {
+                    for endpoint in [facts.stream.client, facts.stream.server] {
+                        if let Some(streams) =
+                            by_identity_and_endpoint.get(&(kind, value, endpoint))
+                            && streams.len() <= SHARED_IDENTITY
+                        {
+                            peers.extend(streams);
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
         if lacks_an_isn(facts.stream) {
             peers.extend(&without_isn);
         }
@@ -600,6 +630,35 @@ mod tests {
         assert_eq!(one.mappings.len(), 1);
         assert_eq!(one.mappings[0].peer_tcp_stream, 0);
         assert!(one.unmatched.is_empty() && one.peer_unmatched.is_empty());
+    }
+
+    /// A generator reusing one ISN pair for every stream: the ISN then identifies a stream only
+    /// with its client endpoint (no NAT), and the candidates stay one per stream instead of
+    /// every pair; through a NAT such streams have nothing that identifies them.
+    #[test]
+    fn shared_isns_do_not_pair_every_stream_with_every_other() {
+        let streams = 20;
+        let side = |client: &str, base_port: u16| {
+            analyse(
+                (0..streams)
+                    .flat_map(|i| handshake((client, base_port + i), (B, 80), (1000, 5000)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let client_side = side(A, 40000);
+        let candidates = tcp_candidates(&Side::of(&client_side), &Side::of(&side(A, 40000)));
+        assert_eq!(candidates.len(), usize::from(streams));
+        let mapping = map_tcp(&client_side, &side(A, 40000), None);
+        assert!(
+            mapping
+                .mappings
+                .iter()
+                .all(|m| m.tcp_stream == m.peer_tcp_stream)
+        );
+        assert_eq!(mapping.mappings.len(), usize::from(streams));
+        let through_nat = map_tcp(&client_side, &side(NAT, 50000), None);
+        assert!(through_nat.mappings.is_empty());
+        assert_eq!(through_nat.unmatched.len(), usize::from(streams));
     }
 
     #[test]
