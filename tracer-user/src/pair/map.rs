@@ -641,8 +641,7 @@ mod tests {
         let side = |client: &str, base_port: u16| {
             analyse(
                 (0..streams)
-                    .flat_map(|i| handshake((client, base_port + i), (B, 80), (1000, 5000)))
-                    .collect::<Vec<_>>(),
+                    .flat_map(|i| handshake((client, base_port + i), (B, 80), (1000, 5000))),
             )
         };
         let client_side = side(A, 40000);
