@@ -6,10 +6,15 @@
 //! `analysis::Analyzer::feed_decoded` updates state → `analysis::summary`
 //! builds the read-only results → `output` formats them. `offline` drives a capture file through
 //! this (decoding on a second thread), `live` the ring buffer's events of `source::live`, `demo`
-//! a lab; `metrics` serves a trace's counters and connections to Prometheus. `export` writes the analysis's per-packet records (`analysis::record`) as CSV or
-//! Parquet rows, `plot` draws them (SVG/PNG with plotters), `reorder` walks them as the receiver's
-//! data-level reassembly (the out-of-order bytes it held). The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines
-//! and answer through `query`.
+//! a lab; `metrics` serves a trace's counters and connections to Prometheus.
+//!
+//! The analysis's per-packet records (`analysis::record`) feed the rest: `export` writes them as
+//! CSV or Parquet rows, `plot` draws them (SVG/PNG with plotters), `reorder` walks them as the
+//! receiver's data-level reassembly, and `pair` matches two captures' records (which stream and
+//! connection is which, one-way delays, losses, reinjections' worth).
+//!
+//! The front ends, `cli` (one-shot commands) and `shell` (the prompt), parse their lines and
+//! answer through `query`.
 
 pub mod analysis;
 pub mod cli;
