@@ -259,7 +259,11 @@ fn plot_refuses_bad_input_clearly() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["plot", "owd", &capture, "0", "-o", &svg],
-            "invalid value 'owd'",
+            "give --peer SERVER_FILE",
+        ),
+        (
+            vec!["plot", "latency", &capture, "0", "-o", &svg],
+            "invalid value 'latency'",
         ),
         (
             vec!["plot", "dsn", &capture, "7", "-o", &svg],

@@ -100,6 +100,31 @@ fn client_to_server_data(file: &Path) -> u64 {
 }
 
 /// Client→server packets with TCP payload.
+/// Client-to-server data packets of the client's capture that the server's does not show, as a
+/// multiset of (IP ID, raw sequence number, length, TSval), per tshark.
+fn vanished_between(client: &Path, server: &Path) -> u64 {
+    let keys = |file: &Path| {
+        let mut keys: BTreeMap<String, u64> = BTreeMap::new();
+        for row in tshark_fields(
+            file,
+            &format!("tcp.dstport == {PORT} && tcp.len > 0"),
+            &[
+                "ip.id",
+                "tcp.seq_raw",
+                "tcp.len",
+                "tcp.options.timestamp.tsval",
+            ],
+        ) {
+            *keys.entry(row.join(" ")).or_default() += 1;
+        }
+        keys
+    };
+    let (sent, arrived) = (keys(client), keys(server));
+    sent.iter()
+        .map(|(key, n)| n.saturating_sub(arrived.get(key).copied().unwrap_or(0)))
+        .sum()
+}
+
 fn client_to_server_payload(file: &Path) -> u64 {
     tcpdump_count(
         file,
@@ -560,9 +585,25 @@ fn check_owd(run: &TwoEnded, client: &Path, server: &Path) -> BTreeSet<(String, 
         .flatten()
         .map(|s| as_u64(&s["lost"], "lost"))
         .sum();
+    // The captures' own difference is the truth owd must equal: the client's data packets that
+    // the server's capture never shows (by IP ID, sequence number, length and TSval, which the
+    // NAT leaves alone), counted by tshark. The router's counter must agree with it; under the
+    // blackout (hundreds of drops) on a loaded machine it once counted one packet more than
+    // the client's capture showed leaving, so there it may differ by one (printed).
+    let vanished = vanished_between(client, server);
+    let slack = u64::from(run.dropped > 50);
+    println!(
+        "owd lost {lost}, the captures' difference {vanished}, the router dropped {}",
+        run.dropped
+    );
     assert_eq!(
-        lost, run.dropped,
-        "lost packets = the router's counter: {direction}"
+        lost, vanished,
+        "lost packets = the captures' difference: {direction}"
+    );
+    assert!(
+        vanished.abs_diff(run.dropped) <= slack,
+        "the captures ({vanished} vanished) and the router's counter ({}) disagree",
+        run.dropped
     );
     let packets = direction["packets"].as_array().cloned().unwrap_or_default();
     assert_eq!(
@@ -589,7 +630,7 @@ fn check_owd(run: &TwoEnded, client: &Path, server: &Path) -> BTreeSet<(String, 
         }
     }
     assert_eq!(
-        lost_packets, run.dropped,
+        lost_packets, vanished,
         "packets without a received_s: {direction}"
     );
     lost_segments
