@@ -97,6 +97,8 @@ pub fn numbered(base: &Path, sequence: u64) -> PathBuf {
     base.with_file_name(name)
 }
 
+/// Each file's writer is the plain `-w` one (`PcapngEventWriter`'s `CaptureWriter`, errors
+/// rendered there); this adds only the moving on.
 impl CaptureWriter for RotatingWriter {
     fn add_interface(
         &mut self,
@@ -106,9 +108,7 @@ impl CaptureWriter for RotatingWriter {
     ) -> Result<u32, String> {
         self.interfaces
             .push((name.to_owned(), ifindex, netns.map(str::to_owned)));
-        self.current
-            .add_interface(name, ifindex, netns)
-            .map_err(|e| error_chain(&e))
+        CaptureWriter::add_interface(&mut self.current, name, ifindex, netns)
     }
 
     fn write_packet(
@@ -124,13 +124,19 @@ impl CaptureWriter for RotatingWriter {
             self.rotate().map_err(|e| error_chain(&e))?;
         }
         self.file_start_ns.get_or_insert(ts_ns);
-        self.current
-            .write_packet(iface_id, ts_ns, inbound, data, orig_len, gso_segs)
-            .map_err(|e| error_chain(&e))
+        CaptureWriter::write_packet(
+            &mut self.current,
+            iface_id,
+            ts_ns,
+            inbound,
+            data,
+            orig_len,
+            gso_segs,
+        )
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        self.current.flush().map_err(|e| error_chain(&e))
+        CaptureWriter::flush(&mut self.current)
     }
 }
 
