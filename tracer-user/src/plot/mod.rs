@@ -95,10 +95,10 @@ pub struct PlotOptions {
     #[arg(long, value_delimiter = ',')]
     pub subflows: Vec<u32>,
     /// Sliding window of throughput and goodput, seconds.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = DEFAULT_WINDOW_S)]
     pub window: f64,
     /// Image size in pixels, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    #[arg(long, default_value = DEFAULT_SIZE, value_parser = parse_size)]
     pub size: (u32, u32),
     /// Overwrite the output image if it exists.
     #[arg(long)]
@@ -120,14 +120,18 @@ impl PlotOptions {
             data: None,
             direction: DirectionArg::ClientToServer,
             subflows: Vec::new(),
-            window: 1.0,
-            size: (1280, 720),
+            window: DEFAULT_WINDOW_S,
+            size: parse_size(DEFAULT_SIZE).expect("the default size parses"),
             force: false,
             peer: None,
             offset: None,
         }
     }
 }
+
+/// `--window`'s and `--size`'s defaults, for the command line and `for_connection` alike.
+const DEFAULT_WINDOW_S: f64 = 1.0;
+const DEFAULT_SIZE: &str = "1280x720";
 
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
     let (w, h) = text
