@@ -2,7 +2,7 @@
 //! programs' TC filters survive it, a second tracer on the same interface keeps tracing when the
 //! first stops, a reader that goes away ends the trace, lost events are named in the JSON, the
 //! plain TCP connections of `--all-tcp` are listed, and the filters of a killed tracer are
-//! recognised and removed (only them) by `trace --cleanup`.
+//! recognised and removed (only them) by the next trace or by `trace --cleanup`.
 //!
 //! Witnesses: `tc filter show` (the kernel's view of the filters), the application's byte
 //! counts, the process's exit status and timing.
@@ -456,72 +456,76 @@ fn all_tcp_lists_plain_tcp_beside_mptcp() {
     );
 }
 
-/// A netlink tracer killed with SIGKILL leaves its filters; the next trace names them (not a
-/// running tracer's), and `trace --cleanup` removes exactly them: a foreign filter and a running
-/// tracer's filters stay, and that tracer keeps counting exactly.
+/// Restart safety: a netlink tracer killed with SIGKILL leaves its filters running; a tracer
+/// started again on the same interface removes exactly those before it attaches and says so
+/// (naming their programs), while a foreign filter and a second, running tracer's filters stay,
+/// and both tracers then count the next transfer exactly. `trace --cleanup` afterwards finds
+/// nothing stale and touches nothing.
 #[test]
-fn stale_filters_of_a_killed_tracer_are_named_and_cleaned_up() {
-    let test = "stale_filters_of_a_killed_tracer_are_named_and_cleaned_up";
+fn a_restarted_tracer_replaces_the_killed_ones_filters_and_only_those() {
+    let test = "a_restarted_tracer_replaces_the_killed_ones_filters_and_only_those";
     if !can_use_namespaces(test) {
         return;
     }
     let lab = one_path_lab();
     let (namespace, interface) = client_side(&lab);
     let interfaces = [interface.clone()];
+    let mut running = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &["--json"]);
+    let running_ids = our_program_ids(&filters(&lab, &interface));
+    assert_eq!(running_ids.len(), 2, "the running tracer's filters");
     let mut killed = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &[]);
     kill(killed.pid(), Signal::SIGKILL).expect("SIGKILL");
     let exit = killed.stop();
     assert_eq!(exit.status.code(), None, "killed by a signal");
-    let stale = our_program_ids(&filters(&lab, &interface));
+    let stale: Vec<u32> = our_program_ids(&filters(&lab, &interface))
+        .into_iter()
+        .filter(|id| !running_ids.contains(id))
+        .collect();
     assert_eq!(stale.len(), 2, "the killed tracer's filters stay");
-
-    let mut running = LiveTracer::start(&namespace, &interfaces, Attach::Netlink, &["--json"]);
     add_foreign_filter(&lab, &interface);
-    let cleanup = tracer(&[
-        "trace",
-        "--cleanup",
-        "-i",
-        &interface,
-        "--netns",
-        &namespace,
-    ]);
-    cleanup.assert_success();
-    println!("{test}: {}", cleanup.stdout);
-    for id in &stale {
-        assert!(
-            cleanup.stdout.contains(&format!("(program id {id})")),
-            "{}",
-            cleanup.stdout
-        );
-    }
-    assert_eq!(cleanup.stdout.lines().count(), 2, "{}", cleanup.stdout);
+
+    // The restart, as systemd would do it (TCX here: the stale clsact filters would otherwise
+    // keep running beside it).
+    let mut restarted = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &["--json"]);
     let shown = filters(&lab, &interface);
-    let left = our_program_ids(&shown);
-    assert_eq!(left.len(), 2, "the running tracer's filters:\n{shown}");
-    assert!(left.iter().all(|id| !stale.contains(id)), "{shown}");
+    assert_eq!(
+        our_program_ids(&shown),
+        running_ids,
+        "only the stale ones went:\n{shown}"
+    );
     assert!(has_foreign_filter(&shown), "{shown}");
 
     let counts = lab
-        .transfer(&mptcp_transfer(5201, 300_000, 0))
+        .transfer(&mptcp_transfer(5201, 300_000, 40_000))
         .expect("the transfer");
     wait_for_quiet(&lab);
-    let exit = running.stop();
-    assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
-    let trace = report(&running.command, &exit.stdout, &exit.stderr);
-    assert_mptcp_bytes(&trace, &counts, "the tracer running through the cleanup");
-    // It warned at its start about the killed tracer's filters, naming their programs.
-    let warnings = trace["warnings"].to_string();
-    assert!(warnings.contains("no longer running"), "{warnings}");
-    for id in &stale {
-        assert!(
-            warnings.contains(&format!("(program id {id})")),
-            "{warnings}"
-        );
+    for (name, tracer) in [("restarted", &mut restarted), ("running", &mut running)] {
+        let exit = tracer.stop();
+        assert_eq!(exit.status.code(), Some(0), "{name}: {}", exit.stderr);
+        let trace = report(&tracer.command, &exit.stdout, &exit.stderr);
+        assert_mptcp_bytes(&trace, &counts, &format!("the {name} tracer"));
+        let warnings = trace["warnings"].to_string();
+        if name == "restarted" {
+            // It said what it removed, in the JSON and at once on stderr.
+            println!("{test}: {warnings}");
+            for said in [&warnings, &exit.stderr] {
+                assert!(
+                    said.contains(
+                        "removed 2 filter(s) of an mptcp-tracer that is no longer running"
+                    ),
+                    "{said}"
+                );
+                for id in &stale {
+                    assert!(said.contains(&format!("(program id {id})")), "{said}");
+                }
+            }
+        } else {
+            assert!(!warnings.contains("removed"), "{warnings}");
+        }
     }
     let shown = filters(&lab, &interface);
     assert!(our_program_ids(&shown).is_empty(), "{shown}");
     assert!(has_foreign_filter(&shown), "{shown}");
-    // Nothing stale left to clean.
     let again = tracer(&[
         "trace",
         "--cleanup",
@@ -536,6 +540,7 @@ fn stale_filters_of_a_killed_tracer_are_named_and_cleaned_up() {
         "{}",
         again.stdout
     );
+    assert!(has_foreign_filter(&filters(&lab, &interface)));
 }
 
 /// Someone deletes our ingress filter while we trace and puts their own at the same priority

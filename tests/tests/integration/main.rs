@@ -21,7 +21,8 @@
 //!   `ip mptcp monitor`; refusals before attaching.
 //! - `live_faults`: `trace` under faults: other programs' and a second tracer's TC filters
 //!   survive it, a reader that goes away ends it, lost events reach the JSON, `--all-tcp`
-//!   lists plain TCP, a killed tracer's filters are named and cleaned up.
+//!   lists plain TCP, a killed tracer's filters are removed by the next trace (restart safety)
+//!   or by `trace --cleanup`, and nobody else's.
 //! - `metrics`: `trace --metrics`: the OpenMetrics text and its unique bytes against the
 //!   application's counts; a real Prometheus scraping it, and `promtool check metrics`.
 //! - `long_run`: `trace --long-run` reports many short connections once each, in flat memory.

@@ -3,8 +3,8 @@
 //! `CaptureWriter`). What the events mean is not this module's business: `crate::live` drives
 //! a trace into the analysis and the pcapng writer.
 //!
-//! Before attaching, filters a killed tracer left on the interfaces are looked for and warned
-//! about (`stale`); `cleanup` removes them. The run ends on SIGINT/SIGTERM, `duration`, the
+//! Before attaching, filters a killed tracer left on the interfaces are removed, with a warning
+//! saying so (`stale`); `cleanup` removes them without tracing. The run ends on SIGINT/SIGTERM, `duration`, the
 //! caller's `stop` flag, every interface gone, or `on_interval` returning `Break` (the caller's
 //! reader went away).
 //!
@@ -279,7 +279,7 @@ pub(crate) fn run<S: EventSink>(
         .map(NetnsGuard::enter)
         .transpose()?;
     let interfaces = attach::resolve(&options.interfaces, options.netns.as_deref())?;
-    let stale_warnings = look_for_stale_filters(&interfaces, options.netns.as_deref());
+    let stale_warnings = stale::remove_at_start(&interfaces, options.netns.as_deref());
 
     // Only now, with the privileges and the interfaces known good, create the file.
     let mut writer = make_writer()?;
@@ -394,27 +394,6 @@ pub(crate) fn run<S: EventSink>(
     Ok((collector.stats, collector.warnings))
 }
 
-/// Warns about filters of an earlier, killed mptcp-tracer on the interfaces (see `stale`): one
-/// warning per interface, also logged at once since the run may be long.
-fn look_for_stale_filters(interfaces: &[attach::Interface], netns: Option<&str>) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for interface in interfaces {
-        match stale::find(interface) {
-            Ok(stale) if stale.is_empty() => {}
-            Ok(stale) => {
-                let warning = stale::warning(interface, netns, &stale);
-                log::warn!("{warning}");
-                warnings.push(warning);
-            }
-            Err(e) => log::info!(
-                "could not look for stale filters on {}: {e}",
-                interface.name
-            ),
-        }
-    }
-    warnings
-}
-
 /// `trace --cleanup`: removes the filters of an earlier mptcp-tracer that no live process holds
 /// (see `stale`) from the interfaces, nothing else; returns what it removed, one line each (and
 /// a line per interface whose clsact qdisc is left empty).
@@ -428,9 +407,8 @@ pub fn cleanup(interfaces: &[String], netns: Option<&str>) -> Result<Vec<String>
             name: interface.name.clone(),
             reason: format!("cleaning up stale filters: {e}"),
         };
-        let stale = stale::find(interface).map_err(fail)?;
+        let stale = stale::remove(interface).map_err(fail)?;
         for filter in &stale {
-            tc_filters::delete(interface.ifindex, filter).map_err(fail)?;
             removed.push(format!("{}: removed {}", interface.name, filter.describe()));
         }
         // Whether the killed tracer created the qdisc is not known: say it may go, not more.

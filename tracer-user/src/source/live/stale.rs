@@ -5,7 +5,14 @@
 //! uses: `attach::INGRESS_PROGRAM`, `attach::EGRESS_PROGRAM`); it is stale when no live process
 //! holds its program. A running tracer keeps its programs open as file descriptors, so its
 //! filters are never taken for stale: the kernel lists every open program fd's id as
-//! `prog_id:` in `/proc/PID/fdinfo/FD` (TCX links list theirs there too).
+//! `prog_id:` in `/proc/PID/fdinfo/FD` (TCX links list theirs there too). Only the processes
+//! this one can see in `/proc` count: a tracer in another PID namespace that shares the network
+//! namespace would look dead from here.
+//!
+//! A trace removes the stale filters of ours it finds on its interfaces before it attaches
+//! (`remove_at_start`): a tracer restarted after SIGKILL (by systemd, say) leaves nothing of the
+//! killed one running, and says what it removed. `trace --cleanup` does the same without
+//! tracing.
 
 use std::{collections::HashSet, fs, io};
 
@@ -67,8 +74,60 @@ fn program_id_of(fdinfo: &str) -> Option<u32> {
         .and_then(|id| id.trim().parse().ok())
 }
 
-/// The warning a trace gives when it finds stale filters of ours at start.
-pub(super) fn warning(interface: &Interface, netns: Option<&str>, stale: &[Filter]) -> String {
+/// Deletes our stale filters on `interface` (and nothing else); returns those it deleted.
+pub(super) fn remove(interface: &Interface) -> io::Result<Vec<Filter>> {
+    let stale = find(interface)?;
+    for filter in &stale {
+        tc_filters::delete(interface.ifindex, filter)?;
+    }
+    Ok(stale)
+}
+
+/// Before a trace attaches: removes the stale filters of ours on each interface. Returns one
+/// line per interface where there were some, saying what was removed (or, if that failed, how
+/// to remove them); each line is also logged at once, since the run may be long.
+pub(super) fn remove_at_start(interfaces: &[Interface], netns: Option<&str>) -> Vec<String> {
+    let mut notes = Vec::new();
+    for interface in interfaces {
+        let note = match remove(interface) {
+            Ok(removed) if removed.is_empty() => continue,
+            Ok(removed) => removed_note(interface, &removed),
+            Err(e) => match find(interface) {
+                Ok(stale) if !stale.is_empty() => {
+                    format!(
+                        "{}; removing them failed: {e}",
+                        warning(interface, netns, &stale)
+                    )
+                }
+                _ => {
+                    log::info!(
+                        "could not look for stale filters on {}: {e}",
+                        interface.name
+                    );
+                    continue;
+                }
+            },
+        };
+        log::warn!("{note}");
+        notes.push(note);
+    }
+    notes
+}
+
+/// What a trace says after removing a killed tracer's filters from `interface`.
+fn removed_note(interface: &Interface, removed: &[Filter]) -> String {
+    let shown: Vec<String> = removed.iter().map(Filter::describe).collect();
+    format!(
+        "{}: removed {} filter(s) of an mptcp-tracer that is no longer running ({}) before \
+         attaching",
+        interface.name,
+        removed.len(),
+        shown.join("; "),
+    )
+}
+
+/// How to remove stale filters of ours that a trace could not remove itself.
+fn warning(interface: &Interface, netns: Option<&str>, stale: &[Filter]) -> String {
     let shown: Vec<String> = stale.iter().map(Filter::describe).collect();
     let netns = netns.map_or(String::new(), |ns| format!(" --netns {ns}"));
     format!(
