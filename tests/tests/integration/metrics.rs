@@ -3,8 +3,9 @@
 //! the application's byte counts, the per-connection ones gone once the closed connection's
 //! were scraped; then a real Prometheus scraping it, queried through its HTTP API, and
 //! `promtool check metrics` on a scrape; with `--long-run`, the ended connection counted as
-//! closed by DATA_FIN and its bytes kept in the totals once forgotten. A port in use is
-//! refused before anything is attached.
+//! closed by DATA_FIN and its bytes kept in the totals once forgotten. With the kernel's BPF
+//! statistics on, the classifiers' run counts and run time are the kernel's (bpftool). A port in
+//! use is refused before anything is attached.
 //!
 //! The tracer attaches in the lab's client namespace (`--netns`) but serves the metrics in
 //! the namespace it was started in: 127.0.0.1 of the test's own.
@@ -524,4 +525,121 @@ fn metrics_address_in_use_is_refused_before_attaching() {
             hooks_before
         );
     }
+}
+
+/// The BPF program ids `pid` holds open (its classifiers), from its fdinfo files.
+fn program_ids_held_by(pid: i32) -> Vec<u32> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the tracer's fdinfo");
+    let mut ids: Vec<u32> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+        .filter_map(|text| {
+            let line = text.lines().find_map(|l| l.strip_prefix("prog_id:"))?;
+            line.trim().parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// What bpftool says of program `id`: its name, run count and run time in ns.
+fn bpftool_program(id: u32) -> (String, u64, u64) {
+    let output = Command::new("bpftool")
+        .args(["-j", "prog", "show", "id", &id.to_string()])
+        .output()
+        .expect("running bpftool");
+    let shown: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("bpftool prog show id {id}: {e}: {output:?}"));
+    let number = |key: &str| shown[key].as_u64().unwrap_or(0);
+    (
+        shown["name"].as_str().unwrap_or_default().to_owned(),
+        number("run_cnt"),
+        number("run_time_ns"),
+    )
+}
+
+/// One sample's value by name and `program` label.
+fn program_sample(samples: &[Sample], name: &str, program: &str) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s.name == name && s.labels.get("program").map(String::as_str) == Some(program))
+        .map(|s| s.value)
+}
+
+#[test]
+fn program_runs_are_the_kernels_while_bpf_statistics_are_on() {
+    let test = "program_runs_are_the_kernels_while_bpf_statistics_are_on";
+    if !can_use_namespaces(test) || skipped_without_tools(test, &["bpftool"]) {
+        return;
+    }
+    // On while this descriptor is open; the kernel counts holders, so the sysctl and anyone
+    // else's setting are left as they were.
+    let _statistics = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .expect("BPF_ENABLE_STATS (root on Linux >= 5.8)");
+    let address = format!("127.0.0.1:{}", free_port());
+    let (_lab, mut tracer, _counts) = trace_a_transfer(&address, &[]);
+    let ids = program_ids_held_by(tracer.pid().as_raw());
+    assert_eq!(
+        ids.len(),
+        2,
+        "the tracer holds its two classifiers: {ids:?}"
+    );
+
+    // The network is quiet: the kernel's counts stand still, and an update later the
+    // endpoint shows them.
+    let deadline = Instant::now() + SCRAPE_TIMEOUT;
+    let (kernel, samples, text) = loop {
+        let kernel: BTreeMap<String, (u64, u64)> = ids
+            .iter()
+            .map(|id| {
+                let (name, runs, ns) = bpftool_program(*id);
+                (name, (runs, ns))
+            })
+            .collect();
+        let (_, _, text) = get(&address, "/metrics").expect("GET /metrics");
+        let samples = parse_openmetrics(&text);
+        let same = [("ingress", "mptcp_trc_in"), ("egress", "mptcp_trc_eg")]
+            .iter()
+            .all(|(program, name)| {
+                program_sample(&samples, "mptcp_tracer_bpf_runs_total", program)
+                    == kernel.get(*name).map(|(runs, _)| *runs as f64)
+            });
+        if same {
+            break (kernel, samples, text);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run counts never reached bpftool's {kernel:?}:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    let mut all_runs = 0.0;
+    for (program, name) in [("ingress", "mptcp_trc_in"), ("egress", "mptcp_trc_eg")] {
+        let (runs, ns) = kernel[name];
+        assert!(
+            runs > 100,
+            "{name} ran for the transfer's packets: {kernel:?}"
+        );
+        let seconds = program_sample(&samples, "mptcp_tracer_bpf_run_time_seconds_total", program)
+            .unwrap_or_else(|| panic!("{program}'s run time in\n{text}"));
+        // The same instant's counts (the runs are equal), printed with f64's precision.
+        assert!(
+            (seconds * 1e9 - ns as f64).abs() <= 1.0,
+            "{program}: {seconds} s vs bpftool's {ns} ns"
+        );
+        eprintln!(
+            "{test}: {program}: {runs} runs, {:.0} ns per run, as bpftool says",
+            ns as f64 / runs as f64
+        );
+        all_runs += runs as f64;
+    }
+    // Every run counts one packet seen: the tracer's own per-CPU counter agrees.
+    let seen = samples
+        .iter()
+        .find(|s| s.name == "mptcp_tracer_packets_seen_total")
+        .map(|s| s.value);
+    assert_eq!(seen, Some(all_runs), "{text}");
+    let exit = tracer.stop();
+    assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
 }

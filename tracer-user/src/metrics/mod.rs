@@ -12,6 +12,7 @@
 //! that ended (and, with `--long-run`, was forgotten) stay in the totals. Per-connection series
 //! exist for the busiest open connections only (`series`), to bound the cardinality.
 
+mod programs;
 mod series;
 pub mod server;
 mod totals;
@@ -29,6 +30,7 @@ use prometheus_client::{
 
 pub use self::server::{MetricsError, MetricsServer};
 use self::{
+    programs::ProgramMetrics,
     series::{Candidate, Selection},
     totals::{BYTE_KINDS, CONNECTION_KINDS, SIGNALS, Totals},
 };
@@ -121,6 +123,7 @@ struct Health {
     gso_batches: Counter,
     wire_packets: Counter,
     interfaces_attached: Gauge,
+    programs: ProgramMetrics,
 }
 
 /// MPTCP over every connection seen.
@@ -211,6 +214,7 @@ impl Metrics {
             "Interfaces traced now",
             health.interfaces_attached.clone(),
         );
+        health.programs.register(tracer);
     }
 
     fn register_mptcp(&self, registry: &mut Registry) {
@@ -308,6 +312,7 @@ impl Metrics {
             );
         }
         set_gauge(&health.interfaces_attached, stats.interfaces_attached);
+        health.programs.update(&stats.program_runs);
     }
 
     /// Shows the selected connections' values and removes the series `Selection` says go.

@@ -17,6 +17,7 @@ mod attach;
 mod capture;
 mod netns;
 mod privileges;
+mod program_runs;
 mod stale;
 mod tc_filters;
 #[cfg(test)]
@@ -52,12 +53,12 @@ use tracer_common::{
     FilterConfig, counter,
 };
 
-pub use self::capture::Rotation;
 pub(crate) use self::{attach::error_chain, capture::CaptureWriter};
 use self::{
     attach::{Attached, EGRESS_PROGRAM, INGRESS_PROGRAM, Mechanism},
     netns::NetnsGuard,
 };
+pub use self::{capture::Rotation, program_runs::ProgramRuns};
 use crate::source::{Direction, LinkType, RawPacket};
 
 /// How the classifiers are attached.
@@ -144,6 +145,10 @@ pub struct LiveStats {
     /// JSON document (its `stats` are counters of the run).
     #[serde(skip)]
     pub interfaces_attached: u64,
+    /// The classifiers' in-kernel run time and count, while the kernel keeps them (empty
+    /// otherwise). Not in the JSON document: bench-live and `--metrics` read them.
+    #[serde(skip)]
+    pub program_runs: Vec<ProgramRuns>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -479,6 +484,7 @@ async fn poll_loop<S: EventSink>(
             _ = report.tick() => {
                 collector.drain(ring.get_mut());
                 collector.refresh(counters);
+                collector.stats.program_runs = program_runs::read(&attached.ebpf);
                 // The caller's reader went away (a closed pipe): end as on SIGINT.
                 if on_interval(&mut *collector.sink, &collector.stats).is_break() {
                     return Ok(());
