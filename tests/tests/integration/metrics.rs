@@ -262,6 +262,34 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
         );
         assert_eq!(series[0].value, bytes as f64, "{direction}\n{text}");
     }
+    // Its subflows' series: the bytes each carried first add up to the connection's unique
+    // bytes, and each subflow's wire bytes are at least what it carried first.
+    let per_subflow = by_direction(&samples, "mptcp_subflow_unique_bytes_total");
+    let subflow_wire = by_direction(&samples, "mptcp_subflow_wire_bytes_total");
+    for (direction, bytes) in expected {
+        let series = per_subflow.get(direction).cloned().unwrap_or_default();
+        assert!(!series.is_empty(), "{direction}: subflow series\n{text}");
+        for sample in &series {
+            assert_eq!(
+                sample.labels.get("id").map(String::as_str),
+                Some("0"),
+                "{text}"
+            );
+            let wire = subflow_wire[direction]
+                .iter()
+                .find(|w| w.labels == sample.labels)
+                .unwrap_or_else(|| panic!("wire bytes of {:?}\n{text}", sample.labels));
+            assert!(
+                wire.value >= sample.value,
+                "{direction}: {wire:?} < {sample:?}"
+            );
+        }
+        let carried: f64 = series.iter().map(|s| s.value).sum();
+        assert_eq!(
+            carried, bytes as f64,
+            "{direction}: subflows' unique bytes\n{text}"
+        );
+    }
     let opened = samples
         .iter()
         .find(|s| s.name == "mptcp_connections_opened_total")
@@ -274,9 +302,9 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
     loop {
         let (_, _, text) = get(&address, "/metrics").expect("GET /metrics");
         let samples = parse_openmetrics(&text);
-        let per_connection = samples
-            .iter()
-            .any(|s| s.name.starts_with("mptcp_connection_"));
+        let per_connection = samples.iter().any(|s| {
+            s.name.starts_with("mptcp_connection_") || s.name.starts_with("mptcp_subflow_")
+        });
         let closed = samples.iter().any(|s| {
             s.name == "mptcp_connections_closed_total"
                 && s.labels.get("reason").map(String::as_str) == Some("unknown")

@@ -15,6 +15,7 @@
 mod programs;
 mod series;
 pub mod server;
+mod subflows;
 mod totals;
 
 use std::sync::{
@@ -32,6 +33,7 @@ pub use self::server::{MetricsError, MetricsServer};
 use self::{
     programs::ProgramMetrics,
     series::{Candidate, Selection},
+    subflows::SubflowSeries,
     totals::{BYTE_KINDS, CONNECTION_KINDS, SIGNALS, Totals},
 };
 use crate::{
@@ -145,6 +147,8 @@ pub struct Metrics {
     mptcp: Mptcp,
     /// wire, unique, acked, reinjected of each selected connection (`CONNECTION_KINDS`).
     per_connection: [Family<ConnectionLabels, Counter>; CONNECTION_KINDS.len()],
+    /// The busiest subflows of the selected connections.
+    per_subflow: SubflowSeries,
     totals: Totals,
     selection: Selection,
     /// With `--long-run` a closed connection comes as an `Ended`, with its reason.
@@ -160,6 +164,7 @@ impl Metrics {
             health: Health::default(),
             mptcp: Mptcp::default(),
             per_connection: Default::default(),
+            per_subflow: SubflowSeries::default(),
             totals: Totals::default(),
             selection: Selection::new(max_connections),
             long_run,
@@ -263,6 +268,7 @@ impl Metrics {
             );
             sub.register_with_unit(*name, help, Unit::Bytes, family.clone());
         }
+        self.per_subflow.register(registry);
     }
 
     /// Called every interval with the trace's counters, what is left in its state and what
@@ -319,14 +325,8 @@ impl Metrics {
     fn update_series(&mut self, open: &[Candidate], just_closed: &[Candidate]) {
         let scrapes = self.scrapes.load(Ordering::Relaxed);
         let plan = self.selection.update(open, just_closed, scrapes);
-        for candidate in &plan.show {
-            for (direction_index, direction) in DIRECTIONS.into_iter().enumerate() {
-                let labels = connection_labels(candidate, direction);
-                for (family, values) in self.per_connection.iter().zip(&candidate.values) {
-                    raise(&family.get_or_create(&labels), values[direction_index]);
-                }
-            }
-        }
+        // Removals first: a connection whose initial subflow's endpoints changed is removed
+        // (old labels) and shown again (new ones) in one plan, and its subflows are by id.
         for candidate in &plan.remove {
             for direction in DIRECTIONS {
                 let labels = connection_labels(candidate, direction);
@@ -334,6 +334,16 @@ impl Metrics {
                     family.remove(&labels);
                 }
             }
+            self.per_subflow.remove(candidate.id);
+        }
+        for candidate in &plan.show {
+            for (direction_index, direction) in DIRECTIONS.into_iter().enumerate() {
+                let labels = connection_labels(candidate, direction);
+                for (family, values) in self.per_connection.iter().zip(&candidate.values) {
+                    raise(&family.get_or_create(&labels), values[direction_index]);
+                }
+            }
+            self.per_subflow.show(candidate);
         }
     }
 }

@@ -8,8 +8,14 @@ use std::{cmp::Reverse, collections::BTreeMap};
 
 use rustc_hash::FxHashSet;
 
-use super::totals::CONNECTION_KINDS;
-use crate::analysis::summary::{MptcpConnectionInfo, MptcpSummary, SubflowRole};
+use super::totals::{CONNECTION_KINDS, SUBFLOW_KINDS};
+use crate::analysis::summary::{
+    MptcpConnectionInfo, MptcpDirectionSummary, MptcpSummary, SubflowInfo, SubflowRole,
+};
+
+/// Subflows with series of their own per connection: the busiest (most wire bytes). Linux
+/// keeps at most 8 subflows open at once, but over a long life a connection can have had many.
+pub(super) const MAX_SUBFLOW_SERIES: usize = 8;
 
 /// A connection as its series show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +28,62 @@ pub(super) struct Candidate {
     pub wire: u64,
     /// By kind (`CONNECTION_KINDS`), then direction.
     pub values: [[u64; 2]; CONNECTION_KINDS.len()],
+    /// Its busiest subflows (at most `MAX_SUBFLOW_SERIES`), in TCP stream order.
+    pub subflows: Vec<SubflowCandidate>,
+}
+
+/// One subflow as its series show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct SubflowCandidate {
+    /// Its TCP stream number (as in `list-tcp`).
+    pub stream: u64,
+    /// Its own endpoints.
+    pub client: String,
+    pub server: String,
+    /// By kind (`SUBFLOW_KINDS`), then direction.
+    pub values: [[u64; 2]; SUBFLOW_KINDS.len()],
+}
+
+impl SubflowCandidate {
+    fn of(subflow: &SubflowInfo, directions: &[MptcpDirectionSummary]) -> Self {
+        let mut values = [[0; 2]; SUBFLOW_KINDS.len()];
+        for (index, direction) in directions.iter().take(2).enumerate() {
+            let Some(carried) = direction
+                .subflows
+                .iter()
+                .find(|s| s.tcp_stream == subflow.tcp_stream)
+            else {
+                continue;
+            };
+            values[0][index] = carried.wire_bytes;
+            values[1][index] = carried.unique_bytes;
+            values[2][index] = carried.reinjected_bytes;
+            values[3][index] = carried.retransmitted_bytes;
+        }
+        SubflowCandidate {
+            stream: subflow.tcp_stream,
+            client: subflow.client.to_string(),
+            server: subflow.server.to_string(),
+            values,
+        }
+    }
+
+    fn wire(&self) -> u64 {
+        self.values[0][0] + self.values[0][1]
+    }
+}
+
+/// The `MAX_SUBFLOW_SERIES` subflows of `info` with the most wire bytes, in stream order.
+fn busiest_subflows(info: &MptcpConnectionInfo, summary: &MptcpSummary) -> Vec<SubflowCandidate> {
+    let mut subflows: Vec<SubflowCandidate> = info
+        .subflows
+        .iter()
+        .map(|subflow| SubflowCandidate::of(subflow, &summary.directions))
+        .collect();
+    subflows.sort_unstable_by_key(|s| (Reverse(s.wire()), s.stream));
+    subflows.truncate(MAX_SUBFLOW_SERIES);
+    subflows.sort_unstable_by_key(|s| s.stream);
+    subflows
 }
 
 impl Candidate {
@@ -37,6 +99,7 @@ impl Candidate {
             values[1][index] = direction.unique_bytes;
             values[2][index] = direction.acked_bytes;
             values[3][index] = direction.reinjected_bytes;
+            values[4][index] = direction.retransmitted_bytes;
         }
         Candidate {
             id: summary.id,
@@ -44,6 +107,7 @@ impl Candidate {
             server: initial.map_or_else(String::new, |s| s.server.to_string()),
             wire: values[0][0] + values[0][1],
             values,
+            subflows: busiest_subflows(info, summary),
         }
     }
 }

@@ -6,7 +6,8 @@ fn candidate(id: u64, wire: u64) -> Candidate {
         client: format!("10.0.0.1:{}", 40_000 + id),
         server: "10.0.0.2:5201".into(),
         wire,
-        values: [[wire, 0], [wire / 2, 0], [wire / 2, 0], [0, 0]],
+        values: [[wire, 0], [wire / 2, 0], [wire / 2, 0], [0, 0], [0, 0]],
+        subflows: Vec::new(),
     }
 }
 

@@ -29,9 +29,12 @@ pub(super) const BYTE_KINDS: [(&str, &str); 5] = [
         "Bytes TCP retransmitted on the same subflow",
     ),
 ];
-/// The per-connection byte series: the first four of `BYTE_KINDS`.
-pub(super) const CONNECTION_KINDS: [(&str, &str); 4] =
-    [BYTE_KINDS[0], BYTE_KINDS[1], BYTE_KINDS[2], BYTE_KINDS[3]];
+/// The per-connection byte series: all of `BYTE_KINDS`.
+pub(super) const CONNECTION_KINDS: [(&str, &str); 5] = BYTE_KINDS;
+/// The per-subflow byte series: `BYTE_KINDS` but acked (DATA_ACKs acknowledge the connection's
+/// data, not a subflow's).
+pub(super) const SUBFLOW_KINDS: [(&str, &str); 4] =
+    [BYTE_KINDS[0], BYTE_KINDS[1], BYTE_KINDS[3], BYTE_KINDS[4]];
 /// The signalling options counted, with their label values.
 pub(super) const SIGNALS: [(EventKind, &str); 4] = [
     (EventKind::AddAddr, "add_addr"),
