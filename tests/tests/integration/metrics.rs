@@ -671,3 +671,96 @@ fn program_runs_are_the_kernels_while_bpf_statistics_are_on() {
     let exit = tracer.stop();
     assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
 }
+
+/// The server's kernel counter of one MPTCP MIB entry.
+fn server_counter(lab: &Lab, name: &str) -> u64 {
+    lab.mptcp_counters(Side::Server)
+        .expect("nstat in the server namespace")
+        .into_iter()
+        .find_map(|(counter, value)| (counter == name).then_some(value))
+        .unwrap_or(0)
+}
+
+/// A server that accepts no additional subflow refuses the client's MP_JOIN (Linux answers
+/// the SYN, then resets with MP_TCPRST "administratively prohibited"): once the connection
+/// has ended, `mptcp_subflows_failed_total` counts what the server's kernel counted
+/// as rejected joins (`MPTcpExtMPJoinRejected`).
+#[test]
+fn refused_joins_are_failed_subflows() {
+    let test = "refused_joins_are_failed_subflows";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let lab = Lab::new(&LabConfig::default()).expect("building the lab");
+    let server_namespace = lab.namespace(Side::Server).to_owned();
+    let limits = [
+        "-n",
+        &server_namespace,
+        "mptcp",
+        "limits",
+        "set",
+        "subflows",
+        "0",
+    ];
+    let status = Command::new("ip")
+        .args(limits)
+        .status()
+        .expect("running ip");
+    assert!(status.success(), "ip {limits:?}");
+    let namespace = lab.namespace(Side::Client).to_owned();
+    let interfaces: Vec<String> = (1..=lab.paths())
+        .map(|path| lab.interface(Side::Client, path).expect("a lab path"))
+        .collect();
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut tracer = LiveTracer::start(
+        &namespace,
+        &interfaces,
+        Attach::Auto,
+        &["--metrics", &address, "--interval", "0.2"],
+    );
+    let rejected_before = server_counter(&lab, "MPTcpExtMPJoinRejected");
+    let counts = lab
+        .transfer(&TransferSpec {
+            client_sends: CLIENT_SENDS,
+            server_sends: SERVER_SENDS,
+            wait_for_subflows: 0,
+            timeout: Duration::from_secs(60),
+            ..TransferSpec::default()
+        })
+        .expect("the transfer");
+    assert_eq!(counts.server_received, CLIENT_SENDS);
+    wait_for_quiet(&lab);
+    let rejected = server_counter(&lab, "MPTcpExtMPJoinRejected") - rejected_before;
+    assert!(
+        rejected >= 1,
+        "the server refused no join: is the client's endpoint there?"
+    );
+
+    let deadline = Instant::now() + SCRAPE_TIMEOUT;
+    let value = |samples: &[Sample], name: &str| {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    loop {
+        let (_, _, text) = get(&address, "/metrics").expect("GET /metrics");
+        let samples = parse_openmetrics(&text);
+        if value(&samples, "mptcp_connections_closed_total") == 1.0 {
+            let failed = value(&samples, "mptcp_subflows_failed_total");
+            assert_eq!(failed, rejected as f64, "{text}");
+            let joined = value(&samples, "mptcp_subflows_joined_total");
+            assert!(joined >= failed, "{text}");
+            eprintln!("{test}: {failed} failed of {joined} joins; the server rejected {rejected}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the connection never closed:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let exit = tracer.stop();
+    assert_eq!(exit.status.code(), Some(0), "{}", exit.stderr);
+}

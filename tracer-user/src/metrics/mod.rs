@@ -136,6 +136,7 @@ struct Mptcp {
     connections_closed: Family<ReasonLabels, Counter>,
     subflows_open: Gauge,
     subflows_joined: Counter,
+    subflows_failed: Counter,
     /// wire, unique, acked, reinjected, retransmitted (`totals::BYTE_KINDS`).
     bytes: [Family<DirectionLabels, Counter>; BYTE_KINDS.len()],
     signals: Family<OptionLabels, Counter>,
@@ -250,6 +251,12 @@ impl Metrics {
             "Subflows attached by MP_JOIN",
             mptcp.subflows_joined.clone(),
         );
+        sub.register(
+            "subflows_failed",
+            "MP_JOIN subflows refused or unanswered (no SYN/ACK, or reset before carrying data), \
+             counted when their connection ends",
+            mptcp.subflows_failed.clone(),
+        );
         for ((name, help), family) in BYTE_KINDS.iter().zip(&mptcp.bytes) {
             sub.register_with_unit(*name, *help, Unit::Bytes, family.clone());
         }
@@ -286,6 +293,7 @@ impl Metrics {
                 .inc_by(*count);
         }
         mptcp.subflows_joined.inc_by(growth.joined);
+        mptcp.subflows_failed.inc_by(growth.failed_joins);
         for (family, by_direction) in mptcp.bytes.iter().zip(&growth.bytes) {
             for (direction, bytes) in DIRECTIONS.into_iter().zip(by_direction) {
                 family

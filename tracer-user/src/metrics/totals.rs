@@ -7,7 +7,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::series::Candidate;
 use crate::{
     analysis::summary::{
-        Direction, EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpSummary, SubflowRole,
+        Direction, EventKind, MptcpConnectionInfo, MptcpDirectionSummary, MptcpSummary,
+        SubflowInfo, SubflowRole,
     },
     live::{Ended, Snapshot, evict::EndReason},
 };
@@ -51,6 +52,8 @@ pub(super) type Bytes = [[u64; 2]; BYTE_KINDS.len()];
 struct Seen {
     bytes: Bytes,
     joined: u64,
+    /// MP_JOIN subflows that never saw their MP_JOIN SYN/ACK (refused or unanswered).
+    failed_joins: u64,
     signals: [u64; SIGNALS.len()],
     closed: bool,
 }
@@ -64,11 +67,9 @@ impl Seen {
                 seen.bytes[kind][index] = value;
             }
         }
-        seen.joined = info
-            .subflows
-            .iter()
-            .filter(|s| s.role == SubflowRole::Join)
-            .count() as u64;
+        let joins = || info.subflows.iter().filter(|s| s.role == SubflowRole::Join);
+        seen.joined = joins().count() as u64;
+        seen.failed_joins = joins().filter(|s| join_failed(s, summary)).count() as u64;
         for event in &summary.events {
             if let Some(index) = SIGNALS.iter().position(|(kind, _)| *kind == event.kind) {
                 seen.signals[index] += 1;
@@ -76,6 +77,23 @@ impl Seen {
         }
         seen
     }
+}
+
+/// A join failed when its MP_JOIN SYN/ACK never came (refused with a plain RST, or
+/// unanswered), or when it was reset (MP_TCPRST, as Linux refuses a join it cannot take after
+/// the SYN/ACK) without having carried a byte either way.
+fn join_failed(subflow: &SubflowInfo, summary: &MptcpSummary) -> bool {
+    let stream = subflow.tcp_stream;
+    let carried = summary
+        .directions
+        .iter()
+        .flat_map(|direction| &direction.subflows)
+        .any(|carried| carried.tcp_stream == stream && carried.wire_bytes > 0);
+    let reset = summary
+        .events
+        .iter()
+        .any(|event| event.kind == EventKind::MpTcprst && event.tcp_stream == stream);
+    subflow.server_addr_id.is_none() || (reset && !carried)
 }
 
 fn byte_values(direction: &MptcpDirectionSummary) -> [u64; BYTE_KINDS.len()] {
@@ -102,6 +120,9 @@ pub(super) struct Growth {
     /// Connections that closed, by reason (`None`: not known without `--long-run`).
     pub closed: Vec<(Option<EndReason>, u64)>,
     pub joined: u64,
+    /// Join subflows that failed, counted when their connection closes (before, a join
+    /// may still be waiting for its SYN/ACK).
+    pub failed_joins: u64,
     pub bytes: Bytes,
     pub signals: [u64; SIGNALS.len()],
     pub subflows_open: u64,
@@ -187,6 +208,7 @@ impl Totals {
             Some(reason) if !seen.closed => {
                 seen.closed = true;
                 growth.closed.push((reason, 1));
+                growth.failed_joins += now.failed_joins;
                 true
             }
             _ => false,
