@@ -25,6 +25,8 @@
 //!   or by `trace --cleanup`, and nobody else's.
 //! - `metrics`: `trace --metrics`: the OpenMetrics text and its unique bytes against the
 //!   application's counts; a real Prometheus scraping it, and `promtool check metrics`.
+//! - `service`: the systemd unit in `contrib/`: systemd accepts it, and its command line traces
+//!   a lab transfer with the application's bytes and serves the README's scrape target.
 //! - `long_run`: `trace --long-run` reports many short connections once each, in flat memory.
 //! - `two_captures`: client and server captures of one connection (map-tcp, map-mptcp, owd,
 //!   qualify-reinjections) against tshark's keys and ISNs and a router's drop counter.
@@ -41,6 +43,7 @@ mod mptcp_coverage;
 mod own_captures;
 mod plot;
 mod reorder;
+mod service;
 mod shared_captures;
 mod shell;
 mod tshark;

@@ -39,10 +39,10 @@ fn free_port() -> u16 {
 }
 
 /// What `get` returns: the status line, the headers (names lowercased) and the body.
-type Response = (String, BTreeMap<String, String>, String);
+pub(crate) type Response = (String, BTreeMap<String, String>, String);
 
 /// One HTTP/1.1 GET without an `Accept` header.
-fn get(address: &str, path: &str) -> std::io::Result<Response> {
+pub(crate) fn get(address: &str, path: &str) -> std::io::Result<Response> {
     get_accepting(address, path, "")
 }
 
@@ -75,16 +75,16 @@ fn get_accepting(address: &str, path: &str, accept: &str) -> std::io::Result<Res
 
 /// One sample of an OpenMetrics exposition.
 #[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) value: f64,
 }
 
 /// Parses OpenMetrics text strictly enough for what the tracer writes: every line a
 /// `# TYPE`, `# HELP`, `# UNIT` or a sample of a family typed before, each family typed and
 /// described once, `# EOF` the last line.
-fn parse_openmetrics(text: &str) -> Vec<Sample> {
+pub(crate) fn parse_openmetrics(text: &str) -> Vec<Sample> {
     assert!(text.ends_with("# EOF\n"), "not ended by # EOF:\n{text}");
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut helps = BTreeMap::new();
