@@ -111,18 +111,22 @@ fn report(command: &str, stdout: &str, stderr: &str) -> Value {
 fn assert_mptcp_bytes(trace: &Value, counts: &TransferCounts, context: &str) {
     let summaries = trace["summaries"].as_array().expect("summaries");
     assert_eq!(summaries.len(), 1, "{context}: {trace}");
+    assert_unique_bytes(&summaries[0], counts, context);
+}
+
+/// A connection's summary (`mptcp-summary --json`) has exactly the application's unique bytes
+/// each way.
+pub(crate) fn assert_unique_bytes(summary: &Value, counts: &TransferCounts, context: &str) {
     for (name, expected) in [
         ("client_to_server", counts.server_received),
         ("server_to_client", counts.client_received),
     ] {
-        let unique = as_u64(
-            &direction(&summaries[0], name)["unique_bytes"],
-            "unique_bytes",
-        );
+        let unique = as_u64(&direction(summary, name)["unique_bytes"], "unique_bytes");
         assert_eq!(
             unique, expected,
             "{context}: {name} unique bytes vs the application"
         );
+        eprintln!("{context}: {name}: {unique} unique bytes, as the application counted");
     }
 }
 

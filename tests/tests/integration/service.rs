@@ -11,12 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use integration_tests::{as_u64, can_use_namespaces, direction, tracer_binary};
+use integration_tests::{can_use_namespaces, tracer_binary};
 use mptcp_lab::{Lab, LabConfig, Side, TransferSpec, skip::skipped_without_tools};
 use serde_json::Value;
 
 use crate::{
     live::{Attach, LiveTracer, wait_for_quiet},
+    live_faults::assert_unique_bytes,
     metrics::{get, parse_openmetrics},
 };
 
@@ -157,15 +158,5 @@ fn the_systemd_units_command_line_traces_as_the_readme_says() {
         "one connection, reported once:\n{}",
         exit.stdout
     );
-    for (name, expected) in [
-        ("client_to_server", counts.server_received),
-        ("server_to_client", counts.client_received),
-    ] {
-        let unique = as_u64(
-            &direction(&summaries[0], name)["unique_bytes"],
-            "unique_bytes",
-        );
-        assert_eq!(unique, expected, "{name}: unique bytes vs the application");
-        eprintln!("{test}: {name}: {unique} unique bytes, as the application counted");
-    }
+    assert_unique_bytes(&summaries[0], &counts, test);
 }
