@@ -8,7 +8,7 @@ use std::{cmp::Reverse, collections::BTreeMap};
 
 use rustc_hash::FxHashSet;
 
-use super::totals::{CONNECTION_KINDS, SUBFLOW_KINDS};
+use super::totals::{CONNECTION_KINDS, SUBFLOW_KINDS, byte_values};
 use crate::analysis::summary::{
     MptcpConnectionInfo, MptcpDirectionSummary, MptcpSummary, SubflowInfo, SubflowRole,
 };
@@ -95,11 +95,9 @@ impl Candidate {
             .or(info.subflows.first());
         let mut values = [[0; 2]; CONNECTION_KINDS.len()];
         for (index, direction) in summary.directions.iter().take(2).enumerate() {
-            values[0][index] = direction.wire_bytes;
-            values[1][index] = direction.unique_bytes;
-            values[2][index] = direction.acked_bytes;
-            values[3][index] = direction.reinjected_bytes;
-            values[4][index] = direction.retransmitted_bytes;
+            for (kind, value) in byte_values(direction).into_iter().enumerate() {
+                values[kind][index] = value;
+            }
         }
         Candidate {
             id: summary.id,

@@ -96,7 +96,8 @@ fn join_failed(subflow: &SubflowInfo, summary: &MptcpSummary) -> bool {
     subflow.server_addr_id.is_none() || (reset && !carried)
 }
 
-fn byte_values(direction: &MptcpDirectionSummary) -> [u64; BYTE_KINDS.len()] {
+/// A direction's counts in `BYTE_KINDS` order.
+pub(super) fn byte_values(direction: &MptcpDirectionSummary) -> [u64; BYTE_KINDS.len()] {
     [
         direction.wire_bytes,
         direction.unique_bytes,
