@@ -1,8 +1,8 @@
 //! Running the lab's tools (`ip`, `nft`, `tcpdump`, ...) and stopping the long-running ones.
 
 use std::{
-    io::Write as _,
-    process::{Child, Command, Stdio},
+    io::{self, Write as _},
+    process::{Child, Command, Output, Stdio},
 };
 
 use nix::{
@@ -24,25 +24,12 @@ pub(crate) fn run_with_stdin(
     stdin: Option<&str>,
 ) -> Result<String, LabError> {
     let command = format!("{program} {}", args.join(" "));
-    let spawn_error = |source| LabError::Spawn {
-        command: command.clone(),
-        source,
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_error)?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).map_err(spawn_error)?;
-    }
-    let output = child.wait_with_output().map_err(spawn_error)?;
+    let output = output_with_input(Command::new(program).args(args), stdin).map_err(|source| {
+        LabError::Spawn {
+            command: command.clone(),
+            source,
+        }
+    })?;
     if !output.status.success() {
         return Err(LabError::Command {
             command,
@@ -51,6 +38,24 @@ pub(crate) fn run_with_stdin(
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Runs `command` to completion with `stdin` written to its standard input (`None`: no input,
+/// not even an open pipe) and its stdout and stderr captured, whatever its exit status.
+pub fn output_with_input(command: &mut Command, stdin: Option<&str>) -> io::Result<Output> {
+    let mut child = command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())?;
+    }
+    child.wait_with_output()
 }
 
 /// A child process that is killed and reaped when the guard goes, unless it was taken out
@@ -69,7 +74,7 @@ impl ChildGuard {
     pub(crate) fn signal_and_wait(
         &mut self,
         signal: Signal,
-    ) -> Option<std::io::Result<std::process::ExitStatus>> {
+    ) -> Option<io::Result<std::process::ExitStatus>> {
         let mut child = self.0.take()?;
         if let Ok(pid) = i32::try_from(child.id()) {
             // The child is ours and not yet reaped, so the pid is still its own; an error means

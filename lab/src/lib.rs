@@ -23,6 +23,7 @@ mod transfer;
 
 pub use capture::{Capture, CaptureCounts, CaptureSpec, TwoEndedCapture};
 pub use cargo_build::{BuildError, build_binary};
+pub use command::output_with_input;
 pub use error::LabError;
 pub use filter::{DropRule, PacketFilter};
 pub use lab::{EndpointMode, IpVersion, Lab, LabConfig, MAX_PATHS, NAMESPACE_PREFIX, Side};

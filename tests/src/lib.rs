@@ -14,9 +14,8 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
+    process::{Command, ExitStatus},
     sync::OnceLock,
 };
 
@@ -142,24 +141,8 @@ pub fn tracer(args: &[&str]) -> Run {
 pub fn tracer_with_stdin(args: &[&str], stdin: Option<&str>) -> Run {
     let binary = tracer_binary();
     let command = format!("mptcp-tracer {}", args.join(" "));
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("starting {}: {error}", binary.display()));
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|error| panic!("writing to {command}'s stdin: {error}"));
-    }
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|error| panic!("waiting for {command}: {error}"));
+    let output = mptcp_lab::output_with_input(Command::new(binary).args(args), stdin)
+        .unwrap_or_else(|error| panic!("running {command} ({}): {error}", binary.display()));
     Run {
         command,
         status: output.status,
