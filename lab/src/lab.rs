@@ -409,6 +409,13 @@ impl Lab {
         })
     }
 
+    /// A host's interfaces, path 1 first: what a tracer of that host attaches to.
+    pub fn interfaces(&self, side: Side) -> Vec<String> {
+        (1..=self.paths)
+            .filter_map(|path| self.interface(side, path).ok())
+            .collect()
+    }
+
     /// A host's address on path `path` (1-based): 10.0.p.1 / fd00:0:p::1 for the client,
     /// .2 / ::2 for the server.
     ///

@@ -209,9 +209,7 @@ fn demo() -> Result<i32, DemoError> {
         disable_offloads: true,
         rate_mbit: Some(RATE_MBIT),
     })?;
-    let interfaces = (1..=lab.paths())
-        .map(|path| lab.interface(Side::Client, path))
-        .collect::<Result<Vec<_>, _>>()?;
+    let interfaces = lab.interfaces(Side::Client);
     for path in 1..=lab.paths() {
         writeln!(
             out,

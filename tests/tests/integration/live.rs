@@ -567,9 +567,7 @@ fn trace_a_transfer(
     let scratch = Scratch::new(test);
     let lab = Lab::new(&LabConfig::default()).expect("building the lab");
     let namespace = lab.namespace(Side::Client).to_owned();
-    let interfaces: Vec<String> = (1..=lab.paths())
-        .map(|path| lab.interface(Side::Client, path).expect("a lab path"))
-        .collect();
+    let interfaces = lab.interfaces(Side::Client);
     let client_addresses: Vec<IpAddr> = (1..=lab.paths())
         .map(|path| lab.address(Side::Client, path, ip_version).expect("a path"))
         .collect();

@@ -192,9 +192,7 @@ fn aggregates_reached(samples: &[Sample], expected: &[(&str, u64); 2]) -> bool {
 fn trace_a_transfer(address: &str, more: &[&str]) -> (Lab, LiveTracer, TransferCounts) {
     let lab = Lab::new(&LabConfig::default()).expect("building the lab");
     let namespace = lab.namespace(Side::Client).to_owned();
-    let interfaces: Vec<String> = (1..=lab.paths())
-        .map(|path| lab.interface(Side::Client, path).expect("a lab path"))
-        .collect();
+    let interfaces = lab.interfaces(Side::Client);
     let mut args = vec!["--metrics", address, "--interval", "0.2"];
     args.extend(more);
     let tracer = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &args);
@@ -708,9 +706,7 @@ fn refused_joins_are_failed_subflows() {
         .expect("running ip");
     assert!(status.success(), "ip {limits:?}");
     let namespace = lab.namespace(Side::Client).to_owned();
-    let interfaces: Vec<String> = (1..=lab.paths())
-        .map(|path| lab.interface(Side::Client, path).expect("a lab path"))
-        .collect();
+    let interfaces = lab.interfaces(Side::Client);
     let address = format!("127.0.0.1:{}", free_port());
     let mut tracer = LiveTracer::start(
         &namespace,

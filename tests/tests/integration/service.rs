@@ -116,9 +116,7 @@ fn the_systemd_units_command_line_traces_as_the_readme_says() {
 
     let lab = Lab::new(&LabConfig::default()).expect("building the lab");
     let namespace = lab.namespace(Side::Client).to_owned();
-    let interfaces: Vec<String> = (1..=lab.paths())
-        .map(|path| lab.interface(Side::Client, path).expect("a lab path"))
-        .collect();
+    let interfaces = lab.interfaces(Side::Client);
     let mut tracer = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &args);
     let counts = lab
         .transfer(&TransferSpec {
