@@ -567,6 +567,49 @@ mod tests {
         );
     }
 
+    /// A client port that comes back once its connection ended — in the same generation, and
+    /// while that generation is still alive behind a newer one — starts a new stream each time:
+    /// every connection of the 4-tuple is reported once, with its own packets, and nothing is
+    /// reported twice.
+    #[test]
+    fn a_reused_four_tuple_is_a_new_stream_reported_once() {
+        let mut state = evicting(Duration::from_secs(600));
+        let now = SystemTime::now();
+        let ts = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let run = |state: &mut Generations, isn: u32| {
+            feed(state, &segment(1_000, true, SYN, isn, ts));
+            feed(state, &segment(1_000, false, SYN | ACK, 7, ts));
+            feed(state, &segment(1_000, true, FIN | ACK, isn + 1, ts));
+            feed(state, &segment(1_000, false, FIN | ACK, 8, ts));
+        };
+        let reported = |ended: &[Ended]| -> Vec<(u64, u64)> {
+            ended
+                .iter()
+                .filter_map(|e| match e {
+                    Ended::Tcp { stream, .. } if stream.client.port() == 1_000 => {
+                        Some((stream.stream, stream.packets))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        run(&mut state, 100);
+        run(&mut state, 200);
+        assert_eq!(reported(&state.evict(now)), [(0, 4), (1, 4)]);
+        // Fill generation 0: the next use of the port goes to generation 1, while generation 0,
+        // which knows the 4-tuple, is alive.
+        for port in 0..GENERATION_STREAMS as u16 - 2 {
+            feed(&mut state, &segment(10_000 + port, true, SYN, 1, ts));
+        }
+        assert_eq!(state.generation_count(), 2);
+        run(&mut state, 300);
+        assert_eq!(reported(&state.evict(now)), [(ID_SPAN, 4)]);
+        assert!(reported(&state.evict(now)).is_empty(), "nothing twice");
+    }
+
     /// A stream without a packet for the idle timeout has ended; without eviction nothing is.
     #[test]
     fn idle_streams_end_and_nothing_ends_without_eviction() {
