@@ -92,6 +92,10 @@ pub struct Snapshot {
     pub summaries: Vec<MptcpSummary>,
     /// Ids of `list`'s connections still open at the last packet.
     pub open: Vec<u64>,
+    /// Ids of `list`'s other connections (closed at the last packet), with how they ended:
+    /// without eviction closed connections stay in the state, and the metrics count them by
+    /// the same reason `--long-run` would have reported.
+    pub closed: Vec<(u64, EndReason)>,
     /// Every TCP stream not reported (MPTCP subflows included).
     pub tcp: TcpList,
     /// Summaries of `tcp`'s plain (non-MPTCP) streams.
@@ -107,6 +111,7 @@ impl Default for Snapshot {
             },
             summaries: Vec::new(),
             open: Vec::new(),
+            closed: Vec::new(),
             tcp: TcpList {
                 tcp_connections: Vec::new(),
             },
@@ -337,26 +342,15 @@ impl Generation {
         idle_before: u64,
     ) -> Option<EndReason> {
         let analyzer = &self.analyzer;
-        let streams = || connection.subflows.iter().map(|s| s.tcp_stream);
-        if analyzer.mptcp_open(connection.id) == Some(false) {
-            let fastclosed = analyzer.mptcp_summary(connection.id).is_some_and(|s| {
-                s.events
-                    .iter()
-                    .any(|event| event.kind == EventKind::MpFastclose)
-            });
-            let all_reset = streams().all(|s| analyzer.tcp_end(s) == Some(StreamEnd::Reset));
-            return Some(if fastclosed {
-                EndReason::Fastclose
-            } else if all_reset {
-                EndReason::Reset
-            } else if connection.fallback {
-                EndReason::Fallback
-            } else {
-                EndReason::DataFin
-            });
+        if analyzer.mptcp_open(connection.id) == Some(false)
+            && let Some(summary) = analyzer.mptcp_summary(connection.id)
+        {
+            return closed_reason(analyzer, connection, &summary);
         }
-        let last = streams()
-            .filter_map(|s| analyzer.tcp_last_packet_ns(s))
+        let last = connection
+            .subflows
+            .iter()
+            .filter_map(|s| analyzer.tcp_last_packet_ns(s.tcp_stream))
             .max()?;
         (last < idle_before).then_some(EndReason::IdleTimeout)
     }
@@ -393,6 +387,9 @@ impl Generation {
                 continue;
             }
             if let Some(mut summary) = analyzer.mptcp_summary(connection.id) {
+                if let Some(reason) = closed_reason(analyzer, &connection, &summary) {
+                    snapshot.closed.push((connection.id + self.base, reason));
+                }
                 offset_summary(&mut summary, self.base);
                 snapshot.summaries.push(summary);
             }
@@ -420,6 +417,37 @@ impl Generation {
             snapshot.tcp.tcp_connections.push(stream);
         }
     }
+}
+
+/// How `connection` (with its `summary`, ids as `analyzer`'s) closed, or None while it is
+/// open at the last packet (`Analyzer::mptcp_open`). One function for `--long-run`'s ended
+/// lines and for the metrics of a trace without it, so both name the same reason for the same
+/// connection.
+pub fn closed_reason(
+    analyzer: &Analyzer,
+    connection: &MptcpConnectionInfo,
+    summary: &MptcpSummary,
+) -> Option<EndReason> {
+    if analyzer.mptcp_open(connection.id) != Some(false) {
+        return None;
+    }
+    let fastclosed = summary
+        .events
+        .iter()
+        .any(|event| event.kind == EventKind::MpFastclose);
+    let all_reset = connection
+        .subflows
+        .iter()
+        .all(|s| analyzer.tcp_end(s.tcp_stream) == Some(StreamEnd::Reset));
+    Some(if fastclosed {
+        EndReason::Fastclose
+    } else if all_reset {
+        EndReason::Reset
+    } else if connection.fallback {
+        EndReason::Fallback
+    } else {
+        EndReason::DataFin
+    })
 }
 
 fn offset_connection(connection: &mut MptcpConnectionInfo, base: u64) {
@@ -473,7 +501,10 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::decode::tcp_flags::{ACK, FIN, SYN};
+    use crate::{
+        decode::tcp_flags::{ACK, FIN, SYN},
+        source::pcap::CaptureReader,
+    };
 
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -608,6 +639,39 @@ mod tests {
         run(&mut state, 300);
         assert_eq!(reported(&state.evict(now)), [(ID_SPAN, 4)]);
         assert!(reported(&state.evict(now)).is_empty(), "nothing twice");
+    }
+
+    /// A trace without eviction keeps a closed connection, with the reason `--long-run` reports
+    /// it ended by: here a capture's connection whose applications both finished (DATA_FIN).
+    #[test]
+    fn a_closed_connection_has_the_same_reason_with_and_without_eviction() {
+        let capture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/v4-2sf-full.pcap"
+        );
+        let mut kept = Generations::new(None);
+        let mut evicting = evicting(Duration::from_secs(1 << 40));
+        let mut reader = CaptureReader::open(std::path::Path::new(capture)).expect("opens");
+        reader
+            .for_each(|raw| {
+                kept.packet(raw);
+                evicting.packet(raw);
+            })
+            .expect("reads");
+        let snapshot = kept.snapshot();
+        assert_eq!(snapshot.closed, [(0, EndReason::DataFin)]);
+        assert!(snapshot.open.is_empty());
+        let reasons: Vec<(u64, EndReason)> = evicting
+            .evict(SystemTime::now())
+            .iter()
+            .filter_map(|ended| match ended {
+                Ended::Mptcp {
+                    reason, connection, ..
+                } => Some((connection.id, *reason)),
+                Ended::Tcp { .. } => None,
+            })
+            .collect();
+        assert_eq!(reasons, snapshot.closed);
     }
 
     /// A stream without a packet for the idle timeout has ended; without eviction nothing is.

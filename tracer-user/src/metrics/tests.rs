@@ -172,9 +172,12 @@ fn bind_errors_name_the_address() {
 
 mod totals {
     use super::*;
-    use crate::analysis::summary::{
-        Direction, MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary,
-        SubflowInfo, SubflowRole,
+    use crate::{
+        analysis::summary::{
+            Direction, MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary,
+            SubflowInfo, SubflowRole,
+        },
+        live::evict::EndReason,
     };
 
     fn direction(direction: Direction, unique: u64) -> MptcpDirectionSummary {
@@ -253,6 +256,19 @@ mod totals {
         }
     }
 
+    /// `snapshot(open)` also holding `closed` connections (id, bytes, how they ended), which a
+    /// trace without `--long-run` keeps.
+    fn snapshot_with_closed(open: &[(u64, u64)], closed: &[(u64, u64, EndReason)]) -> Snapshot {
+        let mut snapshot = snapshot(open);
+        for &(id, unique, reason) in closed {
+            let (info, summary) = connection(id, unique);
+            snapshot.list.mptcp_connections.push(info);
+            snapshot.summaries.push(summary);
+            snapshot.closed.push((id, reason));
+        }
+        snapshot
+    }
+
     /// The value of the sample `series` (name and labels exactly as written), if present.
     fn value(text: &str, series: &str) -> Option<u64> {
         text.lines()
@@ -304,5 +320,30 @@ mod totals {
             "scraped, then gone: {text}"
         );
         assert_eq!(value(&text, "mptcp_connections_opened_total"), Some(2));
+    }
+
+    /// Without `--long-run` closed connections stay in the state: each counts as closed once,
+    /// by how it ended, and its bytes stay in the totals.
+    #[test]
+    fn closed_connections_count_by_reason_without_long_run() {
+        let (mut metrics, exposition) = Metrics::new(10, false);
+        let stats = LiveStats::default();
+        metrics.update(&stats, &snapshot(&[(0, 100), (1, 10), (2, 5)]), &[]);
+        let closed = [(0, 200, EndReason::DataFin), (1, 10, EndReason::Fastclose)];
+        for _ in 0..2 {
+            metrics.update(&stats, &snapshot_with_closed(&[(2, 5)], &closed), &[]);
+        }
+        let text = exposition.scrape(Format::OpenMetrics).expect("encodes");
+        let closed_by = |reason: &str| {
+            value(
+                &text,
+                &format!("mptcp_connections_closed_total{{reason=\"{reason}\"}}"),
+            )
+        };
+        assert_eq!(closed_by("data_fin"), Some(1), "once: {text}");
+        assert_eq!(closed_by("fastclose"), Some(1), "{text}");
+        assert_eq!(closed_by("unknown"), None, "{text}");
+        assert_eq!(value(&text, "mptcp_connections_open"), Some(1), "{text}");
+        assert_eq!(value(&text, UNIQUE), Some(215), "{text}");
     }
 }
