@@ -3,8 +3,8 @@
 //! once it has seen `GENERATION_STREAMS` streams it stops taking new ones and a fresh one
 //! starts. A connection that has ended (DATA_FIN acknowledged both ways, MP_FASTCLOSE, every
 //! subflow reset, a fallen-back connection's subflows all closed — `Analyzer::mptcp_open` —
-//! or no packet for the idle timeout) is summarised once, as an `Ended`, and an older
-//! generation whose every stream has ended is dropped whole. Memory thus follows the open
+//! or no packet for the idle timeout) is summarised once, as an `Ended`, and a generation
+//! whose every stream has ended is dropped whole (the newest too, a fresh one taking its place). Memory thus follows the open
 //! connections, not the ones seen, with one bound to know: a connection that stays open keeps
 //! its generation (at most `GENERATION_STREAMS` streams' state) alive until it ends.
 //!
@@ -34,8 +34,8 @@ use crate::{
 
 /// Streams a generation takes before the next one starts.
 pub const GENERATION_STREAMS: usize = 1024;
-/// An older generation whose streams all ended is dropped only after no packet reached it for
-/// this long: the last ACKs and FINs of its subflows, which follow the end of the connection,
+/// A generation whose streams all ended is dropped only after no packet reached it for this
+/// long: the last ACKs and FINs of its subflows, which follow the end of the connection,
 /// must still find their streams there instead of starting stray streams in a newer one.
 pub const LINGER: Duration = Duration::from_secs(3);
 /// Id offset between two generations (`GENERATION_STREAMS` plus room for the MP_JOINs of its
@@ -216,7 +216,8 @@ impl Generations {
     }
 
     /// Summarises what ended since the last call (`now` for the idle timeout) and drops the
-    /// older generations whose streams have all ended. Nothing without eviction.
+    /// generations whose streams have all ended, once quiet for `LINGER`. Nothing without
+    /// eviction.
     pub fn evict(&mut self, now: SystemTime) -> Vec<Ended> {
         let Some(eviction) = self.eviction else {
             return Vec::new();
@@ -234,7 +235,10 @@ impl Generations {
         let dropped_before = self.dropped;
         let mut index = 0;
         self.generations.retain(|generation| {
-            let keep = index == newest
+            // The newest goes too once all its streams ended and are quiet (a fresh one takes
+            // its place below): after a burst the heap then falls back to no state at all
+            // instead of keeping up to a generation of ended connections until new ones come.
+            let keep = (index == newest && generation.analyzer.tcp_stream_count() == 0)
                 || generation.last_packet_ns >= quiet_before
                 || !generation.all_done(idle_before);
             index += 1;
@@ -252,6 +256,10 @@ impl Generations {
             }
             keep
         });
+        if self.generations.is_empty() {
+            self.generations.push(Generation::new(self.next_base));
+            self.next_base += ID_SPAN;
+        }
         if self.dropped > dropped_before {
             give_back_freed_memory();
         }
@@ -672,6 +680,41 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons, snapshot.closed);
+    }
+
+    /// Once every stream ended and no packet came for `LINGER`, the newest generation goes
+    /// too: nothing is left of the state, and the next stream starts a fresh generation (ids
+    /// go on from `ID_SPAN`). An empty newest generation stays.
+    #[test]
+    fn the_newest_generation_goes_once_all_ended_and_quiet() {
+        let mut state = evicting(Duration::from_secs(600));
+        let now = SystemTime::now();
+        let ts = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        feed(&mut state, &segment(1_000, true, SYN, 1, ts));
+        feed(&mut state, &segment(1_000, false, SYN | ACK, 7, ts));
+        feed(&mut state, &segment(1_000, true, FIN | ACK, 2, ts));
+        feed(&mut state, &segment(1_000, false, FIN | ACK, 8, ts));
+        assert_eq!(state.evict(now).len(), 1);
+        assert_eq!(state.dropped, 0, "kept while its last packets may come");
+        let later = now + LINGER + Duration::from_secs(1);
+        assert!(state.evict(later).is_empty());
+        assert_eq!((state.dropped, state.generation_count()), (1, 1));
+        assert!(state.snapshot().tcp.tcp_connections.is_empty());
+        assert_eq!(
+            state.diagnostics().tcp_packets,
+            4,
+            "its packets still count"
+        );
+        for _ in 0..3 {
+            state.evict(later);
+        }
+        assert_eq!(state.dropped, 1, "an empty generation stays");
+        feed(&mut state, &segment(1_001, true, SYN, 1, ts));
+        let left = state.snapshot();
+        assert_eq!(left.tcp.tcp_connections[0].stream, ID_SPAN);
     }
 
     /// A stream without a packet for the idle timeout has ended; without eviction nothing is.
