@@ -2,10 +2,11 @@
 //! checked line by line and its unique-bytes series (aggregate and per connection) against
 //! the application's byte counts, the per-connection ones gone once the closed connection's
 //! were scraped; then a real Prometheus scraping it, queried through its HTTP API, and
-//! `promtool check metrics` on a scrape; with `--long-run`, the ended connection counted as
-//! closed by DATA_FIN and its bytes kept in the totals once forgotten. With the kernel's BPF
-//! statistics on, the classifiers' run counts and run time are the kernel's (bpftool). A port in
-//! use is refused before anything is attached.
+//! `promtool check metrics` on a scrape; the ended connection counted as closed by DATA_FIN
+//! (as the kernels' counters say it ended), with `--long-run` as without, and with it its bytes
+//! kept in the totals once forgotten. With the kernel's BPF statistics on, the classifiers' run
+//! counts and run time are the kernel's (bpftool); a refused join is a failed subflow. The
+//! systemd unit's own test is `service`. A port in use is refused before anything is attached.
 //!
 //! The tracer attaches in the lab's client namespace (`--netns`) but serves the metrics in
 //! the namespace it was started in: 127.0.0.1 of the test's own.
@@ -221,7 +222,7 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
         return;
     }
     let address = format!("127.0.0.1:{}", free_port());
-    let (_lab, mut tracer, counts) = trace_a_transfer(&address, &[]);
+    let (lab, mut tracer, counts) = trace_a_transfer(&address, &[]);
     let expected = expected_bytes(&counts);
 
     // Scrape until an interval's update has the whole transfer (the scrape only reads).
@@ -294,8 +295,11 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
         .map(|s| s.value);
     assert_eq!(opened, Some(1.0), "{text}");
 
-    // Closed (DATA_FIN both ways) and scraped: its series go at the next update; the totals
-    // stay, and without --long-run how it ended is not known.
+    // Closed and scraped: its series go at the next update; the totals stay, and also without
+    // --long-run the connection counts as closed by how it ended: both applications shut their
+    // side down, so by DATA_FIN, which the kernels' counters confirm (no MP_FASTCLOSE, no
+    // MP_RST, no fallback on either host).
+    assert_closed_by_data_fin(&lab);
     let deadline = Instant::now() + SCRAPE_TIMEOUT;
     loop {
         let (_, _, text) = get(&address, "/metrics").expect("GET /metrics");
@@ -303,12 +307,13 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
         let per_connection = samples.iter().any(|s| {
             s.name.starts_with("mptcp_connection_") || s.name.starts_with("mptcp_subflow_")
         });
-        let closed = samples.iter().any(|s| {
-            s.name == "mptcp_connections_closed_total"
-                && s.labels.get("reason").map(String::as_str) == Some("unknown")
-                && s.value == 1.0
-        });
-        if !per_connection && closed {
+        let reasons: Vec<(&str, f64)> = samples
+            .iter()
+            .filter(|s| s.name == "mptcp_connections_closed_total")
+            .map(|s| (s.labels.get("reason").map_or("", String::as_str), s.value))
+            .collect();
+        if !per_connection && !reasons.is_empty() {
+            assert_eq!(reasons, [("data_fin", 1.0)], "{text}");
             assert!(aggregates_reached(&samples, &expected), "{text}");
             break;
         }
@@ -330,6 +335,27 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
         TcpStream::connect(&address).is_err(),
         "{address} still answers after the trace ended"
     );
+}
+
+/// The kernels of both hosts saw the lab's connections end without MP_FASTCLOSE, MP_RST or a
+/// fallback to TCP: what is left for an orderly end is DATA_FIN.
+fn assert_closed_by_data_fin(lab: &Lab) {
+    for side in [Side::Client, Side::Server] {
+        let counters = lab
+            .mptcp_counters(side)
+            .expect("the kernel's MPTCP counters");
+        for name in [
+            "MPTcpExtMPFastcloseTx",
+            "MPTcpExtMPFastcloseRx",
+            "MPTcpExtMPRstTx",
+            "MPTcpExtMPRstRx",
+            "MPTcpExtMPCapableFallbackACK",
+            "MPTcpExtMPCapableFallbackSYNACK",
+        ] {
+            let value = counters.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+            assert_eq!(value, Some(0), "{name} of the {side:?}");
+        }
+    }
 }
 
 /// Prometheus, killed (and waited for) when the test ends.
@@ -425,7 +451,7 @@ fn prometheus_scrapes_the_tracer() {
     let target = format!("127.0.0.1:{}", free_port());
     let listen = format!("127.0.0.1:{}", free_port());
     let _prometheus = Prometheus::start(&scratch, &target, &listen);
-    let (_lab, mut tracer, counts) = trace_a_transfer(&target, &["--long-run"]);
+    let (lab, mut tracer, counts) = trace_a_transfer(&target, &["--long-run"]);
     let expected = expected_bytes(&counts);
 
     let deadline = Instant::now() + SCRAPE_TIMEOUT;
@@ -449,6 +475,7 @@ fn prometheus_scrapes_the_tracer() {
     }
     // --long-run reported the connection as ended (DATA_FIN both ways) and forgot it; the
     // totals keep its bytes.
+    assert_closed_by_data_fin(&lab);
     let deadline = Instant::now() + SCRAPE_TIMEOUT;
     let samples = loop {
         let (_, _, text) = get(&target, "/metrics").expect("GET /metrics");

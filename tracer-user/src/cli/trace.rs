@@ -256,7 +256,7 @@ fn serve_metrics(
     let max_connections = args
         .metrics_max_connections
         .unwrap_or(metrics::DEFAULT_MAX_CONNECTIONS);
-    let (metrics, exposition) = metrics::Metrics::new(max_connections, args.long_run);
+    let (metrics, exposition) = metrics::Metrics::new(max_connections);
     let server = metrics::MetricsServer::bind(address, exposition)?;
     if let Ok(local) = server.local_addr() {
         log::info!("serving metrics at http://{local}/metrics");

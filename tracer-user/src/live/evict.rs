@@ -3,8 +3,8 @@
 //! once it has seen `GENERATION_STREAMS` streams it stops taking new ones and a fresh one
 //! starts. A connection that has ended (DATA_FIN acknowledged both ways, MP_FASTCLOSE, every
 //! subflow reset, a fallen-back connection's subflows all closed — `Analyzer::mptcp_open` —
-//! or no packet for the idle timeout) is summarised once, as an `Ended`, and an older
-//! generation whose every stream has ended is dropped whole. Memory thus follows the open
+//! or no packet for the idle timeout) is summarised once, as an `Ended`, and a generation
+//! whose every stream has ended is dropped whole (the newest too, a fresh one taking its place). Memory thus follows the open
 //! connections, not the ones seen, with one bound to know: a connection that stays open keeps
 //! its generation (at most `GENERATION_STREAMS` streams' state) alive until it ends.
 //!
@@ -34,8 +34,8 @@ use crate::{
 
 /// Streams a generation takes before the next one starts.
 pub const GENERATION_STREAMS: usize = 1024;
-/// An older generation whose streams all ended is dropped only after no packet reached it for
-/// this long: the last ACKs and FINs of its subflows, which follow the end of the connection,
+/// A generation whose streams all ended is dropped only after no packet reached it for this
+/// long: the last ACKs and FINs of its subflows, which follow the end of the connection,
 /// must still find their streams there instead of starting stray streams in a newer one.
 pub const LINGER: Duration = Duration::from_secs(3);
 /// Id offset between two generations (`GENERATION_STREAMS` plus room for the MP_JOINs of its
@@ -92,6 +92,10 @@ pub struct Snapshot {
     pub summaries: Vec<MptcpSummary>,
     /// Ids of `list`'s connections still open at the last packet.
     pub open: Vec<u64>,
+    /// Ids of `list`'s other connections (closed at the last packet), with how they ended:
+    /// without eviction closed connections stay in the state, and the metrics count them by
+    /// the same reason `--long-run` would have reported.
+    pub closed: Vec<(u64, EndReason)>,
     /// Every TCP stream not reported (MPTCP subflows included).
     pub tcp: TcpList,
     /// Summaries of `tcp`'s plain (non-MPTCP) streams.
@@ -107,6 +111,7 @@ impl Default for Snapshot {
             },
             summaries: Vec::new(),
             open: Vec::new(),
+            closed: Vec::new(),
             tcp: TcpList {
                 tcp_connections: Vec::new(),
             },
@@ -211,7 +216,8 @@ impl Generations {
     }
 
     /// Summarises what ended since the last call (`now` for the idle timeout) and drops the
-    /// older generations whose streams have all ended. Nothing without eviction.
+    /// generations whose streams have all ended, once quiet for `LINGER`. Nothing without
+    /// eviction.
     pub fn evict(&mut self, now: SystemTime) -> Vec<Ended> {
         let Some(eviction) = self.eviction else {
             return Vec::new();
@@ -229,7 +235,10 @@ impl Generations {
         let dropped_before = self.dropped;
         let mut index = 0;
         self.generations.retain(|generation| {
-            let keep = index == newest
+            // The newest goes too once all its streams ended and are quiet (a fresh one takes
+            // its place below): after a burst the heap then falls back to no state at all
+            // instead of keeping up to a generation of ended connections until new ones come.
+            let keep = (index == newest && generation.analyzer.tcp_stream_count() == 0)
                 || generation.last_packet_ns >= quiet_before
                 || !generation.all_done(idle_before);
             index += 1;
@@ -247,6 +256,10 @@ impl Generations {
             }
             keep
         });
+        if self.generations.is_empty() {
+            self.generations.push(Generation::new(self.next_base));
+            self.next_base += ID_SPAN;
+        }
         if self.dropped > dropped_before {
             give_back_freed_memory();
         }
@@ -337,26 +350,15 @@ impl Generation {
         idle_before: u64,
     ) -> Option<EndReason> {
         let analyzer = &self.analyzer;
-        let streams = || connection.subflows.iter().map(|s| s.tcp_stream);
-        if analyzer.mptcp_open(connection.id) == Some(false) {
-            let fastclosed = analyzer.mptcp_summary(connection.id).is_some_and(|s| {
-                s.events
-                    .iter()
-                    .any(|event| event.kind == EventKind::MpFastclose)
-            });
-            let all_reset = streams().all(|s| analyzer.tcp_end(s) == Some(StreamEnd::Reset));
-            return Some(if fastclosed {
-                EndReason::Fastclose
-            } else if all_reset {
-                EndReason::Reset
-            } else if connection.fallback {
-                EndReason::Fallback
-            } else {
-                EndReason::DataFin
-            });
+        if analyzer.mptcp_open(connection.id) == Some(false)
+            && let Some(summary) = analyzer.mptcp_summary(connection.id)
+        {
+            return closed_reason(analyzer, connection, &summary);
         }
-        let last = streams()
-            .filter_map(|s| analyzer.tcp_last_packet_ns(s))
+        let last = connection
+            .subflows
+            .iter()
+            .filter_map(|s| analyzer.tcp_last_packet_ns(s.tcp_stream))
             .max()?;
         (last < idle_before).then_some(EndReason::IdleTimeout)
     }
@@ -393,6 +395,9 @@ impl Generation {
                 continue;
             }
             if let Some(mut summary) = analyzer.mptcp_summary(connection.id) {
+                if let Some(reason) = closed_reason(analyzer, &connection, &summary) {
+                    snapshot.closed.push((connection.id + self.base, reason));
+                }
                 offset_summary(&mut summary, self.base);
                 snapshot.summaries.push(summary);
             }
@@ -420,6 +425,37 @@ impl Generation {
             snapshot.tcp.tcp_connections.push(stream);
         }
     }
+}
+
+/// How `connection` (with its `summary`, ids as `analyzer`'s) closed, or None while it is
+/// open at the last packet (`Analyzer::mptcp_open`). One function for `--long-run`'s ended
+/// lines and for the metrics of a trace without it, so both name the same reason for the same
+/// connection.
+pub fn closed_reason(
+    analyzer: &Analyzer,
+    connection: &MptcpConnectionInfo,
+    summary: &MptcpSummary,
+) -> Option<EndReason> {
+    if analyzer.mptcp_open(connection.id) != Some(false) {
+        return None;
+    }
+    let fastclosed = summary
+        .events
+        .iter()
+        .any(|event| event.kind == EventKind::MpFastclose);
+    let all_reset = connection
+        .subflows
+        .iter()
+        .all(|s| analyzer.tcp_end(s.tcp_stream) == Some(StreamEnd::Reset));
+    Some(if fastclosed {
+        EndReason::Fastclose
+    } else if all_reset {
+        EndReason::Reset
+    } else if connection.fallback {
+        EndReason::Fallback
+    } else {
+        EndReason::DataFin
+    })
 }
 
 fn offset_connection(connection: &mut MptcpConnectionInfo, base: u64) {
@@ -473,7 +509,10 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::decode::tcp_flags::{ACK, FIN, SYN};
+    use crate::{
+        decode::tcp_flags::{ACK, FIN, SYN},
+        source::pcap::CaptureReader,
+    };
 
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -565,6 +604,117 @@ mod tests {
             (3 * GENERATION_STREAMS + 2) as u64,
             "the dropped generation's packets still count"
         );
+    }
+
+    /// A client port that comes back once its connection ended — in the same generation, and
+    /// while that generation is still alive behind a newer one — starts a new stream each time:
+    /// every connection of the 4-tuple is reported once, with its own packets, and nothing is
+    /// reported twice.
+    #[test]
+    fn a_reused_four_tuple_is_a_new_stream_reported_once() {
+        let mut state = evicting(Duration::from_secs(600));
+        let now = SystemTime::now();
+        let ts = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let run = |state: &mut Generations, isn: u32| {
+            feed(state, &segment(1_000, true, SYN, isn, ts));
+            feed(state, &segment(1_000, false, SYN | ACK, 7, ts));
+            feed(state, &segment(1_000, true, FIN | ACK, isn + 1, ts));
+            feed(state, &segment(1_000, false, FIN | ACK, 8, ts));
+        };
+        let reported = |ended: &[Ended]| -> Vec<(u64, u64)> {
+            ended
+                .iter()
+                .filter_map(|e| match e {
+                    Ended::Tcp { stream, .. } if stream.client.port() == 1_000 => {
+                        Some((stream.stream, stream.packets))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        run(&mut state, 100);
+        run(&mut state, 200);
+        assert_eq!(reported(&state.evict(now)), [(0, 4), (1, 4)]);
+        // Fill generation 0: the next use of the port goes to generation 1, while generation 0,
+        // which knows the 4-tuple, is alive.
+        for port in 0..GENERATION_STREAMS as u16 - 2 {
+            feed(&mut state, &segment(10_000 + port, true, SYN, 1, ts));
+        }
+        assert_eq!(state.generation_count(), 2);
+        run(&mut state, 300);
+        assert_eq!(reported(&state.evict(now)), [(ID_SPAN, 4)]);
+        assert!(reported(&state.evict(now)).is_empty(), "nothing twice");
+    }
+
+    /// A trace without eviction keeps a closed connection, with the reason `--long-run` reports
+    /// it ended by: here a capture's connection whose applications both finished (DATA_FIN).
+    #[test]
+    fn a_closed_connection_has_the_same_reason_with_and_without_eviction() {
+        let capture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/v4-2sf-full.pcap"
+        );
+        let mut kept = Generations::new(None);
+        let mut evicting = evicting(Duration::from_secs(1 << 40));
+        let mut reader = CaptureReader::open(std::path::Path::new(capture)).expect("opens");
+        reader
+            .for_each(|raw| {
+                kept.packet(raw);
+                evicting.packet(raw);
+            })
+            .expect("reads");
+        let snapshot = kept.snapshot();
+        assert_eq!(snapshot.closed, [(0, EndReason::DataFin)]);
+        assert!(snapshot.open.is_empty());
+        let reasons: Vec<(u64, EndReason)> = evicting
+            .evict(SystemTime::now())
+            .iter()
+            .filter_map(|ended| match ended {
+                Ended::Mptcp {
+                    reason, connection, ..
+                } => Some((connection.id, *reason)),
+                Ended::Tcp { .. } => None,
+            })
+            .collect();
+        assert_eq!(reasons, snapshot.closed);
+    }
+
+    /// Once every stream ended and no packet came for `LINGER`, the newest generation goes
+    /// too: nothing is left of the state, and the next stream starts a fresh generation (ids
+    /// go on from `ID_SPAN`). An empty newest generation stays.
+    #[test]
+    fn the_newest_generation_goes_once_all_ended_and_quiet() {
+        let mut state = evicting(Duration::from_secs(600));
+        let now = SystemTime::now();
+        let ts = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        feed(&mut state, &segment(1_000, true, SYN, 1, ts));
+        feed(&mut state, &segment(1_000, false, SYN | ACK, 7, ts));
+        feed(&mut state, &segment(1_000, true, FIN | ACK, 2, ts));
+        feed(&mut state, &segment(1_000, false, FIN | ACK, 8, ts));
+        assert_eq!(state.evict(now).len(), 1);
+        assert_eq!(state.dropped, 0, "kept while its last packets may come");
+        let later = now + LINGER + Duration::from_secs(1);
+        assert!(state.evict(later).is_empty());
+        assert_eq!((state.dropped, state.generation_count()), (1, 1));
+        assert!(state.snapshot().tcp.tcp_connections.is_empty());
+        assert_eq!(
+            state.diagnostics().tcp_packets,
+            4,
+            "its packets still count"
+        );
+        for _ in 0..3 {
+            state.evict(later);
+        }
+        assert_eq!(state.dropped, 1, "an empty generation stays");
+        feed(&mut state, &segment(1_001, true, SYN, 1, ts));
+        let left = state.snapshot();
+        assert_eq!(left.tcp.tcp_connections[0].stream, ID_SPAN);
     }
 
     /// A stream without a packet for the idle timeout has ended; without eviction nothing is.

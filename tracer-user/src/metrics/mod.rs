@@ -37,7 +37,7 @@ use self::{
     totals::{BYTE_KINDS, CONNECTION_KINDS, SIGNALS, Totals},
 };
 use crate::{
-    live::{Ended, Snapshot, evict::EndReason},
+    live::{Ended, Snapshot},
     source::live::LiveStats,
 };
 
@@ -152,15 +152,13 @@ pub struct Metrics {
     per_subflow: SubflowSeries,
     totals: Totals,
     selection: Selection,
-    /// With `--long-run` a closed connection comes as an `Ended`, with its reason.
-    long_run: bool,
     scrapes: Arc<AtomicU64>,
 }
 
 impl Metrics {
     /// The metrics, registered, and what the endpoint serves. Per-connection series for at
     /// most `max_connections` open connections.
-    pub fn new(max_connections: usize, long_run: bool) -> (Metrics, Exposition) {
+    pub fn new(max_connections: usize) -> (Metrics, Exposition) {
         let metrics = Metrics {
             health: Health::default(),
             mptcp: Mptcp::default(),
@@ -168,7 +166,6 @@ impl Metrics {
             per_subflow: SubflowSeries::default(),
             totals: Totals::default(),
             selection: Selection::new(max_connections),
-            long_run,
             scrapes: Arc::new(AtomicU64::new(0)),
         };
         let mut registry = Registry::default();
@@ -238,7 +235,7 @@ impl Metrics {
         );
         sub.register(
             "connections_closed",
-            "MPTCP connections ended, by how (unknown without --long-run)",
+            "MPTCP connections ended, by how: DATA_FIN, MP_FASTCLOSE, reset, fallback, idle timeout",
             mptcp.connections_closed.clone(),
         );
         sub.register(
@@ -282,11 +279,11 @@ impl Metrics {
     /// ended since the last call.
     pub fn update(&mut self, stats: &LiveStats, snapshot: &Snapshot, ended: &[Ended]) {
         self.update_health(stats);
-        let growth = self.totals.update(snapshot, ended, self.long_run);
+        let growth = self.totals.update(snapshot, ended);
         let mptcp = &self.mptcp;
         mptcp.connections_opened.inc_by(growth.opened);
         for (reason, count) in &growth.closed {
-            let reason = reason.map_or("unknown", EndReason::as_str);
+            let reason = reason.as_str();
             mptcp
                 .connections_closed
                 .get_or_create(&ReasonLabels { reason })

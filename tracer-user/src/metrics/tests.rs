@@ -73,7 +73,7 @@ fn closed_series_are_bounded_without_scrapes() {
 /// health counters follow `LiveStats` and never go down.
 #[test]
 fn an_update_shows_in_the_exposition() {
-    let (mut metrics, exposition) = Metrics::new(DEFAULT_MAX_CONNECTIONS, false);
+    let (mut metrics, exposition) = Metrics::new(DEFAULT_MAX_CONNECTIONS);
     let stats = LiveStats {
         packets_seen: 7,
         events_received: 5,
@@ -116,7 +116,7 @@ fn an_update_shows_in_the_exposition() {
 
 #[test]
 fn only_get_metrics_is_answered() {
-    let (_, exposition) = Metrics::new(1, false);
+    let (_, exposition) = Metrics::new(1);
     let answer = |head: &str| String::from_utf8(server::respond(head.as_bytes(), &exposition));
     let ok = answer("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("UTF-8");
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
@@ -151,7 +151,7 @@ fn only_get_metrics_is_answered() {
 fn bind_errors_name_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let address = taken.local_addr().expect("an address").to_string();
-    let (_, exposition) = Metrics::new(1, false);
+    let (_, exposition) = Metrics::new(1);
     let error = MetricsServer::bind(&address, exposition.clone())
         .err()
         .expect("in use");
@@ -173,9 +173,12 @@ fn bind_errors_name_the_address() {
 
 mod totals {
     use super::*;
-    use crate::analysis::summary::{
-        Direction, MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary,
-        SubflowInfo, SubflowRole,
+    use crate::{
+        analysis::summary::{
+            Direction, MptcpConnectionInfo, MptcpDirectionSummary, MptcpList, MptcpSummary,
+            SubflowInfo, SubflowRole,
+        },
+        live::evict::EndReason,
     };
 
     fn direction(direction: Direction, unique: u64) -> MptcpDirectionSummary {
@@ -254,6 +257,19 @@ mod totals {
         }
     }
 
+    /// `snapshot(open)` also holding `closed` connections (id, bytes, how they ended), which a
+    /// trace without `--long-run` keeps.
+    fn snapshot_with_closed(open: &[(u64, u64)], closed: &[(u64, u64, EndReason)]) -> Snapshot {
+        let mut snapshot = snapshot(open);
+        for &(id, unique, reason) in closed {
+            let (info, summary) = connection(id, unique);
+            snapshot.list.mptcp_connections.push(info);
+            snapshot.summaries.push(summary);
+            snapshot.closed.push((id, reason));
+        }
+        snapshot
+    }
+
     /// The value of the sample `series` (name and labels exactly as written), if present.
     fn value(text: &str, series: &str) -> Option<u64> {
         text.lines()
@@ -267,7 +283,7 @@ mod totals {
     /// (`--long-run`) keeps its bytes in them, and its own series go after a scrape.
     #[test]
     fn totals_keep_the_bytes_of_forgotten_connections() {
-        let (mut metrics, exposition) = Metrics::new(10, true);
+        let (mut metrics, exposition) = Metrics::new(10);
         let stats = LiveStats::default();
         metrics.update(&stats, &snapshot(&[(0, 100)]), &[]);
         metrics.update(&stats, &snapshot(&[(0, 300), (1, 50)]), &[]);
@@ -305,5 +321,30 @@ mod totals {
             "scraped, then gone: {text}"
         );
         assert_eq!(value(&text, "mptcp_connections_opened_total"), Some(2));
+    }
+
+    /// Without `--long-run` closed connections stay in the state: each counts as closed once,
+    /// by how it ended, and its bytes stay in the totals.
+    #[test]
+    fn closed_connections_count_by_reason_without_long_run() {
+        let (mut metrics, exposition) = Metrics::new(10);
+        let stats = LiveStats::default();
+        metrics.update(&stats, &snapshot(&[(0, 100), (1, 10), (2, 5)]), &[]);
+        let closed = [(0, 200, EndReason::DataFin), (1, 10, EndReason::Fastclose)];
+        for _ in 0..2 {
+            metrics.update(&stats, &snapshot_with_closed(&[(2, 5)], &closed), &[]);
+        }
+        let text = exposition.scrape(Format::OpenMetrics).expect("encodes");
+        let closed_by = |reason: &str| {
+            value(
+                &text,
+                &format!("mptcp_connections_closed_total{{reason=\"{reason}\"}}"),
+            )
+        };
+        assert_eq!(closed_by("data_fin"), Some(1), "once: {text}");
+        assert_eq!(closed_by("fastclose"), Some(1), "{text}");
+        assert_eq!(closed_by("unknown"), None, "{text}");
+        assert_eq!(value(&text, "mptcp_connections_open"), Some(1), "{text}");
+        assert_eq!(value(&text, UNIQUE), Some(215), "{text}");
     }
 }

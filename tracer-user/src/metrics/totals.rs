@@ -118,8 +118,8 @@ fn direction_index(direction: Direction) -> usize {
 #[derive(Default)]
 pub(super) struct Growth {
     pub opened: u64,
-    /// Connections that closed, by reason (`None`: not known without `--long-run`).
-    pub closed: Vec<(Option<EndReason>, u64)>,
+    /// Connections that closed, by reason.
+    pub closed: Vec<(EndReason, u64)>,
     pub joined: u64,
     /// Join subflows that failed, counted when their connection closes (before, a join
     /// may still be waiting for its SYN/ACK).
@@ -139,11 +139,13 @@ pub(super) struct Totals {
 
 impl Totals {
     /// Follows every connection of `snapshot` and `ended`; forgets those in neither (their
-    /// counts were added already). Without `long_run`, a connection of `snapshot` no longer
-    /// open has closed; with it, closed connections come as `ended`.
-    pub fn update(&mut self, snapshot: &Snapshot, ended: &[Ended], long_run: bool) -> Growth {
+    /// counts were added already). A connection closes once: as one of `snapshot.closed`
+    /// (without `--long-run`, where closed connections stay in the state) or as an `ended`
+    /// (with it), each with how it ended.
+    pub fn update(&mut self, snapshot: &Snapshot, ended: &[Ended]) -> Growth {
         let mut growth = Growth::default();
         let open: FxHashSet<u64> = snapshot.open.iter().copied().collect();
+        let closed: FxHashMap<u64, EndReason> = snapshot.closed.iter().copied().collect();
         let infos: FxHashMap<u64, &MptcpConnectionInfo> = snapshot
             .list
             .mptcp_connections
@@ -157,7 +159,7 @@ impl Totals {
             };
             present.insert(summary.id);
             let is_open = open.contains(&summary.id);
-            let closing = (!is_open && !long_run).then_some(None);
+            let closing = closed.get(&summary.id).copied();
             let newly_closed = self.add(&mut growth, info, summary, closing);
             if is_open {
                 growth.subflows_open += info.subflows.len() as u64;
@@ -172,7 +174,7 @@ impl Totals {
                 connection,
                 summary,
             } = ended
-                && self.add(&mut growth, connection, summary, Some(Some(*reason)))
+                && self.add(&mut growth, connection, summary, Some(*reason))
             {
                 growth.just_closed.push(Candidate::of(connection, summary));
             }
@@ -181,14 +183,14 @@ impl Totals {
         growth
     }
 
-    /// Adds what grew to `growth`; `closing` (with its reason) when the connection has
-    /// closed. True if it closed now for the first time.
+    /// Adds what grew to `growth`; `closing` is how the connection ended, if it has. True if
+    /// it closed now for the first time.
     fn add(
         &mut self,
         growth: &mut Growth,
         info: &MptcpConnectionInfo,
         summary: &MptcpSummary,
-        closing: Option<Option<EndReason>>,
+        closing: Option<EndReason>,
     ) -> bool {
         let seen = self.seen.entry(summary.id).or_insert_with(|| {
             growth.opened += 1;
