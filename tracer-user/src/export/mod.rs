@@ -4,8 +4,10 @@
 //!
 //! Captures are analysed by worker threads (as many as half the cores: each analysis already
 //! decodes on a second thread), which hand bounded batches of rows through a bounded channel
-//! to the one thread writing the output. Memory stays a few batches whatever the captures'
-//! size; each Parquet row group is one batch. Rows of different captures may interleave
+//! to the one thread writing the output. For CSV a batch is the records (`rows`); for Parquet
+//! the analysis thread lays them out in columns as they come (`columns`), so the writer thread
+//! only encodes, and the writer cuts a row group every `ROW_GROUP_ROWS` rows. Memory stays a
+//! few batches and one encoded row group whatever the captures' size. Rows of different captures may interleave
 //! batch by batch; each row names its capture. The output is written to a temporary file
 //! beside it and renamed at the end, so a failed export leaves nothing half-written and
 //! nothing is overwritten without `force`.
@@ -13,6 +15,7 @@
 //! `summaries` writes the connection summaries instead (`--summaries`): two tables, one row
 //! per connection and direction and one per subflow and direction, into a directory.
 
+pub mod columns;
 pub mod rows;
 pub mod summaries;
 
@@ -24,11 +27,16 @@ use std::{
 };
 
 use parquet::{
-    arrow::ArrowWriter, basic::Compression, file::properties::WriterProperties,
+    arrow::{ArrowWriter, arrow_writer::ArrowWriterOptions},
+    basic::{Compression, Encoding},
+    file::properties::{EnabledStatistics, WriterProperties},
     schema::types::ColumnPath,
 };
 
-use self::rows::{BATCH_ROWS, Rows};
+use self::{
+    columns::{Columns, ROW_GROUP_ROWS},
+    rows::Rows,
+};
 use crate::{
     analysis::{Analyzer, record::PacketRecord},
     offline::{self, OfflineOptions},
@@ -247,8 +255,14 @@ fn write_all(
         .map_or(1, |n| n.get() / 2)
         .clamp(1, inputs.len());
     let next = Mutex::new(0usize);
-    // One batch waiting per worker: memory is a few batches whatever the captures' size.
-    let (tx, rx) = mpsc::sync_channel::<Rows>(workers);
+    // A few batches waiting per worker (a row group's worth of the small Parquet batches, so
+    // that the analysis does not wait on the writer's every hiccup): memory is bounded
+    // whatever the captures' size.
+    let waiting = match format {
+        ExportFormat::Csv => 1,
+        ExportFormat::Parquet => ROW_GROUP_ROWS / columns::BATCH_ROWS,
+    };
+    let (tx, rx) = mpsc::sync_channel::<Batch>(workers * waiting);
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -267,7 +281,7 @@ fn write_all(
                         let Some(input) = inputs.get(i) else {
                             break done;
                         };
-                        done.push((i, export_capture(input, &tx)));
+                        done.push((i, export_capture(input, format, &tx)));
                     }
                 })
             })
@@ -276,7 +290,7 @@ fn write_all(
         let mut written = Ok(());
         for rows in rx {
             if written.is_ok() {
-                written = sink.write(&rows);
+                written = sink.write(rows);
             }
         }
         let mut results: Vec<_> = handles
@@ -295,15 +309,19 @@ fn write_all(
 }
 
 /// Analyses one capture, sending its rows in batches. Stops early if the writer is gone.
-fn export_capture(input: &Path, tx: &mpsc::SyncSender<Rows>) -> Result<CaptureExport, ExportError> {
+fn export_capture(
+    input: &Path,
+    format: ExportFormat,
+    tx: &mpsc::SyncSender<Batch>,
+) -> Result<CaptureExport, ExportError> {
     let name: Arc<str> = input.display().to_string().into();
-    let mut rows = Rows::new(Arc::clone(&name));
+    let mut rows = Batch::new(format, Arc::clone(&name));
     let mut count = 0u64;
     let mut observer = |record: &PacketRecord| {
         rows.push(record);
         count += 1;
         if rows.is_full() {
-            let full = std::mem::replace(&mut rows, Rows::new(Arc::clone(&name)));
+            let full = std::mem::replace(&mut rows, Batch::new(format, Arc::clone(&name)));
             // A closed channel means the writer failed: its error is the one reported.
             let _ = tx.send(full);
         }
@@ -317,6 +335,82 @@ fn export_capture(input: &Path, tx: &mpsc::SyncSender<Rows>) -> Result<CaptureEx
         rows: count,
         stopped_early: report.error.map(|e| e.to_string()),
     })
+}
+
+/// One batch on its way to the writer: records for CSV, columns for Parquet (laid out by the
+/// analysis thread as the records come, so the writer only encodes).
+enum Batch {
+    Rows(Rows),
+    Columns(Box<Columns>),
+}
+
+impl Batch {
+    fn new(format: ExportFormat, capture: Arc<str>) -> Self {
+        match format {
+            ExportFormat::Csv => Batch::Rows(Rows::new(capture)),
+            ExportFormat::Parquet => Batch::Columns(Box::new(Columns::new(capture))),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, record: &PacketRecord) {
+        match self {
+            Batch::Rows(rows) => rows.push(record),
+            Batch::Columns(columns) => columns.push(record),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            Batch::Rows(rows) => rows.is_full(),
+            Batch::Columns(columns) => columns.is_full(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Batch::Rows(rows) => rows.is_empty(),
+            Batch::Columns(columns) => columns.is_empty(),
+        }
+    }
+}
+
+/// Columns whose values mostly grow from row to row (numbers, times, sequence numbers):
+/// delta-encoded, they shrink to a few bits each before Snappy sees them, which makes the file
+/// about a third as large and Snappy cheaper (measured: 289 MB plain, 103 MB delta, the same
+/// time or less).
+const DELTA_COLUMNS: &[&str] = &[
+    "frame",
+    "ts_ns",
+    "relative_seq",
+    "relative_ack",
+    "dsn_start",
+    "dsn_end",
+    "data_ack",
+    "map_dsn",
+    "map_ssn",
+];
+
+/// Snappy; dictionaries for the string columns only (on numbers they were built and thrown
+/// away, or cost more than they saved); no min/max statistics on the string columns (one
+/// string comparison per value, about a seventh of the writer's time, for bounds nobody
+/// prunes on); row groups of `ROW_GROUP_ROWS`.
+fn writer_properties() -> WriterProperties {
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false);
+    for (name, ty, _) in rows::COLUMNS {
+        let column = ColumnPath::from(*name);
+        if *ty == arrow_schema::DataType::Utf8 {
+            properties = properties
+                .set_column_dictionary_enabled(column.clone(), true)
+                .set_column_statistics_enabled(column, EnabledStatistics::None);
+        } else if DELTA_COLUMNS.contains(name) {
+            properties = properties.set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    properties.build()
 }
 
 /// The output being written.
@@ -348,21 +442,12 @@ impl Sink {
                 Sink::Csv { path, writer }
             }
             ExportFormat::Parquet => {
-                let schema = rows::schema();
-                // Dictionaries only where values repeat (names, addresses, directions): on
-                // sequence numbers and times they are built and then thrown away.
-                let mut properties = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_row_count(Some(BATCH_ROWS))
-                    .set_dictionary_enabled(false);
-                for (name, ty, _) in rows::COLUMNS {
-                    if *ty == arrow_schema::DataType::Utf8 {
-                        properties =
-                            properties.set_column_dictionary_enabled(ColumnPath::from(*name), true);
-                    }
-                }
-                let properties = properties.build();
-                let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))
+                let schema = columns::schema();
+                let properties = writer_properties();
+                let options = ArrowWriterOptions::new()
+                    .with_properties(properties)
+                    .with_skip_arrow_metadata(true);
+                let writer = ArrowWriter::try_new_with_options(file, Arc::clone(&schema), options)
                     .map_err(|source| ExportError::Parquet {
                         path: path.clone(),
                         source,
@@ -376,33 +461,37 @@ impl Sink {
         })
     }
 
-    fn write(&mut self, rows: &Rows) -> Result<(), ExportError> {
-        match self {
-            Sink::Csv { path, writer } => {
+    fn write(&mut self, batch: Batch) -> Result<(), ExportError> {
+        match (self, batch) {
+            (Sink::Csv { path, writer }, Batch::Rows(rows)) => {
                 rows.write_csv(writer).map_err(|source| ExportError::Csv {
                     path: path.clone(),
                     source,
                 })
             }
-            Sink::Parquet {
-                path,
-                schema,
-                writer,
-            } => {
-                let batch = rows
-                    .to_record_batch(schema)
-                    .map_err(|source| ExportError::Arrow {
-                        path: path.clone(),
-                        source,
-                    })?;
+            (
+                Sink::Parquet {
+                    path,
+                    schema,
+                    writer,
+                },
+                Batch::Columns(columns),
+            ) => {
+                let batch =
+                    columns
+                        .into_record_batch(schema)
+                        .map_err(|source| ExportError::Arrow {
+                            path: path.clone(),
+                            source,
+                        })?;
                 let parquet = |source| ExportError::Parquet {
                     path: path.clone(),
                     source,
                 };
-                writer.write(&batch).map_err(parquet)?;
-                // One row group per batch: what is written leaves memory.
-                writer.flush().map_err(parquet)
+                // The writer cuts a row group every ROW_GROUP_ROWS rows.
+                writer.write(&batch).map_err(parquet)
             }
+            _ => unreachable!("batches are made for the sink's format"),
         }
     }
 

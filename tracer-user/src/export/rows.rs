@@ -1,19 +1,14 @@
-//! One bounded batch of packet rows, column by column, and its two renderings: an Arrow
-//! `RecordBatch` (for Parquet) and CSV lines. The column list is `COLUMNS`, in the order both
-//! renderings use; the README documents each column.
+//! The column list (`COLUMNS`, the order both formats use; the README documents each column)
+//! and one bounded batch of records rendered as CSV lines. Parquet batches are laid out in
+//! columns as the records come (`columns`).
 
-use std::{fmt::Write as _, io::Write, net::IpAddr, sync::Arc};
+use std::{fmt::Write as _, io::Write, sync::Arc};
 
-use arrow_array::{
-    ArrayRef, BooleanArray, RecordBatch, StringArray, UInt8Array, UInt16Array, UInt32Array,
-    UInt64Array, builder::StringBuilder,
-};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_schema::DataType;
 
 use crate::analysis::record::PacketRecord;
 
-/// Rows per batch: one Parquet row group each. Bounded so that memory stays flat whatever the
-/// size of the captures (a row is about 200 bytes in these columns).
+/// Records per CSV batch. Bounded so that memory stays flat whatever the size of the captures.
 pub const BATCH_ROWS: usize = 64 * 1024;
 
 /// Name, Arrow type and nullability of each column, in output order.
@@ -58,17 +53,8 @@ pub const COLUMNS: &[(&str, DataType, bool)] = &[
     ("reinjection", DataType::Boolean, false),
 ];
 
-/// The Arrow schema of `COLUMNS`.
-pub fn schema() -> SchemaRef {
-    let fields: Vec<Field> = COLUMNS
-        .iter()
-        .map(|(name, ty, nullable)| Field::new(*name, ty.clone(), *nullable))
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
 /// Up to `BATCH_ROWS` records of one capture. Records are `Copy`: the batch keeps them as they
-/// are and renders them column by column.
+/// are and renders them line by line.
 pub struct Rows {
     /// The capture the rows come from, as the user named it.
     pub capture: Arc<str>,
@@ -97,91 +83,6 @@ impl Rows {
 
     pub fn is_full(&self) -> bool {
         self.records.len() >= BATCH_ROWS
-    }
-
-    /// The rows as an Arrow batch of `schema()`.
-    pub fn to_record_batch(&self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-        let r = &self.records;
-        let u64s = |f: &dyn Fn(&PacketRecord) -> u64| -> ArrayRef {
-            Arc::new(r.iter().map(f).collect::<UInt64Array>())
-        };
-        let opt_u64s = |f: &dyn Fn(&PacketRecord) -> Option<u64>| -> ArrayRef {
-            Arc::new(r.iter().map(f).collect::<UInt64Array>())
-        };
-        let u32s = |f: &dyn Fn(&PacketRecord) -> Option<u32>| -> ArrayRef {
-            Arc::new(r.iter().map(f).collect::<UInt32Array>())
-        };
-        let u16s = |f: &dyn Fn(&PacketRecord) -> u16| -> ArrayRef {
-            Arc::new(r.iter().map(|x| Some(f(x))).collect::<UInt16Array>())
-        };
-        let bools = |f: &dyn Fn(&PacketRecord) -> Option<bool>| -> ArrayRef {
-            Arc::new(r.iter().map(f).collect::<BooleanArray>())
-        };
-        let strs = |f: &dyn Fn(&PacketRecord) -> Option<&'static str>| -> ArrayRef {
-            Arc::new(r.iter().map(f).collect::<StringArray>())
-        };
-        let addrs = |f: &dyn Fn(&PacketRecord) -> IpAddr| -> ArrayRef {
-            let mut b = StringBuilder::with_capacity(r.len(), r.len() * 16);
-            // Packets come in bursts of one flow: format an address only when it changes.
-            let mut last: Option<(IpAddr, String)> = None;
-            for x in r {
-                let addr = f(x);
-                match &last {
-                    Some((known, text)) if *known == addr => b.append_value(text),
-                    _ => {
-                        let text = addr.to_string();
-                        b.append_value(&text);
-                        last = Some((addr, text));
-                    }
-                }
-            }
-            Arc::new(b.finish())
-        };
-        let m = |x: &PacketRecord| x.mptcp;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                &*self.capture,
-                r.len(),
-            ))),
-            u64s(&|x| x.number),
-            u64s(&|x| x.ts_ns),
-            u32s(&|x| Some(x.iface)),
-            addrs(&|x| x.src),
-            u16s(&|x| x.src_port),
-            addrs(&|x| x.dst),
-            u16s(&|x| x.dst_port),
-            u32s(&|x| Some(x.tcp_stream)),
-            strs(&|x| Some(x.tcp_direction.as_str())),
-            u32s(&|x| Some(x.seq)),
-            u32s(&|x| Some(x.ack)),
-            opt_u64s(&|x| x.relative_seq),
-            opt_u64s(&|x| x.relative_ack),
-            u32s(&|x| Some(x.payload_len)),
-            Arc::new(r.iter().map(|x| Some(x.flags)).collect::<UInt8Array>()),
-            u16s(&|x| x.mptcp_subtypes),
-            u64s(&|x| x.tcp_retransmitted_bytes),
-            bools(&|x| Some(x.keep_alive)),
-            u32s(&|x| m(x).map(|m| m.connection)),
-            u32s(&|x| m(x).map(|m| m.subflow)),
-            strs(&|x| m(x).map(|m| m.role.as_str())),
-            strs(&|x| m(x).map(|m| m.direction.as_str())),
-            opt_u64s(&|x| m(x).and_then(|m| m.data).map(|d| d.start)),
-            opt_u64s(&|x| m(x).and_then(|m| m.data).map(|d| d.end)),
-            opt_u64s(&|x| m(x).and_then(|m| m.data_ack)),
-            opt_u64s(&|x| m(x).and_then(|m| m.mapping).map(|p| p.dsn)),
-            opt_u64s(&|x| m(x).and_then(|m| m.mapping).map(|p| p.ssn)),
-            u32s(&|x| m(x).and_then(|m| m.mapping).map(|p| p.len)),
-            bools(&|x| m(x).map(|m| m.data_fin)),
-            opt_u64s(&|x| m(x).map(|m| m.new_bytes)),
-            opt_u64s(&|x| m(x).map(|m| m.retransmitted_bytes)),
-            opt_u64s(&|x| m(x).map(|m| m.reinjected_bytes)),
-            opt_u64s(&|x| m(x).map(|m| m.unmapped_bytes)),
-            opt_u64s(&|x| m(x).map(|m| m.resolved_new_bytes)),
-            opt_u64s(&|x| m(x).map(|m| m.resolved_reinjected_bytes)),
-            bools(&|x| Some(retransmission(x))),
-            bools(&|x| Some(reinjection(x))),
-        ];
-        RecordBatch::try_new(Arc::clone(schema), columns)
     }
 
     /// Writes the rows as CSV lines (`COLUMNS` order; a missing value is an empty field).
@@ -240,13 +141,13 @@ impl Rows {
 
 /// Some payload byte was carried before by the same TCP direction (TCP level), or by the same
 /// subflow at the data level.
-fn retransmission(x: &PacketRecord) -> bool {
+pub(super) fn retransmission(x: &PacketRecord) -> bool {
     x.tcp_retransmitted_bytes > 0 || x.mptcp.is_some_and(|m| m.retransmitted_bytes > 0)
 }
 
 /// Some data byte this packet carried was carried before, in subflow bytes new to this
 /// subflow.
-fn reinjection(x: &PacketRecord) -> bool {
+pub(super) fn reinjection(x: &PacketRecord) -> bool {
     x.mptcp.is_some_and(|m| m.reinjected_bytes > 0)
 }
 
