@@ -7,8 +7,8 @@
 //! to the one thread writing the output. For CSV a batch is the records (`rows`); for Parquet
 //! the analysis thread lays them out in columns as they come (`columns`), so the writer thread
 //! only encodes, and the writer cuts a row group every `ROW_GROUP_ROWS` rows. Memory stays a
-//! few batches and one encoded row group whatever the captures' size. Rows of different captures may interleave
-//! batch by batch; each row names its capture. The output is written to a temporary file
+//! few batches and one encoded row group whatever the captures' size. Rows of different
+//! captures may interleave batch by batch; each row names its capture. The output is written to a temporary file
 //! beside it and renamed at the end, so a failed export leaves nothing half-written and
 //! nothing is overwritten without `force`.
 //!
