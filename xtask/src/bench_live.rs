@@ -2,12 +2,17 @@
 //!
 //! Two lab namespaces joined by two veth paths without rate limit; one MPTCP transfer of a fixed
 //! byte count per measurement, client → server, both subflows up before data flows. Each round
-//! measures the same transfer three ways, interleaved (and rotated: each round starts with the
-//! next way) so that drift in the machine's load hits all three alike:
+//! measures the same transfer several ways, interleaved (and rotated: each round starts with the
+//! next way) so that drift in the machine's load hits all of them alike:
 //! - untraced;
 //! - traced: the release `mptcp-tracer trace --json` attached to both client interfaces
-//!   (`--netns`), with `kernel.bpf_stats_enabled=1` for the in-kernel cost per packet (so the
-//!   traced rate includes the statistics' own small cost);
+//!   (`--netns`), with `kernel.bpf_stats_enabled=1` for the in-kernel cost per program run (so
+//!   the traced rate includes the statistics' own small cost);
+//! - baseline (`--baseline REV`): the same with the tracer of another revision, built once per
+//!   commit under `target/bench-baseline/` (its own target directory, seeded with this one's
+//!   compiled dependencies);
+//! - metrics: traced with `--metrics 127.0.0.1:PORT`, a thread here scraping `/metrics` every
+//!   second;
 //! - tcpdump: one tcpdump per client interface writing a file (the lab's tcpdump: `-U
 //!   --immediate-mode`, filter `tcp`, snaplen = the tracer's capture length).
 //!
@@ -18,10 +23,15 @@
 use std::{
     collections::BTreeSet,
     fs,
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader, Read, Write as _},
+    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
@@ -47,19 +57,30 @@ const WARM_UP_BYTES: u64 = 512 << 20;
 /// Targets printed next to the results.
 const TARGET_RATIO: f64 = 0.98;
 const TARGET_NS_PER_PACKET: f64 = 100.0;
+/// In-kernel ns per run of this revision over the baseline's (issue 9: halve it).
+const TARGET_BASELINE_RATIO: f64 = 0.5;
+/// How often the metrics way scrapes `/metrics`.
+const SCRAPE_PERIOD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Rounds of [untraced, traced, tcpdump].
-    #[arg(long, default_value_t = 5)]
+    /// Rounds of the ways (untraced, traced, metrics, tcpdump, and baseline with --baseline).
+    #[arg(long, default_value_t = 9)]
     rounds: usize,
     /// Each transfer moves about this many seconds' worth of the untraced rate (sized by a
-    /// warm-up transfer).
+    /// warm-up transfer), at least --min-mib.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// The smallest transfer when sized by --seconds, in MiB (lower it for a quick run).
+    #[arg(long, default_value_t = 4096)]
+    min_mib: u64,
     /// A fixed byte count per transfer instead of sizing by --seconds.
     #[arg(long)]
     bytes: Option<u64>,
+    /// Also trace with the tracer of this git revision (a commit, branch or tag), interleaved
+    /// with the others: its in-kernel cost and rate next to this revision's.
+    #[arg(long, value_name = "REV")]
+    baseline: Option<String>,
     /// Veth offloads (TSO/GSO/GRO) during the runs.
     #[arg(long, value_enum, default_value_t = Offloads::Both)]
     offloads: Offloads,
@@ -86,6 +107,14 @@ pub fn bench_live(args: &BenchArgs) -> anyhow::Result<()> {
         "bench-live needs root (network namespaces, eBPF, bpf_stats): run it with sudo"
     );
     let tracer = build_tracer()?;
+    let baseline = match &args.baseline {
+        Some(revision) => Some(build_baseline(revision)?),
+        None => None,
+    };
+    let tracers = Tracers {
+        current: tracer,
+        baseline,
+    };
     let started = Instant::now();
     let load_before = load_average();
     let scratch = ScratchDir::create()?;
@@ -96,7 +125,7 @@ pub fn bench_live(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let mut reports = Vec::new();
     for &disable_offloads in settings {
-        reports.push(bench_one(args, &tracer, &scratch.0, disable_offloads)?);
+        reports.push(bench_one(args, &tracers, &scratch.0, disable_offloads)?);
     }
     println!();
     for report in &reports {
@@ -113,111 +142,165 @@ pub fn bench_live(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The tracer binaries: this revision's and, with `--baseline`, the other one's.
+struct Tracers {
+    current: PathBuf,
+    baseline: Option<Baseline>,
+}
+
+/// The baseline's tracer and the revision it was built from.
+struct Baseline {
+    binary: PathBuf,
+    /// What the user gave, and the commit it named.
+    revision: String,
+    commit: String,
+}
+
+/// The ways of running a transfer, in their order in round 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Way {
+    Untraced,
+    Traced,
+    Baseline,
+    Metrics,
+    Tcpdump,
+}
+
+impl Way {
+    fn label(self) -> &'static str {
+        match self {
+            Way::Untraced => "untraced",
+            Way::Traced => "traced",
+            Way::Baseline => "baseline",
+            Way::Metrics => "metrics",
+            Way::Tcpdump => "tcpdump",
+        }
+    }
+
+    /// Ways that run a tracer (and so have in-kernel statistics).
+    fn traced(self) -> bool {
+        matches!(self, Way::Traced | Way::Baseline | Way::Metrics)
+    }
+}
+
+/// The ways a run measures: the baseline only with `--baseline`.
+fn ways(with_baseline: bool) -> Vec<Way> {
+    let mut ways = vec![Way::Untraced, Way::Traced];
+    if with_baseline {
+        ways.push(Way::Baseline);
+    }
+    ways.extend([Way::Metrics, Way::Tcpdump]);
+    ways
+}
+
+/// What one traced way measured, summed over the rounds.
+#[derive(Debug, Clone, Copy, Default)]
+struct TracedTotals {
+    kernel: ProgramStats,
+    /// `kernel` of each program, in `PROGRAM_NAMES`' order (ingress, egress).
+    per_program: [ProgramStats; 2],
+    drops: TracerDrops,
+    user: TracerCpu,
+    scrapes: Scrapes,
+}
+
 /// The measurements of one offload setting.
 struct Report {
     disable_offloads: bool,
     bytes: u64,
-    rounds: Vec<Round>,
-    /// Sum over the traced rounds.
-    kernel: ProgramStats,
-    drops: TracerDrops,
-    user: TracerCpu,
+    ways: Vec<Way>,
+    /// Per round, the rate of each way of `ways`, in the same order.
+    rounds: Vec<Vec<f64>>,
+    /// Per traced way of `ways`.
+    traced: Vec<(Way, TracedTotals)>,
+    baseline: Option<String>,
     tcpdump_problems: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Round {
-    untraced_gbps: f64,
-    traced_gbps: f64,
-    tcpdump_gbps: f64,
-}
-
 impl Report {
+    fn rates(&self, way: Way) -> Vec<f64> {
+        let column = self.ways.iter().position(|&w| w == way);
+        column.map_or_else(Vec::new, |c| self.rounds.iter().map(|r| r[c]).collect())
+    }
+
+    fn totals(&self, way: Way) -> Option<&TracedTotals> {
+        self.traced.iter().find(|(w, _)| *w == way).map(|(_, t)| t)
+    }
+
     fn render(&self) -> String {
-        let medians = |pick: fn(&Round) -> f64| median(self.rounds.iter().map(pick).collect());
-        let untraced = medians(|r| r.untraced_gbps);
-        let traced = medians(|r| r.traced_gbps);
-        let tcpdump = medians(|r| r.tcpdump_gbps);
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
-        let traced_ratio = traced / untraced;
-        // Per-round ratios pair each traced run with the untraced one next to it in time.
-        let paired = |pick: fn(&Round) -> f64| {
-            median(
-                self.rounds
-                    .iter()
-                    .map(|r| pick(r) / r.untraced_gbps)
-                    .collect(),
-            )
-        };
-        let ns_per_packet = self.kernel.ns_per_run();
-        let drops = self.drops.total();
+        let untraced_rates = self.rates(Way::Untraced);
+        let untraced = median(untraced_rates.clone());
+        let names: Vec<&str> = self.ways.iter().map(|w| w.label()).collect();
+        let gigabytes = self.bytes as f64 / 1e9;
         let mut out = format!(
-            "Offloads {} — {} rounds × [untraced, traced, tcpdump] (order rotated each round), {} \
-             MiB client → server per transfer, 2 paths, no rate limit\n",
+            "Offloads {} — {} rounds × [{}] (order rotated each round), {} MiB ({gigabytes:.2} \
+             GB) client → server per transfer, 2 paths, no rate limit\n",
             if self.disable_offloads {
                 "off (lab default: TSO/GSO/GRO off on the veths)"
             } else {
                 "on (TSO/GSO/GRO on the veths)"
             },
             self.rounds.len(),
+            names.join(", "),
             self.bytes >> 20,
         );
+        if let Some(baseline) = &self.baseline {
+            out.push_str(&format!("  baseline: {baseline}\n"));
+        }
         for (index, round) in self.rounds.iter().enumerate() {
+            let rates: Vec<String> = self
+                .ways
+                .iter()
+                .zip(round)
+                .map(|(way, gbps)| format!("{} {gbps:.2}", way.label()))
+                .collect();
             out.push_str(&format!(
-                "  round {}: untraced {:.2}, traced {:.2}, tcpdump {:.2} Gbit/s\n",
+                "  round {}: {} Gbit/s\n",
                 index + 1,
-                round.untraced_gbps,
-                round.traced_gbps,
-                round.tcpdump_gbps
+                rates.join(", ")
             ));
         }
-        out.push_str(&format!(
-            "  median untraced   {untraced:7.2} Gbit/s\n\
-             \x20 median traced     {traced:7.2} Gbit/s  traced/untraced  {traced_ratio:.3}  \
-             (target ≥ {TARGET_RATIO}) {}  (median of per-round ratios {:.3})\n\
-             \x20 median tcpdump    {tcpdump:7.2} Gbit/s  tcpdump/untraced {:.3}         \
-             (median of per-round ratios {:.3})\n",
-            mark(traced_ratio >= TARGET_RATIO),
-            paired(|r| r.traced_gbps),
-            tcpdump / untraced,
-            paired(|r| r.tcpdump_gbps),
-        ));
-        match ns_per_packet {
-            Some(ns) => out.push_str(&format!(
-                "  in-kernel cost    {ns:7.1} ns/packet (per program run, one run per packet \
-                 at each hook; {} runs of {} programs in {} ns, bpf_stats on) (target ≤ \
-                 {TARGET_NS_PER_PACKET}) {}\n",
-                self.kernel.run_cnt,
-                self.kernel.programs,
-                self.kernel.run_time_ns,
-                mark(ns <= TARGET_NS_PER_PACKET)
-            )),
-            None => out.push_str("  in-kernel cost    not measured (no runs counted)\n"),
-        }
-        if self.user.bytes > 0 && self.user.transfer_s > 0.0 {
-            let gigabytes = self.user.bytes as f64 / 1e9;
+        out.push_str(&format!("  median untraced   {untraced:7.2} Gbit/s\n"));
+        for &way in self.ways.iter().filter(|&&w| w != Way::Untraced) {
+            let rates = self.rates(way);
+            let ratio = median(rates.clone()) / untraced;
+            // Per-round ratios pair each run with the untraced one next to it in time.
+            let paired = median(
+                rates
+                    .iter()
+                    .zip(&untraced_rates)
+                    .map(|(rate, untraced)| rate / untraced)
+                    .collect(),
+            );
+            let target = if way.traced() {
+                format!("(target ≥ {TARGET_RATIO}) {}", mark(paired >= TARGET_RATIO))
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
-                "  in-kernel CPU     {:7.1} ms per GB traced ({:.1} % of one CPU during the \
-                 traced transfers)\n",
-                self.kernel.run_time_ns as f64 / 1e6 / gigabytes,
-                self.kernel.run_time_ns as f64 / 1e9 / self.user.transfer_s * 100.0
-            ));
-            out.push_str(&format!(
-                "  tracer process    {:7.1} ms per GB traced ({:.1} % of one CPU during the \
-                 traced transfers; user + system time of the mptcp-tracer process)\n",
-                self.user.cpu_s * 1e3 / gigabytes,
-                self.user.cpu_s / self.user.transfer_s * 100.0
+                "  median {:<10} {:7.2} Gbit/s  {}/untraced {ratio:.3}, median of per-round \
+                 ratios {paired:.3} {target}\n",
+                way.label(),
+                median(rates),
+                way.label(),
             ));
         }
-        out.push_str(&format!(
-            "  tracer drops      {drops} (ring buffer full {}, userspace lost {}, events \
-             emitted {} / received {}) (target 0) {}\n",
-            self.drops.ringbuf_full,
-            self.drops.userspace_lost,
-            self.drops.events_emitted,
-            self.drops.events_received,
-            mark(drops == 0)
-        ));
+        for (way, totals) in &self.traced {
+            out.push_str(&render_traced(*way, totals));
+        }
+        if let (Some(current), Some(baseline)) = (
+            self.totals(Way::Traced).and_then(|t| t.kernel.ns_per_run()),
+            self.totals(Way::Baseline)
+                .and_then(|t| t.kernel.ns_per_run()),
+        ) {
+            let ratio = current / baseline;
+            out.push_str(&format!(
+                "  in-kernel ns/run  traced {current:.1} / baseline {baseline:.1} = {ratio:.3} \
+                 (target ≤ {TARGET_BASELINE_RATIO}) {}\n",
+                mark(ratio <= TARGET_BASELINE_RATIO)
+            ));
+        }
         if self.tcpdump_problems.is_empty() {
             out.push_str("  tcpdump lost no packets\n");
         } else {
@@ -229,9 +312,72 @@ impl Report {
     }
 }
 
+/// The lines of one traced way: in-kernel cost, CPU, drops (and scrapes for the metrics way).
+fn render_traced(way: Way, totals: &TracedTotals) -> String {
+    let mark = |ok: bool| if ok { "✓" } else { "✗" };
+    let name = way.label();
+    let mut out = String::new();
+    match totals.kernel.ns_per_run() {
+        Some(ns) => out.push_str(&format!(
+            "  {name:<8} in-kernel {ns:7.1} ns per program run (one run per skb at each hook; \
+             {} runs of {} programs in {} ns, bpf_stats on) (target ≤ {TARGET_NS_PER_PACKET}) \
+             {}\n",
+            totals.kernel.run_cnt,
+            totals.kernel.programs,
+            totals.kernel.run_time_ns,
+            mark(ns <= TARGET_NS_PER_PACKET)
+        )),
+        None => out.push_str(&format!(
+            "  {name:<8} in-kernel cost not measured (no runs counted)\n"
+        )),
+    }
+    let [ingress, egress] = totals
+        .per_program
+        .map(|p| p.ns_per_run().unwrap_or(f64::NAN));
+    out.push_str(&format!(
+        "  {name:<8} per program: ingress {ingress:.1} ns × {} runs, egress {egress:.1} ns × {} \
+         runs\n",
+        totals.per_program[0].run_cnt, totals.per_program[1].run_cnt
+    ));
+    let user = &totals.user;
+    if user.bytes > 0 && user.transfer_s > 0.0 {
+        let gigabytes = user.bytes as f64 / 1e9;
+        out.push_str(&format!(
+            "  {name:<8} CPU: in-kernel {:.1} ms per GB traced ({:.1} % of one CPU), tracer \
+             process {:.1} ms per GB ({:.1} % of one CPU; user + system)\n",
+            totals.kernel.run_time_ns as f64 / 1e6 / gigabytes,
+            totals.kernel.run_time_ns as f64 / 1e9 / user.transfer_s * 100.0,
+            user.cpu_s * 1e3 / gigabytes,
+            user.cpu_s / user.transfer_s * 100.0
+        ));
+    }
+    let drops = totals.drops;
+    out.push_str(&format!(
+        "  {name:<8} drops {} (ring full {}, userspace lost {}, events emitted {} / received \
+         {}) (target 0) {}\n",
+        drops.total(),
+        drops.ringbuf_full,
+        drops.userspace_lost,
+        drops.events_emitted,
+        drops.events_received,
+        mark(drops.total() == 0)
+    ));
+    if way == Way::Metrics {
+        let scrapes = totals.scrapes;
+        out.push_str(&format!(
+            "  {name:<8} /metrics scraped every {} s: {} answers (mean {} bytes), {} failed\n",
+            SCRAPE_PERIOD.as_secs(),
+            scrapes.ok,
+            scrapes.bytes.checked_div(scrapes.ok).unwrap_or(0),
+            scrapes.failed
+        ));
+    }
+    out
+}
+
 fn bench_one(
     args: &BenchArgs,
-    tracer: &Path,
+    tracers: &Tracers,
     scratch: &Path,
     disable_offloads: bool,
 ) -> anyhow::Result<Report> {
@@ -255,7 +401,7 @@ fn bench_one(
             // the faster of two.
             let warm_up =
                 timed_transfer(&lab, WARM_UP_BYTES)?.max(timed_transfer(&lab, WARM_UP_BYTES)?);
-            let bytes = transfer_size(warm_up, args.seconds);
+            let bytes = transfer_size(warm_up, args.seconds, args.min_mib);
             log::info!(
                 "warm-up: {warm_up:.2} Gbit/s untraced; {} MiB per transfer",
                 bytes >> 20
@@ -264,73 +410,89 @@ fn bench_one(
         }
     };
 
+    let ways = ways(tracers.baseline.is_some());
     let mut rounds = Vec::new();
-    let mut kernel = ProgramStats::default();
-    let mut user = TracerCpu::default();
-    let mut drops = TracerDrops::default();
+    let mut traced: Vec<(Way, TracedTotals)> = ways
+        .iter()
+        .filter(|w| w.traced())
+        .map(|&w| (w, TracedTotals::default()))
+        .collect();
     let mut tcpdump_problems = Vec::new();
     for round in 1..=args.rounds {
-        let (mut untraced_gbps, mut traced_gbps, mut tcpdump_gbps) = (0.0, 0.0, 0.0);
+        let mut rates = vec![0.0; ways.len()];
         // Each round starts with the next way, so that none always runs first or last.
-        for way in rotation(round) {
-            match way {
-                Way::Untraced => untraced_gbps = timed_transfer(&lab, bytes)?,
-                Way::Traced => {
-                    let traced = traced_transfer(&lab, tracer, &interfaces, bytes)?;
-                    kernel.add(&traced.kernel);
-                    drops.add(&traced.drops);
-                    user.add(&traced.user);
-                    traced_gbps = traced.gbps;
+        for (column, way) in rotation(&ways, round) {
+            rates[column] = match way {
+                Way::Untraced => timed_transfer(&lab, bytes)?,
+                Way::Traced | Way::Baseline | Way::Metrics => {
+                    let binary = match (way, &tracers.baseline) {
+                        (Way::Baseline, Some(baseline)) => &baseline.binary,
+                        _ => &tracers.current,
+                    };
+                    let run =
+                        traced_transfer(&lab, binary, &interfaces, bytes, way == Way::Metrics)?;
+                    if let Some((_, totals)) = traced.iter_mut().find(|(w, _)| *w == way) {
+                        totals.kernel.add(&run.kernel);
+                        for (total, program) in totals.per_program.iter_mut().zip(&run.per_program)
+                        {
+                            total.add(program);
+                        }
+                        totals.drops.add(&run.drops);
+                        totals.user.add(&run.user);
+                        totals.scrapes.add(&run.scrapes);
+                    }
+                    run.gbps
                 }
                 Way::Tcpdump => {
                     let (gbps, problem) = tcpdump_transfer(&lab, &interfaces, scratch, bytes)?;
                     tcpdump_problems.extend(problem.map(|p| format!("round {round}: {p}")));
-                    tcpdump_gbps = gbps;
+                    gbps
                 }
-            }
+            };
         }
-        log::info!(
-            "round {round}/{}: untraced {untraced_gbps:.2}, traced {traced_gbps:.2}, tcpdump \
-             {tcpdump_gbps:.2} Gbit/s",
-            args.rounds,
-        );
-        rounds.push(Round {
-            untraced_gbps,
-            traced_gbps,
-            tcpdump_gbps,
-        });
+        let line: Vec<String> = ways
+            .iter()
+            .zip(&rates)
+            .map(|(way, gbps)| format!("{} {gbps:.2}", way.label()))
+            .collect();
+        log::info!("round {round}/{}: {} Gbit/s", args.rounds, line.join(", "));
+        rounds.push(rates);
     }
     Ok(Report {
         disable_offloads,
         bytes,
+        ways,
         rounds,
-        kernel,
-        drops,
-        user,
+        traced,
+        baseline: tracers.baseline.as_ref().map(|b| {
+            format!(
+                "{} ({}), {}",
+                b.revision,
+                &b.commit[..b.commit.len().min(12)],
+                b.binary.display()
+            )
+        }),
         tcpdump_problems,
     })
 }
 
-/// The three ways of running a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
-    Untraced,
-    Traced,
-    Tcpdump,
+/// The ways of round `round` (1-based) with their column in `ways`: rotated by one each round.
+fn rotation(ways: &[Way], round: usize) -> Vec<(usize, Way)> {
+    let mut order: Vec<(usize, Way)> = ways.iter().copied().enumerate().collect();
+    if !order.is_empty() {
+        let shift = (round - 1) % order.len();
+        order.rotate_left(shift);
+    }
+    order
 }
 
-/// The order of the ways in round `round` (1-based): rotated by one each round.
-fn rotation(round: usize) -> [Way; 3] {
-    let mut ways = [Way::Untraced, Way::Traced, Way::Tcpdump];
-    ways.rotate_left((round - 1) % 3);
-    ways
-}
-
-/// Bytes for a transfer of about `seconds` at `gbps`, in whole MiB, 64 MiB to 8 GiB.
-fn transfer_size(gbps: f64, seconds: f64) -> u64 {
+/// Bytes for a transfer of about `seconds` at `gbps`, in whole MiB, `min_mib` (at most 8 GiB)
+/// to 8 GiB.
+fn transfer_size(gbps: f64, seconds: f64, min_mib: u64) -> u64 {
     let bytes = gbps * 1e9 / 8.0 * seconds;
     let mib = (bytes / f64::from(1u32 << 20)).round();
-    (mib.clamp(64.0, 8192.0) as u64) << 20
+    let floor = min_mib.clamp(1, 8192) as f64;
+    (mib.clamp(floor, 8192.0) as u64) << 20
 }
 
 /// One client → server transfer of `bytes`; its rate in Gbit/s, timed from the moment the
@@ -365,8 +527,93 @@ fn gbit_per_s(bytes: u64, seconds: f64) -> f64 {
 struct Traced {
     gbps: f64,
     kernel: ProgramStats,
+    per_program: [ProgramStats; 2],
     drops: TracerDrops,
     user: TracerCpu,
+    scrapes: Scrapes,
+}
+
+/// What the metrics way's scraper got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Scrapes {
+    /// Answers with status 200.
+    ok: u64,
+    failed: u64,
+    /// Bytes of the successful answers.
+    bytes: u64,
+}
+
+impl Scrapes {
+    fn add(&mut self, other: &Scrapes) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+    }
+}
+
+/// A thread that GETs `http://ADDRESS/metrics` every `SCRAPE_PERIOD` until stopped, as a
+/// Prometheus server would (one request per connection).
+struct Scraper {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Scrapes>,
+}
+
+impl Scraper {
+    fn start(address: String) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut scrapes = Scrapes::default();
+            let mut next = Instant::now();
+            while !stopped.load(Ordering::Relaxed) {
+                if Instant::now() >= next {
+                    match scrape(&address) {
+                        Ok(bytes) => {
+                            scrapes.ok += 1;
+                            scrapes.bytes += bytes;
+                        }
+                        Err(error) => {
+                            log::warn!("scraping http://{address}/metrics: {error:#}");
+                            scrapes.failed += 1;
+                        }
+                    }
+                    next += SCRAPE_PERIOD;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            scrapes
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> Scrapes {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// One `GET /metrics`; the answer's length.
+fn scrape(address: &str) -> anyhow::Result<u64> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    ensure!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "answered {:?}",
+        String::from_utf8_lossy(&answer[..answer.len().min(40)])
+    );
+    Ok(answer.len() as u64)
+}
+
+/// A loopback port free a moment ago, for `--metrics`.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// The tracer process's own CPU time (user + system) during traced transfers.
@@ -390,26 +637,49 @@ fn traced_transfer(
     tracer: &Path,
     interfaces: &[String],
     bytes: u64,
+    metrics: bool,
 ) -> anyhow::Result<Traced> {
     let _stats = BpfStats::enable()?;
-    let process = TracerProcess::start(tracer, lab.namespace(Side::Client), interfaces)?;
+    // The endpoint is bound before the tracer enters the namespace: loopback of this one.
+    let metrics = metrics
+        .then(|| free_port().map(|port| format!("127.0.0.1:{port}")))
+        .transpose()?;
+    let process = TracerProcess::start(
+        tracer,
+        lab.namespace(Side::Client),
+        interfaces,
+        metrics.as_deref(),
+    )?;
+    let scraper = metrics.map(Scraper::start);
     let ids = process.program_ids()?;
-    let before = program_stats(&bpftool_programs()?, &PROGRAM_NAMES, &ids);
+    let programs_before = bpftool_programs()?;
     let ticks_before = process.cpu_ticks()?;
     let gbps = timed_transfer(lab, bytes)?;
     let ticks_after = process.cpu_ticks()?;
-    let after = program_stats(&bpftool_programs()?, &PROGRAM_NAMES, &ids);
+    let programs_after = bpftool_programs()?;
+    let before = program_stats(&programs_before, &PROGRAM_NAMES, &ids);
+    let after = program_stats(&programs_after, &PROGRAM_NAMES, &ids);
+    let per_program = PROGRAM_NAMES.map(|name| {
+        program_stats(&programs_after, &[name], &ids).since(&program_stats(
+            &programs_before,
+            &[name],
+            &ids,
+        ))
+    });
     ensure!(
         after.programs == ids.len(),
         "bpftool shows {} of the tracer's {} programs ({ids:?})",
         after.programs,
         ids.len()
     );
+    let scrapes = scraper.map(Scraper::stop).unwrap_or_default();
     let report = process.stop()?;
     Ok(Traced {
         gbps,
+        scrapes,
         // Only the transfer: the handshake and the time before it are left out.
         kernel: after.since(&before),
+        per_program,
         drops: TracerDrops::from_report(&report)?,
         user: TracerCpu {
             cpu_s: ticks_after.saturating_sub(ticks_before) as f64 / USER_HZ,
@@ -467,6 +737,96 @@ pub fn build_tracer() -> anyhow::Result<PathBuf> {
     )?)
 }
 
+/// The release tracer of `revision`, built once per commit: its tree (`git archive`) in
+/// `target/bench-baseline/COMMIT/src`, its own target directory next to it, seeded from this
+/// workspace's release dependencies the first time so that only the workspace's crates compile.
+fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
+    let root = crate::setup::workspace_root();
+    let output = Command::new("git")
+        .current_dir(&root)
+        .args(["rev-parse", "--verify", &format!("{revision}^{{commit}}")])
+        .output()
+        .context("running git rev-parse")?;
+    ensure!(
+        output.status.success(),
+        "git rev-parse {revision}: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let commit = String::from_utf8(output.stdout)?.trim().to_owned();
+    let home = root.join("target/bench-baseline").join(&commit);
+    let source = home.join("src");
+    let target = home.join("target");
+    if !source.join("Cargo.toml").is_file() {
+        log::info!("exporting {revision} ({commit}) to {}", source.display());
+        // Unpacked beside, renamed when complete: an interrupted export is not mistaken for one.
+        let partial = home.join("src.partial");
+        let _ = fs::remove_dir_all(&partial);
+        fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+        let status = Command::new("sh")
+            .current_dir(&root)
+            .args([
+                "-c",
+                "git archive --format=tar \"$1\" | tar -x -C \"$2\"",
+                "sh",
+                &commit,
+            ])
+            .arg(&partial)
+            .status()
+            .context("running git archive | tar")?;
+        ensure!(status.success(), "git archive {commit} | tar failed");
+        fs::rename(&partial, &source)?;
+    }
+    let release = target.join("release");
+    if !release.join("deps").is_dir() {
+        // Registry crates' fingerprints do not depend on the workspace's path: copied, they
+        // are fresh for the baseline's build too (the workspace's own crates are left out).
+        log::info!(
+            "seeding {} with this workspace's dependencies",
+            target.display()
+        );
+        fs::create_dir_all(&release)?;
+        let status = Command::new("sh")
+            .current_dir(root.join("target/release"))
+            .args([
+                "-c",
+                "tar --exclude=./incremental --exclude='./deps/*mptcp_tracer*' \
+                 --exclude='./build/mptcp-tracer-*' -cf - deps build .fingerprint \
+                 | tar -xf - -C \"$1\"",
+                "sh",
+            ])
+            .arg(&release)
+            .status()
+            .context("copying target/release")?;
+        if !status.success() {
+            log::warn!("could not seed the baseline's target directory; it builds from scratch");
+        }
+    }
+    log::info!("cargo build --release -p mptcp-tracer for {revision} ({commit})");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&source)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "mptcp-tracer",
+            "--bin",
+            "mptcp-tracer",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .context("running cargo build for the baseline")?;
+    ensure!(status.success(), "building the baseline {revision} failed");
+    let binary = release.join("mptcp-tracer");
+    ensure!(binary.is_file(), "no {} after the build", binary.display());
+    Ok(Baseline {
+        binary,
+        revision: revision.to_owned(),
+        commit,
+    })
+}
+
 /// `mptcp-tracer -v trace --json` on the client's interfaces.
 struct TracerProcess {
     child: Option<Child>,
@@ -476,11 +836,19 @@ struct TracerProcess {
 
 impl TracerProcess {
     /// Starts the tracer and returns once it has attached to every interface.
-    fn start(binary: &Path, namespace: &str, interfaces: &[String]) -> anyhow::Result<Self> {
+    fn start(
+        binary: &Path,
+        namespace: &str,
+        interfaces: &[String],
+        metrics: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(binary);
         // -v: the "tracing IFACE (ifindex N) via TCX" lines say when it is attached. Live tables
         // go to stderr with --json; the default interval, as a user would run it.
         command.args(["-v", "trace", "--netns", namespace, "--json"]);
+        if let Some(address) = metrics {
+            command.args(["--metrics", address]);
+        }
         for interface in interfaces {
             command.args(["-i", interface]);
         }
@@ -810,18 +1178,35 @@ mod tests {
     #[test]
     fn every_way_takes_every_position() {
         use Way::*;
-        assert_eq!(rotation(1), [Untraced, Traced, Tcpdump]);
-        assert_eq!(rotation(2), [Traced, Tcpdump, Untraced]);
-        assert_eq!(rotation(3), [Tcpdump, Untraced, Traced]);
-        assert_eq!(rotation(4), rotation(1));
+        let order = |round| -> Vec<Way> {
+            rotation(&ways(false), round)
+                .into_iter()
+                .map(|(_, w)| w)
+                .collect()
+        };
+        assert_eq!(order(1), [Untraced, Traced, Metrics, Tcpdump]);
+        assert_eq!(order(2), [Traced, Metrics, Tcpdump, Untraced]);
+        assert_eq!(order(4), [Tcpdump, Untraced, Traced, Metrics]);
+        assert_eq!(order(5), order(1));
+        // The column stays each way's own whatever the order.
+        let all = ways(true);
+        for round in 1..=6 {
+            for (column, way) in rotation(&all, round) {
+                assert_eq!(all[column], way);
+            }
+        }
+        assert_eq!(all, [Untraced, Traced, Baseline, Metrics, Tcpdump]);
     }
 
     #[test]
     fn transfer_size_is_whole_mib_within_bounds() {
         // 8 Gbit/s for 2 s = 2e9 bytes = 1907.3 MiB.
-        assert_eq!(transfer_size(8.0, 2.0), 1907 << 20);
-        assert_eq!(transfer_size(0.01, 2.0), 64 << 20);
-        assert_eq!(transfer_size(1000.0, 10.0), 8192 << 20);
+        assert_eq!(transfer_size(8.0, 2.0, 64), 1907 << 20);
+        assert_eq!(transfer_size(0.01, 2.0, 64), 64 << 20);
+        assert_eq!(transfer_size(1000.0, 10.0, 64), 8192 << 20);
+        // The default floor: at least 4 GiB whatever the rate.
+        assert_eq!(transfer_size(8.0, 2.0, 4096), 4096 << 20);
+        assert_eq!(transfer_size(1000.0, 10.0, 9000), 8192 << 20);
     }
 
     /// `/proc/PID/fdinfo` of a running `mptcp-tracer trace -i lo`: a program fd and a TCX link
