@@ -23,16 +23,14 @@ use std::{
 use nix::sched::{CloneFlags, setns};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::{IpVersion, Lab, LabError, Side};
+use crate::{IpVersion, Lab, LabError, Side, transfer::mptcp_info};
 
 /// How long any one step (listening, accepting, connecting, reading, writing) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the server, waiting for a connection, looks whether the client gave up.
 const ACCEPT_SLICE: Duration = Duration::from_millis(200);
-/// Kernel ABI of `getsockopt(SOL_MPTCP, MPTCP_INFO)` (include/uapi/linux/mptcp.h): six u8
-/// fields and `mptcpi_flags` come before `mptcpi_token`.
-const SOL_MPTCP: libc::c_int = 284;
-const MPTCP_INFO: libc::c_int = 1;
+/// Where `mptcpi_token` is in `struct mptcp_info` (include/uapi/linux/mptcp.h): six u8 fields
+/// and `mptcpi_flags` come before it.
 const MPTCP_INFO_TOKEN_OFFSET: usize = 12;
 
 /// One finished short connection, as the client counted it.
@@ -304,24 +302,10 @@ fn connect_once(
 
 /// The socket's own MPTCP token (`mptcpi_token` of MPTCP_INFO).
 fn mptcp_token(stream: &TcpStream) -> io::Result<u32> {
-    let mut info = [0u8; 256];
-    let mut length = libc::socklen_t::try_from(info.len()).unwrap_or(libc::socklen_t::MAX);
-    // SAFETY: getsockopt writes at most `length` bytes into `info`.
-    let result = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            SOL_MPTCP,
-            MPTCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut length,
-        )
-    };
-    if result != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let (info, length) = mptcp_info(stream)?;
     let token = info
         .get(MPTCP_INFO_TOKEN_OFFSET..MPTCP_INFO_TOKEN_OFFSET + 4)
-        .filter(|_| length as usize >= MPTCP_INFO_TOKEN_OFFSET + 4)
+        .filter(|_| length >= MPTCP_INFO_TOKEN_OFFSET + 4)
         .ok_or_else(|| io::Error::other(format!("MPTCP_INFO of {length} bytes has no token")))?;
     Ok(u32::from_ne_bytes([token[0], token[1], token[2], token[3]]))
 }

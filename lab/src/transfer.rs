@@ -16,12 +16,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{IpVersion, Lab, LabError, Side};
 
-/// Kernel ABI constants for `getsockopt(SOL_MPTCP, MPTCP_INFO)` (include/uapi/linux/mptcp.h),
-/// spelled out here because not every libc version exports them (and nix has no MPTCP
-/// socket options).
-const SOL_MPTCP: libc::c_int = 284;
-const MPTCP_INFO: libc::c_int = 1;
-
 /// Bytes the client sends before it waits for joins (see `run_client`).
 const FIRST_FLIGHT: u64 = 1000;
 
@@ -258,6 +252,17 @@ fn stream_socket(transport: Transport, address: &SocketAddr) -> io::Result<Socke
 
 /// Extra subflows of an MPTCP socket (`mptcpi_subflows`, the first byte of `struct mptcp_info`).
 fn mptcp_extra_subflows(stream: &TcpStream) -> io::Result<u8> {
+    let (info, _) = mptcp_info(stream)?;
+    Ok(info[0])
+}
+
+/// Kernel ABI of `getsockopt(SOL_MPTCP, MPTCP_INFO)` (include/uapi/linux/mptcp.h), spelled
+/// out here because not every libc version exports them (and nix has no MPTCP socket options).
+const SOL_MPTCP: libc::c_int = 284;
+const MPTCP_INFO: libc::c_int = 1;
+
+/// The socket's `struct mptcp_info` as the kernel wrote it, and how many bytes it wrote.
+pub(crate) fn mptcp_info(stream: &TcpStream) -> io::Result<([u8; 256], usize)> {
     let mut info = [0u8; 256];
     let mut length = libc::socklen_t::try_from(info.len()).unwrap_or(libc::socklen_t::MAX);
     // SAFETY: getsockopt writes at most `length` bytes into `info`.
@@ -273,7 +278,7 @@ fn mptcp_extra_subflows(stream: &TcpStream) -> io::Result<u8> {
     if result != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(info[0])
+    Ok((info, length as usize))
 }
 
 /// A repeating, recognisable payload.

@@ -543,17 +543,23 @@ mod tests {
         }))
     }
 
+    /// Now, and now in ns since the epoch (the packets' timestamps).
+    fn now_and_ns() -> (SystemTime, u64) {
+        let now = SystemTime::now();
+        let ns = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_nanos() as u64;
+        (now, ns)
+    }
+
     /// A full generation hands new streams to the next one, its own streams' packets still
     /// reach it, and once all its streams ended it is reported (ids as the analyzer's) and
     /// dropped; the next generation's ids are offset by `ID_SPAN`.
     #[test]
     fn a_full_generation_keeps_its_streams_and_goes_once_they_ended() {
         let mut state = evicting(Duration::from_secs(600));
-        let now = SystemTime::now();
-        let ts = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let (now, ts) = now_and_ns();
         let ports: Vec<u16> = (0..GENERATION_STREAMS as u16).map(|i| 10_000 + i).collect();
         for &port in &ports {
             feed(&mut state, &segment(port, true, SYN, 1, ts));
@@ -613,11 +619,7 @@ mod tests {
     #[test]
     fn a_reused_four_tuple_is_a_new_stream_reported_once() {
         let mut state = evicting(Duration::from_secs(600));
-        let now = SystemTime::now();
-        let ts = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let (now, ts) = now_and_ns();
         let run = |state: &mut Generations, isn: u32| {
             feed(state, &segment(1_000, true, SYN, isn, ts));
             feed(state, &segment(1_000, false, SYN | ACK, 7, ts));
@@ -688,11 +690,7 @@ mod tests {
     #[test]
     fn the_newest_generation_goes_once_all_ended_and_quiet() {
         let mut state = evicting(Duration::from_secs(600));
-        let now = SystemTime::now();
-        let ts = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let (now, ts) = now_and_ns();
         feed(&mut state, &segment(1_000, true, SYN, 1, ts));
         feed(&mut state, &segment(1_000, false, SYN | ACK, 7, ts));
         feed(&mut state, &segment(1_000, true, FIN | ACK, 2, ts));
@@ -720,11 +718,7 @@ mod tests {
     /// A stream without a packet for the idle timeout has ended; without eviction nothing is.
     #[test]
     fn idle_streams_end_and_nothing_ends_without_eviction() {
-        let now = SystemTime::now();
-        let ts = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let (now, ts) = now_and_ns();
         let old = ts - 20_000_000_000;
         let mut state = evicting(Duration::from_secs(10));
         feed(&mut state, &segment(1_000, true, SYN, 1, old));
