@@ -135,7 +135,12 @@ pub struct MappingRecord {
 
 impl MptcpRecord {
     /// A record of connection `connection`'s subflow `subflow` with nothing concluded yet.
-    pub(super) fn new(connection: u32, subflow: u32, role: SubflowRole, dir: Direction) -> Self {
+    pub(crate) const fn new(
+        connection: u32,
+        subflow: u32,
+        role: SubflowRole,
+        dir: Direction,
+    ) -> Self {
         MptcpRecord {
             connection,
             subflow,

@@ -381,22 +381,7 @@ impl Columns {
 }
 
 /// An MPTCP record's stand-in outside MPTCP: its values are stored under cleared bits.
-const EMPTY: MptcpRecord = MptcpRecord {
-    connection: 0,
-    subflow: 0,
-    role: SubflowRole::Initial,
-    direction: Direction::ClientToServer,
-    data: None,
-    data_ack: None,
-    mapping: None,
-    data_fin: false,
-    new_bytes: 0,
-    retransmitted_bytes: 0,
-    reinjected_bytes: 0,
-    unmapped_bytes: 0,
-    resolved_new_bytes: 0,
-    resolved_reinjected_bytes: 0,
-};
+const EMPTY: MptcpRecord = MptcpRecord::new(0, 0, SubflowRole::Initial, Direction::ClientToServer);
 
 /// The key of a direction in `DIRECTIONS`.
 #[inline]
