@@ -7,8 +7,9 @@
 //! ```
 //! Every address lives only inside the two namespaces this lab creates; nothing is routed
 //! anywhere else. [`Lab::with_router`] puts a third namespace, a router, on every path instead
-//! (see the `router` module): the server's addresses are then 10.1.p.2 / fd00:1:p::2. Dropping the [`Lab`] deletes both namespaces, which takes the veths and the
-//! nftables tables in them along.
+//! (see the `router` module): the server's addresses are then 10.1.p.2 / fd00:1:p::2.
+//! Dropping the [`Lab`] deletes both namespaces, which takes the veths and the nftables tables
+//! in them along.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},

@@ -8,9 +8,9 @@
 //! the analysis thread lays them out in columns as they come (`columns`), so the writer thread
 //! only encodes, and the writer cuts a row group every `ROW_GROUP_ROWS` rows. Memory stays a
 //! few batches and one encoded row group whatever the captures' size. Rows of different
-//! captures may interleave batch by batch; each row names its capture. The output is written to a temporary file
-//! beside it and renamed at the end, so a failed export leaves nothing half-written and
-//! nothing is overwritten without `force`.
+//! captures may interleave batch by batch; each row names its capture. The output is written
+//! to a temporary file beside it and renamed at the end, so a failed export leaves nothing
+//! half-written and nothing is overwritten without `force`.
 //!
 //! `summaries` writes the connection summaries instead (`--summaries`): two tables, one row
 //! per connection and direction and one per subflow and direction, into a directory.

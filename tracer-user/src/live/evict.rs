@@ -4,9 +4,10 @@
 //! starts. A connection that has ended (DATA_FIN acknowledged both ways, MP_FASTCLOSE, every
 //! subflow reset, a fallen-back connection's subflows all closed — `Analyzer::mptcp_open` —
 //! or no packet for the idle timeout) is summarised once, as an `Ended`, and a generation
-//! whose every stream has ended is dropped whole (the newest too, a fresh one taking its place). Memory thus follows the open
-//! connections, not the ones seen, with one bound to know: a connection that stays open keeps
-//! its generation (at most `GENERATION_STREAMS` streams' state) alive until it ends.
+//! whose every stream has ended is dropped whole (the newest too, a fresh one taking its
+//! place). Memory thus follows the open connections, not the ones seen, with one bound to
+//! know: a connection that stays open keeps its generation (at most `GENERATION_STREAMS`
+//! streams' state) alive until it ends.
 //!
 //! Why generations and not per-connection removal: the analysis numbers streams and
 //! connections densely (as Wireshark's `tcp.stream`) and indexes its state by those numbers on

@@ -146,7 +146,8 @@ struct Mptcp {
 pub struct Metrics {
     health: Health,
     mptcp: Mptcp,
-    /// wire, unique, acked, reinjected of each selected connection (`CONNECTION_KINDS`).
+    /// wire, unique, acked, reinjected, retransmitted of each selected connection
+    /// (`CONNECTION_KINDS`).
     per_connection: [Family<ConnectionLabels, Counter>; CONNECTION_KINDS.len()],
     /// The busiest subflows of the selected connections.
     per_subflow: SubflowSeries,
@@ -235,7 +236,8 @@ impl Metrics {
         );
         sub.register(
             "connections_closed",
-            "MPTCP connections ended, by how: DATA_FIN, MP_FASTCLOSE, reset, fallback, idle timeout",
+            "MPTCP connections ended, by how: DATA_FIN, MP_FASTCLOSE, reset, fallback, idle \
+             timeout",
             mptcp.connections_closed.clone(),
         );
         sub.register(

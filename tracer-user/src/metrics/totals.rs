@@ -52,7 +52,7 @@ pub(super) type Bytes = [[u64; 2]; BYTE_KINDS.len()];
 struct Seen {
     bytes: Bytes,
     joined: u64,
-    /// MP_JOIN subflows that never saw their MP_JOIN SYN/ACK (refused or unanswered).
+    /// MP_JOIN subflows that failed (`join_failed`).
     failed_joins: u64,
     signals: [u64; SIGNALS.len()],
     closed: bool,

@@ -4,9 +4,9 @@
 //! a trace into the analysis and the pcapng writer.
 //!
 //! Before attaching, filters a killed tracer left on the interfaces are removed, with a warning
-//! saying so (`stale`); `cleanup` removes them without tracing. The run ends on SIGINT/SIGTERM, `duration`, the
-//! caller's `stop` flag, every interface gone, or `on_interval` returning `Break` (the caller's
-//! reader went away).
+//! saying so (`stale`); `cleanup` removes them without tracing. The run ends on SIGINT/SIGTERM,
+//! `duration`, the caller's `stop` flag, every interface gone, or `on_interval` returning
+//! `Break` (the caller's reader went away).
 //!
 //! The whole run — namespace switch, attach, polling, detach — happens on the calling thread:
 //! interface names, TCX links and netlink requests resolve in the network namespace of the thread
