@@ -298,7 +298,7 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
     // Closed and scraped: its series go at the next update; the totals stay, and also without
     // --long-run the connection counts as closed by how it ended: both applications shut their
     // side down, so by DATA_FIN, which the kernels' counters confirm (no MP_FASTCLOSE, no
-    // MP_RST, no fallback on either host).
+    // fallback, not every subflow reset on either host).
     assert_closed_by_data_fin(&lab);
     let deadline = Instant::now() + SCRAPE_TIMEOUT;
     loop {
@@ -337,9 +337,23 @@ fn metrics_endpoint_serves_openmetrics_with_the_applications_bytes() {
     );
 }
 
-/// The kernels of both hosts saw the lab's connections end without MP_FASTCLOSE, MP_RST or a
-/// fallback to TCP: what is left for an orderly end is DATA_FIN.
+/// The kernels of both hosts saw the lab's connection end without MP_FASTCLOSE, without a
+/// fallback to TCP and without every subflow reset: what is left for an orderly end is
+/// DATA_FIN. An MP_TCPRST on one subflow (a join torn down as the connection closes, seen once
+/// on a loaded machine) does not end the connection, so resets are allowed on fewer subflows
+/// than it had (1 + the joins the server completed).
 fn assert_closed_by_data_fin(lab: &Lab) {
+    let server = lab
+        .mptcp_counters(Side::Server)
+        .expect("the server's MPTCP counters");
+    let count = |counters: &[(String, u64)], name: &str| {
+        counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("{name} in the kernel's counters"))
+    };
+    let subflows = 1 + count(&server, "MPTcpExtMPJoinAckRx");
     for side in [Side::Client, Side::Server] {
         let counters = lab
             .mptcp_counters(side)
@@ -347,13 +361,17 @@ fn assert_closed_by_data_fin(lab: &Lab) {
         for name in [
             "MPTcpExtMPFastcloseTx",
             "MPTcpExtMPFastcloseRx",
-            "MPTcpExtMPRstTx",
-            "MPTcpExtMPRstRx",
             "MPTcpExtMPCapableFallbackACK",
             "MPTcpExtMPCapableFallbackSYNACK",
         ] {
-            let value = counters.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-            assert_eq!(value, Some(0), "{name} of the {side:?}");
+            assert_eq!(count(&counters, name), 0, "{name} of the {side:?}");
+        }
+        for name in ["MPTcpExtMPRstTx", "MPTcpExtMPRstRx"] {
+            let resets = count(&counters, name);
+            assert!(
+                resets < subflows,
+                "{name} of the {side:?}: {resets} of {subflows} subflows reset"
+            );
         }
     }
 }
