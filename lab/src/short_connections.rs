@@ -11,7 +11,7 @@ use std::{
     fs::File,
     io::{self, Read as _, Write as _},
     net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream},
-    os::fd::AsRawFd as _,
+    os::fd::AsFd as _,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc,
@@ -20,7 +20,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nix::sched::{CloneFlags, setns};
+use nix::{
+    errno::Errno,
+    poll::{PollFd, PollFlags, PollTimeout, poll},
+    sched::{CloneFlags, setns},
+};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{IpVersion, Lab, LabError, Side, transfer::mptcp_info};
@@ -238,19 +242,11 @@ fn accept(listener: &TcpListener, client_done: &AtomicBool) -> io::Result<TcpStr
 /// poll(2) for POLLIN on `listener`, at most `timeout` (an MPTCP listener is readable once a
 /// connection waits in its queue).
 fn wait_readable(listener: &TcpListener, timeout: Duration) -> io::Result<()> {
-    let mut poll = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd, and its count is 1.
-    match unsafe { libc::poll(&mut poll, 1, millis) } {
-        -1 => match io::Error::last_os_error() {
-            e if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            e => Err(e),
-        },
-        _ => Ok(()),
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(errno) => Err(errno.into()),
     }
 }
 

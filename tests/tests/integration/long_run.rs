@@ -139,8 +139,10 @@ impl<'a> Backlog<'a> {
     }
 
     /// Returns once the tracer's count of packets read has stood still for `STILL` and what it
-    /// has not read is within the slack: packets on the interfaces that make no event (ARP),
-    /// or whose batching differs (GRO), a few per thousand.
+    /// has not read is within the slack: packets on the interfaces that make no event (ARP,
+    /// plain RSTs answering late segments of closed subflows), or whose batching differs (GRO).
+    /// Measured 1.1–1.3 per thousand on a loaded machine, so the slack is 1 %: this only
+    /// decides when to sample, the byte counts and the exit code are the test.
     fn wait_caught_up(&self) {
         let started = Instant::now();
         let mut last = (u64::MAX, Instant::now());
@@ -150,7 +152,7 @@ impl<'a> Backlog<'a> {
                 last = (handled, Instant::now());
             }
             let (sent, waiting) = self.sent_and_waiting();
-            if last.1.elapsed() >= STILL && waiting <= 50 + sent / 1000 {
+            if last.1.elapsed() >= STILL && waiting <= 50 + sent / 100 {
                 return;
             }
             assert!(
