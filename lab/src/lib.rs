@@ -2,7 +2,7 @@
 //! in network namespaces (two hosts joined by veth paths, the in-kernel path manager
 //! configured; optionally a router namespace between them, with NAT and counted drops, for
 //! two-ended captures), transfers whose byte counts the application knows, `ip mptcp monitor`,
-//! tcpdump, nftables drop rules, building the real binary for tests, and honest test skips.
+//! tcpdump, nftables drop rules, one HTTP GET (the tracer's `/metrics`, Prometheus' API), building the real binary for tests, and honest test skips.
 //!
 //! Used by `mptcp-tracer demo` (behind mptcp-tracer's default `demo` feature), mptcp-tracer's
 //! live unit tests, the integration tests and xtask (`make-captures`, `bench-live`). It does
@@ -13,6 +13,7 @@ mod cargo_build;
 mod command;
 mod error;
 mod filter;
+mod http;
 mod lab;
 mod monitor;
 mod router;
@@ -26,6 +27,7 @@ pub use cargo_build::{BuildError, build_binary};
 pub use command::output_with_input;
 pub use error::LabError;
 pub use filter::{DropRule, PacketFilter};
+pub use http::{HttpResponse, free_loopback_port, http_get};
 pub use lab::{EndpointMode, IpVersion, Lab, LabConfig, MAX_PATHS, NAMESPACE_PREFIX, Side};
 pub use monitor::{MonitorReport, MptcpMonitor};
 pub use router::{DropCounter, DropPick, RouterConfig, RouterSide};

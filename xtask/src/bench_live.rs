@@ -23,8 +23,7 @@
 use std::{
     collections::BTreeSet,
     fs,
-    io::{BufRead, BufReader, Read, Write as _},
-    net::{TcpListener, TcpStream},
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
@@ -592,28 +591,11 @@ impl Scraper {
     }
 }
 
-/// One `GET /metrics`; the answer's length.
+/// One `GET /metrics`; the body's length.
 fn scrape(address: &str) -> anyhow::Result<u64> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    ensure!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "answered {:?}",
-        String::from_utf8_lossy(&answer[..answer.len().min(40)])
-    );
-    Ok(answer.len() as u64)
-}
-
-/// A loopback port free a moment ago, for `--metrics`.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    let response = mptcp_lab::http_get(address, "/metrics", None, Duration::from_secs(5))?;
+    ensure!(response.is_ok(), "answered {:?}", response.status);
+    Ok(response.body.len() as u64)
 }
 
 /// The tracer process's own CPU time (user + system) during traced transfers.
@@ -642,7 +624,11 @@ fn traced_transfer(
     let _stats = BpfStats::enable()?;
     // The endpoint is bound before the tracer enters the namespace: loopback of this one.
     let metrics = metrics
-        .then(|| free_port().map(|port| format!("127.0.0.1:{port}")))
+        .then(|| {
+            mptcp_lab::free_loopback_port()
+                .map(|port| format!("127.0.0.1:{port}"))
+                .context("finding a free loopback port")
+        })
         .transpose()?;
     let process = TracerProcess::start(
         tracer,

@@ -4,8 +4,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -15,10 +14,13 @@ use std::{
 };
 
 use integration_tests::{as_u64, can_use_namespaces, direction};
-use mptcp_lab::{Lab, LabConfig, Side};
+use mptcp_lab::{Lab, LabConfig, Side, http_get};
 use serde_json::Value;
 
-use crate::live::{Attach, LiveTracer, wait_for_quiet};
+use crate::{
+    live::{Attach, LiveTracer, wait_for_quiet},
+    metrics::free_port,
+};
 
 /// As the issue asks: 15 to 35 s on this 2-core machine, traced by the debug build and paced
 /// to it, crossing some twenty-five generations of the tracer's state (1024 new streams each,
@@ -196,15 +198,9 @@ fn interface_packets(lab: &Lab, interfaces: &[String]) -> u64 {
 /// The packets the tracer received (or lost), from one scrape of its metrics, or None if it did
 /// not answer.
 fn scrape_handled_packets(address: &str) -> Option<u64> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
+    let text = http_get(address, "/metrics", None, Duration::from_secs(5))
+        .ok()?
+        .body;
     let sum = |prefix: &str| -> u64 {
         text.lines()
             .filter(|line| line.starts_with(prefix))
@@ -214,12 +210,6 @@ fn scrape_handled_packets(address: &str) -> Option<u64> {
     // Wire packets, not events: an event of a GRO/GSO batch stands for several, which the
     // interfaces count one by one.
     Some(sum("mptcp_tracer_wire_packets_total ") + sum("mptcp_tracer_events_lost_total{"))
-}
-
-/// A port of 127.0.0.1 nobody listens on now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// Every JSON value on stdout: the ended lines, then the final report.

@@ -13,7 +13,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
+    io::Write,
     net::{TcpListener, TcpStream},
     path::Path,
     process::{Child, Command, Stdio},
@@ -22,7 +22,10 @@ use std::{
 };
 
 use integration_tests::{can_use_namespaces, tracer};
-use mptcp_lab::{Lab, LabConfig, Side, TransferCounts, TransferSpec, skip::skipped_without_tools};
+use mptcp_lab::{
+    HttpResponse, Lab, LabConfig, Side, TransferCounts, TransferSpec, free_loopback_port, http_get,
+    skip::skipped_without_tools,
+};
 use serde_json::Value;
 
 use crate::live::{Attach, LiveTracer, Scratch, hooks, wait_for_quiet};
@@ -34,44 +37,17 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(60);
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A port of 127.0.0.1 nobody listens on now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("its address").port()
+pub(crate) fn free_port() -> u16 {
+    free_loopback_port().expect("a free loopback port")
 }
 
-/// What `get` returns: the status line, the headers (names lowercased) and the body.
-pub(crate) type Response = (String, BTreeMap<String, String>, String);
-
-/// One HTTP/1.1 GET without an `Accept` header.
-pub(crate) fn get(address: &str, path: &str) -> std::io::Result<Response> {
-    get_accepting(address, path, "")
-}
-
-/// One HTTP/1.1 GET, with `accept` as its `Accept` header unless empty.
-fn get_accepting(address: &str, path: &str, accept: &str) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let accept = if accept.is_empty() {
-        String::new()
-    } else {
-        format!("Accept: {accept}\r\n")
-    };
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or((response.as_str(), ""));
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default().to_owned();
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    Ok((status, headers, body.to_owned()))
+/// One HTTP/1.1 GET without an `Accept` header: status line, headers, body.
+pub(crate) fn get(
+    address: &str,
+    path: &str,
+) -> std::io::Result<(String, BTreeMap<String, String>, String)> {
+    let response = http_get(address, path, None, Duration::from_secs(10))?;
+    Ok((response.status, response.headers, response.body))
 }
 
 /// One sample of an OpenMetrics exposition.
@@ -530,8 +506,17 @@ fn prometheus_scrapes_the_tracer() {
 
     // promtool 2.42 reads only the Prometheus text format (it takes OpenMetrics' family
     // names for missing HELP lines), so it gets that one; Prometheus above read OpenMetrics.
-    let (_, headers, text) = get_accepting(&target, "/metrics", "text/plain;version=0.0.4")
-        .expect("GET /metrics, Prometheus text");
+    let HttpResponse {
+        headers,
+        body: text,
+        ..
+    } = http_get(
+        &target,
+        "/metrics",
+        Some("text/plain;version=0.0.4"),
+        Duration::from_secs(10),
+    )
+    .expect("GET /metrics, Prometheus text");
     assert_eq!(
         headers.get("content-type").map(String::as_str),
         Some("text/plain; version=0.0.4; charset=utf-8")
