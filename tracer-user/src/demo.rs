@@ -331,7 +331,7 @@ fn demo() -> Result<i32, DemoError> {
         directory.path.display()
     )?;
     // The file must tell the same story as the live run: read it back as `list-mptcp` would.
-    match offline::analyze_file(&capture, &OfflineOptions { progress: false }) {
+    match offline::analyze_file(&capture, &OfflineOptions::default()) {
         Ok(report) if report.error.is_none() => {
             let list = report.analyzer.mptcp_list();
             let summary = find_connection(&list, &counts)

@@ -28,6 +28,10 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 pub struct OfflineOptions {
     /// Show a progress bar on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Read and decode on the analysing thread instead of a second one: for callers that
+    /// already keep every core busy with other threads (an export's writer), where a third
+    /// thread would only take turns with the other two.
+    pub one_thread: bool,
 }
 
 /// The analysis of everything that could be read, and the damage that stopped reading early.
@@ -73,7 +77,8 @@ pub fn analyze_bytes(name: &str, bytes: &[u8]) -> Result<OfflineReport, CaptureE
 /// Decoded packets travel in batches through a bounded channel and the batches come back to
 /// be reused, so memory stays a few `BATCH_PACKETS * (BATCHES_IN_FLIGHT + 2)` packets. The
 /// analysis sees every packet, decode error and non-TCP packet in file order, exactly as the
-/// one-thread loop (used if the thread cannot be started) feeds them.
+/// one-thread loop (used if the thread cannot be started, or if `options.one_thread` asks for
+/// it) feeds them.
 pub fn analyze(reader: CaptureReader, options: &OfflineOptions) -> OfflineReport {
     analyze_observed(reader, options, &mut NoObserver)
 }
@@ -85,6 +90,9 @@ pub fn analyze_observed<O: PacketObserver>(
     observer: &mut O,
 ) -> OfflineReport {
     let progress = Progress::wanted(&reader, options);
+    if options.one_thread {
+        return analyze_reading(reader, progress, observer);
+    }
     let mut analyzer = Analyzer::new();
 
     let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
@@ -341,7 +349,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::source::pcap::tests::TempDir;
+    use crate::{analysis::record::PacketRecord, source::pcap::tests::TempDir};
 
     /// Everything the analysis tells about a file, as JSON text, and the damage report.
     fn everything(report: &OfflineReport) -> (String, Option<String>) {
@@ -425,6 +433,22 @@ mod tests {
                 assert_eq!(everything(&piped), everything(&alone), "{name}");
                 assert_eq!(everything(&piped), everything(&batched), "{name}");
                 assert_eq!(everything(&piped), everything(&in_memory), "{name}");
+                // An observer (an export) sees the same records in the same order either way.
+                let records = |one_thread| {
+                    let mut records = Vec::new();
+                    let options = OfflineOptions {
+                        one_thread,
+                        ..OfflineOptions::default()
+                    };
+                    let mut observer = |record: &PacketRecord| records.push(*record);
+                    let report =
+                        analyze_file_observed(&file, &options, &mut observer).expect("readable");
+                    assert_eq!(everything(&piped), everything(&report), "{name}");
+                    records
+                };
+                let (two_threads, one_thread) = (records(false), records(true));
+                assert!(!two_threads.is_empty(), "{name}: no record");
+                assert!(two_threads == one_thread, "{name}: the records differ");
             }
             files += 1;
         }

@@ -131,6 +131,7 @@ pub fn load(file: &Path, options: LoadOptions) -> anyhow::Result<OfflineReport> 
         file,
         &OfflineOptions {
             progress: options.progress,
+            ..OfflineOptions::default()
         },
     )?)
 }

@@ -254,9 +254,14 @@ fn write_all(
         reuse_large_allocations();
     }
     let mut sink = Sink::new(format, file, path)?;
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get() / 2)
-        .clamp(1, inputs.len());
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let workers = (cores / 2).clamp(1, inputs.len());
+    // Each worker decodes on a thread of its own only if that leaves a core for the writer:
+    // on two cores, three busy threads took turns (measured: see `one_thread`).
+    let options = OfflineOptions {
+        one_thread: 2 * workers + 1 > cores,
+        ..OfflineOptions::default()
+    };
     let next = Mutex::new(0usize);
     // A few batches waiting per worker (a row group's worth of the small Parquet batches, so
     // that the analysis does not wait on the writer's every hiccup): memory is bounded
@@ -270,7 +275,7 @@ fn write_all(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let tx = tx.clone();
-                let next = &next;
+                let (next, options) = (&next, &options);
                 scope.spawn(move || {
                     let mut done = Vec::new();
                     loop {
@@ -284,7 +289,7 @@ fn write_all(
                         let Some(input) = inputs.get(i) else {
                             break done;
                         };
-                        done.push((i, export_capture(input, format, &tx)));
+                        done.push((i, export_capture(input, format, options, &tx)));
                     }
                 })
             })
@@ -336,6 +341,7 @@ fn reuse_large_allocations() {
 fn export_capture(
     input: &Path,
     format: ExportFormat,
+    options: &OfflineOptions,
     tx: &mpsc::SyncSender<Batch>,
 ) -> Result<CaptureExport, ExportError> {
     let name: Arc<str> = input.display().to_string().into();
@@ -350,7 +356,7 @@ fn export_capture(
             let _ = tx.send(full);
         }
     };
-    let report = offline::analyze_file_observed(input, &OfflineOptions::default(), &mut observer)?;
+    let report = offline::analyze_file_observed(input, options, &mut observer)?;
     if !rows.is_empty() {
         let _ = tx.send(rows);
     }
