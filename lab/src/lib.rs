@@ -2,7 +2,8 @@
 //! in network namespaces (two hosts joined by veth paths, the in-kernel path manager
 //! configured; optionally a router namespace between them, with NAT and counted drops, for
 //! two-ended captures), transfers whose byte counts the application knows, `ip mptcp monitor`,
-//! tcpdump, nftables drop rules, one HTTP GET (the tracer's `/metrics`, Prometheus' API), building the real binary for tests, and honest test skips.
+//! tcpdump, nftables drop rules, one HTTP GET (the tracer's `/metrics`, Prometheus' API),
+//! building the real binary for tests, and honest test skips.
 //!
 //! Used by `mptcp-tracer demo` (behind mptcp-tracer's default `demo` feature), mptcp-tracer's
 //! live unit tests, the integration tests and xtask (`make-captures`, `bench-live`). It does
