@@ -257,7 +257,7 @@ fn write_all(
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let workers = (cores / 2).clamp(1, inputs.len());
     // Each worker decodes on a thread of its own only if that leaves a core for the writer:
-    // on two cores, three busy threads took turns (measured 8 % slower than two).
+    // on two cores, three busy threads took turns (measured about 7 % slower than two).
     let options = OfflineOptions {
         one_thread: 2 * workers + 1 > cores,
         ..OfflineOptions::default()
@@ -320,8 +320,8 @@ fn write_all(
 /// grows and frees buffers of a few hundred kB per column and page; glibc serves blocks over
 /// 128 kB with `mmap` (and grows them with `mremap`) and gives them back with `munmap`, so
 /// every page was faulted in anew and every unmap interrupted the other threads' cores to
-/// flush their TLBs: the export ran about 12 % faster without it, measured. Served from the
-/// heap, with up to 32 MiB free kept at its top, they are reused instead. Process-wide and set once (the
+/// flush their TLBs. Served from the heap, with up to 32 MiB free kept at its top, they are
+/// reused instead: the export ran about 12 % faster, measured. Process-wide and set once (the
 /// shell may export again); glibc only, other C libraries keep their own policy. Raw libc:
 /// nix has no binding for `mallopt`.
 fn reuse_large_allocations() {
