@@ -4,10 +4,11 @@
 //!
 //! Captures are analysed by worker threads (as many as half the cores: each analysis already
 //! decodes on a second thread), which hand bounded batches of rows through a bounded channel
-//! to the one thread writing the output. For CSV a batch is the records (`rows`); for Parquet
-//! the analysis thread lays them out in columns as they come (`columns`), so the writer thread
-//! only encodes, and the writer cuts a row group every `ROW_GROUP_ROWS` rows. Memory stays a
-//! few batches and one encoded row group whatever the captures' size. Rows of different
+//! to the one thread writing the output. A batch is the records (`rows`); the writer formats
+//! them as CSV lines, or (`parquet_file`) lays them out in columns (`columns`) and encodes
+//! those, cutting a row group every `ROW_GROUP_ROWS` rows: the analysis thread only copies
+//! records, which keeps the two threads' shares of the work about even. Memory stays a few
+//! batches and one encoded row group whatever the captures' size. Rows of different
 //! captures may interleave batch by batch; each row names its capture. The output is written
 //! to a temporary file beside it and renamed at the end, so a failed export leaves nothing
 //! half-written and nothing is overwritten without `force`.
@@ -16,6 +17,8 @@
 //! per connection and direction and one per subflow and direction, into a directory.
 
 pub mod columns;
+mod dictionary;
+mod parquet_file;
 pub mod rows;
 pub mod summaries;
 
@@ -26,17 +29,7 @@ use std::{
     sync::{Arc, Mutex, mpsc},
 };
 
-use parquet::{
-    arrow::{ArrowWriter, arrow_writer::ArrowWriterOptions},
-    basic::{Compression, Encoding},
-    file::properties::{EnabledStatistics, WriterProperties},
-    schema::types::ColumnPath,
-};
-
-use self::{
-    columns::{Columns, ROW_GROUP_ROWS},
-    rows::Rows,
-};
+use self::{parquet_file::ParquetSink, rows::Rows};
 use crate::{
     analysis::{Analyzer, record::PacketRecord},
     offline::{self, OfflineOptions},
@@ -263,14 +256,14 @@ fn write_all(
         ..OfflineOptions::default()
     };
     let next = Mutex::new(0usize);
-    // A few batches waiting per worker (a row group's worth of the small Parquet batches, so
-    // that the analysis does not wait on the writer's every hiccup): memory is bounded
-    // whatever the captures' size.
+    // A few batches waiting per worker (for Parquet about a sixth of a row group, so that
+    // the analysis does not wait on the writer's every hiccup): memory is bounded whatever
+    // the captures' size.
     let waiting = match format {
         ExportFormat::Csv => 1,
-        ExportFormat::Parquet => ROW_GROUP_ROWS / columns::BATCH_ROWS,
+        ExportFormat::Parquet => 16,
     };
-    let (tx, rx) = mpsc::sync_channel::<Batch>(workers * waiting);
+    let (tx, rx) = mpsc::sync_channel::<Rows>(workers * waiting);
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -342,16 +335,17 @@ fn export_capture(
     input: &Path,
     format: ExportFormat,
     options: &OfflineOptions,
-    tx: &mpsc::SyncSender<Batch>,
+    tx: &mpsc::SyncSender<Rows>,
 ) -> Result<CaptureExport, ExportError> {
     let name: Arc<str> = input.display().to_string().into();
-    let mut rows = Batch::new(format, Arc::clone(&name));
+    let limit = batch_rows(format);
+    let mut rows = Rows::with_limit(Arc::clone(&name), limit);
     let mut count = 0u64;
     let mut observer = |record: &PacketRecord| {
         rows.push(record);
         count += 1;
         if rows.is_full() {
-            let full = std::mem::replace(&mut rows, Batch::new(format, Arc::clone(&name)));
+            let full = std::mem::replace(&mut rows, Rows::with_limit(Arc::clone(&name), limit));
             // A closed channel means the writer failed: its error is the one reported.
             let _ = tx.send(full);
         }
@@ -367,98 +361,14 @@ fn export_capture(
     })
 }
 
-/// One batch on its way to the writer: records for CSV, columns for Parquet (laid out by the
-/// analysis thread as the records come, so the writer only encodes).
-enum Batch {
-    Rows(Rows),
-    Columns(Box<Columns>),
-}
-
-impl Batch {
-    fn new(format: ExportFormat, capture: Arc<str>) -> Self {
-        match format {
-            ExportFormat::Csv => Batch::Rows(Rows::new(capture)),
-            ExportFormat::Parquet => Batch::Columns(Box::new(Columns::new(capture))),
-        }
+/// Records per batch on their way to the writer. For Parquet, small enough (about 270 kB)
+/// that the batch is still in the cache when the writer thread lays it out in columns
+/// (`columns`, which gathers eight of them into one `BATCH_ROWS` batch).
+fn batch_rows(format: ExportFormat) -> usize {
+    match format {
+        ExportFormat::Csv => rows::BATCH_ROWS,
+        ExportFormat::Parquet => columns::BATCH_ROWS / 8,
     }
-
-    #[inline]
-    fn push(&mut self, record: &PacketRecord) {
-        match self {
-            Batch::Rows(rows) => rows.push(record),
-            Batch::Columns(columns) => columns.push(record),
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        match self {
-            Batch::Rows(rows) => rows.is_full(),
-            Batch::Columns(columns) => columns.is_full(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Batch::Rows(rows) => rows.is_empty(),
-            Batch::Columns(columns) => columns.is_empty(),
-        }
-    }
-}
-
-/// Columns whose values mostly grow from row to row (numbers, times, sequence numbers):
-/// delta-encoded, they shrink to a few bits each before Snappy sees them, which makes the file
-/// about a third as large and Snappy cheaper (measured: 289 MB plain, 103 MB delta, the same
-/// time or less).
-const DELTA_COLUMNS: &[&str] = &[
-    "frame",
-    "ts_ns",
-    "relative_seq",
-    "relative_ack",
-    "dsn_start",
-    "dsn_end",
-    "data_ack",
-    "map_dsn",
-    "map_ssn",
-];
-
-/// Columns with min/max statistics: the ones queries select rows by (time, frame, stream,
-/// connection, subflow, ports), whose bounds let an engine skip row groups and pages. The
-/// others (sequence numbers, byte counts, flags) span their whole range in every row group,
-/// so their bounds would prune nothing and computing them cost the writer a twentieth of its
-/// time.
-const STATISTICS_COLUMNS: &[&str] = &[
-    "frame",
-    "ts_ns",
-    "iface",
-    "src_port",
-    "dst_port",
-    "tcp_stream",
-    "mptcp_connection",
-    "subflow",
-];
-
-/// Snappy; dictionaries for the string columns only (on numbers they were built and thrown
-/// away, or cost more than they saved); min/max statistics on `STATISTICS_COLUMNS` only (on
-/// the strings, one string comparison per value, about a seventh of the writer's time, for
-/// bounds nobody prunes on); row groups of `ROW_GROUP_ROWS`.
-fn writer_properties() -> WriterProperties {
-    let mut properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_dictionary_enabled(false);
-    for (name, ty, _) in rows::COLUMNS {
-        let column = ColumnPath::from(*name);
-        if *ty == arrow_schema::DataType::Utf8 {
-            properties = properties.set_column_dictionary_enabled(column.clone(), true);
-        } else if DELTA_COLUMNS.contains(name) {
-            properties =
-                properties.set_column_encoding(column.clone(), Encoding::DELTA_BINARY_PACKED);
-        }
-        if !STATISTICS_COLUMNS.contains(name) {
-            properties = properties.set_column_statistics_enabled(column, EnabledStatistics::None);
-        }
-    }
-    properties.build()
 }
 
 /// The output being written.
@@ -469,8 +379,7 @@ enum Sink {
     },
     Parquet {
         path: PathBuf,
-        schema: arrow_schema::SchemaRef,
-        writer: ArrowWriter<File>,
+        sink: ParquetSink,
     },
 }
 
@@ -490,56 +399,29 @@ impl Sink {
                 Sink::Csv { path, writer }
             }
             ExportFormat::Parquet => {
-                let schema = columns::schema();
-                let properties = writer_properties();
-                let options = ArrowWriterOptions::new()
-                    .with_properties(properties)
-                    .with_skip_arrow_metadata(true);
-                let writer = ArrowWriter::try_new_with_options(file, Arc::clone(&schema), options)
-                    .map_err(|source| ExportError::Parquet {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Sink::Parquet {
-                    path,
-                    schema,
-                    writer,
-                }
+                let sink = ParquetSink::new(file).map_err(|source| ExportError::Parquet {
+                    path: path.clone(),
+                    source,
+                })?;
+                Sink::Parquet { path, sink }
             }
         })
     }
 
-    fn write(&mut self, batch: Batch) -> Result<(), ExportError> {
-        match (self, batch) {
-            (Sink::Csv { path, writer }, Batch::Rows(rows)) => {
+    fn write(&mut self, rows: Rows) -> Result<(), ExportError> {
+        match self {
+            Sink::Csv { path, writer } => {
                 rows.write_csv(writer).map_err(|source| ExportError::Csv {
                     path: path.clone(),
                     source,
                 })
             }
-            (
-                Sink::Parquet {
-                    path,
-                    schema,
-                    writer,
-                },
-                Batch::Columns(columns),
-            ) => {
-                let batch =
-                    columns
-                        .into_record_batch(schema)
-                        .map_err(|source| ExportError::Arrow {
-                            path: path.clone(),
-                            source,
-                        })?;
-                let parquet = |source| ExportError::Parquet {
+            Sink::Parquet { path, sink } => {
+                sink.write(&rows).map_err(|source| ExportError::Parquet {
                     path: path.clone(),
                     source,
-                };
-                // The writer cuts a row group every ROW_GROUP_ROWS rows.
-                writer.write(&batch).map_err(parquet)
+                })
             }
-            _ => unreachable!("batches are made for the sink's format"),
         }
     }
 
@@ -554,9 +436,8 @@ impl Sink {
                     .flush()
                     .map_err(|source| ExportError::Io { path, source })
             }
-            Sink::Parquet { path, writer, .. } => writer
+            Sink::Parquet { path, sink } => sink
                 .close()
-                .map(|_| ())
                 .map_err(|source| ExportError::Parquet { path, source }),
         }
     }

@@ -59,14 +59,26 @@ pub struct Rows {
     /// The capture the rows come from, as the user named it.
     pub capture: Arc<str>,
     records: Vec<PacketRecord>,
+    /// Rows that make the batch full.
+    limit: usize,
 }
 
 impl Rows {
     pub fn new(capture: Arc<str>) -> Self {
+        Self::with_limit(capture, BATCH_ROWS)
+    }
+
+    /// A batch full at `limit` rows.
+    pub fn with_limit(capture: Arc<str>, limit: usize) -> Self {
         Rows {
             capture,
-            records: Vec::with_capacity(BATCH_ROWS),
+            records: Vec::with_capacity(limit),
+            limit,
         }
+    }
+
+    pub fn records(&self) -> &[PacketRecord] {
+        &self.records
     }
 
     pub fn push(&mut self, record: &PacketRecord) {
@@ -82,7 +94,7 @@ impl Rows {
     }
 
     pub fn is_full(&self) -> bool {
-        self.records.len() >= BATCH_ROWS
+        self.records.len() >= self.limit
     }
 
     /// Writes the rows as CSV lines (`COLUMNS` order; a missing value is an empty field).
