@@ -162,11 +162,9 @@ impl ParquetSink {
 
     /// Encodes a batch; writes the row group once it holds `ROW_GROUP_ROWS` rows or more.
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
-        if self.group.is_none() {
-            self.group = Some(self.new_group()?);
-        }
-        let Some(group) = &mut self.group else {
-            unreachable!("just set");
+        let mut group = match self.group.take() {
+            Some(group) => group,
+            None => self.new_group()?,
         };
         let arrays = batch.columns().iter().zip(self.schema.fields());
         for (column, (array, field)) in group.columns.iter_mut().zip(arrays) {
@@ -186,8 +184,9 @@ impl ParquetSink {
         }
         group.rows += batch.num_rows();
         if group.rows >= ROW_GROUP_ROWS {
-            self.write_group()?;
+            return self.write_group(group);
         }
+        self.group = Some(group);
         Ok(())
     }
 
@@ -196,7 +195,9 @@ impl ParquetSink {
         for columns in std::mem::take(&mut self.pending) {
             self.encode(columns)?;
         }
-        self.write_group()?;
+        if let Some(group) = self.group.take() {
+            self.write_group(group)?;
+        }
         self.writer.close().map(|_| ())
     }
 
@@ -217,11 +218,8 @@ impl ParquetSink {
         Ok(RowGroup { columns, rows: 0 })
     }
 
-    /// Writes the row group being filled, if any.
-    fn write_group(&mut self) -> Result<(), ParquetError> {
-        let Some(group) = self.group.take() else {
-            return Ok(());
-        };
+    /// Writes a row group's column chunks, in the schema's order.
+    fn write_group(&mut self, group: RowGroup) -> Result<(), ParquetError> {
         let mut out = self.writer.next_row_group()?;
         for column in group.columns {
             match column {
