@@ -7,12 +7,12 @@
 //! for six columns that hold 2 % of the file. Here each batch's few distinct values are looked
 //! up once and its keys mapped through a small table. The chunk is laid out as the Parquet
 //! format's `Encodings.md` describes (a PLAIN dictionary page; one V1 data page of
-//! bit-packed definition levels and bit-packed indices; Snappy, the file's codec); the crate's
-//! page writer writes the page headers and its metadata builder describes the chunk, which
-//! the row group then takes as an already-encoded column. The crate's own RLE/bit-packing
-//! encoder is public only behind its `experimental` feature, which pulls in its Variant
-//! crates: the bit-packing below is a dozen lines, and the tests read the pages back with
-//! the crate's reader.
+//! definition levels, one RLE run when nothing is null, else bit-packed, and bit-packed
+//! indices; Snappy, the file's codec); the crate's page writer writes the page headers and
+//! its metadata builder describes the chunk, which the row group then takes as an
+//! already-encoded column. The crate's own RLE/bit-packing encoder is public only behind its
+//! `experimental` feature, which pulls in its Variant crates: the encoding below is a few
+//! dozen lines, and the tests read the pages back with the crate's reader.
 
 use std::sync::Arc;
 
