@@ -553,7 +553,7 @@ mod tests {
         ];
         let capture: Arc<str> = "x.pcap".into();
         let mut columns = Columns::new(Arc::clone(&capture));
-        let mut rows = Rows::new(capture);
+        let mut rows = Rows::with_limit(capture, crate::export::rows::BATCH_ROWS);
         columns.extend(&records);
         for r in &records {
             rows.push(r);

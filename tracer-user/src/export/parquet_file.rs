@@ -135,7 +135,11 @@ impl ParquetSink {
     pub fn write(&mut self, rows: &Rows) -> Result<(), ParquetError> {
         let i = self.pending_index(&rows.capture);
         self.pending[i].extend(rows.records());
-        self.write_if_full(i)
+        if self.pending[i].is_full() {
+            let columns = self.pending.swap_remove(i);
+            self.encode(columns)?;
+        }
+        Ok(())
     }
 
     /// The index in `pending` of the capture's columns, new if none.
@@ -145,14 +149,6 @@ impl ParquetSink {
             self.pending.push(Columns::new(Arc::clone(capture)));
             self.pending.len() - 1
         })
-    }
-
-    fn write_if_full(&mut self, i: usize) -> Result<(), ParquetError> {
-        if self.pending[i].is_full() {
-            let columns = self.pending.swap_remove(i);
-            self.encode(columns)?;
-        }
-        Ok(())
     }
 
     fn encode(&mut self, columns: Columns) -> Result<(), ParquetError> {

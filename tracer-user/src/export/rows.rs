@@ -64,11 +64,7 @@ pub struct Rows {
 }
 
 impl Rows {
-    pub fn new(capture: Arc<str>) -> Self {
-        Self::with_limit(capture, BATCH_ROWS)
-    }
-
-    /// A batch full at `limit` rows.
+    /// A batch full at `limit` rows (`BATCH_ROWS` for CSV).
     pub fn with_limit(capture: Arc<str>, limit: usize) -> Self {
         Rows {
             capture,
