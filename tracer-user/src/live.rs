@@ -9,7 +9,7 @@
 pub mod evict;
 pub mod rotate;
 
-use std::{ops::ControlFlow, path::Path, time::SystemTime};
+use std::{ops::ControlFlow, path::Path};
 
 pub use self::evict::{Ended, Eviction, Generations, Snapshot};
 use crate::{
@@ -75,11 +75,11 @@ pub fn trace_evicting(
         &mut state,
         make_writer(options),
         &mut |state, stats| {
-            let ended = state.evict(SystemTime::now());
+            let ended = state.evict(stats.now());
             on_interval(state, stats, ended)
         },
     )?;
-    let ended = state.evict(SystemTime::now());
+    let ended = state.evict(stats.now());
     Ok(EvictingOutcome {
         state,
         ended,

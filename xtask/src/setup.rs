@@ -29,6 +29,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // here needs: `systemctl disable --now prometheus`.
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
+    // The long-run test that moves the tracer's wall clock preloads its libfaketime.
+    ("faketime", "faketime"),
 ];
 
 pub fn setup() -> anyhow::Result<()> {

@@ -280,6 +280,15 @@ pub(crate) fn wait_for_quiet(lab: &Lab) {
     }
 }
 
+/// How `LiveTracer::start_with` runs the tracer.
+#[derive(Default)]
+pub(crate) struct Launch<'a> {
+    /// Variables added to its environment.
+    pub(crate) env: &'a [(&'a str, &'a str)],
+    /// A command that execs the tracer (its arguments after these), keeping the process id.
+    pub(crate) wrapper: &'a [&'a str],
+}
+
 /// `mptcp-tracer trace` running as a child process.
 pub(crate) struct LiveTracer {
     child: Option<Child>,
@@ -307,6 +316,17 @@ impl LiveTracer {
         attach: Attach,
         args: &[&str],
     ) -> Self {
+        Self::start_with(namespace, interfaces, attach, args, &Launch::default())
+    }
+
+    /// `start` with the environment and wrapper of `launch`.
+    pub(crate) fn start_with(
+        namespace: &str,
+        interfaces: &[String],
+        attach: Attach,
+        args: &[&str],
+        launch: &Launch<'_>,
+    ) -> Self {
         let mut full: Vec<String> = vec!["-v".into(), "trace".into()];
         if attach == Attach::Netlink {
             full.extend(["--attach".into(), "netlink".into()]);
@@ -316,9 +336,19 @@ impl LiveTracer {
         }
         full.extend(["--netns".into(), namespace.to_owned()]);
         full.extend(args.iter().map(|arg| (*arg).to_owned()));
-        let command = format!("mptcp-tracer {}", full.join(" "));
-        let mut child = Command::new(tracer_binary())
+        let wrapper: String = launch.wrapper.iter().map(|arg| format!("{arg} ")).collect();
+        let command = format!("{wrapper}mptcp-tracer {}", full.join(" "));
+        let mut process = match launch.wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut process = Command::new(program);
+                process.args(wrapper_args).arg(tracer_binary());
+                process
+            }
+            None => Command::new(tracer_binary()),
+        };
+        let mut child = process
             .args(&full)
+            .envs(launch.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

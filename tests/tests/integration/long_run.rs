@@ -14,11 +14,11 @@ use std::{
 };
 
 use integration_tests::{as_u64, can_use_namespaces, direction};
-use mptcp_lab::{Lab, LabConfig, Side, http_get};
+use mptcp_lab::{Lab, LabConfig, Side, TransferSpec, http_get, skip::skipped_without_tools};
 use serde_json::Value;
 
 use crate::{
-    live::{Attach, LiveTracer, wait_for_quiet},
+    live::{Attach, Launch, LiveTracer, wait_for_quiet},
     metrics::free_port,
 };
 
@@ -421,5 +421,131 @@ fn many_short_connections_are_each_reported_once_in_bounded_memory() {
         growth <= RSS_GROWTH_LIMIT_KB,
         "the heap grew by {growth} kB from {} kB after {WARMED_UP} connections",
         rss_warmed_up.1
+    );
+}
+
+/// The preloadable libfaketime of Debian's `faketime` package, if installed.
+fn libfaketime() -> Option<std::path::PathBuf> {
+    let dirs = std::fs::read_dir("/usr/lib").ok()?;
+    dirs.filter_map(Result::ok)
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists())
+}
+
+/// The wall clock jumping a day ahead while a long run traces an open connection (an NTP
+/// step, a resumed VM) ends nothing early. The jump is the tracer's alone: libfaketime,
+/// preloaded into it, reads the offset of its `CLOCK_REALTIME` from a file the test rewrites,
+/// and leaves the monotonic clock (the kernel's timestamps, tokio's timers) alone. Measured
+/// against the wall clock instead of the events' own clock, the open connection was reported
+/// at the next interval as ended by the idle timeout (600 s, a day before "now").
+#[test]
+fn a_wall_clock_jump_ends_no_open_connection() {
+    let test = "a_wall_clock_jump_ends_no_open_connection";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let Some(preload) = libfaketime() else {
+        mptcp_lab::skip::skip(
+            test,
+            "libfaketime not installed (Debian's faketime package)",
+        );
+        return;
+    };
+    let offset_file = std::env::temp_dir().join(format!("{test}.{}", std::process::id()));
+    std::fs::write(&offset_file, "+0\n").expect("writing the clock offset");
+    let env = [
+        ("LD_PRELOAD", preload.to_str().expect("a UTF-8 path")),
+        (
+            "FAKETIME_TIMESTAMP_FILE",
+            offset_file.to_str().expect("a UTF-8 path"),
+        ),
+        // Re-read every second; the monotonic clock stays the system's.
+        ("FAKETIME_CACHE_DURATION", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let launch = Launch {
+        env: &env,
+        wrapper: &[],
+    };
+    one_connection_ends_once_by_data_fin(&launch, || {
+        std::fs::write(&offset_file, "+1d\n").expect("moving the clock");
+    });
+    let _ = std::fs::remove_file(&offset_file);
+}
+
+/// A tracer in a time namespace whose monotonic clock is a day ahead of the kernel's (a
+/// container's, a restored checkpoint's): the events' timestamps come from the kernel's own
+/// monotonic clock, so the tracer takes the namespace's offset off its own to map them to the
+/// wall clock. Without that they were a day old when they arrived, and the open connection
+/// was reported at the first interval as ended by the idle timeout.
+#[test]
+fn a_trace_in_a_time_namespace_ends_no_open_connection() {
+    let test = "a_trace_in_a_time_namespace_ends_no_open_connection";
+    if !can_use_namespaces(test) || skipped_without_tools(test, &["unshare"]) {
+        return;
+    }
+    // unshare execs the tracer in the new namespace (the kernel moves a process into its
+    // time namespace for children when it execs), so the process id stays the tracer's.
+    let launch = Launch {
+        env: &[],
+        wrapper: &["unshare", "--time", "--monotonic", "86400"],
+    };
+    one_connection_ends_once_by_data_fin(&launch, || {});
+}
+
+/// Traces one MPTCP connection with `trace --long-run --json` started by `launch`; calls
+/// `mid_connection` once it is connected, lets a few report intervals pass, then lets it
+/// transfer and end: it must be reported once, ended by DATA_FIN, with the application's
+/// byte counts, and nothing be left open at the end.
+fn one_connection_ends_once_by_data_fin(launch: &Launch<'_>, mid_connection: impl FnOnce()) {
+    let lab = Lab::new(&LabConfig::default()).expect("building the lab");
+    let namespace = lab.namespace(Side::Client).to_owned();
+    let interfaces = lab.interfaces(Side::Client);
+    let mut tracer = LiveTracer::start_with(
+        &namespace,
+        &interfaces,
+        Attach::Auto,
+        &["--json", "--long-run", "--interval", "0.5"],
+        launch,
+    );
+    let session = lab
+        .start_transfer(&TransferSpec {
+            client_sends: 300_000,
+            server_sends: 200_000,
+            ..TransferSpec::default()
+        })
+        .expect("connecting");
+    mid_connection();
+    // Intervals evicting while the connection is open (and libfaketime's cache expired).
+    thread::sleep(Duration::from_secs(3));
+    let counts = session.finish().expect("the transfer");
+    wait_for_quiet(&lab);
+    thread::sleep(Duration::from_secs(1));
+    let exit = tracer.stop();
+    assert_eq!(
+        exit.status.code(),
+        Some(0),
+        "{}: {}",
+        tracer.command,
+        exit.stderr
+    );
+    let values = json_values(&exit.stdout);
+    let (report, lines) = values.split_last().expect("a final report");
+    let ended: Vec<&Value> = lines.iter().filter(|l| !l["mptcp"].is_null()).collect();
+    let briefs: Vec<String> = ended.iter().map(|line| brief(line)).collect();
+    assert_eq!(ended.len(), 1, "one connection ran: {briefs:#?}");
+    let line = ended[0];
+    assert_eq!(line["ended"], "data_fin", "{line}");
+    for (name, expected) in [
+        ("client_to_server", counts.client_sent),
+        ("server_to_client", counts.client_received),
+    ] {
+        let unique = as_u64(&direction(&line["summary"], name)["unique_bytes"], name);
+        assert_eq!(unique, expected, "{name}: {line}");
+    }
+    assert_eq!(
+        report["summaries"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
     );
 }

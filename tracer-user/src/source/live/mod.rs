@@ -32,10 +32,10 @@ use std::{
     path::PathBuf,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use aya::{
@@ -149,6 +149,21 @@ pub struct LiveStats {
     /// otherwise). Not in the JSON document: bench-live and `--metrics` read them.
     #[serde(skip)]
     pub program_runs: Vec<ProgramRuns>,
+    /// When the counters were last read, on the events' clock (nanoseconds since the Unix
+    /// epoch): the kernel's monotonic clock shifted by the wall clock's offset at the start,
+    /// as every event's timestamp is. What a long run measures idle and quiet times against:
+    /// the wall clock itself may jump while a trace runs (an NTP step, a VM or laptop resumed),
+    /// and compared with the events' timestamps a jump forward would end every connection as
+    /// idle at once (one back would keep ended ones for as long as it went back).
+    #[serde(skip)]
+    pub now_ns: u64,
+}
+
+impl LiveStats {
+    /// `now_ns` as a time.
+    pub fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.now_ns)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -572,8 +587,7 @@ impl<S: EventSink> Collector<'_, S> {
             return;
         };
         self.stats.events_received += 1;
-        let ts_ns = (i128::from(header.ktime_ns) + self.clock_offset_ns)
-            .clamp(0, i128::from(u64::MAX)) as u64;
+        let ts_ns = events_clock_ns(i128::from(header.ktime_ns), self.clock_offset_ns);
         let direction = if header.direction == DIRECTION_INGRESS {
             Direction::Inbound
         } else {
@@ -661,6 +675,7 @@ impl<S: EventSink> Collector<'_, S> {
         stats.ringbuf_full = read(counter::RINGBUF_FULL);
         stats.load_errors = read(counter::LOAD_ERRORS);
         stats.filtered = read(counter::FILTERED);
+        stats.now_ns = events_clock_ns(monotonic_ns(), self.clock_offset_ns);
     }
 }
 
@@ -672,18 +687,58 @@ fn parse_header(record: &[u8]) -> Option<EventHeader> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<EventHeader>()) })
 }
 
-/// CLOCK_REALTIME − CLOCK_MONOTONIC now: `bpf_ktime_get_ns()` + this = wall-clock ns. Taken
-/// once, so a wall-clock step during the run does not reorder events.
+/// CLOCK_REALTIME − the kernel's monotonic clock, now: `bpf_ktime_get_ns()` + this = wall-clock
+/// ns. Taken once, so a wall-clock step during the run does not reorder events.
 fn monotonic_to_realtime_offset() -> i128 {
-    let now = |clock| {
-        // Both clocks exist on every Linux; a failure would leave the offset 0 (monotonic times).
-        clock_gettime(clock).map_or(0, |ts| {
-            i128::from(ts.tv_sec()) * 1_000_000_000 + i128::from(ts.tv_nsec())
-        })
-    };
     // Read the monotonic clock between two realtime reads to halve the skew.
-    let before = now(ClockId::CLOCK_REALTIME);
-    let monotonic = now(ClockId::CLOCK_MONOTONIC);
-    let after = now(ClockId::CLOCK_REALTIME);
+    let before = clock_ns(ClockId::CLOCK_REALTIME);
+    let monotonic = monotonic_ns();
+    let after = clock_ns(ClockId::CLOCK_REALTIME);
     (before + after) / 2 - monotonic
+}
+
+/// The kernel's monotonic clock (`bpf_ktime_get_ns`'s), in ns. In a time namespace (a
+/// container's, a restored checkpoint's) this process's CLOCK_MONOTONIC is the kernel's moved
+/// by the namespace's offset, of which `bpf_ktime_get_ns` knows nothing: it is taken off.
+fn monotonic_ns() -> i128 {
+    clock_ns(ClockId::CLOCK_MONOTONIC) - time_namespace_offset_ns()
+}
+
+/// The monotonic offset of this process's time namespace, read once: 0 outside one (or
+/// without time namespaces in the kernel, where the file does not exist).
+fn time_namespace_offset_ns() -> i128 {
+    static OFFSET: OnceLock<i128> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/timens_offsets")
+            .map_or(0, |text| monotonic_offset_ns(&text))
+    })
+}
+
+/// The monotonic line of `/proc/PID/timens_offsets` ("monotonic SECONDS NANOSECONDS", the
+/// clock named or numbered), in ns; 0 if there is none.
+fn monotonic_offset_ns(text: &str) -> i128 {
+    text.lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let clock = fields.next()?;
+            if clock != "monotonic" && clock != "1" {
+                return None;
+            }
+            let seconds: i128 = fields.next()?.parse().ok()?;
+            let nanoseconds: i128 = fields.next()?.parse().ok()?;
+            Some(seconds * 1_000_000_000 + nanoseconds)
+        })
+        .unwrap_or(0)
+}
+
+fn clock_ns(clock: ClockId) -> i128 {
+    // Both clocks exist on every Linux; a failure would leave the offset 0 (monotonic times).
+    clock_gettime(clock).map_or(0, |ts| {
+        i128::from(ts.tv_sec()) * 1_000_000_000 + i128::from(ts.tv_nsec())
+    })
+}
+
+/// A monotonic time on the events' clock (ns since the Unix epoch, see `LiveStats::now_ns`).
+fn events_clock_ns(monotonic_ns: i128, offset_ns: i128) -> u64 {
+    (monotonic_ns + offset_ns).clamp(0, i128::from(u64::MAX)) as u64
 }

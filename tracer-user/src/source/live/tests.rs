@@ -31,8 +31,8 @@ use mptcp_lab::{
 use tracer_common::CAPTURE_LEN;
 
 use super::{
-    AttachMode, LiveError, LiveStats, TraceOptions, capture::CaptureWriter, privileges, run,
-    verifier_stats,
+    AttachMode, LiveError, LiveStats, TraceOptions, capture::CaptureWriter, monotonic_offset_ns,
+    privileges, run, verifier_stats,
 };
 use crate::source::{Direction, LinkType, RawPacket};
 
@@ -1214,4 +1214,15 @@ fn tc_filter_dump_matches_tc() {
     assert_eq!(list(), filters[..1]);
     assert!(tc(&["filter", "show", "dev", &dev, "egress"]).is_empty());
     assert!(tc(&["filter", "show", "dev", &dev, "ingress"]).contains("bytecode '1,6 0 0 0'"));
+}
+
+/// The kernel's format (`proc_timens_show_offsets`: the clock's name, seconds, nanoseconds),
+/// the numbered form `timens_offsets` also takes, and a negative offset.
+#[test]
+fn time_namespace_offsets_are_read_from_the_monotonic_line() {
+    let kernel = "monotonic       86400         0\nboottime            0         0\n";
+    assert_eq!(monotonic_offset_ns(kernel), 86_400_000_000_000);
+    assert_eq!(monotonic_offset_ns("7 5 0\n1 -2 500\n"), -1_999_999_500);
+    assert_eq!(monotonic_offset_ns("boottime 3 0\n"), 0);
+    assert_eq!(monotonic_offset_ns(""), 0);
 }
