@@ -117,7 +117,8 @@ impl Analyzer {
     fn analyse<O: PacketObserver + ?Sized>(&mut self, packet: &Packet, observer: &mut O) {
         self.diagnostics.count_options(packet);
         let segment = self.tcp.feed(packet);
-        let mptcp = self.mptcp.feed(packet, &segment, &self.tcp);
+        let mut mptcp = None;
+        self.mptcp.feed(packet, &segment, &self.tcp, &mut mptcp);
         if O::WANTS_RECORDS {
             observer.observe(&self.record(packet, &segment, mptcp));
         }
