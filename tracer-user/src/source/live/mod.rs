@@ -154,7 +154,8 @@ pub struct LiveStats {
     /// as every event's timestamp is. What a long run measures idle and quiet times against:
     /// the wall clock itself may jump while a trace runs (an NTP step, a VM or laptop resumed),
     /// and compared with the events' timestamps a jump forward would end every connection as
-    /// idle at once (one back would keep ended ones for as long as it went back).
+    /// idle at once (one back would keep ended ones for as long as it went back). A reader
+    /// that is behind is as far as it read: the events still queued are not idle.
     #[serde(skip)]
     pub now_ns: u64,
 }
@@ -378,6 +379,8 @@ pub(crate) fn run<S: EventSink>(
         clock_offset_ns: monotonic_to_realtime_offset(),
         warnings: stale_warnings,
         write_failed: false,
+        behind: false,
+        last_event_ns: 0,
     };
     let mut ring = {
         let _guard = runtime.enter();
@@ -484,20 +487,26 @@ async fn poll_loop<S: EventSink>(
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut guard = ready.map_err(LiveError::Read)?;
-                // Still ready if records are left: the loop comes back here after giving the
-                // timers their turn.
-                if collector.drain_some(guard.get_inner_mut()) {
-                    guard.clear_ready();
-                }
+                collector.drain_some(guard.get_inner_mut());
+                // Records left are the next branch's: ready again at once, this one would read
+                // batch after batch without yielding to the metrics endpoint in between.
+                guard.clear_ready();
+            }
+            // Records left by a batch: one more batch each time round, after the other branches
+            // and tasks (the metrics endpoint) had their turn. The kernel wakes the reader only
+            // when the queue crosses its threshold, so nothing else would come back for them
+            // before the next poll.
+            () = tokio::task::yield_now(), if collector.behind => {
+                collector.drain_some(ring.get_mut());
             }
             _ = poll.tick() => {
-                collector.drain(ring.get_mut());
+                collector.drain_some(ring.get_mut());
                 if options.stop.as_ref().is_some_and(|stop| stop.load(Ordering::Relaxed)) {
                     return Ok(());
                 }
             }
             _ = report.tick() => {
-                collector.drain(ring.get_mut());
+                collector.drain_some(ring.get_mut());
                 collector.refresh(counters);
                 collector.stats.program_runs = program_runs::read(&attached.ebpf);
                 // The caller's reader went away (a closed pipe): end as on SIGINT.
@@ -546,6 +555,10 @@ struct Collector<'a, S> {
     warnings: Vec<String>,
     /// After the first write error the file is left alone (one warning, not one per packet).
     write_failed: bool,
+    /// The last batch left records in the ring: the reader is behind the kernel.
+    behind: bool,
+    /// The timestamp of the last event read (the reader's position on the events' clock).
+    last_event_ns: u64,
 }
 
 const DATA_OFFSET: usize = offset_of!(Event, data);
@@ -553,24 +566,28 @@ const DATA_OFFSET: usize = offset_of!(Event, data);
 const DRAIN_BATCH: usize = 4096;
 
 impl<S: EventSink> Collector<'_, S> {
-    /// Reads until the ring is empty.
+    /// Reads until the ring is empty: only once the programs are detached, when nothing
+    /// refills it.
     fn drain<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) {
         while let Some(record) = ring.next() {
             self.event(&record);
         }
+        self.behind = false;
     }
 
-    /// Reads at most `DRAIN_BATCH` records; true if the ring is then empty. A reader that
-    /// cannot keep up would otherwise never leave the drain, and the interval callback (where a
-    /// long run evicts what ended) would not run.
-    fn drain_some<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) -> bool {
+    /// Reads at most `DRAIN_BATCH` records; `behind` says whether records are left. A reader
+    /// that cannot keep up with the kernel never finds the ring empty: reading until it is
+    /// would never return, and neither the interval callback (where a long run evicts what
+    /// ended), nor the metrics endpoint, nor SIGTERM would get a turn while the traffic lasts.
+    fn drain_some<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) {
         for _ in 0..DRAIN_BATCH {
-            match ring.next() {
-                Some(record) => self.event(&record),
-                None => return true,
-            }
+            let Some(record) = ring.next() else {
+                self.behind = false;
+                return;
+            };
+            self.event(&record);
         }
-        false
+        self.behind = true;
     }
 
     fn event(&mut self, record: &[u8]) {
@@ -588,6 +605,7 @@ impl<S: EventSink> Collector<'_, S> {
         };
         self.stats.events_received += 1;
         let ts_ns = events_clock_ns(i128::from(header.ktime_ns), self.clock_offset_ns);
+        self.last_event_ns = self.last_event_ns.max(ts_ns);
         let direction = if header.direction == DIRECTION_INGRESS {
             Direction::Inbound
         } else {
@@ -675,7 +693,14 @@ impl<S: EventSink> Collector<'_, S> {
         stats.ringbuf_full = read(counter::RINGBUF_FULL);
         stats.load_errors = read(counter::LOAD_ERRORS);
         stats.filtered = read(counter::FILTERED);
-        stats.now_ns = events_clock_ns(monotonic_ns(), self.clock_offset_ns);
+        let now_ns = events_clock_ns(monotonic_ns(), self.clock_offset_ns);
+        // Behind, "now" is as far as the reader got: what waits in the ring is not idle, and
+        // a generation whose last packets wait there must not look quiet.
+        stats.now_ns = if self.behind {
+            now_ns.min(self.last_event_ns)
+        } else {
+            now_ns
+        };
     }
 }
 
