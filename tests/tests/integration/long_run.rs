@@ -484,6 +484,10 @@ fn a_trace_in_a_time_namespace_ends_no_open_connection() {
     if !can_use_namespaces(test) || skipped_without_tools(test, &["unshare"]) {
         return;
     }
+    if !std::path::Path::new("/proc/self/timens_offsets").exists() {
+        mptcp_lab::skip::skip(test, "the kernel has no time namespaces (CONFIG_TIME_NS)");
+        return;
+    }
     // unshare execs the tracer in the new namespace (the kernel moves a process into its
     // time namespace for children when it execs), so the process id stays the tracer's.
     let launch = Launch {
