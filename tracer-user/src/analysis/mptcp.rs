@@ -469,7 +469,7 @@ impl MptcpTracker {
     /// `tcp` is the tracker that made `segment` (mapping eviction asks what it has seen).
     /// Sets `record` to what was concluded about the packet when it belongs to a connection's
     /// subflow, and leaves it alone otherwise. Written in place: returned by value, the record
-    /// was copied on every packet (a twentieth of an export's analysis thread, by perf).
+    /// was copied on every packet (9 % of `mptcp-summary`'s perf samples).
     #[inline]
     pub fn feed(
         &mut self,
