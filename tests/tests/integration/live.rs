@@ -401,6 +401,20 @@ impl LiveTracer {
         tracer
     }
 
+    /// `stop`, asserting that the tracer exited with code 0 (its command and stderr say why
+    /// not).
+    pub(crate) fn stop_ok(&mut self) -> TracerExit {
+        let exit = self.stop();
+        assert_eq!(
+            exit.status.code(),
+            Some(0),
+            "{}: {}",
+            self.command,
+            exit.stderr
+        );
+        exit
+    }
+
     /// SIGTERM, then waits (bounded) for the tracer to detach, drain and print its report.
     pub(crate) fn stop(&mut self) -> TracerExit {
         let mut child = self.child.take().expect("the tracer is running");

@@ -155,14 +155,7 @@ fn foreign_filter_survives(test: &str, attach: Attach) {
         tc(&lab, &["qdisc", "add", "dev", &interface, "clsact"]);
     }
     add_foreign_filter(&lab, &interface);
-    let exit = tracer.stop();
-    assert_eq!(
-        exit.status.code(),
-        Some(0),
-        "{}: {}",
-        tracer.command,
-        exit.stderr
-    );
+    tracer.stop_ok();
     let shown = filters(&lab, &interface);
     println!("{test}: after the tracer:\n{shown}");
     assert!(
@@ -204,14 +197,7 @@ fn two_netlink_tracers(test: &str, first_stops_first: bool) {
     } else {
         (second, first)
     };
-    let exit = stopped.stop();
-    assert_eq!(
-        exit.status.code(),
-        Some(0),
-        "{}: {}",
-        stopped.command,
-        exit.stderr
-    );
+    stopped.stop_ok();
     let shown = filters(&lab, &interface);
     assert_eq!(
         our_program_ids(&shown).len(),
@@ -223,14 +209,7 @@ fn two_netlink_tracers(test: &str, first_stops_first: bool) {
         .transfer(&mptcp_transfer(5201, 400_000, 100_000))
         .expect("the transfer");
     wait_for_quiet(&lab);
-    let exit = survivor.stop();
-    assert_eq!(
-        exit.status.code(),
-        Some(0),
-        "{}: {}",
-        survivor.command,
-        exit.stderr
-    );
+    let exit = survivor.stop_ok();
     let trace = report(&survivor.command, &exit.stdout, &exit.stderr);
     println!("{test}: the remaining tracer saw {}", trace["stats"]);
     assert_mptcp_bytes(&trace, &counts, "the remaining tracer");

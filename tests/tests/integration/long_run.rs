@@ -254,6 +254,18 @@ fn brief(line: &Value) -> String {
     )
 }
 
+/// An ended line's connection carried what the application sent each way (`sent`: client to
+/// server, server to client, as unique data-level bytes) and ended by DATA_FIN; `what` names it
+/// in failures.
+fn assert_ended_by_data_fin(line: &Value, sent: (u64, u64), what: &str) {
+    let summary = &line["summary"];
+    for (name, expected) in [("client_to_server", sent.0), ("server_to_client", sent.1)] {
+        let unique = as_u64(&direction(summary, name)["unique_bytes"], "unique_bytes");
+        assert_eq!(unique, expected, "{name} of {what}: {summary}");
+    }
+    assert_eq!(line["ended"], "data_fin", "{what}: {line}");
+}
+
 #[test]
 fn many_short_connections_are_each_reported_once_in_bounded_memory() {
     let test = "many_short_connections_are_each_reported_once_in_bounded_memory";
@@ -363,16 +375,8 @@ fn many_short_connections_are_each_reported_once_in_bounded_memory() {
         let lines = reported.get(key).map_or(&[][..], Vec::as_slice);
         let briefs: Vec<String> = lines.iter().map(|line| brief(line)).collect();
         assert_eq!(lines.len(), 1, "connection {key:?} reported {briefs:#?}");
-        let line = lines[0];
-        let summary = &line["summary"];
-        for (name, expected) in [
-            ("client_to_server", connection.client_sent),
-            ("server_to_client", connection.client_received),
-        ] {
-            let unique = as_u64(&direction(summary, name)["unique_bytes"], "unique_bytes");
-            assert_eq!(unique, expected, "{name} of {key:?}: {summary}");
-        }
-        assert_eq!(line["ended"], "data_fin", "{line}");
+        let sent = (connection.client_sent, connection.client_received);
+        assert_ended_by_data_fin(lines[0], sent, &format!("{key:?}"));
     }
     let unexpected: Vec<String> = reported
         .iter()
@@ -525,28 +529,14 @@ fn one_connection_ends_once_by_data_fin(launch: &Launch<'_>, mid_connection: imp
     let counts = session.finish().expect("the transfer");
     wait_for_quiet(&lab);
     thread::sleep(Duration::from_secs(1));
-    let exit = tracer.stop();
-    assert_eq!(
-        exit.status.code(),
-        Some(0),
-        "{}: {}",
-        tracer.command,
-        exit.stderr
-    );
+    let exit = tracer.stop_ok();
     let values = json_values(&exit.stdout);
     let (report, lines) = values.split_last().expect("a final report");
     let ended: Vec<&Value> = lines.iter().filter(|l| !l["mptcp"].is_null()).collect();
     let briefs: Vec<String> = ended.iter().map(|line| brief(line)).collect();
     assert_eq!(ended.len(), 1, "one connection ran: {briefs:#?}");
-    let line = ended[0];
-    assert_eq!(line["ended"], "data_fin", "{line}");
-    for (name, expected) in [
-        ("client_to_server", counts.client_sent),
-        ("server_to_client", counts.client_received),
-    ] {
-        let unique = as_u64(&direction(&line["summary"], name)["unique_bytes"], name);
-        assert_eq!(unique, expected, "{name}: {line}");
-    }
+    let sent = (counts.client_sent, counts.client_received);
+    assert_ended_by_data_fin(ended[0], sent, "the connection");
     assert_eq!(
         report["summaries"].as_array().map(Vec::len),
         Some(0),
