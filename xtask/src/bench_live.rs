@@ -764,27 +764,14 @@ fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
     }
     let release = target.join("release");
     if !release.join("deps").is_dir() {
-        // Registry crates' fingerprints do not depend on the workspace's path: copied, they
-        // are fresh for the baseline's build too (the workspace's own crates are left out).
         log::info!(
             "seeding {} with this workspace's dependencies",
             target.display()
         );
-        fs::create_dir_all(&release)?;
-        let status = Command::new("sh")
-            .current_dir(root.join("target/release"))
-            .args([
-                "-c",
-                "tar --exclude=./incremental --exclude='./deps/*mptcp_tracer*' \
-                 --exclude='./build/mptcp-tracer-*' -cf - deps build .fingerprint \
-                 | tar -xf - -C \"$1\"",
-                "sh",
-            ])
-            .arg(&release)
-            .status()
-            .context("copying target/release")?;
-        if !status.success() {
-            log::warn!("could not seed the baseline's target directory; it builds from scratch");
+        if let Err(error) = seed_dependencies(&root.join("target/release"), &release) {
+            log::warn!(
+                "could not seed the baseline's target directory ({error:#}); it builds from scratch"
+            );
         }
     }
     log::info!("cargo build --release -p mptcp-tracer for {revision} ({commit})");
@@ -811,6 +798,32 @@ fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
         revision: revision.to_owned(),
         commit,
     })
+}
+
+/// Copies the compiled dependencies of `from` (a `target/release`) into `to`. Registry crates'
+/// fingerprints do not depend on the workspace's path, so they are fresh for the baseline's build
+/// too. The workspace's `mptcp-tracer` package is left out, its build script's output above all:
+/// cargo hashes path packages by their path relative to the workspace, so a copied build-script
+/// output would look fresh to the baseline's build, and the baseline would embed *this*
+/// revision's eBPF object.
+fn seed_dependencies(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    // tar matches the patterns against member names as given (`deps/...`, no `./`), with
+    // wildcards that also match `/`.
+    let status = Command::new("sh")
+        .current_dir(from)
+        .args([
+            "-c",
+            "tar --exclude='deps/*mptcp_tracer*' --exclude='build/mptcp-tracer-*' \
+             --exclude='.fingerprint/mptcp-tracer-*' -cf - deps build .fingerprint \
+             | tar -xf - -C \"$1\"",
+            "sh",
+        ])
+        .arg(to)
+        .status()
+        .with_context(|| format!("copying {}", from.display()))?;
+    ensure!(status.success(), "copying {} failed", from.display());
+    Ok(())
 }
 
 /// `mptcp-tracer -v trace --json` on the client's interfaces.
@@ -1151,6 +1164,55 @@ fn load_average() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The files a seeded baseline target directory gets from `from`, relative to it.
+    fn seeded_files(from: &Path) -> BTreeSet<String> {
+        let to = from.with_extension("seeded");
+        seed_dependencies(from, &to).unwrap();
+        let listing = Command::new("find")
+            .current_dir(&to)
+            .args([".", "-type", "f"])
+            .output()
+            .unwrap();
+        String::from_utf8(listing.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| line.trim_start_matches("./").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn seeding_leaves_out_the_workspace_package_and_its_build_script_output() {
+        let from = std::env::temp_dir().join(format!("bench-seed-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&from);
+        let files = [
+            "deps/libserde-0123.rlib",
+            "deps/libmptcp_tracer-4567.rlib",
+            "deps/mptcp_tracer-4567.d",
+            "build/aya-89ab/output",
+            "build/mptcp-tracer-cdef/out/aya-build/target/tracer-ebpf",
+            ".fingerprint/serde-0123/lib-serde",
+            ".fingerprint/mptcp-tracer-cdef/run-build-script-build-script-build",
+            "incremental/mptcp_tracer-1/s",
+        ];
+        for file in files {
+            let path = from.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, "x").unwrap();
+        }
+        let seeded = seeded_files(&from);
+        let _ = fs::remove_dir_all(&from);
+        let _ = fs::remove_dir_all(from.with_extension("seeded"));
+        let expected: BTreeSet<String> = [
+            "deps/libserde-0123.rlib",
+            "build/aya-89ab/output",
+            ".fingerprint/serde-0123/lib-serde",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        assert_eq!(seeded, expected);
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {
