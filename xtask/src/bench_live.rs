@@ -16,6 +16,9 @@
 //! - tcpdump: one tcpdump per client interface writing a file (the lab's tcpdump: `-U
 //!   --immediate-mode`, filter `tcp`, snaplen = the tracer's capture length).
 //!
+//! With `--transport tcp` the transfers are plain TCP: the tracer parses every packet and lets it
+//! pass without an event, which is what the traced host's other traffic costs.
+//!
 //! By default it runs once with the lab's default offloads (TSO/GSO/GRO off on the veths) and
 //! once with them on. Either way TCP hands GSO super-packets to the TC egress hook (the stack
 //! segments them after it), so a "packet" of the in-kernel cost is one skb at one hook.
@@ -37,7 +40,9 @@ use std::{
 
 use anyhow::{Context, bail, ensure};
 use clap::{Args, ValueEnum};
-use mptcp_lab::{CaptureSpec, EndpointMode, IpVersion, Lab, LabConfig, Side, TransferSpec};
+use mptcp_lab::{
+    CaptureSpec, EndpointMode, IpVersion, Lab, LabConfig, Side, TransferSpec, Transport,
+};
 use serde_json::Value;
 
 /// Names of the tracer's two classifiers (`source/live/attach.rs`); bpftool shows them as is
@@ -83,6 +88,34 @@ pub struct BenchArgs {
     /// Veth offloads (TSO/GSO/GRO) during the runs.
     #[arg(long, value_enum, default_value_t = Offloads::Both)]
     offloads: Offloads,
+    /// What the transfers are: MPTCP (every packet an event), or plain TCP, which the tracer
+    /// parses and lets pass without an event (the cost of the other traffic of a traced host).
+    #[arg(long, value_enum, default_value_t = TransferKind::Mptcp)]
+    transport: TransferKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransferKind {
+    /// MPTCP sockets, both subflows up before data flows.
+    Mptcp,
+    /// Plain TCP sockets on the first path.
+    Tcp,
+}
+
+impl TransferKind {
+    fn transport(self) -> Transport {
+        match self {
+            Self::Mptcp => Transport::Mptcp,
+            Self::Tcp => Transport::Tcp,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Mptcp => "MPTCP, 2 paths",
+            Self::Tcp => "plain TCP (no events), 1 path",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -206,6 +239,7 @@ struct TracedTotals {
 /// The measurements of one offload setting.
 struct Report {
     disable_offloads: bool,
+    transport: TransferKind,
     bytes: u64,
     ways: Vec<Way>,
     /// Per round, the rate of each way of `ways`, in the same order.
@@ -234,7 +268,7 @@ impl Report {
         let gigabytes = self.bytes as f64 / 1e9;
         let mut out = format!(
             "Offloads {} — {} rounds × [{}] (order rotated each round), {} MiB ({gigabytes:.2} \
-             GB) client → server per transfer, 2 paths, no rate limit\n",
+             GB) client → server per transfer, {}, no rate limit\n",
             if self.disable_offloads {
                 "off (lab default: TSO/GSO/GRO off on the veths)"
             } else {
@@ -243,6 +277,7 @@ impl Report {
             self.rounds.len(),
             names.join(", "),
             self.bytes >> 20,
+            self.transport.describe(),
         );
         if let Some(baseline) = &self.baseline {
             out.push_str(&format!("  baseline: {baseline}\n"));
@@ -380,6 +415,7 @@ fn bench_one(
     scratch: &Path,
     disable_offloads: bool,
 ) -> anyhow::Result<Report> {
+    let transport = args.transport.transport();
     log::info!(
         "building the lab (2 paths, no rate limit, offloads {})",
         if disable_offloads { "off" } else { "on" }
@@ -398,8 +434,11 @@ fn bench_one(
         None => {
             // The first transfer of a lab is slower (caches, slow start on new routes); size by
             // the faster of two.
-            let warm_up =
-                timed_transfer(&lab, WARM_UP_BYTES)?.max(timed_transfer(&lab, WARM_UP_BYTES)?);
+            let warm_up = timed_transfer(&lab, transport, WARM_UP_BYTES)?.max(timed_transfer(
+                &lab,
+                transport,
+                WARM_UP_BYTES,
+            )?);
             let bytes = transfer_size(warm_up, args.seconds, args.min_mib);
             log::info!(
                 "warm-up: {warm_up:.2} Gbit/s untraced; {} MiB per transfer",
@@ -422,14 +461,20 @@ fn bench_one(
         // Each round starts with the next way, so that none always runs first or last.
         for (column, way) in rotation(&ways, round) {
             rates[column] = match way {
-                Way::Untraced => timed_transfer(&lab, bytes)?,
+                Way::Untraced => timed_transfer(&lab, transport, bytes)?,
                 Way::Traced | Way::Baseline | Way::Metrics => {
                     let binary = match (way, &tracers.baseline) {
                         (Way::Baseline, Some(baseline)) => &baseline.binary,
                         _ => &tracers.current,
                     };
-                    let run =
-                        traced_transfer(&lab, binary, &interfaces, bytes, way == Way::Metrics)?;
+                    let run = traced_transfer(
+                        &lab,
+                        transport,
+                        binary,
+                        &interfaces,
+                        bytes,
+                        way == Way::Metrics,
+                    )?;
                     if let Some((_, totals)) = traced.iter_mut().find(|(w, _)| *w == way) {
                         totals.kernel.add(&run.kernel);
                         for (total, program) in totals.per_program.iter_mut().zip(&run.per_program)
@@ -443,7 +488,8 @@ fn bench_one(
                     run.gbps
                 }
                 Way::Tcpdump => {
-                    let (gbps, problem) = tcpdump_transfer(&lab, &interfaces, scratch, bytes)?;
+                    let (gbps, problem) =
+                        tcpdump_transfer(&lab, transport, &interfaces, scratch, bytes)?;
                     tcpdump_problems.extend(problem.map(|p| format!("round {round}: {p}")));
                     gbps
                 }
@@ -459,6 +505,7 @@ fn bench_one(
     }
     Ok(Report {
         disable_offloads,
+        transport: args.transport,
         bytes,
         ways,
         rounds,
@@ -495,18 +542,18 @@ fn transfer_size(gbps: f64, seconds: f64, min_mib: u64) -> u64 {
 }
 
 /// One client → server transfer of `bytes`; its rate in Gbit/s, timed from the moment the
-/// subflows are up to both applications' end.
-fn timed_transfer(lab: &Lab, bytes: u64) -> anyhow::Result<f64> {
+/// subflows are up (MPTCP) or the connection is (TCP) to both applications' end.
+fn timed_transfer(lab: &Lab, transport: Transport, bytes: u64) -> anyhow::Result<f64> {
     let session = lab.start_transfer(&TransferSpec {
+        transport,
         ip_version: IpVersion::V4,
         path: 1,
         port: PORT,
         client_sends: bytes,
         server_sends: 0,
-        wait_for_subflows: 1,
+        wait_for_subflows: u8::from(transport == Transport::Mptcp),
         subflow_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(60),
-        ..TransferSpec::default()
     })?;
     let start = Instant::now();
     let counts = session.finish()?;
@@ -616,6 +663,7 @@ impl TracerCpu {
 
 fn traced_transfer(
     lab: &Lab,
+    transport: Transport,
     tracer: &Path,
     interfaces: &[String],
     bytes: u64,
@@ -640,7 +688,7 @@ fn traced_transfer(
     let ids = process.program_ids()?;
     let programs_before = bpftool_programs()?;
     let ticks_before = process.cpu_ticks()?;
-    let gbps = timed_transfer(lab, bytes)?;
+    let gbps = timed_transfer(lab, transport, bytes)?;
     let ticks_after = process.cpu_ticks()?;
     let programs_after = bpftool_programs()?;
     let before = program_stats(&programs_before, &PROGRAM_NAMES, &ids);
@@ -679,6 +727,7 @@ fn traced_transfer(
 /// the capture (lost packets) if anything did.
 fn tcpdump_transfer(
     lab: &Lab,
+    transport: Transport,
     interfaces: &[String],
     scratch: &Path,
     bytes: u64,
@@ -699,7 +748,7 @@ fn tcpdump_transfer(
             buffer_kib: None,
         })?);
     }
-    let gbps = timed_transfer(lab, bytes)?;
+    let gbps = timed_transfer(lab, transport, bytes)?;
     let mut problems = Vec::new();
     for capture in captures {
         if let Err(error) = capture.stop() {
