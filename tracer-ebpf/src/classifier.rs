@@ -371,6 +371,8 @@ fn linear_headers(skb: *mut __sk_buff, scratch: &mut Scratch, protocol: u16) -> 
 
 /// `has_mptcp_option` on the TCP header in place at `tcp` (`header_len` bytes, checked to end
 /// before `end`): the same walk, each read checked against the packet's end for the verifier.
+/// A copy on purpose: one walk generic over how it reads a byte (a closure per path) verified
+/// at 53–58 k instructions per program, past the 50 k budget; the two copies take 34 k.
 #[inline(always)]
 fn linear_has_mptcp_option(
     scratch: &mut Scratch,
