@@ -812,6 +812,13 @@ fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
         fs::rename(&partial, &source)?;
     }
     let release = target.join("release");
+    // Seeded before the seeding left our own package out, a target directory may hold another
+    // revision's build-script output (see `seed_dependencies`): start that one afresh.
+    let marker = release.join(SEEDED_MARKER);
+    if release.join("deps").is_dir() && !marker.is_file() {
+        log::info!("{} predates {SEEDED_MARKER}: removing it", target.display());
+        fs::remove_dir_all(&target).with_context(|| format!("removing {}", target.display()))?;
+    }
     if !release.join("deps").is_dir() {
         log::info!(
             "seeding {} with this workspace's dependencies",
@@ -822,6 +829,9 @@ fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
                 "could not seed the baseline's target directory ({error:#}); it builds from scratch"
             );
         }
+        fs::create_dir_all(&release)?;
+        fs::write(&marker, "seeded without the workspace's own package\n")
+            .with_context(|| format!("writing {}", marker.display()))?;
     }
     log::info!("cargo build --release -p mptcp-tracer for {revision} ({commit})");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -848,6 +858,10 @@ fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
         commit,
     })
 }
+
+/// Written into a baseline's `target/release` once it is seeded the way `seed_dependencies`
+/// seeds it.
+const SEEDED_MARKER: &str = ".seeded-without-workspace";
 
 /// Copies the compiled dependencies of `from` (a `target/release`) into `to`. Registry crates'
 /// fingerprints do not depend on the workspace's path, so they are fresh for the baseline's build
