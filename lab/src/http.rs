@@ -38,7 +38,7 @@ pub fn http_get(
     stream.set_read_timeout(Some(timeout))?;
     let accept = accept.map_or(String::new(), |accept| format!("Accept: {accept}\r\n"));
     // One write: `write!` on the stream itself writes each formatted piece on its own, a
-    // request in a dozen segments.
+    // request in half a dozen segments.
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes())?;
