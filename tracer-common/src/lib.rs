@@ -22,6 +22,13 @@ pub const FLAG_RAW_IP: u8 = 1 << 0;
 pub const FLAG_MPTCP: u8 = 1 << 1;
 /// The packet is IPv6.
 pub const FLAG_IPV6: u8 = 1 << 2;
+/// The event stands for `gso_segs` consecutive pure ACKs of one flow whose only news were their
+/// acknowledgements (their DSS option a DATA_ACK only): `ktime_ns` is the first one's time, the
+/// headers are the last one's, `skb_len` is their lengths together.
+pub const FLAG_FOLDED: u8 = 1 << 3;
+/// Not a packet: the flush program's mark (see `mptcp_trc_flush` in the eBPF crate).
+/// `ifindex` is the CPU, `skb_len` the flush round, `cap_len` 0.
+pub const FLAG_MARK: u8 = 1 << 4;
 
 /// Fixed header of every ring-buffer event. `#[repr(C)]` and padded by hand so the layout is the
 /// same in the BPF object and on the host.
@@ -70,15 +77,26 @@ pub mod counter {
     pub const TCP: u32 = 1;
     /// TCP packets with at least one MPTCP option.
     pub const MPTCP: u32 = 2;
-    /// Events written to the ring buffer.
+    /// Events written to the ring buffer by the classifiers (in batches or one by one).
     pub const EVENTS: u32 = 3;
-    /// Events lost because the ring buffer was full.
+    /// Events lost because the ring buffer was full when the classifiers wrote them.
     pub const RINGBUF_FULL: u32 = 4;
     /// `bpf_skb_load_bytes` failures or headers that do not fit the packet (malformed).
     pub const LOAD_ERRORS: u32 = 5;
     /// Packets that matched the TCP/MPTCP test but were dropped by the user's filter.
     pub const FILTERED: u32 = 6;
-    pub const COUNT: u32 = 7;
+    /// Events written to the ring buffer by the flush program (a batch the reader collected).
+    /// The flush program counts in slots of its own: it may interrupt a classifier on its CPU
+    /// halfway through an increment.
+    pub const FLUSHED_EVENTS: u32 = 7;
+    /// Events the flush program lost because the ring buffer was full.
+    pub const FLUSHED_RINGBUF_FULL: u32 = 8;
+    /// Flushes that found a classifier on their CPU changing the batch, and left it to the
+    /// next flush.
+    pub const FLUSH_BUSY: u32 = 9;
+    /// Pure ACKs folded into an earlier ACK's event instead of an event of their own.
+    pub const FOLDED_ACKS: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Filter configuration written by userspace into the `CONFIG` array map (index 0) before the
@@ -91,7 +109,9 @@ pub struct FilterConfig {
     /// `ADDR_ANY`, `ADDR_IPV4` (match `ipv4_addr`) or `ADDR_IPV6` (match `ipv6_addr`). With an
     /// address filter, packets of the other IP version never match.
     pub addr_family: u8,
-    pub _pad: [u8; 2],
+    /// Fold consecutive pure DATA_ACKs of a flow into one event (`FLAG_FOLDED`).
+    pub fold_acks: u8,
+    pub _pad: u8,
     /// Keep packets whose source or destination port equals this (host order); 0 = any.
     pub port: u16,
     pub _pad2: u16,

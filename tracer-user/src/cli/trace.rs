@@ -74,6 +74,10 @@ pub struct TraceArgs {
     /// Capture every TCP packet, not only those carrying MPTCP options.
     #[arg(long)]
     pub all_tcp: bool,
+    /// One event per packet: do not fold a flow's consecutive pure DATA_ACKs into one event
+    /// (the summaries are the same either way; -w implies it, the file holds every packet).
+    #[arg(long)]
+    pub every_packet: bool,
     /// Only packets from or to this TCP port.
     #[arg(long, value_name = "P")]
     pub port: Option<u16>,
@@ -144,6 +148,7 @@ impl TraceArgs {
             duration: self.duration,
             interval: self.interval,
             all_tcp: self.all_tcp,
+            fold_acks: !self.every_packet,
             port: self.port,
             addr: self.addr,
             attach: self.attach.into(),

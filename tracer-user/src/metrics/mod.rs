@@ -123,6 +123,7 @@ struct Health {
     events_received: Counter,
     events_lost: Family<CauseLabels, Counter>,
     gso_batches: Counter,
+    folded_events: Counter,
     wire_packets: Counter,
     interfaces_attached: Gauge,
     programs: ProgramMetrics,
@@ -198,6 +199,11 @@ impl Metrics {
                 "gso_batches",
                 "Events that were GSO batches",
                 &health.gso_batches,
+            ),
+            (
+                "folded_events",
+                "Events that stood for several pure ACKs of one flow, folded in the kernel",
+                &health.folded_events,
             ),
             (
                 "wire_packets",
@@ -314,6 +320,7 @@ impl Metrics {
         raise(&health.packets_seen, stats.packets_seen);
         raise(&health.events_received, stats.events_received);
         raise(&health.gso_batches, stats.gso_batches);
+        raise(&health.folded_events, stats.folded_events);
         raise(&health.wire_packets, stats.wire_packets);
         for (cause, lost) in [
             ("ringbuf_full", stats.ringbuf_full),

@@ -14,10 +14,12 @@
 //! `--metrics` endpoint) runs on the same event loop, between the loop's own turns.
 
 mod attach;
+mod batch;
 mod capture;
 mod netns;
 mod privileges;
 mod program_runs;
+mod reorder;
 mod stale;
 mod tc_filters;
 #[cfg(test)]
@@ -26,7 +28,6 @@ mod tests;
 use std::{
     collections::HashMap,
     fmt, io,
-    mem::offset_of,
     net::IpAddr,
     ops::ControlFlow,
     path::PathBuf,
@@ -49,8 +50,8 @@ use tokio::{
     time::{Instant, MissedTickBehavior},
 };
 use tracer_common::{
-    ADDR_ANY, ADDR_IPV4, ADDR_IPV6, CAPTURE_LEN, Counters, DIRECTION_INGRESS, Event, EventHeader,
-    FilterConfig, counter,
+    ADDR_ANY, ADDR_IPV4, ADDR_IPV6, Counters, DIRECTION_INGRESS, EventHeader, FLAG_FOLDED,
+    FLAG_MARK, FilterConfig, counter,
 };
 
 pub(crate) use self::{attach::error_chain, capture::CaptureWriter};
@@ -87,6 +88,12 @@ pub struct TraceOptions {
     /// How often `on_interval` is called.
     pub interval: Duration,
     pub all_tcp: bool,
+    /// Fold consecutive pure DATA_ACKs of a flow (no payload, options NOP, NOP, timestamps and a
+    /// DSS with only a DATA_ACK, each acknowledging at least what the last did) into one event
+    /// that counts them, as a GSO batch counts its segments: the summaries stay the same, the
+    /// kernel queues a fraction of the events. Off: one event per packet; also off whatever
+    /// this says while `write` is set (the file holds every packet).
+    pub fold_acks: bool,
     pub port: Option<u16>,
     pub addr: Option<IpAddr>,
     pub attach: AttachMode,
@@ -139,6 +146,9 @@ pub struct LiveStats {
     /// Events that were GSO batches (`gso_segs` > 1): TC egress runs before GSO splits TCP's
     /// batches, so one such event stands for several packets on the wire.
     pub gso_batches: u64,
+    /// Events that stood for several pure ACKs of one flow, folded in the kernel
+    /// (`TraceOptions::fold_acks`).
+    pub folded_events: u64,
     /// Wire packets the received events stand for: each event's `gso_segs`, at least 1.
     pub wire_packets: u64,
     /// Interfaces traced now: those attached, less those that disappeared since. Not in the
@@ -255,12 +265,15 @@ fn load_object() -> Result<Ebpf, LiveError> {
             .load()
             .map_err(|e| LiveError::Load(format!("{name}: {}", error_chain(&e))))?;
     }
+    batch::load(&mut ebpf)?;
     Ok(ebpf)
 }
 
 fn filter_config(options: &TraceOptions) -> FilterConfig {
     let mut config = FilterConfig {
         all_tcp: u8::from(options.all_tcp),
+        // A file holds every packet (also the one `--plot` draws from).
+        fold_acks: u8::from(options.fold_acks && options.write.is_none()),
         port: options.port.unwrap_or(0),
         addr_family: ADDR_ANY,
         ..FilterConfig::default()
@@ -381,6 +394,11 @@ pub(crate) fn run<S: EventSink>(
         write_failed: false,
         behind: false,
         last_event_ns: 0,
+        flush_failed: false,
+        round: 0,
+        reorder: reorder::Reorder::default(),
+        handed_on: 0,
+        reorder_overfull: false,
     };
     let mut ring = {
         let _guard = runtime.enter();
@@ -410,6 +428,7 @@ pub(crate) fn run<S: EventSink>(
 
     // Detach first, then collect what the programs queued before they went.
     collector.warnings.extend(attached.detach());
+    collector.collect_last_batches(&attached.ebpf, &counters);
     collector.drain(ring.get_mut());
     collector.refresh(&counters);
     collector.flush();
@@ -500,12 +519,14 @@ async fn poll_loop<S: EventSink>(
                 collector.drain_some(ring.get_mut());
             }
             _ = poll.tick() => {
+                collector.collect_batches(&attached.ebpf);
                 collector.drain_some(ring.get_mut());
                 if options.stop.as_ref().is_some_and(|stop| stop.load(Ordering::Relaxed)) {
                     return Ok(());
                 }
             }
             _ = report.tick() => {
+                collector.collect_batches(&attached.ebpf);
                 collector.drain_some(ring.get_mut());
                 collector.refresh(counters);
                 collector.stats.program_runs = program_runs::read(&attached.ebpf);
@@ -559,51 +580,134 @@ struct Collector<'a, S> {
     behind: bool,
     /// The timestamp of the last event read (the reader's position on the events' clock).
     last_event_ns: u64,
+    /// Running the flush program failed once already (warned about then).
+    flush_failed: bool,
+    /// The flush round last started (the marks name it).
+    round: u64,
+    /// Events read but not handed on yet, and the rounds that will release them.
+    reorder: reorder::Reorder,
+    /// Events handed on so far: the next one's number.
+    handed_on: u64,
+    /// The reorder buffer overflowed once already (warned about then).
+    reorder_overfull: bool,
 }
 
-const DATA_OFFSET: usize = offset_of!(Event, data);
-/// Records read per readiness wakeup before the other tasks of the loop get their turn.
-const DRAIN_BATCH: usize = 4096;
+/// How often the last flush is tried on a CPU whose batch is busy.
+const LAST_FLUSH_TRIES: usize = 100;
+
+/// Events read per readiness wakeup before the other tasks of the loop get their turn.
+const DRAIN_BATCH: u64 = 4096;
 
 impl<S: EventSink> Collector<'_, S> {
     /// Reads until the ring is empty: only once the programs are detached, when nothing
     /// refills it.
     fn drain<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) {
         while let Some(record) = ring.next() {
-            self.event(&record);
+            self.record(&record);
         }
         self.behind = false;
+        // Nothing more comes: whatever is held goes on.
+        self.reorder.finish();
+        self.hand_on(usize::MAX);
     }
 
     /// Reads at most `DRAIN_BATCH` records; `behind` says whether records are left. A reader
     /// that cannot keep up with the kernel never finds the ring empty: reading until it is
     /// would never return, and neither the interval callback (where a long run evicts what
     /// ended), nor the metrics endpoint, nor SIGTERM would get a turn while the traffic lasts.
+    /// The events read are handed on as far as the flush rounds allow, at most `DRAIN_BATCH` of
+    /// them too; `behind` also says whether more could go.
     fn drain_some<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) {
-        for _ in 0..DRAIN_BATCH {
+        let start = self.stats.events_received;
+        let mut ring_left = true;
+        while self.stats.events_received - start < DRAIN_BATCH {
             let Some(record) = ring.next() else {
-                self.behind = false;
-                return;
+                ring_left = false;
+                break;
             };
-            self.event(&record);
+            self.record(&record);
         }
-        self.behind = true;
+        let more = self.hand_on(DRAIN_BATCH as usize);
+        self.behind = ring_left || more;
     }
 
-    fn event(&mut self, record: &[u8]) {
-        let Some(header) = parse_header(record) else {
-            self.stats.userspace_lost += 1;
-            return;
+    /// Has every CPU's unfinished batch written to the ring buffer. A failure is a warning
+    /// (once): the batches still arrive as they fill.
+    fn collect_batches(&mut self, ebpf: &Ebpf) {
+        self.round += 1;
+        match batch::flush(ebpf, self.round) {
+            Ok(cpus) => self.reorder.round_started(cpus),
+            Err(e) => {
+                if !self.flush_failed {
+                    self.flush_failed = true;
+                    self.warnings.push(format!(
+                        "{e}; events of a CPU whose traffic stopped wait for its next events"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The last flush, with the programs detached: a CPU whose batch was busy (a classifier run
+    /// that started before the detach) is flushed again until its batch is written.
+    fn collect_last_batches(&mut self, ebpf: &Ebpf, counters: &PerCpuArray<MapData, Counters>) {
+        let busy = || {
+            counters.get(&0, 0).map_or(0, |per_cpu| {
+                per_cpu
+                    .iter()
+                    .map(|cpu| cpu[counter::FLUSH_BUSY as usize])
+                    .sum::<u64>()
+            })
         };
-        let cap_len = usize::from(header.cap_len);
-        let Some(data) = record
-            .get(DATA_OFFSET..DATA_OFFSET + cap_len)
-            .filter(|_| cap_len <= CAPTURE_LEN)
-        else {
-            self.stats.userspace_lost += 1;
-            return;
-        };
-        self.stats.events_received += 1;
+        for _ in 0..LAST_FLUSH_TRIES {
+            let before = busy();
+            self.collect_batches(ebpf);
+            if busy() == before {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.warnings
+            .push("a CPU's last events could not be collected (its batch stayed busy)".into());
+    }
+
+    /// Takes the events of one ring-buffer record (a batch of one or more, or a flush mark).
+    fn record(&mut self, record: &[u8]) {
+        for event in batch::events(record) {
+            match event {
+                Some((header, _)) if header.flags & FLAG_MARK != 0 => {
+                    self.reorder
+                        .mark(u64::from(header.skb_len), header.ktime_ns);
+                }
+                Some((header, data)) => {
+                    self.stats.events_received += 1;
+                    self.reorder.push(header, data);
+                }
+                None => self.stats.userspace_lost += 1,
+            }
+        }
+    }
+
+    /// Hands on at most `limit` held events that may go (see `reorder`), oldest first.
+    /// Returns whether more may go already.
+    fn hand_on(&mut self, limit: usize) -> bool {
+        let mut reorder = std::mem::take(&mut self.reorder);
+        let (more, overflowed) = reorder.hand_on(limit, |header, data| self.event(header, data));
+        self.reorder = reorder;
+        if overflowed && !self.reorder_overfull {
+            self.reorder_overfull = true;
+            self.warnings.push(format!(
+                "more than {} events waited for a flush round to complete; the oldest were \
+                 handed on without it, possibly out of order across CPUs",
+                reorder::MAX_PENDING
+            ));
+        }
+        more
+    }
+
+    /// Hands an event on to the sink and the file, in time order (see `reorder`).
+    fn event(&mut self, header: &EventHeader, data: &[u8]) {
+        self.handed_on += 1;
         let ts_ns = events_clock_ns(i128::from(header.ktime_ns), self.clock_offset_ns);
         self.last_event_ns = self.last_event_ns.max(ts_ns);
         let direction = if header.direction == DIRECTION_INGRESS {
@@ -612,7 +716,7 @@ impl<S: EventSink> Collector<'_, S> {
             Direction::Outbound
         };
         let raw = RawPacket {
-            number: self.stats.events_received,
+            number: self.handed_on,
             ts_ns,
             iface: header.ifindex,
             direction,
@@ -623,7 +727,9 @@ impl<S: EventSink> Collector<'_, S> {
         };
         let segments = u64::from(raw.segments);
         self.stats.wire_packets += segments;
-        if segments > 1 {
+        if header.flags & FLAG_FOLDED != 0 {
+            self.stats.folded_events += 1;
+        } else if segments > 1 {
             self.stats.gso_batches += 1;
         }
         self.sink.packet(&raw);
@@ -689,8 +795,8 @@ impl<S: EventSink> Collector<'_, S> {
         stats.packets_seen = read(counter::PACKETS);
         stats.tcp_packets = read(counter::TCP);
         stats.mptcp_packets = read(counter::MPTCP);
-        stats.events_emitted = read(counter::EVENTS);
-        stats.ringbuf_full = read(counter::RINGBUF_FULL);
+        stats.events_emitted = read(counter::EVENTS) + read(counter::FLUSHED_EVENTS);
+        stats.ringbuf_full = read(counter::RINGBUF_FULL) + read(counter::FLUSHED_RINGBUF_FULL);
         stats.load_errors = read(counter::LOAD_ERRORS);
         stats.filtered = read(counter::FILTERED);
         let now_ns = events_clock_ns(monotonic_ns(), self.clock_offset_ns);
@@ -702,14 +808,6 @@ impl<S: EventSink> Collector<'_, S> {
             now_ns
         };
     }
-}
-
-/// The fixed header at the start of a ring-buffer record.
-fn parse_header(record: &[u8]) -> Option<EventHeader> {
-    let bytes = record.get(..size_of::<EventHeader>())?;
-    // SAFETY: `EventHeader` is #[repr(C)] plain old data and `bytes` holds exactly its size;
-    // read_unaligned copes with any alignment.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<EventHeader>()) })
 }
 
 /// CLOCK_REALTIME − the kernel's monotonic clock, now: `bpf_ktime_get_ns()` + this = wall-clock
