@@ -23,7 +23,7 @@ use integration_tests::{
     as_u64, can_use_namespaces, direction, list_mptcp, mptcp_summary, tracer, tracer_binary,
     tshark_fields,
 };
-use mptcp_lab::{CaptureSpec, IpVersion, Lab, LabConfig, Side, TransferSpec};
+use mptcp_lab::{Capture, CaptureSpec, IpVersion, Lab, LabConfig, Side, TransferSpec};
 use mptcp_tracer::output::pcapng::GSO_COMMENT_PREFIX;
 use nix::{
     sys::signal::{Signal, kill},
@@ -618,26 +618,7 @@ fn trace_a_transfer(
     let hooks_before = hooks(&namespace, &interfaces);
 
     let monitor = lab.start_monitor(Side::Client).expect("ip mptcp monitor");
-    let capture_files: Vec<PathBuf> = interfaces
-        .iter()
-        .map(|interface| scratch.file(&format!("tcpdump-{interface}.pcap")))
-        .collect();
-    let captures: Vec<_> = interfaces
-        .iter()
-        .zip(&capture_files)
-        .map(|(interface, file)| {
-            lab.start_capture(&CaptureSpec {
-                side: Side::Client,
-                interface,
-                snaplen: 256,
-                file,
-                link_type: None,
-                filter: Some("tcp"),
-                buffer_kib: None,
-            })
-            .expect("starting tcpdump")
-        })
-        .collect();
+    let (capture_files, captures) = capture_client_tcp(&lab, &interfaces, &scratch);
     let events_file = scratch.file("events.pcapng");
     let events_arg = events_file.to_string_lossy().into_owned();
     let mut live = LiveTracer::start(
@@ -648,15 +629,7 @@ fn trace_a_transfer(
     );
 
     let counts = lab
-        .transfer(&TransferSpec {
-            ip_version,
-            client_sends: CLIENT_SENDS,
-            server_sends: SERVER_SENDS,
-            wait_for_subflows: 1,
-            subflow_timeout: Duration::from_secs(20),
-            timeout: Duration::from_secs(60),
-            ..TransferSpec::default()
-        })
+        .transfer(&bulk_transfer(ip_version))
         .expect("the transfer");
     assert_eq!(
         (counts.client_sent, counts.server_sent),
@@ -801,23 +774,7 @@ fn trace_a_transfer(
     // Packet counts of the live summary are wire packets too (GSO batches count their
     // segments): per direction, the subflows' packets add up to tcpdump's MPTCP packets on the
     // client interfaces.
-    for (name, tcpdump_direction) in [("client_to_server", "out"), ("server_to_client", "in")] {
-        let live_packets: u64 = direction(live_summary, name)["subflows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|subflow| as_u64(&subflow["packets"], "packets"))
-            .sum();
-        let wire: u64 = on_the_wire
-            .iter()
-            .filter(|((_, d), _)| *d == tcpdump_direction)
-            .map(|(_, tally)| tally.packets)
-            .sum();
-        assert_eq!(
-            live_packets, wire,
-            "{name}: live subflow packets vs tcpdump\n{context}"
-        );
-    }
+    assert_subflow_packets_are_tcpdumps(live_summary, &on_the_wire, &context);
 
     // (e) The events file tells the same story offline.
     assert_eq!(
@@ -908,6 +865,209 @@ fn ipv6_trace_matches_tcpdump_the_application_and_the_monitor() {
         IpVersion::V6,
         Attach::Auto,
     );
+}
+
+/// Per direction, the subflows' packets of a live summary add up to tcpdump's MPTCP packets on
+/// the client interfaces (GSO batches and folded ACKs count as the packets they stand for).
+fn assert_subflow_packets_are_tcpdumps(summary: &Value, on_the_wire: &Tallies, context: &str) {
+    for (name, tcpdump_direction) in [("client_to_server", "out"), ("server_to_client", "in")] {
+        let live_packets: u64 = direction(summary, name)["subflows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|subflow| as_u64(&subflow["packets"], "packets"))
+            .sum();
+        let wire: u64 = on_the_wire
+            .iter()
+            .filter(|((_, d), _)| *d == tcpdump_direction)
+            .map(|(_, tally)| tally.packets)
+            .sum();
+        assert_eq!(
+            live_packets, wire,
+            "{name}: live subflow packets vs tcpdump\n{context}"
+        );
+    }
+}
+
+/// tcpdump of every TCP packet on each of the client's `interfaces`, into the scratch
+/// directory: the files and the running captures.
+fn capture_client_tcp<'lab>(
+    lab: &'lab Lab,
+    interfaces: &[String],
+    scratch: &Scratch,
+) -> (Vec<PathBuf>, Vec<Capture<'lab>>) {
+    let files: Vec<PathBuf> = interfaces
+        .iter()
+        .map(|interface| scratch.file(&format!("tcpdump-{interface}.pcap")))
+        .collect();
+    let captures = interfaces
+        .iter()
+        .zip(&files)
+        .map(|(interface, file)| {
+            lab.start_capture(&CaptureSpec {
+                side: Side::Client,
+                interface,
+                snaplen: 256,
+                file,
+                link_type: None,
+                filter: Some("tcp"),
+                buffer_kib: None,
+            })
+            .expect("starting tcpdump")
+        })
+        .collect();
+    (files, captures)
+}
+
+/// `CLIENT_SENDS` one way and `SERVER_SENDS` the other, with the second subflow up first.
+fn bulk_transfer(ip_version: IpVersion) -> TransferSpec {
+    TransferSpec {
+        ip_version,
+        client_sends: CLIENT_SENDS,
+        server_sends: SERVER_SENDS,
+        wait_for_subflows: 1,
+        subflow_timeout: Duration::from_secs(20),
+        timeout: Duration::from_secs(60),
+        ..TransferSpec::default()
+    }
+}
+
+/// Summary fields that follow the packets' timestamps (two tracers on the same packets see them
+/// a program run apart), and the event numbers (`packet`: the folding tracer has fewer events).
+const TIMED_FIELDS: [&str; 5] = [
+    "duration_s",
+    "goodput_bps",
+    "throughput_bps",
+    "time_s",
+    "packet",
+];
+
+/// `value` without the `TIMED_FIELDS`, at any depth.
+fn untimed(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(name, _)| !TIMED_FIELDS.contains(&name.as_str()))
+                .map(|(name, field)| (name.clone(), untimed(field)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(untimed).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The default trace folds a flow's consecutive pure DATA_ACKs into one event in the kernel:
+/// beside a tracer that takes every packet (`--every-packet`) on the same transfer, and tcpdump,
+/// it queues far fewer events and gives the same summaries, the same wire packets, and
+/// tcpdump's packet and byte counts.
+#[test]
+fn folded_acks_give_the_summaries_of_every_packet() {
+    let test = "folded_acks_give_the_summaries_of_every_packet";
+    if !can_use_namespaces(test) {
+        return;
+    }
+    let scratch = Scratch::new(test);
+    let lab = Lab::new(&LabConfig::default()).expect("building the lab");
+    let namespace = lab.namespace(Side::Client).to_owned();
+    let interfaces = lab.interfaces(Side::Client);
+    let client_addresses: Vec<IpAddr> = (1..=lab.paths())
+        .map(|path| {
+            lab.address(Side::Client, path, IpVersion::V4)
+                .expect("a path")
+        })
+        .collect();
+    let (capture_files, captures) = capture_client_tcp(&lab, &interfaces, &scratch);
+    let mut folding = LiveTracer::start(&namespace, &interfaces, Attach::Auto, &["--json"]);
+    let mut every_packet = LiveTracer::start(
+        &namespace,
+        &interfaces,
+        Attach::Auto,
+        &["--json", "--every-packet"],
+    );
+    let counts = lab
+        .transfer(&bulk_transfer(IpVersion::V4))
+        .expect("the transfer");
+    wait_for_quiet(&lab);
+    for capture in captures {
+        capture.stop().expect("stopping tcpdump");
+    }
+    let report = |exit: TracerExit| -> Value {
+        serde_json::from_str(&exit.stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}):\n{}", exit.stdout))
+    };
+    let folded = report(folding.stop_ok());
+    let every = report(every_packet.stop_ok());
+    let context = format!(
+        "folding {}\nevery packet {}",
+        folded["stats"], every["stats"]
+    );
+
+    for trace in [&folded, &every] {
+        assert_eq!(stat(trace, "ringbuf_full"), 0, "{context}");
+        assert_eq!(stat(trace, "userspace_lost"), 0, "{context}");
+        assert_eq!(
+            stat(trace, "events_emitted"),
+            stat(trace, "events_received"),
+            "{context}"
+        );
+    }
+    // Folded: most of the ACKs (the lab's paths have GRO off, so the receiver ACKs every
+    // other segment or so) came as a few events.
+    assert!(stat(&folded, "folded_events") > 0, "{context}");
+    assert_eq!(stat(&every, "folded_events"), 0, "{context}");
+    assert!(
+        stat(&folded, "events_received") * 3 < stat(&every, "events_received") * 2,
+        "fewer than a third of the events saved\n{context}"
+    );
+    // The same packets, connections and summaries.
+    assert_eq!(
+        stat(&folded, "wire_packets"),
+        stat(&every, "wire_packets"),
+        "{context}"
+    );
+    assert_eq!(folded["mptcp"], every["mptcp"]);
+    assert_eq!(untimed(&folded["summaries"]), untimed(&every["summaries"]));
+
+    // Against tcpdump: per direction, the subflows' packets add up to tcpdump's packets with
+    // an MPTCP option; the data-level bytes are those of tcpdump's capture and the
+    // application's.
+    let mut on_the_wire = Tallies::new();
+    for (interface, file) in interfaces.iter().zip(&capture_files) {
+        tcpdump_tallies(file, interface, &client_addresses, &mut on_the_wire);
+    }
+    let summary = &folded["summaries"][0];
+    assert_subflow_packets_are_tcpdumps(summary, &on_the_wire, &context);
+    let merged = scratch.file("tcpdump-merged.pcapng");
+    let status = Command::new("mergecap")
+        .arg("-w")
+        .arg(&merged)
+        .args(&capture_files)
+        .status()
+        .expect("running mergecap");
+    assert!(status.success(), "mergecap: {status}");
+    let tcpdump_id = as_u64(
+        &list_mptcp(&merged)["mptcp_connections"][0]["id"],
+        "tcpdump's connection id",
+    );
+    let tcpdump_summary = mptcp_summary(&merged, tcpdump_id);
+    for (name, application) in [
+        ("client_to_server", counts.server_received),
+        ("server_to_client", counts.client_received),
+    ] {
+        for field in ["wire_bytes", "unique_bytes", "acked_bytes"] {
+            assert_eq!(
+                direction(&tcpdump_summary, name)[field],
+                direction(summary, name)[field],
+                "{name} {field}: tcpdump's capture vs the folding trace"
+            );
+        }
+        assert_eq!(
+            as_u64(&direction(summary, name)["unique_bytes"], "unique_bytes"),
+            application,
+            "{name}: unique bytes vs the application"
+        );
+    }
 }
 
 /// The same through a clsact qdisc and tc filters, which the tracer adds and must remove.

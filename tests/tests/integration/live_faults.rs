@@ -351,7 +351,13 @@ fn lost_events_are_named_in_the_json() {
     }
     let lab = one_path_lab();
     let (namespace, interface) = client_side(&lab);
-    let mut tracer = LiveTracer::start(&namespace, &[interface], Attach::Auto, &["--json"]);
+    // One event per packet: folded ACKs would leave the ring less to fill.
+    let mut tracer = LiveTracer::start(
+        &namespace,
+        &[interface],
+        Attach::Auto,
+        &["--json", "--every-packet"],
+    );
     kill(tracer.pid(), Signal::SIGSTOP).expect("SIGSTOP");
     // TC egress sees TCP's GSO batches, so 200 MB gave ~48 k events here; 800 MB gives about
     // 190 k, far more than the 16 MiB ring holds (~75 k events of at most 224 bytes).
@@ -442,7 +448,15 @@ fn an_overloaded_reader_still_serves_its_metrics() {
         &namespace,
         &[interface],
         Attach::Auto,
-        &["--json", "--interval", "0.2", "--metrics", &metrics],
+        // One event per packet: folded ACKs would leave the ring less to fill.
+        &[
+            "--json",
+            "--every-packet",
+            "--interval",
+            "0.2",
+            "--metrics",
+            &metrics,
+        ],
     );
     let throttle = Throttle::start(tracer.pid());
     let lab = &lab;

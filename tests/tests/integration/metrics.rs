@@ -638,8 +638,8 @@ fn program_runs_are_the_kernels_while_bpf_statistics_are_on() {
     let ids = program_ids_held_by(tracer.pid().as_raw());
     assert_eq!(
         ids.len(),
-        2,
-        "the tracer holds its two classifiers: {ids:?}"
+        3,
+        "the tracer holds its two classifiers and its flush program: {ids:?}"
     );
 
     // The network is quiet: the kernel's counts stand still, and an update later the
