@@ -203,6 +203,46 @@ struct Fold {
 /// (IPv4: the second word only).
 type FlowKey = [u64; 6];
 
+impl Fold {
+    /// Adds an ACK whose headers were just copied into `event`: its acknowledgements and its
+    /// bytes (as a GSO event carries those of all its segments). Volatile stores, so that none
+    /// moves after the batch is left (see `take_batch`).
+    #[inline(always)]
+    fn extend(&mut self, ack: u32, data_ack: u32, net_len: u32) {
+        // SAFETY: fields of this CPU's batch, taken by the caller.
+        unsafe {
+            let skb_len = ptr::read_volatile(&raw const self.event.header.skb_len);
+            let count = ptr::read_volatile(&raw const self.count);
+            ptr::write_volatile(
+                &raw mut self.event.header.skb_len,
+                skb_len.wrapping_add(net_len),
+            );
+            ptr::write_volatile(&raw mut self.ack, ack);
+            ptr::write_volatile(&raw mut self.data_ack, data_ack);
+            ptr::write_volatile(&raw mut self.count, count + 1);
+        }
+    }
+}
+
+/// This CPU's batch, taken (`Batch::enter`), or None if another program on this CPU has it.
+///
+/// The reference comes back through a volatile read made after taking the batch: a load of
+/// the batch depends on it and cannot move before the batch is ours (volatile accesses keep
+/// their order among themselves only, and the BPF target has no compiler fence). The stores
+/// that end a change are volatile for the same reason (`Batch::set`, the folds' `count`).
+#[inline(always)]
+fn take_batch() -> Option<&'static mut Batch> {
+    let batch = BATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's batch. Only code on this CPU touches it, and `busy` keeps a program
+    // that interrupts another one from touching it too.
+    unsafe {
+        if !(*batch).enter() {
+            return None;
+        }
+        Some(&mut *ptr::read_volatile(&raw const batch))
+    }
+}
+
 impl Batch {
     /// Takes the batch for this program; false if another program on this CPU has it.
     #[inline(always)]
@@ -343,10 +383,7 @@ impl Batch {
         // The bytes of all the ACKs, as a GSO event carries those of all its segments. A
         // foldable ACK is its headers alone (its IP length ends with its options).
         let net_len = (event_len - size_of::<EventHeader>()) as u32;
-        fold.event.header.skb_len = fold.event.header.skb_len.wrapping_add(net_len);
-        fold.count += 1;
-        fold.ack = ack;
-        fold.data_ack = data_ack;
+        fold.extend(ack, data_ack, net_len);
         bump(counters, counter::FOLDED_ACKS);
         true
     }
@@ -383,12 +420,15 @@ impl Batch {
             // SAFETY: an element of the slot's key. Volatile, or this becomes a `memcpy` call.
             unsafe { ptr::write_volatile(to, from) };
         }
-        fold.ack = ack;
-        fold.data_ack = data_ack;
         // SAFETY: helper without arguments.
-        fold.tick = unsafe { bpf_jiffies64() } as u32;
-        // SAFETY: a field of the batch, taken by `enter`.
-        unsafe { ptr::write_volatile(&raw mut fold.count, 1) };
+        let tick = unsafe { bpf_jiffies64() } as u32;
+        // SAFETY: fields of the batch, taken by `enter`; volatile as in `Fold::extend`.
+        unsafe {
+            ptr::write_volatile(&raw mut fold.ack, ack);
+            ptr::write_volatile(&raw mut fold.data_ack, data_ack);
+            ptr::write_volatile(&raw mut fold.tick, tick);
+            ptr::write_volatile(&raw mut fold.count, 1);
+        }
     }
 
     /// Writes the first `len` bytes (`events` events) to the ring buffer and empties the
@@ -546,14 +586,9 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     ]);
     // `flow_key`'s words for this packet (IPv4: the other address words are zero).
     let first = u64::from(ifindex) ^ (u64::from(ports) << 32) ^ (u64::from(direction) << 8);
-    let Some(batch) = BATCH.get_ptr_mut(0) else {
+    let Some(batch) = take_batch() else {
         return false;
     };
-    // SAFETY: this CPU's batch; see `emit`.
-    let batch = unsafe { &mut *batch };
-    if !batch.enter() {
-        return false;
-    }
     let key = [first, addresses, 0, 0, 0, u64::from(ifindex)];
     let options_end = ip_len;
     let fold = &mut batch.folds[fold_slot(&key)];
@@ -575,10 +610,7 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
         )
         .is_ok();
     if continues {
-        fold.event.header.skb_len = fold.event.header.skb_len.wrapping_add(ip_len as u32);
-        fold.count += 1;
-        fold.ack = ack;
-        fold.data_ack = data_ack;
+        fold.extend(ack, data_ack, ip_len as u32);
         bump(counters, counter::FOLDED_ACKS);
     }
     batch.leave();
@@ -980,17 +1012,11 @@ fn emit(
     // load) and nothing downstream reads it: the decoder takes lengths from the headers, never
     // from `cap_len`. The record ends with the last valid byte: less to copy, less ring space.
     let event_len = size_of::<EventHeader>() + options_end;
-    let Some(batch) = BATCH.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: this CPU's batch. Only code on this CPU touches it, and `busy` keeps a program
-    // that interrupts another one from touching it too.
-    let batch = unsafe { &mut *batch };
-    if !batch.enter() {
+    let Some(batch) = take_batch() else {
         scratch.event.header = event_header(ifindex, direction, headers, options_end, gso_segs);
         output_one(&scratch.event, event_len, counters);
         return;
-    }
+    };
     if fold_acks {
         let tcp_off = forget(scratch, headers.tcp_off);
         let data = scratch.event.data.as_ptr();
@@ -1239,16 +1265,15 @@ unsafe fn copy_words(to: *mut u64, from: *const u64, first: usize, words: usize)
 /// writes no mark; the reader waits for the next round.
 #[raw_tracepoint]
 pub fn mptcp_trc_flush(ctx: RawTracePointContext) -> i32 {
-    let (Some(batch), Some(counters)) = (BATCH.get_ptr_mut(0), COUNTERS.get_ptr_mut(0)) else {
+    let Some(counters) = COUNTERS.get_ptr_mut(0) else {
         return 0;
     };
-    // SAFETY: this CPU's batch and counters; see `queue` for `busy` and `FLUSHED_EVENTS` for
-    // the counter slots.
-    let (batch, counters) = unsafe { (&mut *batch, &mut *counters) };
-    if !batch.enter() {
+    // SAFETY: this CPU's counters; see `FLUSHED_EVENTS` for the slots this program counts in.
+    let counters = unsafe { &mut *counters };
+    let Some(batch) = take_batch() else {
         bump(counters, counter::FLUSH_BUSY);
         return 0;
-    }
+    };
     // The folds first, into the batch; what that writes counts in the flush program's slots too.
     let mut fold_counters: Counters = [0; counter::COUNT as usize];
     for slot in 0..FOLD_SLOTS {
