@@ -611,12 +611,11 @@ impl<S: EventSink> Collector<'_, S> {
         self.hand_on(usize::MAX);
     }
 
-    /// Reads at most `DRAIN_BATCH` records; `behind` says whether records are left. A reader
-    /// that cannot keep up with the kernel never finds the ring empty: reading until it is
-    /// would never return, and neither the interval callback (where a long run evicts what
+    /// Reads the records of at most `DRAIN_BATCH` events and hands on at most as many, as far
+    /// as the flush rounds allow; `behind` says whether records are left or more could go. A
+    /// reader that cannot keep up with the kernel never finds the ring empty: reading until it
+    /// is would never return, and neither the interval callback (where a long run evicts what
     /// ended), nor the metrics endpoint, nor SIGTERM would get a turn while the traffic lasts.
-    /// The events read are handed on as far as the flush rounds allow, at most `DRAIN_BATCH` of
-    /// them too; `behind` also says whether more could go.
     fn drain_some<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) {
         let start = self.stats.events_received;
         let mut ring_left = true;
