@@ -805,14 +805,7 @@ fn trace_a_transfer(
 
     // And tcpdump's view of the same connection (both interfaces merged by time) gives the same
     // data-level byte counts.
-    let merged = scratch.file("tcpdump-merged.pcapng");
-    let status = Command::new("mergecap")
-        .arg("-w")
-        .arg(&merged)
-        .args(&capture_files)
-        .status()
-        .expect("running mergecap");
-    assert!(status.success(), "mergecap: {status}");
+    let merged = merge_captures(&scratch, &capture_files);
     let tcpdump_list = list_mptcp(&merged);
     assert_eq!(
         tcpdump_list["mptcp_connections"].as_array().map(Vec::len),
@@ -887,6 +880,19 @@ fn assert_subflow_packets_are_tcpdumps(summary: &Value, on_the_wire: &Tallies, c
             "{name}: live subflow packets vs tcpdump\n{context}"
         );
     }
+}
+
+/// The captures merged by time into one pcapng (mergecap) in the scratch directory.
+fn merge_captures(scratch: &Scratch, files: &[PathBuf]) -> PathBuf {
+    let merged = scratch.file("tcpdump-merged.pcapng");
+    let status = Command::new("mergecap")
+        .arg("-w")
+        .arg(&merged)
+        .args(files)
+        .status()
+        .expect("running mergecap");
+    assert!(status.success(), "mergecap: {status}");
+    merged
 }
 
 /// tcpdump of every TCP packet on each of the client's `interfaces`, into the scratch
@@ -1038,14 +1044,7 @@ fn folded_acks_give_the_summaries_of_every_packet() {
     }
     let summary = &folded["summaries"][0];
     assert_subflow_packets_are_tcpdumps(summary, &on_the_wire, &context);
-    let merged = scratch.file("tcpdump-merged.pcapng");
-    let status = Command::new("mergecap")
-        .arg("-w")
-        .arg(&merged)
-        .args(&capture_files)
-        .status()
-        .expect("running mergecap");
-    assert!(status.success(), "mergecap: {status}");
+    let merged = merge_captures(&scratch, &capture_files);
     let tcpdump_id = as_u64(
         &list_mptcp(&merged)["mptcp_connections"][0]["id"],
         "tcpdump's connection id",
