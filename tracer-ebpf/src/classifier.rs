@@ -601,6 +601,8 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
         && fold.count < FOLD_MAX
         && fold.tick == tick
         && usize::from(fold.event.header.cap_len) == options_end
+        // Cannot fail: the bytes are in the linear area, checked above. (A failing
+        // `bpf_skb_load_bytes` zeroes its destination, which would spoil the fold.)
         && load_range(
             skb,
             ETH_HLEN as u32,
