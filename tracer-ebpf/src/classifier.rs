@@ -204,6 +204,22 @@ struct Fold {
 type FlowKey = [u64; 6];
 
 impl Fold {
+    /// Whether an ACK of flow `key` with these acknowledgements and `options_end` bytes of
+    /// headers continues this fold: the same flow, acknowledging forward, room left, the same
+    /// jiffy, the same header length.
+    #[inline(always)]
+    fn continued_by(&self, key: &FlowKey, ack: u32, data_ack: u32, options_end: usize) -> bool {
+        // SAFETY: helper without arguments.
+        let tick = unsafe { bpf_jiffies64() } as u32;
+        self.count != 0
+            && same_key(&self.key, key)
+            && forward(ack, self.ack)
+            && forward(data_ack, self.data_ack)
+            && self.count < FOLD_MAX
+            && self.tick == tick
+            && usize::from(self.event.header.cap_len) == options_end
+    }
+
     /// Adds an ACK whose headers were just copied into `event`: its acknowledgements and its
     /// bytes (as a GSO event carries those of all its segments). Volatile stores, so that none
     /// moves after the batch is left (see `take_batch`).
@@ -358,16 +374,7 @@ impl Batch {
         counters: &mut Counters,
     ) -> bool {
         let fold = &mut self.folds[slot & (FOLD_SLOTS - 1)];
-        // SAFETY: helper without arguments.
-        let tick = unsafe { bpf_jiffies64() } as u32;
-        let continues = fold.count != 0
-            && same_key(&fold.key, key)
-            && forward(ack, fold.ack)
-            && forward(data_ack, fold.data_ack)
-            && fold.count < FOLD_MAX
-            && fold.tick == tick
-            && usize::from(fold.event.header.cap_len) + size_of::<EventHeader>() == event_len;
-        if !continues {
+        if !fold.continued_by(key, ack, data_ack, event_len - size_of::<EventHeader>()) {
             return false;
         }
         // The last ACK's headers after the first one's event header.
@@ -592,15 +599,7 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     let key = [first, addresses, 0, 0, 0, u64::from(ifindex)];
     let options_end = ip_len;
     let fold = &mut batch.folds[fold_slot(&key)];
-    // SAFETY: helper without arguments.
-    let tick = unsafe { bpf_jiffies64() } as u32;
-    let continues = fold.count != 0
-        && same_key(&fold.key, &key)
-        && forward(ack, fold.ack)
-        && forward(data_ack, fold.data_ack)
-        && fold.count < FOLD_MAX
-        && fold.tick == tick
-        && usize::from(fold.event.header.cap_len) == options_end
+    let continues = fold.continued_by(&key, ack, data_ack, options_end)
         // Cannot fail: the bytes are in the linear area, checked above. (A failing
         // `bpf_skb_load_bytes` zeroes its destination, which would spoil the fold.)
         && load_range(
