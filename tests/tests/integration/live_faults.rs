@@ -359,9 +359,11 @@ fn lost_events_are_named_in_the_json() {
         &["--json", "--every-packet"],
     );
     kill(tracer.pid(), Signal::SIGSTOP).expect("SIGSTOP");
-    // TC egress sees TCP's GSO batches, so 200 MB gave ~48 k events here; 800 MB gives about
-    // 190 k, far more than the 16 MiB ring holds (~75 k events of at most 224 bytes).
-    let transfer = lab.transfer(&mptcp_transfer(5201, 800_000_000, 0));
+    // The classifiers pack events into batches at their captured length (~104 bytes for a
+    // DSS segment), so the 16 MiB ring holds ~160 k events. TC egress sees TCP's GSO batches:
+    // 800 MB gave 155 k events on a CI machine, just short of filling it. 3 GB gives ~3.5
+    // times what the ring holds.
+    let transfer = lab.transfer(&mptcp_transfer(5201, 3_000_000_000, 0));
     kill(tracer.pid(), Signal::SIGCONT).expect("SIGCONT");
     transfer.expect("the transfer");
     let exit = tracer.stop();
