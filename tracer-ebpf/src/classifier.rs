@@ -166,6 +166,9 @@ struct Batch {
     _pad: u32,
     /// `ktime_ns` of the first event in the batch.
     first_ns: u64,
+    /// `fold_in_place` copies an ACK's IP and TCP headers here, where they are aligned: tested
+    /// and read a word at a time, not byte by byte as the packet (2-aligned at best) must be.
+    staged: [u64; STAGED_WORDS],
     /// ACKs being folded, one flow per slot (see `Fold`).
     folds: [Fold; FOLD_SLOTS],
     /// Room for one more event past BATCH_BYTES: the event that crosses it.
@@ -179,6 +182,9 @@ struct Batch {
 const FOLD_SLOTS: usize = 16;
 /// ACKs in one folded event at most.
 const FOLD_MAX: u32 = 64;
+/// The longest ACK `fold_in_place` folds, in words: IPv4 (20), TCP (20), NOP, NOP, timestamps
+/// (12) and a DSS with an 8-byte DATA_ACK (12).
+const STAGED_WORDS: usize = 8;
 
 /// Consecutive pure DATA_ACKs of one flow, folded into one event: their count, the first one's
 /// time, the last one's headers. An ACK whose only news is its acknowledgements changes nothing
@@ -501,10 +507,13 @@ fn observe(ctx: &TcContext, direction: u8) {
 }
 
 /// The fastest path, for most packets of a bulk transfer (its ACKs): an IPv4 pure DATA_ACK
-/// that continues the fold of its flow on this CPU (see `Fold`), recognised where it lies with
-/// constant offsets and folded with one copy of its headers, before any other parse. Anything
-/// else (another layout, an ACK that starts a fold, a filter set) returns false and takes the
-/// general paths, which fold the same ACKs the same way, only at a higher cost.
+/// that continues the fold of its flow on this CPU (see `Fold`), recognised with constant
+/// offsets and folded with one copy of its headers, before any other parse. A few byte tests
+/// in the packet rule out most other packets (data first); the headers of what passes are
+/// copied to the batch's `staged` words, tested there a word at a time and, if they continue
+/// the fold, copied into it. Anything else (another layout, an ACK that starts a fold, a filter
+/// set) returns false and takes the general paths, which fold the same ACKs the same way, only
+/// at a higher cost.
 #[inline(always)]
 fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> bool {
     // Ethernet, IPv4 (20), TCP (20), NOP, NOP, timestamps (12), DSS with a 4-byte DATA_ACK (8).
@@ -531,8 +540,8 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     let frame = start as *const u8;
     // SAFETY: offsets below SHORTEST, checked against the packet's end above.
     let at = |i: usize| unsafe { *frame.add(i) };
-    // Untagged IPv4 without options, TCP, flags ACK only, no payload (the IP length is that of
-    // the headers below): what rules out most other packets, data first, tested first.
+    // Untagged IPv4 without options, TCP, flags ACK only, 60 or 64 bytes: what rules out most
+    // other packets, data first, tested first.
     let ip_len = usize::from(be16(at(16), at(17)));
     if !(at(14) == 0x45
         && at(TCP + 13) == 0x10
@@ -543,81 +552,97 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     {
         return false;
     }
-    let words = at(TCP + 12) >> 4;
-    let dss_len = at(TCP + 33);
-    let dss = at(TCP + 35) & 0x1f;
-    // Not a fragment; options exactly NOP, NOP, timestamps, DSS with the DATA_ACK flag alone
-    // (4 or 8 bytes of it), ending where the IP packet ends.
-    let short = words == 10 && dss_len == 8 && dss == 0x01;
-    let long = words == 11 && dss_len == 12 && dss == 0x03;
-    if !(at(20) & 0x3f == 0
-        && at(21) == 0
-        && at(TCP + 20) == TCPOPT_NOP
-        && at(TCP + 21) == TCPOPT_NOP
-        && at(TCP + 22) == TCPOPT_TIMESTAMP
-        && at(TCP + 23) == TCPOLEN_TIMESTAMP
-        && at(TCP + 32) == TCPOPT_MPTCP
-        && at(TCP + 34) >> 4 == 2
-        && (short || long)
-        && ip_len == 20 + usize::from(words) * 4)
-    {
-        return false;
-    }
-    let data_ack = if short {
-        u32::from_be_bytes([at(TCP + 36), at(TCP + 37), at(TCP + 38), at(TCP + 39)])
-    } else {
-        // SAFETY: a local; read again so that the compiler keeps the check (see `linear_headers`).
-        let end = unsafe { ptr::read_volatile(&raw const end) };
-        if start + SHORTEST + 4 > end {
-            return false;
-        }
-        // SAFETY: offsets below SHORTEST + 4, checked just above.
-        unsafe {
-            u32::from_be_bytes([
-                *frame.add(TCP + 40),
-                *frame.add(TCP + 41),
-                *frame.add(TCP + 42),
-                *frame.add(TCP + 43),
-            ])
-        }
-    };
-    let ack = u32::from_be_bytes([at(TCP + 8), at(TCP + 9), at(TCP + 10), at(TCP + 11)]);
-    let ports = u32::from_ne_bytes([at(TCP), at(TCP + 1), at(TCP + 2), at(TCP + 3)]);
-    let addresses = u64::from_ne_bytes([
-        at(26),
-        at(27),
-        at(28),
-        at(29),
-        at(30),
-        at(31),
-        at(32),
-        at(33),
-    ]);
-    // `flow_key`'s words for this packet (IPv4: the other address words are zero).
-    let first = u64::from(ifindex) ^ (u64::from(ports) << 32) ^ (u64::from(direction) << 8);
     let Some(batch) = take_batch() else {
         return false;
     };
-    let key = [first, addresses, 0, 0, 0, u64::from(ifindex)];
-    let options_end = ip_len;
-    let fold = &mut batch.folds[fold_slot(&key)];
-    let continues = fold.continued_by(&key, ack, data_ack, options_end)
-        // Cannot fail: the bytes are in the linear area, checked above. (A failing
-        // `bpf_skb_load_bytes` zeroes its destination, which would spoil the fold.)
-        && load_range(
-            skb,
-            ETH_HLEN as u32,
-            fold.event.data.as_mut_ptr(),
-            0,
-            options_end,
-        )
-        .is_ok();
+    let continues = stage_ack(skb, &mut batch.staged, ip_len).is_some_and(|ack| {
+        let first = u64::from(ifindex) ^ (u64::from(ack.ports) << 32) ^ (u64::from(direction) << 8);
+        let key = [first, ack.addresses, 0, 0, 0, u64::from(ifindex)];
+        let fold = &mut batch.folds[fold_slot(&key)];
+        if !fold.continued_by(&key, ack.ack, ack.data_ack, ip_len) {
+            return false;
+        }
+        // The last ACK's headers after the first one's event header.
+        // SAFETY: `staged` is STAGED_WORDS words, a fold's data holds more.
+        unsafe {
+            let to = fold.event.data.as_mut_ptr().cast::<u64>();
+            for (i, word) in batch.staged.iter().enumerate() {
+                // Volatile, or the loop becomes a `memcpy` call.
+                ptr::write_volatile(to.add(i), *word);
+            }
+        }
+        fold.extend(ack.ack, ack.data_ack, ip_len as u32);
+        true
+    });
     if continues {
-        fold.extend(ack, data_ack, ip_len as u32);
         bump(counters, counter::FOLDED_ACKS);
     }
     batch.leave();
     continues
+}
+
+/// What `fold_in_place` takes from a foldable ACK.
+struct StagedAck {
+    /// The TCP ports and the IPv4 addresses in memory order, as `flow_key` holds them.
+    ports: u32,
+    addresses: u64,
+    /// The acknowledgement number and the (low 32 bits of the) DATA_ACK.
+    ack: u32,
+    data_ack: u32,
+}
+
+/// Copies the `ip_len` (60 or 64) bytes of IPv4 and TCP headers after the Ethernet header to
+/// `staged` and reads them if they are a foldable ACK: not a fragment, options exactly NOP, NOP,
+/// timestamps and a DSS with the DATA_ACK flag alone (4 or 8 bytes of it), ending where the IP
+/// packet ends. The caller has tested the IP version and header length, the protocol and the
+/// TCP flags.
+#[inline(always)]
+fn stage_ack(
+    skb: *mut __sk_buff,
+    staged: &mut [u64; STAGED_WORDS],
+    ip_len: usize,
+) -> Option<StagedAck> {
+    let len = if ip_len == 60 { 60 } else { STAGED_WORDS * 8 };
+    // SAFETY: `len` ≤ the size of `staged`. The bytes are in the linear area (the caller
+    // checked the packet's end), so the load cannot fail; a failure would zero `staged`, which
+    // the tests below reject.
+    if unsafe {
+        bpf_skb_load_bytes(
+            skb.cast(),
+            ETH_HLEN as u32,
+            staged.as_mut_ptr().cast(),
+            len as u32,
+        )
+    } != 0
+    {
+        return None;
+    }
+    let words = staged.as_ptr().cast::<u32>();
+    // Word `i` (bytes 4i..4i+4 of the IP header) as a big-endian number, and as in memory.
+    // SAFETY: i < 2 * STAGED_WORDS below; `staged` is 8-aligned.
+    let raw = |i: usize| unsafe { *words.add(i) };
+    let be = |i: usize| u32::from_be(raw(i));
+    // [kind 30, length, subtype << 4 | reserved, flags]: subtype 2 (DSS), flags `A` alone, or
+    // `A` and `a` (an 8-byte DATA_ACK) with a length of 12.
+    let dss = be(13) & 0xffff_f01f;
+    let short = ip_len == 60 && dss == 0x1e08_2001;
+    let long = ip_len == 64 && dss == 0x1e0c_2003;
+    // Not a fragment (flags MF and offset zero); TCP data offset ending with the IP packet;
+    // NOP, NOP, timestamps.
+    if !(be(1) & 0x3fff == 0
+        && 20 + (be(8) >> 28) as usize * 4 == ip_len
+        && be(10) == 0x0101_080a
+        && (short || long))
+    {
+        return None;
+    }
+    Some(StagedAck {
+        ports: raw(5),
+        addresses: u64::from(raw(3)) | (u64::from(raw(4)) << 32),
+        ack: be(7),
+        // The DATA_ACK's last four bytes: words 14 (4 bytes) or 15 (8 bytes).
+        data_ack: if short { be(14) } else { be(15) },
+    })
 }
 
 #[inline(always)]
