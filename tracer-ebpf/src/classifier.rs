@@ -555,25 +555,28 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     let Some(batch) = take_batch() else {
         return false;
     };
-    let continues = stage_ack(skb, &mut batch.staged, ip_len).is_some_and(|ack| {
+    // Not a closure (`is_some_and`): the BPF target made that a function call of its own.
+    let continues = if let Some(ack) = stage_ack(skb, &mut batch.staged, ip_len) {
         let first = u64::from(ifindex) ^ (u64::from(ack.ports) << 32) ^ (u64::from(direction) << 8);
         let key = [first, ack.addresses, 0, 0, 0, u64::from(ifindex)];
         let fold = &mut batch.folds[fold_slot(&key)];
-        if !fold.continued_by(&key, ack.ack, ack.data_ack, ip_len) {
-            return false;
-        }
-        // The last ACK's headers after the first one's event header.
-        // SAFETY: `staged` is STAGED_WORDS words, a fold's data holds more.
-        unsafe {
-            let to = fold.event.data.as_mut_ptr().cast::<u64>();
-            for (i, word) in batch.staged.iter().enumerate() {
-                // Volatile, or the loop becomes a `memcpy` call.
-                ptr::write_volatile(to.add(i), *word);
+        let continues = fold.continued_by(&key, ack.ack, ack.data_ack, ip_len);
+        if continues {
+            // The last ACK's headers after the first one's event header.
+            // SAFETY: `staged` is STAGED_WORDS words, a fold's data holds more.
+            unsafe {
+                let to = fold.event.data.as_mut_ptr().cast::<u64>();
+                for (i, word) in batch.staged.iter().enumerate() {
+                    // Volatile, or the loop becomes a `memcpy` call.
+                    ptr::write_volatile(to.add(i), *word);
+                }
             }
+            fold.extend(ack.ack, ack.data_ack, ip_len as u32);
         }
-        fold.extend(ack.ack, ack.data_ack, ip_len as u32);
-        true
-    });
+        continues
+    } else {
+        false
+    };
     if continues {
         bump(counters, counter::FOLDED_ACKS);
     }
