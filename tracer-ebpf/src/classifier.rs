@@ -166,9 +166,6 @@ struct Batch {
     _pad: u32,
     /// `ktime_ns` of the first event in the batch.
     first_ns: u64,
-    /// `fold_in_place` copies an ACK's IP and TCP headers here, where they are aligned: tested
-    /// and read a word at a time, not byte by byte as the packet (2-aligned at best) must be.
-    staged: [u64; STAGED_WORDS],
     /// ACKs being folded, one flow per slot (see `Fold`).
     folds: [Fold; FOLD_SLOTS],
     /// Room for one more event past BATCH_BYTES: the event that crosses it.
@@ -182,9 +179,6 @@ struct Batch {
 const FOLD_SLOTS: usize = 16;
 /// ACKs in one folded event at most.
 const FOLD_MAX: u32 = 64;
-/// The longest ACK `fold_in_place` folds, in words: IPv4 (20), TCP (20), NOP, NOP, timestamps
-/// (12) and a DSS with an 8-byte DATA_ACK (12).
-const STAGED_WORDS: usize = 8;
 
 /// Consecutive pure DATA_ACKs of one flow, folded into one event: their count, the first one's
 /// time, the last one's headers. An ACK whose only news is its acknowledgements changes nothing
@@ -509,11 +503,10 @@ fn observe(ctx: &TcContext, direction: u8) {
 /// The fastest path, for most packets of a bulk transfer (its ACKs): an IPv4 pure DATA_ACK
 /// that continues the fold of its flow on this CPU (see `Fold`), recognised with constant
 /// offsets and folded with one copy of its headers, before any other parse. A few byte tests
-/// in the packet rule out most other packets (data first); the headers of what passes are
-/// copied to the batch's `staged` words, tested there a word at a time and, if they continue
-/// the fold, copied into it. Anything else (another layout, an ACK that starts a fold, a filter
-/// set) returns false and takes the general paths, which fold the same ACKs the same way, only
-/// at a higher cost.
+/// in the packet rule out most other packets (data first); the headers of what passes are read
+/// a word at a time and, if they continue the fold, copied into it. Anything
+/// else (another layout, an ACK that starts a fold, a filter set) returns false and takes the
+/// general paths, which fold the same ACKs the same way, only at a higher cost.
 #[inline(always)]
 fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> bool {
     // Ethernet, IPv4 (20), TCP (20), NOP, NOP, timestamps (12), DSS with a 4-byte DATA_ACK (8).
@@ -555,27 +548,16 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     let Some(batch) = take_batch() else {
         return false;
     };
-    // Not a closure (`is_some_and`): the BPF target made that a function call of its own.
-    let continues = if let Some(ack) = stage_ack(skb, &mut batch.staged, ip_len) {
-        let first = u64::from(ifindex) ^ (u64::from(ack.ports) << 32) ^ (u64::from(direction) << 8);
-        let key = [first, ack.addresses, 0, 0, 0, u64::from(ifindex)];
-        let fold = &mut batch.folds[fold_slot(&key)];
-        let continues = fold.continued_by(&key, ack.ack, ack.data_ack, ip_len);
-        if continues {
-            // The last ACK's headers after the first one's event header.
-            // SAFETY: `staged` is STAGED_WORDS words, a fold's data holds more.
-            unsafe {
-                let to = fold.event.data.as_mut_ptr().cast::<u64>();
-                for (i, word) in batch.staged.iter().enumerate() {
-                    // Volatile, or the loop becomes a `memcpy` call.
-                    ptr::write_volatile(to.add(i), *word);
-                }
-            }
-            fold.extend(ack.ack, ack.data_ack, ip_len as u32);
-        }
-        continues
+    // One copy of `continue_fold` per length, each with constant offsets: with the length a
+    // variable, the verifier followed paths that read word 15 of a 60-byte ACK.
+    let headers = (start + ETH_HLEN) as *const u8;
+    let continues = if ip_len == 60 {
+        continue_fold::<60>(batch, headers, ifindex, direction)
     } else {
-        false
+        // SAFETY: a local; read again so that the compiler keeps the check (see
+        // `linear_headers`). The first 60 bytes were checked above.
+        let end = unsafe { ptr::read_volatile(&raw const end) };
+        start + ETH_HLEN + 64 <= end && continue_fold::<64>(batch, headers, ifindex, direction)
     };
     if continues {
         bump(counters, counter::FOLDED_ACKS);
@@ -584,68 +566,62 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     continues
 }
 
-/// What `fold_in_place` takes from a foldable ACK.
-struct StagedAck {
-    /// The TCP ports and the IPv4 addresses in memory order, as `flow_key` holds them.
-    ports: u32,
-    addresses: u64,
-    /// The acknowledgement number and the (low 32 bits of the) DATA_ACK.
-    ack: u32,
-    data_ack: u32,
-}
-
-/// Copies the `ip_len` (60 or 64) bytes of IPv4 and TCP headers after the Ethernet header to
-/// `staged` and reads them if they are a foldable ACK: not a fragment, options exactly NOP, NOP,
-/// timestamps and a DSS with the DATA_ACK flag alone (4 or 8 bytes of it), ending where the IP
-/// packet ends. The caller has tested the IP version and header length, the protocol and the
-/// TCP flags.
+/// Folds the ACK whose `IP_LEN` (60 or 64) bytes of IPv4 and TCP headers are at `headers` into its flow's fold if it is a
+/// foldable ACK that continues it: not a fragment, options exactly NOP, NOP, timestamps and a
+/// DSS with the DATA_ACK flag alone (4 or 8 bytes of it), ending where the IP packet ends. The
+/// caller has tested the IP version and header length, the protocol and the TCP flags.
 #[inline(always)]
-fn stage_ack(
-    skb: *mut __sk_buff,
-    staged: &mut [u64; STAGED_WORDS],
-    ip_len: usize,
-) -> Option<StagedAck> {
-    let len = if ip_len == 60 { 60 } else { STAGED_WORDS * 8 };
-    // SAFETY: `len` ≤ the size of `staged`. The bytes are in the linear area (the caller
-    // checked the packet's end), so the load cannot fail; a failure would zero `staged`, which
-    // the tests below reject.
-    if unsafe {
-        bpf_skb_load_bytes(
-            skb.cast(),
-            ETH_HLEN as u32,
-            staged.as_mut_ptr().cast(),
-            len as u32,
-        )
-    } != 0
-    {
-        return None;
-    }
-    let words = staged.as_ptr().cast::<u32>();
-    // Word `i` (bytes 4i..4i+4 of the IP header) as a big-endian number, and as in memory.
-    // SAFETY: i < 2 * STAGED_WORDS below; `staged` is 8-aligned.
-    let raw = |i: usize| unsafe { *words.add(i) };
+fn continue_fold<const IP_LEN: usize>(
+    batch: &mut Batch,
+    headers: *const u8,
+    ifindex: u32,
+    direction: u8,
+) -> bool {
+    // Word `i` (bytes 4i..4i+4 of the IP header) as in memory, and as a big-endian number.
+    // The IP header is 2-aligned at best; the build lets the BPF target load words from any
+    // address (`allows-misaligned-mem-access`: one load, not four byte loads and shifts).
+    // SAFETY: the caller checked `IP_LEN` bytes against the packet's end; 4 * i < IP_LEN.
+    let raw = |i: usize| unsafe { ptr::read_unaligned(headers.add(4 * i).cast::<u32>()) };
     let be = |i: usize| u32::from_be(raw(i));
     // [kind 30, length, subtype << 4 | reserved, flags]: subtype 2 (DSS), flags `A` alone, or
     // `A` and `a` (an 8-byte DATA_ACK) with a length of 12.
     let dss = be(13) & 0xffff_f01f;
-    let short = ip_len == 60 && dss == 0x1e08_2001;
-    let long = ip_len == 64 && dss == 0x1e0c_2003;
-    // Not a fragment (flags MF and offset zero); TCP data offset ending with the IP packet;
+    let short = IP_LEN == 60;
+    let dss_ok = if short {
+        dss == 0x1e08_2001
+    } else {
+        dss == 0x1e0c_2003
+    };
+    // Not a fragment (flag MF and offset zero); the TCP data offset ends with the IP packet;
     // NOP, NOP, timestamps.
     if !(be(1) & 0x3fff == 0
-        && 20 + (be(8) >> 28) as usize * 4 == ip_len
+        && 20 + (be(8) >> 28) as usize * 4 == IP_LEN
         && be(10) == 0x0101_080a
-        && (short || long))
+        && dss_ok)
     {
-        return None;
+        return false;
     }
-    Some(StagedAck {
-        ports: raw(5),
-        addresses: u64::from(raw(3)) | (u64::from(raw(4)) << 32),
-        ack: be(7),
-        // The DATA_ACK's last four bytes: words 14 (4 bytes) or 15 (8 bytes).
-        data_ack: if short { be(14) } else { be(15) },
-    })
+    // The ports and addresses in memory order, as `flow_key` holds them.
+    let ports = raw(5);
+    let addresses = u64::from(raw(3)) | (u64::from(raw(4)) << 32);
+    let ack = be(7);
+    // The DATA_ACK's last four bytes: word 14 (4 bytes) or 15 (8 bytes).
+    let data_ack = if short { be(14) } else { be(15) };
+    let first = u64::from(ifindex) ^ (u64::from(ports) << 32) ^ (u64::from(direction) << 8);
+    let key = [first, addresses, 0, 0, 0, u64::from(ifindex)];
+    let fold = &mut batch.folds[fold_slot(&key)];
+    if !fold.continued_by(&key, ack, data_ack, IP_LEN) {
+        return false;
+    }
+    // The last ACK's headers after the first one's event header.
+    let to = fold.event.data.as_mut_ptr().cast::<u32>();
+    for i in 0..IP_LEN / 4 {
+        // SAFETY: a fold's data holds more than 64 bytes. Volatile, or the loop becomes a
+        // `memcpy` call.
+        unsafe { ptr::write_volatile(to.add(i), raw(i)) };
+    }
+    fold.extend(ack, data_ack, IP_LEN as u32);
+    true
 }
 
 #[inline(always)]
