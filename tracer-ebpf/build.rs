@@ -7,7 +7,8 @@
 //! with shifts and ors: four times the instructions. The kernel's JITs load misaligned words
 //! directly, and the verifier allows it for packet and map memory on architectures with
 //! efficient unaligned access (x86-64, arm64); LLVM 22 (the nightly's, which bpf-linker links)
-//! can emit such loads.
+//! can emit such loads. An older LLVM ignores the feature with a warning and emits the byte
+//! loads, which work as before.
 fn main() {
     if let Ok(linker) = which::which("bpf-linker") {
         println!("cargo:rerun-if-changed={}", linker.display());

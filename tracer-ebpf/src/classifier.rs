@@ -507,9 +507,9 @@ fn observe(ctx: &TcContext, direction: u8) {
 /// that continues the fold of its flow on this CPU (see `Fold`), recognised with constant
 /// offsets and folded with one copy of its headers, before any other parse. A few byte tests
 /// in the packet rule out most other packets (data first); the headers of what passes are read
-/// a word at a time and, if they continue the fold, copied into it. Anything
-/// else (another layout, an ACK that starts a fold, a filter set) returns false and takes the
-/// general paths, which fold the same ACKs the same way, only at a higher cost.
+/// a word at a time and, if they continue the fold, copied into it. Anything else (another
+/// layout, an ACK that starts a fold, a filter set) returns false and takes the general paths,
+/// which fold the same ACKs the same way, only at a higher cost.
 #[inline(always)]
 fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> bool {
     // Ethernet, IPv4 (20), TCP (20), NOP, NOP, timestamps (12), DSS with a 4-byte DATA_ACK (8).
@@ -569,10 +569,11 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     continues
 }
 
-/// Folds the ACK whose `IP_LEN` (60 or 64) bytes of IPv4 and TCP headers are at `headers` into its flow's fold if it is a
-/// foldable ACK that continues it: not a fragment, options exactly NOP, NOP, timestamps and a
-/// DSS with the DATA_ACK flag alone (4 or 8 bytes of it), ending where the IP packet ends. The
-/// caller has tested the IP version and header length, the protocol and the TCP flags.
+/// Folds the ACK whose `IP_LEN` (60 or 64) bytes of IPv4 and TCP headers are at `headers` into
+/// its flow's fold if it is a foldable ACK that continues it: not a fragment, options exactly
+/// NOP, NOP, timestamps and a DSS with the DATA_ACK flag alone (4 or 8 bytes of it), ending
+/// where the IP packet ends. The caller has tested the IP version and header length, the
+/// protocol, the TCP flags and the IP length.
 #[inline(always)]
 fn continue_fold<const IP_LEN: usize>(
     batch: &mut Batch,

@@ -105,6 +105,8 @@ struct Seen {
 #[derive(Default)]
 struct Recorder {
     seen: Vec<Seen>,
+    /// Each event's wire packets (`segments`) and bytes, in the order of `seen`.
+    details: Vec<(u32, Vec<u8>)>,
     problems: Vec<String>,
 }
 
@@ -157,6 +159,7 @@ impl super::EventSink for Recorder {
             ack: be32(&tcp[8..12]),
             ip_len: raw.orig_len,
         });
+        self.details.push((raw.segments, data.to_vec()));
     }
 }
 
@@ -665,9 +668,9 @@ fn filters_all_tcp_and_ipv6() {
 const CRAFT: &str = r#"
 import fcntl, os, socket, struct, sys, time
 
-def tcp(options, seq, flags=0x10):
+def tcp(options, seq, flags=0x10, ack=7):
     options += b"\x00" * (-len(options) % 4)
-    return struct.pack("!HHIIBBHHH", 40000, 5201, seq, 7, (5 + len(options) // 4) << 4, flags,
+    return struct.pack("!HHIIBBHHH", 40000, 5201, seq, ack, (5 + len(options) // 4) << 4, flags,
                        65535, 0, 0) + options
 
 DSS = bytes([30, 8, 0x20, 0x01, 0, 0, 0, 1])
@@ -723,6 +726,21 @@ if sys.argv[1] == "files":
     for i, frame in enumerate(frames()):
         with open(f"{sys.argv[2]}/frame{i}", "wb") as f:
             f.write(frame)
+elif sys.argv[1] == "acks":
+    # Two flows of 20 pure DATA_ACKs (their own seq), acknowledging 100 bytes more each time:
+    # a 4-byte DATA_ACK (DSS length 8, flag A), then an 8-byte one (length 12, flags A and a).
+    # The 11th has PSH, which no fold takes. Prints each flow's last IP packet in hex.
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind((sys.argv[2], 0x0800))
+    for seq, dss_len, dss_flags in ((500, 8, 0x01), (600, 12, 0x03)):
+        for i in range(20):
+            data_ack = (5000 + 100 * i).to_bytes(dss_len - 4, "big")
+            dss = bytes([30, dss_len, 0x20, dss_flags]) + data_ack
+            ts = bytes([1, 1, 8, 10]) + struct.pack("!II", 70 + i, 90 + i)
+            flags = 0x18 if i == 10 else 0x10
+            packet = ipv4("10.99.0.1", "10.99.0.2", tcp(ts + dss, seq, flags, 1000 + 100 * i))
+            s.send(eth(packet, 0x0800))
+        print(packet.hex(), flush=True)
 elif sys.argv[1] == "frames":
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     s.bind((sys.argv[2], 0))
@@ -789,6 +807,90 @@ fn crafted_frames() {
     assert_eq!(traced.recorder.seen.len(), 21);
     assert_eq!(traced.recorder.seen.iter().filter(|s| s.ipv6).count(), 6);
     assert!(traced.stats.tcp_packets >= 9 * 3, "{:?}", traced.stats);
+}
+
+/// Pure DATA_ACKs made by hand in both forms the classifiers fold (a 4-byte and an 8-byte
+/// DATA_ACK), traced with folding on, beside tcpdump: each flow's ACKs come as fewer events
+/// whose wire packets and lengths add up to tcpdump's, each event carrying the acknowledgement
+/// of an ACK tcpdump saw, the flow's last one byte for byte as sent; the ACK with PSH among
+/// them is an event of its own.
+#[test]
+fn crafted_acks_fold() {
+    let test = "crafted_acks_fold";
+    if skipped_without_tools(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let folding = TraceOptions {
+        write: None,
+        fold_acks: true,
+        ..options(&namespace, &[&client_if], AttachMode::Auto)
+    };
+    let printed = Mutex::new(String::new());
+    let traced = trace_transfers(
+        &lab,
+        &folding,
+        &client_if,
+        &["10.99.0.1"],
+        "tcp.option_kind == 30",
+        Vec::new(),
+        || {
+            let out = in_client(&lab, &["python3", "-c", CRAFT, "acks", &client_if]);
+            *printed.lock().expect("lock") = out;
+        },
+    );
+    assert!(
+        traced.recorder.problems.is_empty(),
+        "{:?}",
+        traced.recorder.problems
+    );
+    let printed = printed.into_inner().expect("lock");
+    let last_packets: Vec<&str> = printed.lines().collect();
+    assert_eq!(last_packets.len(), 2, "{printed}");
+    for (seq, ip_len, last_packet) in [(500, 60, last_packets[0]), (600, 64, last_packets[1])] {
+        let context = format!("{test}, the ACKs of seq {seq}");
+        let wire: Vec<&Seen> = traced.truth.iter().filter(|s| s.seq == seq).collect();
+        assert_eq!(wire.len(), 20, "{context}: tcpdump saw {wire:?}");
+        assert!(
+            wire.iter().all(|s| s.ip_len == ip_len),
+            "{context}: {wire:?}"
+        );
+        let events: Vec<(&Seen, &(u32, Vec<u8>))> = traced
+            .recorder
+            .seen
+            .iter()
+            .zip(&traced.recorder.details)
+            .filter(|(s, _)| s.seq == seq)
+            .collect();
+        let packets: u32 = events.iter().map(|(_, (segments, _))| segments).sum();
+        let bytes: u32 = events.iter().map(|(s, _)| s.ip_len).sum();
+        assert_eq!(packets as usize, wire.len(), "{context}: {events:?}");
+        assert_eq!(bytes, 20 * ip_len, "{context}: {events:?}");
+        // The PSH ACK alone, the others folded: 19 ACKs in at most a few events (a fold also
+        // ends at a jiffy and at the reader's poll).
+        assert!(
+            events.len() >= 3 && events.len() <= 8,
+            "{context}: {} events: {events:?}",
+            events.len()
+        );
+        let psh = events
+            .iter()
+            .find(|(s, _)| s.ack == 2000)
+            .expect("the PSH ACK");
+        assert_eq!(psh.1.0, 1, "{context}: the PSH ACK was folded");
+        for (event, _) in &events {
+            assert!(
+                wire.iter().any(|s| s.ack == event.ack),
+                "{context}: ack {} is no ACK's",
+                event.ack
+            );
+        }
+        let (_, (_, last)) = events.iter().max_by_key(|(s, _)| s.ack).expect("events");
+        let last_hex: String = last.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(last_hex, last_packet, "{context}: the last event's headers");
+    }
+    assert!(traced.stats.folded_events >= 2, "{:?}", traced.stats);
 }
 
 /// A TUN device has no link-layer header: the data starts at IP.
