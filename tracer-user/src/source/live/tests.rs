@@ -867,10 +867,11 @@ fn crafted_acks_fold() {
         let bytes: u32 = events.iter().map(|(s, _)| s.ip_len).sum();
         assert_eq!(packets as usize, wire.len(), "{context}: {events:?}");
         assert_eq!(bytes, 20 * ip_len, "{context}: {events:?}");
-        // The PSH ACK alone, the others folded: 19 ACKs in at most a few events (a fold also
-        // ends at a jiffy and at the reader's poll).
+        // The PSH ACK alone, the others folded: the ACKs before and after it in two events or
+        // more (a fold also ends at a jiffy and at the reader's poll, and the sender may move
+        // to another CPU), some of them folds.
         assert!(
-            events.len() >= 3 && events.len() <= 8,
+            events.len() >= 3 && events.iter().any(|(_, (segments, _))| *segments > 1),
             "{context}: {} events: {events:?}",
             events.len()
         );
