@@ -41,7 +41,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, MapError, PerCpuArray, RingBuf},
 };
 use nix::time::{ClockId, clock_gettime};
 use tokio::{
@@ -650,14 +650,7 @@ impl<S: EventSink> Collector<'_, S> {
     /// The last flush, with the programs detached: a CPU whose batch was busy (a classifier run
     /// that started before the detach) is flushed again until its batch is written.
     fn collect_last_batches(&mut self, ebpf: &Ebpf, counters: &PerCpuArray<MapData, Counters>) {
-        let busy = || {
-            counters.get(&0, 0).map_or(0, |per_cpu| {
-                per_cpu
-                    .iter()
-                    .map(|cpu| cpu[counter::FLUSH_BUSY as usize])
-                    .sum::<u64>()
-            })
-        };
+        let busy = || counter_sums(counters).map_or(0, |sums| sums[counter::FLUSH_BUSY as usize]);
         for _ in 0..LAST_FLUSH_TRIES {
             let before = busy();
             self.collect_batches(ebpf);
@@ -778,17 +771,10 @@ impl<S: EventSink> Collector<'_, S> {
 
     /// Sums the per-CPU counters into `stats`.
     fn refresh(&mut self, counters: &PerCpuArray<MapData, Counters>) {
-        let mut sums: Counters = [0; counter::COUNT as usize];
-        match counters.get(&0, 0) {
-            Ok(per_cpu) => {
-                for cpu in per_cpu.iter() {
-                    for (sum, value) in sums.iter_mut().zip(cpu) {
-                        *sum += value;
-                    }
-                }
-            }
-            Err(e) => log::warn!("reading the counters: {e}"),
-        }
+        let sums = counter_sums(counters).unwrap_or_else(|e| {
+            log::warn!("reading the counters: {e}");
+            [0; counter::COUNT as usize]
+        });
         let read = |index: u32| sums[index as usize];
         let stats = &mut self.stats;
         stats.packets_seen = read(counter::PACKETS);
@@ -807,6 +793,17 @@ impl<S: EventSink> Collector<'_, S> {
             now_ns
         };
     }
+}
+
+/// The classifiers' counters, summed over the CPUs.
+fn counter_sums(counters: &PerCpuArray<MapData, Counters>) -> Result<Counters, MapError> {
+    let mut sums: Counters = [0; counter::COUNT as usize];
+    for cpu in counters.get(&0, 0)?.iter() {
+        for (sum, value) in sums.iter_mut().zip(cpu) {
+            *sum += value;
+        }
+    }
+    Ok(sums)
 }
 
 /// CLOCK_REALTIME − the kernel's monotonic clock, now: `bpf_ktime_get_ns()` + this = wall-clock
