@@ -605,14 +605,12 @@ fn continue_fold<const IP_LEN: usize>(
     {
         return false;
     }
-    // The ports and addresses in memory order, as `flow_key` holds them.
-    let ports = raw(5);
+    // The ports and addresses in memory order, as `flow_key` reads them.
     let addresses = u64::from(raw(3)) | (u64::from(raw(4)) << 32);
+    let key = flow_key_of(ifindex, direction, false, raw(5), [addresses, 0, 0, 0]);
     let ack = be(7);
     // The DATA_ACK's last four bytes: word 14 (4 bytes) or 15 (8 bytes).
     let data_ack = if short { be(14) } else { be(15) };
-    let first = u64::from(ifindex) ^ (u64::from(ports) << 32) ^ (u64::from(direction) << 8);
-    let key = [first, addresses, 0, 0, 0, u64::from(ifindex)];
     let fold = &mut batch.folds[fold_slot(&key)];
     if !fold.continued_by(&key, ack, data_ack, IP_LEN) {
         return false;
@@ -1176,23 +1174,36 @@ fn ports_at(data: *const u8, tcp_off: usize) -> u32 {
 /// The flow key of the headers in the scratch data, read at `tcp_off`.
 #[inline(always)]
 fn flow_key(data: *const u8, ifindex: u32, direction: u8, ipv6: bool, tcp_off: usize) -> FlowKey {
-    let ports = ports_at(data, tcp_off);
-    let first = u64::from(ifindex)
-        ^ (u64::from(ports) << 32)
-        ^ (u64::from(direction) << 8)
-        ^ (u64::from(ipv6) << 16);
-    if ipv6 {
+    let addresses = if ipv6 {
         [
-            first,
             read_u64(data, 8),
             read_u64(data, 16),
             read_u64(data, 24),
             read_u64(data, 32),
-            u64::from(ifindex),
         ]
     } else {
-        [first, read_u64(data, 12), 0, 0, 0, u64::from(ifindex)]
-    }
+        [read_u64(data, 12), 0, 0, 0]
+    };
+    flow_key_of(ifindex, direction, ipv6, ports_at(data, tcp_off), addresses)
+}
+
+/// The flow key of a segment from its parts: the ports and the addresses (IPv4: the first
+/// word) in memory order. `flow_key` and `fold_in_place` both make their keys here, so that a
+/// fold one of them started is continued by the other.
+#[inline(always)]
+fn flow_key_of(
+    ifindex: u32,
+    direction: u8,
+    ipv6: bool,
+    ports: u32,
+    addresses: [u64; 4],
+) -> FlowKey {
+    let first = u64::from(ifindex)
+        ^ (u64::from(ports) << 32)
+        ^ (u64::from(direction) << 8)
+        ^ (u64::from(ipv6) << 16);
+    let [a, b, c, d] = addresses;
+    [first, a, b, c, d, u64::from(ifindex)]
 }
 
 /// The fold slot of a flow: its ports mixed, so that subflows differing in one port get
