@@ -598,6 +598,16 @@ const LAST_FLUSH_TRIES: usize = 100;
 /// Events read per readiness wakeup before the other tasks of the loop get their turn.
 const DRAIN_BATCH: u64 = 4096;
 
+/// Time a turn of `drain_some` takes at most (give or take a record or a `HAND_ON_CHUNK`)
+/// before the other tasks of the loop get theirs. `DRAIN_BATCH` alone bounds the events, not
+/// the time: a slow build or a starved reader (a busy CPU, a throttled process) then spent
+/// hundreds of ms of wall time per turn, and a metrics scrape, which needs two or three turns
+/// of the loop (accept, read, answer), waited seconds.
+const DRAIN_TIME: Duration = Duration::from_millis(1);
+
+/// Events read and handed on between two looks at the clock.
+const HAND_ON_CHUNK: usize = 256;
+
 impl<S: EventSink> Collector<'_, S> {
     /// Reads until the ring is empty: only once the programs are detached, when nothing
     /// refills it.
@@ -611,23 +621,46 @@ impl<S: EventSink> Collector<'_, S> {
         self.hand_on(usize::MAX);
     }
 
-    /// Reads the records of at most `DRAIN_BATCH` events and hands on at most as many, as far
-    /// as the flush rounds allow; `behind` says whether records are left or more could go. A
-    /// reader that cannot keep up with the kernel never finds the ring empty: reading until it
-    /// is would never return, and neither the interval callback (where a long run evicts what
-    /// ended), nor the metrics endpoint, nor SIGTERM would get a turn while the traffic lasts.
+    /// Reads the records of at most `DRAIN_BATCH` events and hands on as many, as far as the
+    /// flush rounds allow, for about `DRAIN_TIME`; `behind` says whether records are left or
+    /// more could go. A reader that cannot keep up with the kernel never finds the ring empty:
+    /// reading until it is would never return, and neither the interval callback (where a long
+    /// run evicts what ended), nor the metrics endpoint, nor SIGTERM would get a turn while the
+    /// traffic lasts.
     fn drain_some<T: std::borrow::Borrow<MapData>>(&mut self, ring: &mut RingBuf<T>) {
+        let deadline = std::time::Instant::now() + DRAIN_TIME;
         let start = self.stats.events_received;
-        let mut ring_left = true;
-        while self.stats.events_received - start < DRAIN_BATCH {
+        loop {
+            let (ring_left, read) = self.read_some(ring, HAND_ON_CHUNK);
+            // At least as many as were read: otherwise the reorder buffer, not the ring, would
+            // take up what the reader is behind by, and overflow.
+            let more = self.hand_on(read.max(HAND_ON_CHUNK));
+            self.behind = ring_left || more;
+            if !self.behind
+                || self.stats.events_received - start >= DRAIN_BATCH
+                || std::time::Instant::now() >= deadline
+            {
+                return;
+            }
+        }
+    }
+
+    /// Reads records until they held `events` events or the ring is empty; returns whether
+    /// records may be left, and how many events were read.
+    fn read_some<T: std::borrow::Borrow<MapData>>(
+        &mut self,
+        ring: &mut RingBuf<T>,
+        events: usize,
+    ) -> (bool, usize) {
+        let start = self.stats.events_received;
+        let read = |this: &Self| (this.stats.events_received - start) as usize;
+        while read(self) < events {
             let Some(record) = ring.next() else {
-                ring_left = false;
-                break;
+                return (false, read(self));
             };
             self.record(&record);
         }
-        let more = self.hand_on(DRAIN_BATCH as usize);
-        self.behind = ring_left || more;
+        (true, read(self))
     }
 
     /// Has every CPU's unfinished batch written to the ring buffer. A failure is a warning
