@@ -847,7 +847,10 @@ fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
             "seeding {} with this workspace's dependencies",
             target.display()
         );
-        if let Err(error) = seed_dependencies(&root.join("target/release"), &release) {
+        let seeded = workspace_packages(&root).and_then(|packages| {
+            seed_dependencies(&root.join("target/release"), &release, &packages)
+        });
+        if let Err(error) = seeded {
             log::warn!(
                 "could not seed the baseline's target directory ({error:#}); it builds from scratch"
             );
@@ -883,32 +886,74 @@ fn build_baseline(revision: &str) -> anyhow::Result<Baseline> {
 }
 
 /// Written into a baseline's `target/release` once it is seeded the way `seed_dependencies`
-/// seeds it.
-const SEEDED_MARKER: &str = ".seeded-without-workspace";
+/// seeds it. Renamed when the seeding changes, so that a directory seeded the old way is
+/// started afresh.
+const SEEDED_MARKER: &str = ".seeded-without-workspace-packages";
+
+/// The names of this workspace's packages (`cargo metadata --no-deps`).
+fn workspace_packages(root: &Path) -> anyhow::Result<Vec<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("running cargo metadata")?;
+    ensure!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).context("cargo metadata")?;
+    let names = metadata["packages"]
+        .as_array()
+        .context("cargo metadata: no packages")?
+        .iter()
+        .filter_map(|package| package["name"].as_str().map(str::to_owned))
+        .collect();
+    Ok(names)
+}
 
 /// Copies the compiled dependencies of `from` (a `target/release`) into `to`. Registry crates'
 /// fingerprints do not depend on the workspace's path, so they are fresh for the baseline's build
-/// too. The workspace's `mptcp-tracer` package is left out, its build script's output above all:
-/// cargo hashes path packages by their path relative to the workspace, so a copied build-script
-/// output would look fresh to the baseline's build, and the baseline would embed *this*
+/// too. The workspace's own `packages` are left out: cargo hashes path packages by their path
+/// relative to the workspace and checks their sources by mtime, older in the baseline's
+/// `git archive` than in the copied fingerprints. So a copied `tracer-common` looked fresh, and
+/// the baseline's programs were loaded with *this* revision's map value sizes ("invalid value
+/// size 88, expected 56"); a copied build-script output of `mptcp-tracer` would embed this
 /// revision's eBPF object.
-fn seed_dependencies(from: &Path, to: &Path) -> anyhow::Result<()> {
+fn seed_dependencies(from: &Path, to: &Path, packages: &[String]) -> anyhow::Result<()> {
     fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     // tar matches the patterns against member names as given (`deps/...`, no `./`), with
     // wildcards that also match `/`.
-    let status = Command::new("sh")
-        .current_dir(from)
-        .args([
-            "-c",
-            "tar --exclude='deps/*mptcp_tracer*' --exclude='build/mptcp-tracer-*' \
-             --exclude='.fingerprint/mptcp-tracer-*' -cf - deps build .fingerprint \
-             | tar -xf - -C \"$1\"",
-            "sh",
-        ])
+    let mut tar = Command::new("tar");
+    tar.current_dir(from);
+    for package in packages {
+        let crate_name = package.replace('-', "_");
+        tar.arg(format!("--exclude=deps/*{crate_name}-*"))
+            .arg(format!("--exclude=build/{package}-*"))
+            .arg(format!("--exclude=.fingerprint/{package}-*"));
+    }
+    let mut archive = tar
+        .args(["-cf", "-", "deps", "build", ".fingerprint"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("copying {}", from.display()))?;
+    let unpacked = Command::new("tar")
+        .arg("-xf")
+        .arg("-")
+        .arg("-C")
         .arg(to)
+        .stdin(archive.stdout.take().context("tar's stdout")?)
         .status()
         .with_context(|| format!("copying {}", from.display()))?;
-    ensure!(status.success(), "copying {} failed", from.display());
+    let archived = archive
+        .wait()
+        .with_context(|| format!("copying {}", from.display()))?;
+    ensure!(
+        archived.success() && unpacked.success(),
+        "copying {} failed",
+        from.display()
+    );
     Ok(())
 }
 
@@ -1254,7 +1299,8 @@ mod tests {
     /// The files a seeded baseline target directory gets from `from`, relative to it.
     fn seeded_files(from: &Path) -> BTreeSet<String> {
         let to = from.with_extension("seeded");
-        seed_dependencies(from, &to).unwrap();
+        let packages = ["mptcp-tracer".to_owned(), "tracer-common".to_owned()];
+        seed_dependencies(from, &to, &packages).unwrap();
         let listing = Command::new("find")
             .current_dir(&to)
             .args([".", "-type", "f"])
@@ -1268,13 +1314,16 @@ mod tests {
     }
 
     #[test]
-    fn seeding_leaves_out_the_workspace_package_and_its_build_script_output() {
+    fn seeding_leaves_out_the_workspace_packages_and_their_build_script_output() {
         let from = std::env::temp_dir().join(format!("bench-seed-{}", std::process::id()));
         let _ = fs::remove_dir_all(&from);
         let files = [
             "deps/libserde-0123.rlib",
             "deps/libmptcp_tracer-4567.rlib",
             "deps/mptcp_tracer-4567.d",
+            "deps/libtracer_common-a13d.rlib",
+            "deps/tracer_common-a13d.d",
+            ".fingerprint/tracer-common-a13d/lib-tracer_common",
             "build/aya-89ab/output",
             "build/mptcp-tracer-cdef/out/aya-build/target/tracer-ebpf",
             ".fingerprint/serde-0123/lib-serde",
