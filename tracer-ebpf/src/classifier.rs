@@ -163,7 +163,10 @@ struct Batch {
     /// interrupt the flush program (when it runs on the reader's own CPU); whoever comes second
     /// finds this set and leaves the batch alone.
     busy: u32,
-    _pad: u32,
+    /// Bit `i` set: fold slot `i` holds a fold (its `count` is not 0). Here, in the line the
+    /// batch is taken through, so that an event that folds nothing learns that its flow has
+    /// no fold pending without a load from the fold's lines.
+    folding: u32,
     /// `ktime_ns` of the first event in the batch.
     first_ns: u64,
     /// ACKs being folded, one flow per slot (see `Fold`).
@@ -344,12 +347,18 @@ impl Batch {
     /// Appends fold `slot`'s event (if it has one) and frees the slot.
     #[inline(always)]
     fn push_fold(&mut self, slot: usize, counters: &mut Counters) {
-        let fold = &mut self.folds[slot & (FOLD_SLOTS - 1)];
-        // SAFETY: a field of the batch, taken by `enter`.
-        let count = unsafe { ptr::read_volatile(&raw const fold.count) };
-        if count == 0 {
+        let slot = slot & (FOLD_SLOTS - 1);
+        if !self.holds_fold(slot) {
             return;
         }
+        // SAFETY: a field of the batch, taken by `enter`; volatile as in `Fold::extend`.
+        unsafe {
+            let folding = ptr::read_volatile(&raw const self.folding);
+            ptr::write_volatile(&raw mut self.folding, folding & !(1 << slot));
+        }
+        let fold = &mut self.folds[slot];
+        // SAFETY: as above.
+        let count = unsafe { ptr::read_volatile(&raw const fold.count) };
         // SAFETY: as above.
         unsafe { ptr::write_volatile(&raw mut fold.count, 0) };
         fold.event.header.gso_segs = count as u16;
@@ -359,6 +368,15 @@ impl Batch {
         let event_len = size_of::<EventHeader>() + usize::from(fold.event.header.cap_len & 0xff);
         let event = &raw const fold.event;
         self.push(event, event_len, counters);
+    }
+
+    /// Whether fold `slot` holds a fold (`folding`).
+    #[inline(always)]
+    fn holds_fold(&self, slot: usize) -> bool {
+        // SAFETY: as in `enter`.
+        unsafe {
+            ptr::read_volatile(&raw const self.folding) & (1 << (slot & (FOLD_SLOTS - 1))) != 0
+        }
     }
 
     /// Folds an ACK (headers in `scratch`, `event_len` bytes with the event header) into fold
@@ -417,8 +435,9 @@ impl Batch {
         event_len: usize,
         counters: &mut Counters,
     ) {
+        let slot = slot & (FOLD_SLOTS - 1);
         self.push_fold(slot, counters);
-        let fold = &mut self.folds[slot & (FOLD_SLOTS - 1)];
+        let fold = &mut self.folds[slot];
         // SAFETY: whole `Event`s.
         unsafe {
             copy_words(
@@ -440,6 +459,8 @@ impl Batch {
             ptr::write_volatile(&raw mut fold.data_ack, data_ack);
             ptr::write_volatile(&raw mut fold.tick, tick);
             ptr::write_volatile(&raw mut fold.count, 1);
+            let folding = ptr::read_volatile(&raw const self.folding);
+            ptr::write_volatile(&raw mut self.folding, folding | (1 << slot));
         }
     }
 
@@ -611,7 +632,7 @@ fn continue_fold<const IP_LEN: usize>(
     let ack = be(7);
     // The DATA_ACK's last four bytes: word 14 (4 bytes) or 15 (8 bytes).
     let data_ack = if short { be(14) } else { be(15) };
-    let fold = &mut batch.folds[fold_slot(&key)];
+    let fold = &mut batch.folds[fold_slot(raw(5), direction)];
     if !fold.continued_by(&key, ack, data_ack, IP_LEN) {
         return false;
     }
@@ -1026,34 +1047,36 @@ fn emit(
         output_one(&scratch.event, event_len, counters);
         return;
     };
-    if fold_acks {
-        let tcp_off = forget(scratch, headers.tcp_off);
-        let data = scratch.event.data.as_ptr();
-        if foldable(data, headers.ipv6, tcp_off, options_end) {
-            let key = flow_key(data, ifindex, direction, headers.ipv6, tcp_off);
-            let slot = fold_slot(&key);
-            let ack = be32_at(data, tcp_off + 8);
-            // The DATA_ACK's low 32 bits (4 or 8 bytes, it ends the option).
-            let data_ack = be32_at(data, options_end - 4);
-            if !batch.fold_into(slot, &key, ack, data_ack, scratch, event_len, counters) {
-                scratch.event.header =
-                    event_header(ifindex, direction, headers, options_end, gso_segs);
-                batch.start_fold(
-                    slot,
-                    key,
-                    ack,
-                    data_ack,
-                    &scratch.event,
-                    event_len,
-                    counters,
-                );
-            }
-            batch.leave();
-            return;
+    let tcp_off = forget(scratch, headers.tcp_off);
+    let data = scratch.event.data.as_ptr();
+    if fold_acks && foldable(data, headers.ipv6, tcp_off, options_end) {
+        let key = flow_key(data, ifindex, direction, headers.ipv6, tcp_off);
+        let slot = fold_slot(ports_at(data, tcp_off), direction);
+        let ack = be32_at(data, tcp_off + 8);
+        // The DATA_ACK's low 32 bits (4 or 8 bytes, it ends the option).
+        let data_ack = be32_at(data, options_end - 4);
+        if !batch.fold_into(slot, &key, ack, data_ack, scratch, event_len, counters) {
+            scratch.event.header = event_header(ifindex, direction, headers, options_end, gso_segs);
+            batch.start_fold(
+                slot,
+                key,
+                ack,
+                data_ack,
+                &scratch.event,
+                event_len,
+                counters,
+            );
         }
+        batch.leave();
+        return;
+    }
+    // Stamped before the checks below load from the batch: the clock's serialising TSC read
+    // then waits for fewer loads in flight.
+    scratch.event.header = event_header(ifindex, direction, headers, options_end, gso_segs);
+    if fold_acks {
         // The flow's folded ACKs come before this packet.
-        let slot = fold_slot_of_ports(ports_at(data, tcp_off));
-        if batch.folds[slot].count != 0
+        let slot = fold_slot(ports_at(data, tcp_off), direction);
+        if batch.holds_fold(slot)
             && same_key(
                 &batch.folds[slot].key,
                 &flow_key(data, ifindex, direction, headers.ipv6, tcp_off),
@@ -1062,7 +1085,6 @@ fn emit(
             batch.push_fold(slot, counters);
         }
     }
-    scratch.event.header = event_header(ifindex, direction, headers, options_end, gso_segs);
     batch.push(&raw const scratch.event, event_len, counters);
     batch.leave();
 }
@@ -1206,17 +1228,15 @@ fn flow_key_of(
     [first, a, b, c, d, u64::from(ifindex)]
 }
 
-/// The fold slot of a flow: its ports mixed, so that subflows differing in one port get
-/// different slots.
+/// The fold slot of a flow: its ports (as `flow_key` holds them) mixed, so that subflows
+/// differing in one port get different slots, and its direction, so that a subflow's data
+/// (whose ACKs the other direction folds) finds its own direction's slot, not a slot held by
+/// its ACKs: the mix of the ports is the same both ways.
 #[inline(always)]
-fn fold_slot(key: &FlowKey) -> usize {
-    fold_slot_of_ports((key[0] >> 32) as u32)
-}
-
-#[inline(always)]
-fn fold_slot_of_ports(ports: u32) -> usize {
+fn fold_slot(ports: u32, direction: u8) -> usize {
     let mixed = ports ^ (ports >> 16);
-    ((mixed ^ (mixed >> 8)) as usize) & (FOLD_SLOTS - 1)
+    let mixed = (mixed ^ (mixed >> 8)) as usize ^ (usize::from(direction) * (FOLD_SLOTS / 2));
+    mixed & (FOLD_SLOTS - 1)
 }
 
 /// Whether the segment is a pure ACK whose only news is its acknowledgements: flags ACK, no
