@@ -149,6 +149,8 @@ const BATCH_BYTES: usize = 4096;
 /// write of its own (perf: output, reserve and query a third of the egress program's time).
 const BATCH_MAX_AGE_NS: u64 = 20_000_000;
 const EVENT_WORDS: usize = size_of::<Event>() / 8;
+/// See `Batch::records`; as `Scratch::_slack`.
+const RECORDS_SLACK: usize = 256;
 
 /// This CPU's events not yet in the ring buffer: whole events (header and `cap_len` bytes),
 /// each padded to 8 bytes, the layout of a ring-buffer record.
@@ -171,8 +173,9 @@ struct Batch {
     first_ns: u64,
     /// ACKs being folded, one flow per slot (see `Fold`).
     folds: [Fold; FOLD_SLOTS],
-    /// Room for one more event past BATCH_BYTES: the event that crosses it.
-    records: [u8; BATCH_BYTES + size_of::<Event>()],
+    /// Room for one more event past BATCH_BYTES (the event that crosses it), and after it the
+    /// room `byte` needs to read an event staged here (`emit_staged`) as it reads the scratch.
+    records: [u8; BATCH_BYTES + size_of::<Event>() + RECORDS_SLACK],
 }
 
 /// Flows whose ACKs this CPU folds at the same time: a slot per hash of the ports (the
@@ -314,8 +317,39 @@ impl Batch {
     /// once it is full or old. `event` may be one of the batch's own folds.
     #[inline(always)]
     fn push(&mut self, event: *const Event, event_len: usize, counters: &mut Counters) {
-        // SAFETY: `event` points to a whole `Event` (the scratch one or a fold's).
-        let now = unsafe { (*event).header.ktime_ns };
+        // SAFETY: `event` points to a whole `Event` (the scratch one or a fold's), and
+        // `next_event` to `EVENT_WORDS` words of `records`.
+        unsafe {
+            copy_words(
+                self.next_event().cast::<u64>(),
+                event.cast::<u64>(),
+                0,
+                (event_len + 7) / 8,
+            )
+        };
+        self.append(event_len, counters);
+    }
+
+    /// Where the next event goes in `records`: `len` (< BATCH_BYTES, 8-aligned), which has
+    /// `size_of::<Event>()` bytes of room after it, and `RECORDS_SLACK` more.
+    #[inline(always)]
+    fn next_event(&mut self) -> *mut Event {
+        let (len, _) = self.queued();
+        // SAFETY: see above.
+        unsafe {
+            self.records
+                .as_mut_ptr()
+                .add(len & (BATCH_BYTES - 1))
+                .cast::<Event>()
+        }
+    }
+
+    /// Appends the event of `event_len` bytes written at `next_event`, and writes the batch to
+    /// the ring buffer once it is full or old.
+    #[inline(always)]
+    fn append(&mut self, event_len: usize, counters: &mut Counters) {
+        // SAFETY: the header of the event just written there.
+        let now = unsafe { ptr::read_volatile(&raw const (*self.next_event()).header.ktime_ns) };
         let (len, events) = self.queued();
         let len = len & (BATCH_BYTES - 1);
         // SAFETY: a field of the batch, taken by `enter`; volatile for the same reason as there.
@@ -325,15 +359,7 @@ impl Batch {
             }
             ptr::read_volatile(&raw const self.first_ns)
         };
-        let words = (event_len + 7) / 8;
-        // SAFETY: `len` < BATCH_BYTES and 8-aligned; `EVENT_WORDS` words after it stay in
-        // `records`, which has `size_of::<Event>()` bytes of room past BATCH_BYTES. `event` is
-        // a whole `Event`.
-        unsafe {
-            let to = self.records.as_mut_ptr().add(len).cast::<u64>();
-            copy_words(to, event.cast::<u64>(), 0, words);
-        }
-        let len = len + words * 8;
+        let len = len + (event_len + 7) / 8 * 8;
         let events = events + 1;
         if len >= BATCH_BYTES || now.wrapping_sub(first_ns) >= BATCH_MAX_AGE_NS {
             let (written, lost) = self.write(len, events);
@@ -775,7 +801,22 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     let options_end = forget(scratch, headers.options_end);
     let data = scratch.event.data.as_mut_ptr();
     if !headers.loaded {
-        copy_linear(skb, data, options_end)?;
+        let staged = match take_batch() {
+            Some(batch) => {
+                let place = Place {
+                    tcp_off,
+                    options_end,
+                    direction,
+                };
+                emit_staged(skb, scratch, batch, &headers, &place, config, counters)?
+            }
+            None => Staged::NotQueued,
+        };
+        match staged {
+            Staged::Queued => return Ok(()),
+            Staged::InScratch => {}
+            Staged::NotQueued => copy_linear(skb, data, options_end)?,
+        }
     }
     if !filter_matches(config, data, headers.ipv6, tcp_off) {
         bump(counters, counter::FILTERED);
@@ -1025,6 +1066,88 @@ fn loaded_headers(
         mptcp: has_mptcp_option(scratch, data, tcp_off + TCP_HDR_MIN, options_end),
         loaded: true,
     })
+}
+
+/// What `emit_staged` did with a packet.
+enum Staged {
+    /// Its event is in the batch, or the filter dropped it: done.
+    Queued,
+    /// Its headers are in the scratch data, for `emit` (the folds).
+    InScratch,
+    /// Nothing: the batch was busy.
+    NotQueued,
+}
+
+/// Where an event's parts are, and which way it went: what `emit_staged` needs besides the
+/// headers.
+struct Place {
+    tcp_off: usize,
+    options_end: usize,
+    direction: u8,
+}
+
+/// Queues the event of a packet whose headers are in the skb's linear area (not loaded yet)
+/// straight into this CPU's batch, taken by the caller: copies them to where the next event
+/// goes, and unless the filter drops it or it is for the folds (a foldable ACK, or a packet
+/// of a flow with a fold pending), writes the event header in front and appends it. Nothing
+/// is copied twice (first into the scratch, then into the batch), and the scratch's lines are
+/// not touched: for a sender's data (every egress packet is an event) a tenth of the egress
+/// program's time. The folds work on the scratch (appending a fold writes where this event is
+/// staged): those packets' headers go there, for `emit`.
+#[inline(always)]
+fn emit_staged(
+    skb: *mut __sk_buff,
+    scratch: &mut Scratch,
+    batch: &mut Batch,
+    headers: &Headers,
+    place: &Place,
+    config: &FilterConfig,
+    counters: &mut Counters,
+) -> Result<Staged, Skip> {
+    let (tcp_off, options_end, direction) = (place.tcp_off, place.options_end, place.direction);
+    let event = batch.next_event();
+    // SAFETY: `next_event` points to a whole `Event` in the batch.
+    let data = unsafe { (*event).data.as_mut_ptr() };
+    if let Err(skip) = copy_linear(skb, data, options_end) {
+        batch.leave();
+        return Err(skip);
+    }
+    let data = data.cast_const();
+    if !filter_matches(config, data, headers.ipv6, tcp_off) {
+        batch.leave();
+        bump(counters, counter::FILTERED);
+        return Ok(Staged::Queued);
+    }
+    // SAFETY: the context pointer the kernel passed to the program.
+    let (ifindex, gso_segs) = unsafe { ((*skb).ifindex, (*skb).gso_segs) };
+    let event_len = size_of::<EventHeader>() + options_end;
+    if config.fold_acks != 0 {
+        let slot = fold_slot(ports_at(data, tcp_off), direction);
+        let pending = batch.holds_fold(slot)
+            && same_key(
+                &batch.folds[slot].key,
+                &flow_key(data, ifindex, direction, headers.ipv6, tcp_off),
+            );
+        if pending || foldable(data, headers.ipv6, tcp_off, options_end) {
+            // SAFETY: whole `Event`s; the headers after the event header.
+            unsafe {
+                copy_words(
+                    (&raw mut scratch.event).cast::<u64>(),
+                    event.cast::<u64>(),
+                    size_of::<EventHeader>() / 8,
+                    (event_len + 7) / 8,
+                );
+            }
+            batch.leave();
+            return Ok(Staged::InScratch);
+        }
+    }
+    // SAFETY: as above.
+    let header = unsafe { &mut (*event).header };
+    write_event_header(header, ifindex, direction, headers, options_end, gso_segs);
+    batch.append(event_len, counters);
+    batch.leave();
+    Ok(Staged::Queued)
 }
 
 /// Queues the packet's event: writes the event header in front of the headers in the scratch
