@@ -801,7 +801,14 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     let options_end = forget(scratch, headers.options_end);
     let data = scratch.event.data.as_mut_ptr();
     if !headers.loaded {
-        let staged = match take_batch() {
+        // A packet with payload (data: every event of a sender) is staged in the batch; a
+        // packet without may be a foldable ACK, for the folds, which work on the scratch.
+        let batch = if headers.net_len as usize > options_end {
+            take_batch()
+        } else {
+            None
+        };
+        let staged = match batch {
             Some(batch) => {
                 let place = Place {
                     tcp_off,
@@ -1074,7 +1081,7 @@ enum Staged {
     Queued,
     /// Its headers are in the scratch data, for `emit` (the folds).
     InScratch,
-    /// Nothing: the batch was busy.
+    /// Nothing: not staged (no payload), or the batch was busy.
     NotQueued,
 }
 
