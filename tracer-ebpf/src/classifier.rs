@@ -1223,8 +1223,9 @@ fn emit(
         batch.leave();
         return;
     }
-    // Stamped before the checks below load from the batch: the clock's serialising TSC read
-    // then waits for fewer loads in flight.
+    // Stamped once the batch is taken, so that no flush mark comes between the stamp and the
+    // event's place in the batch (see `mptcp_trc_flush`). Where exactly made no difference
+    // (perf: the TSC read's share stayed at a quarter even with the stamp before the batch).
     write_event_header(
         &mut scratch.event.header,
         ifindex,
