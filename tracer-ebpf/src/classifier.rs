@@ -414,6 +414,30 @@ impl Batch {
         }
     }
 
+    /// Whether fold `slot` holds a fold of the flow of `packet`, whose headers are at `data`:
+    /// checked in `folding` first, which spares the fold's lines and the key when the slot is
+    /// free.
+    #[inline(always)]
+    fn holds_fold_of(
+        &self,
+        slot: usize,
+        packet: &Packet<'_>,
+        data: *const u8,
+        tcp_off: usize,
+    ) -> bool {
+        self.holds_fold(slot)
+            && same_key(
+                &self.folds[slot & (FOLD_SLOTS - 1)].key,
+                &flow_key(
+                    data,
+                    packet.ifindex,
+                    packet.direction,
+                    packet.headers.ipv6,
+                    tcp_off,
+                ),
+            )
+    }
+
     /// Folds an ACK (headers in `scratch`, `event_len` bytes with the event header) into fold
     /// `slot` if the slot holds a fold of the same flow that it continues; false otherwise.
     #[expect(
@@ -1128,16 +1152,11 @@ fn emit_staged(
         bump(counters, counter::FILTERED);
         return Ok(Staged::Queued);
     }
-    // SAFETY: the context pointer the kernel passed to the program.
-    let (ifindex, gso_segs) = unsafe { ((*skb).ifindex, (*skb).gso_segs) };
+    let packet = Packet::of(skb, direction, headers, options_end);
     let event_len = size_of::<EventHeader>() + options_end;
     if config.fold_acks != 0 {
         let slot = fold_slot(ports_at(data, tcp_off), direction);
-        let pending = batch.holds_fold(slot)
-            && same_key(
-                &batch.folds[slot].key,
-                &flow_key(data, ifindex, direction, headers.ipv6, tcp_off),
-            );
+        let pending = batch.holds_fold_of(slot, &packet, data, tcp_off);
         if pending || foldable(data, headers.ipv6, tcp_off, options_end) {
             // SAFETY: whole `Event`s; the headers after the event header.
             unsafe {
@@ -1154,7 +1173,7 @@ fn emit_staged(
     }
     // SAFETY: as above.
     let header = unsafe { &mut (*event).header };
-    write_event_header(header, ifindex, direction, headers, options_end, gso_segs);
+    write_event_header(header, &packet);
     batch.append(event_len, counters);
     batch.leave();
     Ok(Staged::Queued)
@@ -1174,42 +1193,27 @@ fn emit(
     fold_acks: bool,
     counters: &mut Counters,
 ) {
-    // SAFETY: the context pointer the kernel passed to the program.
-    let (ifindex, gso_segs) = unsafe { ((*skb).ifindex, (*skb).gso_segs) };
+    let packet = Packet::of(skb, direction, headers, options_end);
     // The event carries the headers only (IP, extension headers, TCP with its options: all
     // loaded by now). The payload after them would mostly come from page fragments (another
     // load) and nothing downstream reads it: the decoder takes lengths from the headers, never
     // from `cap_len`. The record ends with the last valid byte: less to copy, less ring space.
     let event_len = size_of::<EventHeader>() + options_end;
     let Some(batch) = take_batch() else {
-        write_event_header(
-            &mut scratch.event.header,
-            ifindex,
-            direction,
-            headers,
-            options_end,
-            gso_segs,
-        );
+        write_event_header(&mut scratch.event.header, &packet);
         output_one(&scratch.event, event_len, counters);
         return;
     };
     let tcp_off = forget(scratch, headers.tcp_off);
     let data = scratch.event.data.as_ptr();
     if fold_acks && foldable(data, headers.ipv6, tcp_off, options_end) {
-        let key = flow_key(data, ifindex, direction, headers.ipv6, tcp_off);
+        let key = flow_key(data, packet.ifindex, direction, headers.ipv6, tcp_off);
         let slot = fold_slot(ports_at(data, tcp_off), direction);
         let ack = be32_at(data, tcp_off + 8);
         // The DATA_ACK's low 32 bits (4 or 8 bytes, it ends the option).
         let data_ack = be32_at(data, options_end - 4);
         if !batch.fold_into(slot, &key, ack, data_ack, scratch, event_len, counters) {
-            write_event_header(
-                &mut scratch.event.header,
-                ifindex,
-                direction,
-                headers,
-                options_end,
-                gso_segs,
-            );
+            write_event_header(&mut scratch.event.header, &packet);
             batch.start_fold(
                 slot,
                 key,
@@ -1226,23 +1230,11 @@ fn emit(
     // Stamped once the batch is taken, so that no flush mark comes between the stamp and the
     // event's place in the batch (see `mptcp_trc_flush`). Where exactly made no difference
     // (perf: the TSC read's share stayed at a quarter even with the stamp before the batch).
-    write_event_header(
-        &mut scratch.event.header,
-        ifindex,
-        direction,
-        headers,
-        options_end,
-        gso_segs,
-    );
+    write_event_header(&mut scratch.event.header, &packet);
     if fold_acks {
         // The flow's folded ACKs come before this packet.
         let slot = fold_slot(ports_at(data, tcp_off), direction);
-        if batch.holds_fold(slot)
-            && same_key(
-                &batch.folds[slot].key,
-                &flow_key(data, ifindex, direction, headers.ipv6, tcp_off),
-            )
-        {
+        if batch.holds_fold_of(slot, &packet, data, tcp_off) {
             batch.push_fold(slot, counters);
         }
     }
@@ -1250,19 +1242,44 @@ fn emit(
     batch.leave();
 }
 
-/// Writes the event header of the packet whose headers `headers` describes, stamped now, as
+/// What an event header says of its packet, besides the time.
+#[derive(Clone, Copy)]
+struct Packet<'a> {
+    ifindex: u32,
+    direction: u8,
+    headers: &'a Headers,
+    options_end: usize,
+    gso_segs: u32,
+}
+
+impl<'a> Packet<'a> {
+    #[inline(always)]
+    fn of(skb: *mut __sk_buff, direction: u8, headers: &'a Headers, options_end: usize) -> Self {
+        // SAFETY: the context pointer the kernel passed to the program.
+        let (ifindex, gso_segs) = unsafe { ((*skb).ifindex, (*skb).gso_segs) };
+        Packet {
+            ifindex,
+            direction,
+            headers,
+            options_end,
+            gso_segs,
+        }
+    }
+}
+
+/// Writes the event header of `packet`, stamped now, as
 /// three whole words: the copy into the batch reads it back a word at a time, and a word read
 /// over narrower stores still in the store buffer (a field each) waits for them to reach the
 /// cache (perf: the copy was the egress program's hottest spot).
 #[inline(always)]
-fn write_event_header(
-    to: &mut EventHeader,
-    ifindex: u32,
-    direction: u8,
-    headers: &Headers,
-    options_end: usize,
-    gso_segs: u32,
-) {
+fn write_event_header(to: &mut EventHeader, packet: &Packet<'_>) {
+    let Packet {
+        ifindex,
+        direction,
+        headers,
+        options_end,
+        gso_segs,
+    } = *packet;
     let mut flags = 0;
     if headers.raw_ip {
         flags |= FLAG_RAW_IP;
