@@ -14,12 +14,11 @@
 //! `bpf_ktime_get_ns` (40–60 ns per event on real traffic in this VM: an indirect call to the
 //! clocksource and a serialising TSC read, a quarter of the egress program's time), and the
 //! append to the batch, which goes to the ring buffer as one record of some 45 events. Every
-//! other packet (VLAN tags, raw
-//! IP, IP options, IPv6 extension headers, headers outside the linear area, malformed headers)
-//! takes the general path: one `bpf_skb_load_bytes` of the frame's first bytes into the per-CPU
-//! scratch (a second one behind a VLAN tag or without L2 header, or for long option lists),
-//! and a parse of that copy, so that the verifier sees small bounded loops without helper calls
-//! in them.
+//! other packet (VLAN tags, raw IP, IP options, IPv6 extension headers, headers outside the
+//! linear area, malformed headers) takes the general path: one `bpf_skb_load_bytes` of the
+//! frame's first bytes into the per-CPU scratch (a second one behind a VLAN tag or without L2
+//! header, or for long option lists), and a parse of that copy, so that the verifier sees small
+//! bounded loops without helper calls in them.
 //!
 //! Unless the reader asks for every packet, a flow's consecutive pure DATA_ACKs fold into one
 //! event (`Fold`): most of a bulk transfer's packets then cost a parse and a copy of their
@@ -1125,9 +1124,10 @@ struct Place {
 /// goes, and unless the filter drops it or it is for the folds (a foldable ACK, or a packet
 /// of a flow with a fold pending), writes the event header in front and appends it. Nothing
 /// is copied twice (first into the scratch, then into the batch), and the scratch's lines are
-/// not touched: for a sender's data (every egress packet is an event) a tenth of the egress
-/// program's time. The folds work on the scratch (appending a fold writes where this event is
-/// staged): those packets' headers go there, for `emit`.
+/// not touched (perf: that copy was a tenth of the egress program's samples on a sender, where
+/// every egress packet is an event; the bench: egress 4–5 % less). The folds work on the
+/// scratch (appending a fold writes where this event is staged): those packets' headers go
+/// there, for `emit` (a pure ACK only comes here with Ethernet padding after it).
 #[inline(always)]
 fn emit_staged(
     skb: *mut __sk_buff,
