@@ -35,9 +35,45 @@ const PACKAGES: &[(&str, &str)] = &[
 
 pub fn setup() -> anyhow::Result<()> {
     install_debian_packages()?;
+    install_python_modules();
     install_nightly()?;
     install_bpf_linker()?;
     Ok(())
+}
+
+/// Python modules the tests use, from PyPI: DuckDB reads the exported Parquet as a user's
+/// query engine would (`export::duckdb_reads_the_parquet`).
+const PYTHON_MODULES: &[&str] = &["duckdb"];
+
+/// Installs the missing `PYTHON_MODULES` for `python3` with pip. A failure is a warning, not an
+/// error: the tests that need a module then report themselves skipped, naming it.
+fn install_python_modules() {
+    let missing: Vec<&str> = PYTHON_MODULES
+        .iter()
+        .copied()
+        .filter(|module| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        log::info!("python modules: all there");
+        return;
+    }
+    log::info!("python modules: installing {}", missing.join(" "));
+    // A Debian python3 refuses pip outside a virtualenv unless told otherwise.
+    let installed = run_status(
+        Command::new("python3")
+            .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(&missing),
+    );
+    if let Err(e) = installed {
+        log::warn!("python modules: {e:#}; the tests that need them are skipped");
+    }
 }
 
 /// setup, the static checks, every test, then the fuzz smoke run (each target from its seed
