@@ -18,7 +18,7 @@ use std::{
     rc::Rc,
     sync::{
         Mutex,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     thread,
     time::Duration,
@@ -293,8 +293,8 @@ struct Traced {
     written: MemoryWriter,
 }
 
-/// Traces `options` while `transfers` run (one after another, starting 0.7 s in so the programs
-/// are attached), then `during`, and tcpdump captures `capture_if` in the client's namespace.
+/// Traces `options` while `transfers` run (one after another, once the programs are attached),
+/// then `during`, and tcpdump captures `capture_if` in the client's namespace.
 fn trace_transfers(
     lab: &Lab,
     options: &TraceOptions,
@@ -323,9 +323,11 @@ fn trace_transfers(
     let mut recorder = Recorder::default();
     let written = MemoryWriter::default();
     let mut intervals = 0;
+    let looping = AtomicBool::new(false);
     let (result, traffic) = thread::scope(|scope| {
+        let looping = &looping;
         let traffic = scope.spawn(move || {
-            thread::sleep(Duration::from_millis(700));
+            wait_until_looping(looping);
             for spec in &transfers {
                 run_transfer(lab, spec);
             }
@@ -337,6 +339,7 @@ fn trace_transfers(
             || Ok(Some(Box::new(written.clone()) as Box<dyn CaptureWriter>)),
             &mut |_, _| {
                 intervals += 1;
+                looping.store(true, Ordering::Relaxed);
                 ControlFlow::Continue(())
             },
         );
@@ -441,6 +444,20 @@ fn per_direction(seen: &[Seen]) -> BTreeMap<&'static str, usize> {
             .or_insert(0) += 1;
     }
     counts
+}
+
+/// Waits until the tracer's loop has run its first interval (`looping`), so its programs are
+/// attached: for 20 s at most. A fixed 0.7 s was the wait before, too short on a loaded CI
+/// machine, where the crafted frames went out before the programs were there.
+fn wait_until_looping(looping: &AtomicBool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !looping.load(Ordering::Relaxed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tracer did not start within 20 s"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The events are exactly tcpdump's segments (as multisets: the ring buffer interleaves CPUs).
