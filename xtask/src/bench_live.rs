@@ -893,17 +893,13 @@ const SEEDED_MARKER: &str = ".seeded-without-workspace-packages";
 /// The names of this workspace's packages (`cargo metadata --no-deps`).
 fn workspace_packages(root: &Path) -> anyhow::Result<Vec<String>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(root)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .output()
-        .context("running cargo metadata")?;
-    ensure!(
-        output.status.success(),
-        "cargo metadata: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let metadata: Value = serde_json::from_slice(&output.stdout).context("cargo metadata")?;
+    let metadata = crate::setup::output(Command::new(cargo).current_dir(root).args([
+        "metadata",
+        "--no-deps",
+        "--format-version",
+        "1",
+    ]))?;
+    let metadata: Value = serde_json::from_str(&metadata).context("cargo metadata")?;
     let names = metadata["packages"]
         .as_array()
         .context("cargo metadata: no packages")?
