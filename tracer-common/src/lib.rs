@@ -99,8 +99,9 @@ pub mod counter {
     pub const COUNT: u32 = 11;
 }
 
-/// Filter configuration written by userspace into the `CONFIG` array map (index 0) before the
-/// programs are attached. Zero means "no filter" for each field.
+/// The programs' settings: the eBPF object's read-only global `FILTER`, which userspace sets as
+/// it loads the object (before the verifier sees the programs). Zero means "no filter" for each
+/// field.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FilterConfig {

@@ -32,7 +32,7 @@ use aya_ebpf::{
     },
     helpers::{bpf_get_smp_processor_id, bpf_jiffies64, bpf_ktime_get_ns, bpf_skb_load_bytes},
     macros::{classifier, map, raw_tracepoint},
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TcContext},
 };
 use tracer_common::{
@@ -96,8 +96,30 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 #[map]
 static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
 
-#[map]
-static CONFIG: Array<FilterConfig> = Array::with_max_entries(1, 0);
+/// The user's settings (`--all-tcp`, `--port`, `--addr`, ACK folding), written by the loader
+/// before the programs are verified (`EbpfLoader::override_global`). A read-only global, which
+/// the loader freezes: the verifier knows its values, and removes the code a setting rules out
+/// (without `--port` or `--addr`, no filter code is left to run), and reading it costs no map
+/// lookup. The default here is the tracer's default: fold ACKs, keep MPTCP packets only.
+#[unsafe(no_mangle)]
+static FILTER: FilterConfig = FilterConfig {
+    all_tcp: 0,
+    addr_family: ADDR_ANY,
+    fold_acks: 1,
+    _pad: 0,
+    port: 0,
+    _pad2: 0,
+    ipv4_addr: [0; 4],
+    ipv6_addr: [0; 16],
+};
+
+/// `FILTER`, as the loader set it.
+#[inline(always)]
+fn filter() -> &'static FilterConfig {
+    // SAFETY: the address of a static. It goes through a volatile read so that the compiler,
+    // which sees the defaults above, reads the fields the loader wrote instead of folding them.
+    unsafe { &*ptr::read_volatile(&(&raw const FILTER)) }
+}
 
 /// Per-CPU working memory: the event is assembled here before `bpf_ringbuf_output` copies it,
 /// and a map value (unlike the stack) can be indexed with a bounded variable offset.
@@ -594,9 +616,7 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     // Ethernet, IPv4 (20), TCP (20), NOP, NOP, timestamps (12), DSS with a 4-byte DATA_ACK (8).
     const SHORTEST: usize = ETH_HLEN + 60;
     const TCP: usize = ETH_HLEN + 20;
-    let Some(config) = CONFIG.get(0) else {
-        return false;
-    };
+    let config = filter();
     if config.fold_acks == 0 || config.port != 0 || config.addr_family != ADDR_ANY {
         return false;
     }
@@ -818,7 +838,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
     if headers.mptcp {
         bump(counters, counter::MPTCP);
     }
-    let config = CONFIG.get(0).ok_or(Skip::Malformed)?;
+    let config = filter();
     if !headers.mptcp && config.all_tcp == 0 {
         return Ok(());
     }

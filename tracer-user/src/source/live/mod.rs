@@ -41,7 +41,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{MapData, MapError, PerCpuArray, RingBuf},
 };
 use nix::time::{ClockId, clock_gettime};
 use tokio::{
@@ -215,25 +215,66 @@ const POLL_PERIOD: Duration = Duration::from_millis(50);
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(1);
 
 /// Each program's verified instruction count ("processed N insns" in the verifier log; the
-/// kernel reports the same number as `bpf_prog_info.verified_insns`). Loads, does not attach.
+/// kernel reports the same number as `bpf_prog_info.verified_insns`) under each of
+/// `VERIFIED_SETTINGS`, named "program (settings)". Loads, does not attach.
 pub fn verifier_stats() -> Result<Vec<(String, u32)>, LiveError> {
     privileges::check(false)?;
     privileges::raise_memlock_limit();
-    let mut ebpf = load_object()?;
     let mut counts = Vec::new();
-    for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
-        let program = attach::classifier(&mut ebpf, name)?;
-        let info = program
-            .info()
-            .map_err(|e| LiveError::Load(format!("{name}: {}", error_chain(&e))))?;
-        let count = info.verified_instruction_count().ok_or_else(|| {
-            LiveError::Load(format!(
-                "the kernel does not report verified instructions for {name} (needs ≥ 5.16)"
-            ))
-        })?;
-        counts.push((name.to_owned(), count));
+    for (label, config) in verified_settings() {
+        let mut ebpf = load_object(&config)?;
+        for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
+            let program = attach::classifier(&mut ebpf, name)?;
+            let info = program
+                .info()
+                .map_err(|e| LiveError::Load(format!("{name}: {}", error_chain(&e))))?;
+            let count = info.verified_instruction_count().ok_or_else(|| {
+                LiveError::Load(format!(
+                    "the kernel does not report verified instructions for {name} (needs ≥ 5.16)"
+                ))
+            })?;
+            counts.push((format!("{name} ({label})"), count));
+        }
     }
     Ok(counts)
+}
+
+/// Settings the verifier sees different programs for (it removes what a setting rules out):
+/// the default, a file's (every packet, nothing folded), and each filter with either address
+/// family.
+fn verified_settings() -> [(&'static str, FilterConfig); 4] {
+    let filtered = FilterConfig {
+        all_tcp: 1,
+        fold_acks: 1,
+        port: 443,
+        ..FilterConfig::default()
+    };
+    [
+        (
+            "default",
+            FilterConfig {
+                fold_acks: 1,
+                ..FilterConfig::default()
+            },
+        ),
+        ("every packet", FilterConfig::default()),
+        (
+            "--all-tcp --port --addr IPv4",
+            FilterConfig {
+                addr_family: ADDR_IPV4,
+                ipv4_addr: [10, 0, 0, 1],
+                ..filtered
+            },
+        ),
+        (
+            "--all-tcp --port --addr IPv6",
+            FilterConfig {
+                addr_family: ADDR_IPV6,
+                ipv6_addr: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                ..filtered
+            },
+        ),
+    ]
 }
 
 /// Where events go: the analyzer in `crate::live::trace`, a recorder in the tests.
@@ -255,9 +296,12 @@ fn object_bytes() -> Result<&'static [u8], LiveError> {
 }
 
 /// Loads the maps and both programs into the kernel (verifier included), attaching nothing.
-fn load_object() -> Result<Ebpf, LiveError> {
+/// `config` is part of the programs (see `FILTER` in the eBPF crate): the verifier removes the
+/// code it rules out.
+fn load_object(config: &FilterConfig) -> Result<Ebpf, LiveError> {
     let bytes = object_bytes()?;
     let mut ebpf = EbpfLoader::new()
+        .override_global("FILTER", config, true)
         .load(bytes)
         .map_err(|e| LiveError::Load(error_chain(&e)))?;
     for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
@@ -328,15 +372,7 @@ pub(crate) fn run<S: EventSink>(
     }
 
     privileges::raise_memlock_limit();
-    let mut ebpf = load_object()?;
-    let mut config: Array<_, FilterConfig> = Array::try_from(
-        ebpf.map_mut("CONFIG")
-            .ok_or_else(|| LiveError::Load("no CONFIG map".into()))?,
-    )
-    .map_err(|e| LiveError::Load(error_chain(&e)))?;
-    config
-        .set(0, filter_config(options), 0)
-        .map_err(|e| LiveError::Load(error_chain(&e)))?;
+    let mut ebpf = load_object(&filter_config(options))?;
     let ring: RingBuf<MapData> = RingBuf::try_from(
         ebpf.take_map("EVENTS")
             .ok_or_else(|| LiveError::Load("no EVENTS map".into()))?,

@@ -28,7 +28,7 @@ use mptcp_lab::{
     CaptureSpec, IpVersion, Lab, LabConfig, Side, TransferSpec, Transport,
     skip::{self, skip},
 };
-use tracer_common::CAPTURE_LEN;
+use tracer_common::{CAPTURE_LEN, FilterConfig};
 
 use super::{
     AttachMode, LiveError, LiveStats, TraceOptions, capture::CaptureWriter, monotonic_offset_ns,
@@ -79,7 +79,11 @@ fn verifier_budget() {
         return;
     }
     let counts = verifier_stats().expect("programs load");
-    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(
+        counts.len(),
+        2 * super::verified_settings().len(),
+        "{counts:?}"
+    );
     for (name, insns) in &counts {
         println!("{name}: {insns} verified instructions");
         assert!(
@@ -1154,7 +1158,7 @@ fn bench_program_cost() {
         "files",
         dir.to_str().expect("utf-8 path"),
     ]);
-    let mut ebpf = super::load_object().expect("load");
+    let mut ebpf = super::load_object(&FilterConfig::default()).expect("load");
     let labels = [
         "IPv4 MPTCP (event)",
         "IPv4 options + MPTCP (event)",
