@@ -65,38 +65,52 @@ pub struct Event {
 
 pub const EVENT_SIZE: usize = size_of::<Event>();
 
-/// The value of the per-CPU `COUNTERS` array (one entry): counts indexed by `counter::*`. One
-/// entry rather than one per counter so a packet costs one map lookup, not one per increment.
+/// Each CPU's counters: counts indexed by `counter::*`, at the start of that CPU's `State` (the
+/// per-CPU `STATE` map's value), where userspace reads them.
 pub type Counters = [u64; counter::COUNT as usize];
 
-/// Indices into `Counters`.
+/// Indices into `Counters`. The ones every packet or event changes come last: the programs'
+/// working memory follows them in `State`, and its most used words start right after them, so
+/// that a packet finds them all in a line or two.
 pub mod counter {
-    /// Every packet the classifier ran on.
-    pub const PACKETS: u32 = 0;
-    /// IPv4/IPv6 TCP packets.
-    pub const TCP: u32 = 1;
-    /// TCP packets with at least one MPTCP option.
-    pub const MPTCP: u32 = 2;
-    /// Events written to the ring buffer by the classifiers (in batches or one by one).
-    pub const EVENTS: u32 = 3;
-    /// Events lost because the ring buffer was full when the classifiers wrote them.
-    pub const RINGBUF_FULL: u32 = 4;
     /// `bpf_skb_load_bytes` failures or headers that do not fit the packet (malformed).
-    pub const LOAD_ERRORS: u32 = 5;
+    pub const LOAD_ERRORS: u32 = 0;
     /// Packets that matched the TCP/MPTCP test but were dropped by the user's filter.
-    pub const FILTERED: u32 = 6;
+    pub const FILTERED: u32 = 1;
     /// Events written to the ring buffer by the flush program (a batch the reader collected).
     /// The flush program counts in slots of its own: it may interrupt a classifier on its CPU
     /// halfway through an increment.
-    pub const FLUSHED_EVENTS: u32 = 7;
+    pub const FLUSHED_EVENTS: u32 = 2;
     /// Events the flush program lost because the ring buffer was full.
-    pub const FLUSHED_RINGBUF_FULL: u32 = 8;
+    pub const FLUSHED_RINGBUF_FULL: u32 = 3;
     /// Flushes that found a classifier on their CPU changing the batch, and left it to the
     /// next flush.
-    pub const FLUSH_BUSY: u32 = 9;
+    pub const FLUSH_BUSY: u32 = 4;
+    /// Events lost because the ring buffer was full when the classifiers wrote them.
+    pub const RINGBUF_FULL: u32 = 5;
+    /// Events written to the ring buffer by the classifiers (in batches or one by one).
+    pub const EVENTS: u32 = 6;
     /// Pure ACKs folded into an earlier ACK's event instead of an event of their own.
-    pub const FOLDED_ACKS: u32 = 10;
+    pub const FOLDED_ACKS: u32 = 7;
+    /// TCP packets with at least one MPTCP option.
+    pub const MPTCP: u32 = 8;
+    /// IPv4/IPv6 TCP packets.
+    pub const TCP: u32 = 9;
+    /// Every packet the classifier ran on.
+    pub const PACKETS: u32 = 10;
     pub const COUNT: u32 = 11;
+}
+
+/// Bytes of each CPU's `State` (the per-CPU `STATE` map's value). Its layout after the counters
+/// is the eBPF crate's (which checks this size at build time); userspace reads the counters.
+pub const STATE_BYTES: usize = 9640;
+
+/// Each CPU's `State` as userspace sees it: the counters, then bytes it does not read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StateView {
+    pub counters: Counters,
+    pub private: [u8; STATE_BYTES - size_of::<Counters>()],
 }
 
 /// The programs' settings: the eBPF object's read-only global `FILTER`, which userspace sets as
@@ -138,4 +152,6 @@ mod user {
     unsafe impl aya::Pod for super::FilterConfig {}
     // SAFETY: as for FilterConfig: plain-old-data, #[repr(C)], read as bytes.
     unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as for FilterConfig: u64s then bytes, #[repr(C)] without padding.
+    unsafe impl aya::Pod for super::StateView {}
 }

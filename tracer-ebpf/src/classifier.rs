@@ -4,10 +4,11 @@
 //! the network header) into the ring buffer. `mptcp_trc_flush`, run by the reader, writes what
 //! a CPU still holds.
 //!
-//! Budget: the programs run on every packet of the traced interfaces. A packet costs two lookups
-//! (per-CPU counters and scratch) and, for the layout nearly every packet has (untagged
-//! Ethernet, IPv4 without options or IPv6 without extension headers, TCP headers in the skb's
-//! linear area), a parse in place: a handful of loads, no helper call, nothing copied. Only a
+//! Budget: the programs run on every packet of the traced interfaces. A packet costs one lookup
+//! (this CPU's `State`: counters, batch and scratch) and, for the layout nearly every packet has
+//! (untagged Ethernet, IPv4 without options or IPv6 without extension headers, TCP headers in
+//! the skb's linear area), a parse in place: a handful of loads, no helper call, nothing
+//! copied. Only a
 //! packet that becomes an event has its headers copied, a word at a time from the packet:
 //! straight to its place in this CPU's batch (`Batch`) when it has payload (`emit_staged`: a
 //! sender's data), into the scratch first otherwise (an ACK may fold). Then
@@ -38,7 +39,7 @@ use aya_ebpf::{
 use tracer_common::{
     ADDR_ANY, ADDR_IPV4, ADDR_IPV6, CAPTURE_LEN, Counters, DIRECTION_EGRESS, DIRECTION_INGRESS,
     Event, EventHeader, FLAG_FOLDED, FLAG_IPV6, FLAG_MARK, FLAG_MPTCP, FLAG_RAW_IP, FilterConfig,
-    counter,
+    STATE_BYTES, counter,
 };
 
 /// The classifiers' return value. `TC_ACT_UNSPEC` is also `TCX_NEXT` (-1): with TCX the next
@@ -93,9 +94,6 @@ const MAX_TCP_OPTIONS: usize = 40;
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
-#[map]
-static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
-
 /// The user's settings (`--all-tcp`, `--port`, `--addr`, ACK folding), written by the loader
 /// before the programs are verified (`EbpfLoader::override_global`). A read-only global, which
 /// the loader freezes: the verifier knows its values, and removes the code a setting rules out
@@ -121,8 +119,9 @@ fn filter() -> &'static FilterConfig {
     unsafe { &*ptr::read_volatile(&(&raw const FILTER)) }
 }
 
-/// Per-CPU working memory: the event is assembled here before `bpf_ringbuf_output` copies it,
-/// and a map value (unlike the stack) can be indexed with a bounded variable offset.
+/// Working memory (in this CPU's `State`): an event is assembled here when it does not go
+/// straight into the batch, and a map value (unlike the stack) can be indexed with a bounded
+/// variable offset.
 #[repr(C)]
 struct Scratch {
     event: Event,
@@ -130,9 +129,11 @@ struct Scratch {
     /// verifier would have to follow, and `load_range` may write up to `from + len` ≤
     /// CAPTURE_LEN + 256 bytes, as far as the verifier can tell.
     _slack: [u8; 256],
-    /// Offsets go through here (`forget`) where parse paths join.
-    cursor: u32,
 }
+
+/// Where offsets go through map memory (`forget`): the `cursor` of this CPU's `State`.
+#[derive(Clone, Copy)]
+struct Cursor(*mut u32);
 
 /// Returns `value` after a round trip through map memory, so the verifier no longer knows which
 /// path computed it. Where several paths join (NOP vs. other option, the IPv6 extension header
@@ -140,26 +141,24 @@ struct Scratch {
 /// once per path — without it the option walk alone explodes past the 1M-instruction limit. The
 /// caller bounds the result again before using it.
 #[inline(always)]
-fn forget(scratch: &mut Scratch, value: usize) -> usize {
+fn forget(cursor: Cursor, value: usize) -> usize {
     // Every offset `forget` sees is < 256. The mask survives optimisation (the compiler cannot
     // see through the volatile read) and bounds every later `data + offset + small constant`
     // inside `Scratch` for the verifier, however the compiler rearranges the comparisons after
     // it.
-    launder(scratch, value) & 0xff
+    launder(cursor, value) & 0xff
 }
 
 /// `forget` without the mask, for a value that is bounded again before any use.
 #[inline(always)]
-fn launder(scratch: &mut Scratch, value: usize) -> usize {
-    // SAFETY: a field of the scratch value; volatile so the compiler keeps the round trip.
+fn launder(cursor: Cursor, value: usize) -> usize {
+    // SAFETY: a field of this CPU's state, which only the classifiers use (they do not nest on
+    // a CPU); volatile so the compiler keeps the round trip.
     unsafe {
-        ptr::write_volatile(&raw mut scratch.cursor, value as u32);
-        ptr::read_volatile(&raw const scratch.cursor) as usize
+        ptr::write_volatile(cursor.0, value as u32);
+        ptr::read_volatile(cursor.0) as usize
     }
 }
-
-#[map]
-static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// A batch is written to the ring buffer once it holds this many bytes of events (about 45
 /// IPv4 MPTCP events). One ring-buffer record per batch instead of one per event: the reserve,
@@ -282,8 +281,7 @@ impl Fold {
 /// their order among themselves only, and the BPF target has no compiler fence). The stores
 /// that end a change are volatile for the same reason (`Batch::set`, the folds' `count`).
 #[inline(always)]
-fn take_batch() -> Option<&'static mut Batch> {
-    let batch = BATCH.get_ptr_mut(0)?;
+fn take_batch(batch: *mut Batch) -> Option<&'static mut Batch> {
     // SAFETY: this CPU's batch. Only code on this CPU touches it, and `busy` keeps a program
     // that interrupts another one from touching it too.
     unsafe {
@@ -561,8 +559,51 @@ impl Batch {
     }
 }
 
+/// Each CPU's state, in one map value so that a packet costs one lookup, and with the words
+/// most packets change together: the counters (the busiest last, see `counter`), the cursor and
+/// the batch's first words, in a line or two. Userspace reads the counters (`StateView`).
+#[repr(C)]
+struct State {
+    counters: Counters,
+    cursor: u32,
+    _pad: u32,
+    batch: Batch,
+    scratch: Scratch,
+}
+
+const _: () = assert!(size_of::<State>() == STATE_BYTES);
+const _: () = assert!(core::mem::offset_of!(State, counters) == 0);
+
 #[map]
-static BATCH: PerCpuArray<Batch> = PerCpuArray::with_max_entries(1, 0);
+static STATE: PerCpuArray<State> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's state, taken apart: what the parse and event paths work with.
+struct Cpu<'a> {
+    counters: &'a mut Counters,
+    cursor: Cursor,
+    /// Taken with `take_batch` before any use.
+    batch: *mut Batch,
+    scratch: &'a mut Scratch,
+}
+
+impl Cpu<'_> {
+    /// This CPU's state, or None if the lookup fails (it cannot: one entry, index 0).
+    #[inline(always)]
+    fn get() -> Option<Self> {
+        let state = STATE.get_ptr_mut(0)?;
+        // SAFETY: this CPU's state; TC programs run with bottom halves disabled and do not nest,
+        // and what the flush program (an IPI) may touch meanwhile, the batch, is taken first
+        // (`take_batch`); the flush program counts in slots of its own.
+        unsafe {
+            Some(Cpu {
+                counters: &mut (*state).counters,
+                cursor: Cursor(&raw mut (*state).cursor),
+                batch: &raw mut (*state).batch,
+                scratch: &mut (*state).scratch,
+            })
+        }
+    }
+}
 
 #[classifier]
 pub fn mptcp_trc_in(ctx: TcContext) -> i32 {
@@ -586,21 +627,18 @@ enum Skip {
 
 #[inline(always)]
 fn observe(ctx: &TcContext, direction: u8) {
-    // One lookup per packet for all counters (per-CPU, so plain adds).
-    let Some(counters) = COUNTERS.get_ptr_mut(0) else {
+    // One lookup per packet for the counters and everything else (per-CPU, so plain adds).
+    let Some(mut cpu) = Cpu::get() else {
         return;
     };
-    // SAFETY: the per-CPU counters; TC programs run with bottom halves disabled, so nothing else
-    // on this CPU touches them meanwhile.
-    let counters = unsafe { &mut *counters };
-    bump(counters, counter::PACKETS);
-    if fold_in_place(ctx.skb.skb, direction, counters) {
-        bump(counters, counter::TCP);
-        bump(counters, counter::MPTCP);
+    bump(cpu.counters, counter::PACKETS);
+    if fold_in_place(ctx.skb.skb, direction, &mut cpu) {
+        bump(cpu.counters, counter::TCP);
+        bump(cpu.counters, counter::MPTCP);
         return;
     }
-    if let Err(Skip::Malformed) = inspect(ctx.skb.skb, direction, counters) {
-        bump(counters, counter::LOAD_ERRORS);
+    if let Err(Skip::Malformed) = inspect(ctx.skb.skb, direction, &mut cpu) {
+        bump(cpu.counters, counter::LOAD_ERRORS);
     }
 }
 
@@ -612,7 +650,7 @@ fn observe(ctx: &TcContext, direction: u8) {
 /// layout, an ACK that starts a fold, a filter set) returns false and takes the general paths,
 /// which fold the same ACKs the same way, only at a higher cost.
 #[inline(always)]
-fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> bool {
+fn fold_in_place(skb: *mut __sk_buff, direction: u8, cpu: &mut Cpu<'_>) -> bool {
     // Ethernet, IPv4 (20), TCP (20), NOP, NOP, timestamps (12), DSS with a 4-byte DATA_ACK (8).
     const SHORTEST: usize = ETH_HLEN + 60;
     const TCP: usize = ETH_HLEN + 20;
@@ -647,7 +685,7 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
     {
         return false;
     }
-    let Some(batch) = take_batch() else {
+    let Some(batch) = take_batch(cpu.batch) else {
         return false;
     };
     // One copy of `continue_fold` per length, each with constant offsets: with the length a
@@ -662,7 +700,7 @@ fn fold_in_place(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) ->
         start + ETH_HLEN + 64 <= end && continue_fold::<64>(batch, headers, ifindex, direction)
     };
     if continues {
-        bump(counters, counter::FOLDED_ACKS);
+        bump(cpu.counters, counter::FOLDED_ACKS);
     }
     batch.leave();
     continues
@@ -818,39 +856,37 @@ struct Headers {
 }
 
 #[inline(always)]
-fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Result<(), Skip> {
+fn inspect(skb: *mut __sk_buff, direction: u8, cpu: &mut Cpu<'_>) -> Result<(), Skip> {
     // SAFETY: the context pointer the kernel passed to the program.
     let (skb_len, protocol) = unsafe { ((*skb).len, u16::from_be((*skb).protocol as u16)) };
     if skb_len < MIN_IP_TCP {
         return Err(Skip::NotTcp);
     }
-    let scratch = SCRATCH.get_ptr_mut(0).ok_or(Skip::Malformed)?;
-    // SAFETY: the per-CPU scratch slot, not shared with anything running on this CPU meanwhile.
-    let scratch = unsafe { &mut *scratch };
-    let headers = match linear_headers(skb, scratch, protocol) {
+    let cursor = cpu.cursor;
+    let headers = match linear_headers(skb, cursor, protocol) {
         Some(headers) => {
-            bump(counters, counter::TCP);
+            bump(cpu.counters, counter::TCP);
             headers
         }
         // Counts the TCP segments it finds itself: also those whose headers it cannot load.
-        None => loaded_headers(skb, scratch, skb_len, protocol, counters)?,
+        None => loaded_headers(skb, cpu, skb_len, protocol)?,
     };
     if headers.mptcp {
-        bump(counters, counter::MPTCP);
+        bump(cpu.counters, counter::MPTCP);
     }
     let config = filter();
     if !headers.mptcp && config.all_tcp == 0 {
         return Ok(());
     }
     // Merges the two paths' offsets for the verifier (both < 256).
-    let tcp_off = forget(scratch, headers.tcp_off);
-    let options_end = forget(scratch, headers.options_end);
-    let data = scratch.event.data.as_mut_ptr();
+    let tcp_off = forget(cursor, headers.tcp_off);
+    let options_end = forget(cursor, headers.options_end);
+    let data = cpu.scratch.event.data.as_mut_ptr();
     if !headers.loaded {
         // A packet with payload (data: every event of a sender) is staged in the batch; a
         // packet without may be a foldable ACK, for the folds, which work on the scratch.
         let batch = if headers.net_len as usize > options_end {
-            take_batch()
+            take_batch(cpu.batch)
         } else {
             None
         };
@@ -861,7 +897,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
                     options_end,
                     direction,
                 };
-                emit_staged(skb, scratch, batch, &headers, &place, config, counters)?
+                emit_staged(skb, cpu, batch, &headers, &place, config)?
             }
             None => Staged::NotQueued,
         };
@@ -872,17 +908,16 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
         }
     }
     if !filter_matches(config, data, headers.ipv6, tcp_off) {
-        bump(counters, counter::FILTERED);
+        bump(cpu.counters, counter::FILTERED);
         return Ok(());
     }
     emit(
         skb,
-        scratch,
+        cpu,
         direction,
         &headers,
         options_end,
         config.fold_acks != 0,
-        counters,
     );
     Ok(())
 }
@@ -894,7 +929,7 @@ fn inspect(skb: *mut __sk_buff, direction: u8, counters: &mut Counters) -> Resul
 /// loads. `None` for anything else, including malformed headers: `loaded_headers` then takes
 /// the packet from the start with all its checks and error counts.
 #[inline(always)]
-fn linear_headers(skb: *mut __sk_buff, scratch: &mut Scratch, protocol: u16) -> Option<Headers> {
+fn linear_headers(skb: *mut __sk_buff, cursor: Cursor, protocol: u16) -> Option<Headers> {
     // SAFETY: the context pointer the kernel passed to the program.
     let (start, end, skb_len) =
         unsafe { ((*skb).data as usize, (*skb).data_end as usize, (*skb).len) };
@@ -954,7 +989,7 @@ fn linear_headers(skb: *mut __sk_buff, scratch: &mut Scratch, protocol: u16) -> 
         options_end: tcp_off + header_len,
         ipv6,
         raw_ip: false,
-        mptcp: linear_has_mptcp_option(scratch, tcp, header_len, end),
+        mptcp: linear_has_mptcp_option(cursor, tcp, header_len, end),
         loaded: false,
     })
 }
@@ -965,12 +1000,7 @@ fn linear_headers(skb: *mut __sk_buff, scratch: &mut Scratch, protocol: u16) -> 
 /// reads a byte (a closure per path) verified at 53–58 k instructions per program, past the
 /// 50 k budget; the two loops take 33 k.
 #[inline(always)]
-fn linear_has_mptcp_option(
-    scratch: &mut Scratch,
-    tcp: usize,
-    header_len: usize,
-    end: usize,
-) -> bool {
+fn linear_has_mptcp_option(cursor: Cursor, tcp: usize, header_len: usize, end: usize) -> bool {
     let mut off = TCP_HDR_MIN;
     // SAFETY: a local; see `linear_headers`.
     let end = unsafe { ptr::read_volatile(&raw const end) };
@@ -1003,7 +1033,7 @@ fn linear_has_mptcp_option(
         };
         // Through map memory, as in `has_mptcp_option`, so that the verifier's states at the
         // top of the loop compare equal.
-        off = launder(scratch, off + step);
+        off = launder(cursor, off + step);
     }
     false
 }
@@ -1014,12 +1044,12 @@ fn linear_has_mptcp_option(
 #[inline(always)]
 fn loaded_headers(
     skb: *mut __sk_buff,
-    scratch: &mut Scratch,
+    cpu: &mut Cpu<'_>,
     skb_len: u32,
     protocol: u16,
-    counters: &mut Counters,
 ) -> Result<Headers, Skip> {
-    let data = scratch.event.data.as_mut_ptr();
+    let cursor = cpu.cursor;
+    let data = cpu.scratch.event.data.as_mut_ptr();
     // One load takes the frame from its start so that, behind an untagged Ethernet header (the
     // usual case), the network header lands right at `event.data`: the L2 bytes go over the end
     // of the event header, which is written last. Other link layers load the IP header again.
@@ -1064,7 +1094,7 @@ fn loaded_headers(
         first
     };
     // Merges the paths above (which link layer, how much the first load took) for the verifier.
-    let mut loaded = forget(scratch, first);
+    let mut loaded = forget(cursor, first);
     let data = data.cast_const();
 
     let ipv6 = l3 == ETH_P_IPV6;
@@ -1073,13 +1103,13 @@ fn loaded_headers(
         load_range(skb, l2_len, data.cast_mut(), loaded, cap)?;
         loaded = cap;
     }
-    let loaded_now = forget(scratch, loaded);
+    let loaded_now = forget(cursor, loaded);
     let tcp_off = if ipv6 {
-        ipv6_tcp_offset(scratch, data, cap)?
+        ipv6_tcp_offset(cursor, data, cap)?
     } else {
         ipv4_tcp_offset(data)?
     };
-    let tcp_off = forget(scratch, tcp_off);
+    let tcp_off = forget(cursor, tcp_off);
     if tcp_off + TCP_HDR_MIN > cap {
         return Err(Skip::Malformed);
     }
@@ -1094,8 +1124,8 @@ fn loaded_headers(
         load_range(skb, l2_len, data.cast_mut(), loaded, end)?;
         loaded = end;
     }
-    let loaded = forget(scratch, loaded);
-    bump(counters, counter::TCP);
+    let loaded = forget(cursor, loaded);
+    bump(cpu.counters, counter::TCP);
 
     let header_len = usize::from(byte(data, tcp_off + 12) >> 4) * 4;
     if header_len < TCP_HDR_MIN {
@@ -1109,14 +1139,14 @@ fn loaded_headers(
     if options_end > loaded {
         load_range(skb, l2_len, data.cast_mut(), loaded, options_end)?;
     }
-    let options_end = forget(scratch, options_end);
+    let options_end = forget(cursor, options_end);
     Ok(Headers {
         net_len,
         tcp_off,
         options_end,
         ipv6,
         raw_ip,
-        mptcp: has_mptcp_option(scratch, data, tcp_off + TCP_HDR_MIN, options_end),
+        mptcp: has_mptcp_option(cursor, data, tcp_off + TCP_HDR_MIN, options_end),
         loaded: true,
     })
 }
@@ -1151,12 +1181,11 @@ struct Place {
 #[inline(always)]
 fn emit_staged(
     skb: *mut __sk_buff,
-    scratch: &mut Scratch,
+    cpu: &mut Cpu<'_>,
     batch: &mut Batch,
     headers: &Headers,
     place: &Place,
     config: &FilterConfig,
-    counters: &mut Counters,
 ) -> Result<Staged, Skip> {
     let (tcp_off, options_end, direction) = (place.tcp_off, place.options_end, place.direction);
     let event = batch.next_event();
@@ -1169,7 +1198,7 @@ fn emit_staged(
     let data = data.cast_const();
     if !filter_matches(config, data, headers.ipv6, tcp_off) {
         batch.leave();
-        bump(counters, counter::FILTERED);
+        bump(cpu.counters, counter::FILTERED);
         return Ok(Staged::Queued);
     }
     let packet = Packet::of(skb, direction, headers, options_end);
@@ -1181,7 +1210,7 @@ fn emit_staged(
             // SAFETY: whole `Event`s; the headers after the event header.
             unsafe {
                 copy_words(
-                    (&raw mut scratch.event).cast::<u64>(),
+                    (&raw mut cpu.scratch.event).cast::<u64>(),
                     event.cast::<u64>(),
                     size_of::<EventHeader>() / 8,
                     (event_len + 7) / 8,
@@ -1194,7 +1223,7 @@ fn emit_staged(
     // SAFETY: as above.
     let header = unsafe { &mut (*event).header };
     write_event_header(header, &packet);
-    batch.append(event_len, counters);
+    batch.append(event_len, cpu.counters);
     batch.leave();
     Ok(Staged::Queued)
 }
@@ -1206,25 +1235,25 @@ fn emit_staged(
 #[inline(always)]
 fn emit(
     skb: *mut __sk_buff,
-    scratch: &mut Scratch,
+    cpu: &mut Cpu<'_>,
     direction: u8,
     headers: &Headers,
     options_end: usize,
     fold_acks: bool,
-    counters: &mut Counters,
 ) {
+    let (scratch, counters) = (&mut *cpu.scratch, &mut *cpu.counters);
     let packet = Packet::of(skb, direction, headers, options_end);
     // The event carries the headers only (IP, extension headers, TCP with its options: all
     // loaded by now). The payload after them would mostly come from page fragments (another
     // load) and nothing downstream reads it: the decoder takes lengths from the headers, never
     // from `cap_len`. The record ends with the last valid byte: less to copy, less ring space.
     let event_len = size_of::<EventHeader>() + options_end;
-    let Some(batch) = take_batch() else {
+    let Some(batch) = take_batch(cpu.batch) else {
         write_event_header(&mut scratch.event.header, &packet);
         output_one(&scratch.event, event_len, counters);
         return;
     };
-    let tcp_off = forget(scratch, headers.tcp_off);
+    let tcp_off = forget(cpu.cursor, headers.tcp_off);
     let data = scratch.event.data.as_ptr();
     if fold_acks && foldable(data, headers.ipv6, tcp_off, options_end) {
         let key = flow_key(data, packet.ifindex, direction, headers.ipv6, tcp_off);
@@ -1525,12 +1554,13 @@ unsafe fn copy_words(to: *mut u64, from: *const u64, first: usize, words: usize)
 /// writes no mark; the reader waits for the next round.
 #[raw_tracepoint]
 pub fn mptcp_trc_flush(ctx: RawTracePointContext) -> i32 {
-    let Some(counters) = COUNTERS.get_ptr_mut(0) else {
+    let Some(state) = STATE.get_ptr_mut(0) else {
         return 0;
     };
     // SAFETY: this CPU's counters; see `FLUSHED_EVENTS` for the slots this program counts in.
-    let counters = unsafe { &mut *counters };
-    let Some(batch) = take_batch() else {
+    let counters = unsafe { &mut (*state).counters };
+    // SAFETY: a field of this CPU's state.
+    let Some(batch) = take_batch(unsafe { &raw mut (*state).batch }) else {
         bump(counters, counter::FLUSH_BUSY);
         return 0;
     };
@@ -1676,7 +1706,7 @@ fn ipv4_tcp_offset(data: *const u8) -> Result<usize, Skip> {
 
 /// Offset of the TCP header in an IPv6 packet after a bounded walk of the extension headers.
 #[inline(always)]
-fn ipv6_tcp_offset(scratch: &mut Scratch, data: *const u8, cap: usize) -> Result<usize, Skip> {
+fn ipv6_tcp_offset(cursor: Cursor, data: *const u8, cap: usize) -> Result<usize, Skip> {
     if byte(data, 0) >> 4 != 6 {
         return Err(Skip::Malformed);
     }
@@ -1707,7 +1737,7 @@ fn ipv6_tcp_offset(scratch: &mut Scratch, data: *const u8, cap: usize) -> Result
         if off + len > cap {
             return Err(Skip::Malformed);
         }
-        off = forget(scratch, off + len);
+        off = forget(cursor, off + len);
     }
     if next == IPPROTO_TCP {
         return Ok(off);
@@ -1717,7 +1747,7 @@ fn ipv6_tcp_offset(scratch: &mut Scratch, data: *const u8, cap: usize) -> Result
 
 /// Walks the TCP options in `[start, end)` of the captured bytes looking for kind 30.
 #[inline(always)]
-fn has_mptcp_option(scratch: &mut Scratch, data: *const u8, start: usize, end: usize) -> bool {
+fn has_mptcp_option(cursor: Cursor, data: *const u8, start: usize, end: usize) -> bool {
     // Most segments of an established connection start with NOP, NOP, timestamps (RFC 7323
     // appendix A's layout): step over the three in one go. The walk would end up at the same
     // offset, having seen no kind 30 on the way.
@@ -1726,7 +1756,7 @@ fn has_mptcp_option(scratch: &mut Scratch, data: *const u8, start: usize, end: u
         && byte(data, start + 2) == TCPOPT_TIMESTAMP
         && byte(data, start + 3) == TCPOLEN_TIMESTAMP;
     let mut off = launder(
-        scratch,
+        cursor,
         if timestamps_first {
             start + 2 + usize::from(TCPOLEN_TIMESTAMP)
         } else {
@@ -1745,7 +1775,7 @@ fn has_mptcp_option(scratch: &mut Scratch, data: *const u8, start: usize, end: u
             return false;
         };
         // Unmasked: a bogus length must end the walk at the top, not wrap back into the header.
-        off = launder(scratch, off + step);
+        off = launder(cursor, off + step);
     }
     false
 }

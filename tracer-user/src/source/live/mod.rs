@@ -51,7 +51,7 @@ use tokio::{
 };
 use tracer_common::{
     ADDR_ANY, ADDR_IPV4, ADDR_IPV6, Counters, DIRECTION_INGRESS, EventHeader, FLAG_FOLDED,
-    FLAG_MARK, FilterConfig, counter,
+    FLAG_MARK, FilterConfig, StateView, counter,
 };
 
 pub(crate) use self::{attach::error_chain, capture::CaptureWriter};
@@ -378,9 +378,9 @@ pub(crate) fn run<S: EventSink>(
             .ok_or_else(|| LiveError::Load("no EVENTS map".into()))?,
     )
     .map_err(|e| LiveError::Load(error_chain(&e)))?;
-    let counters: PerCpuArray<MapData, Counters> = PerCpuArray::try_from(
-        ebpf.take_map("COUNTERS")
-            .ok_or_else(|| LiveError::Load("no COUNTERS map".into()))?,
+    let counters: StateMap = PerCpuArray::try_from(
+        ebpf.take_map("STATE")
+            .ok_or_else(|| LiveError::Load("no STATE map".into()))?,
     )
     .map_err(|e| LiveError::Load(error_chain(&e)))?;
 
@@ -524,7 +524,7 @@ async fn poll_loop<S: EventSink>(
     options: &TraceOptions,
     mut signals: Signals,
     ring: &mut AsyncFd<RingBuf<MapData>>,
-    counters: &PerCpuArray<MapData, Counters>,
+    counters: &StateMap,
     attached: &mut Attached,
     collector: &mut Collector<'_, S>,
     on_interval: &mut dyn FnMut(&mut S, &LiveStats) -> ControlFlow<()>,
@@ -718,7 +718,7 @@ impl<S: EventSink> Collector<'_, S> {
 
     /// The last flush, with the programs detached: a CPU whose batch was busy (a classifier run
     /// that started before the detach) is flushed again until its batch is written.
-    fn collect_last_batches(&mut self, ebpf: &Ebpf, counters: &PerCpuArray<MapData, Counters>) {
+    fn collect_last_batches(&mut self, ebpf: &Ebpf, counters: &StateMap) {
         let busy = || counter_sums(counters).map_or(0, |sums| sums[counter::FLUSH_BUSY as usize]);
         for _ in 0..LAST_FLUSH_TRIES {
             let before = busy();
@@ -839,7 +839,7 @@ impl<S: EventSink> Collector<'_, S> {
     }
 
     /// Sums the per-CPU counters into `stats`.
-    fn refresh(&mut self, counters: &PerCpuArray<MapData, Counters>) {
+    fn refresh(&mut self, counters: &StateMap) {
         let sums = counter_sums(counters).unwrap_or_else(|e| {
             log::warn!("reading the counters: {e}");
             [0; counter::COUNT as usize]
@@ -864,11 +864,14 @@ impl<S: EventSink> Collector<'_, S> {
     }
 }
 
+/// Each CPU's state, of which userspace reads the counters.
+type StateMap = PerCpuArray<MapData, StateView>;
+
 /// The classifiers' counters, summed over the CPUs.
-fn counter_sums(counters: &PerCpuArray<MapData, Counters>) -> Result<Counters, MapError> {
+fn counter_sums(counters: &StateMap) -> Result<Counters, MapError> {
     let mut sums: Counters = [0; counter::COUNT as usize];
     for cpu in counters.get(&0, 0)?.iter() {
-        for (sum, value) in sums.iter_mut().zip(cpu) {
+        for (sum, value) in sums.iter_mut().zip(&cpu.counters) {
             *sum += value;
         }
     }
