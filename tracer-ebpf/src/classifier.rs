@@ -201,10 +201,11 @@ struct Batch {
     records: [u8; BATCH_BYTES + size_of::<Event>() + RECORDS_SLACK],
 }
 
-/// Flows whose ACKs this CPU folds at the same time: a slot per hash of the ports (the
-/// subflows of one connection differ in one port). Two flows in one slot end each other's
-/// folds at every ACK: with sixteen, the two subflows of a transfer share one a sixteenth of
-/// the time (with four, a quarter of the bench's transfers folded a third less).
+/// Flows whose ACKs this CPU folds at the same time: a pair of slots per hash of the ports and
+/// the direction (`fold_slot`), a flow's fold in either slot of its pair. Two flows that share
+/// a slot end each other's folds at every ACK; with one slot per hash, the two subflows of a
+/// transfer did so for a sixteenth of the bench's transfers (every ACK of theirs then an event:
+/// that transfer's ingress cost a third more). In a pair it takes a third flow.
 const FOLD_SLOTS: usize = 16;
 /// ACKs in one folded event at most: as many as its `gso_segs` counts. The jiffy bounds a fold
 /// long before (a bulk transfer's flow brings some 50 ACKs per 4 ms tick and CPU here). At 64,
@@ -238,16 +239,14 @@ struct Fold {
 type FlowKey = [u64; 6];
 
 impl Fold {
-    /// Whether an ACK of flow `key` with these acknowledgements and `options_end` bytes of
-    /// headers continues this fold: the same flow, acknowledging forward, room left, the same
-    /// jiffy, the same header length.
+    /// Whether an ACK of this fold's flow (the caller found the fold with `Batch::slot_of`)
+    /// with these acknowledgements and `options_end` bytes of headers continues it:
+    /// acknowledging forward, room left, the same jiffy, the same header length.
     #[inline(always)]
-    fn continued_by(&self, key: &FlowKey, ack: u32, data_ack: u32, options_end: usize) -> bool {
+    fn continued_by(&self, ack: u32, data_ack: u32, options_end: usize) -> bool {
         // SAFETY: helper without arguments.
         let tick = unsafe { bpf_jiffies64() } as u32;
-        self.count != 0
-            && same_key(&self.key, key)
-            && forward(ack, self.ack)
+        forward(ack, self.ack)
             && forward(data_ack, self.data_ack)
             && self.count < FOLD_MAX
             && self.tick == tick
@@ -433,32 +432,44 @@ impl Batch {
         }
     }
 
-    /// Whether fold `slot` holds a fold of the flow of `packet`, whose headers are at `data`:
-    /// checked in `folding` first, which spares the fold's lines and the key when the slot is
-    /// free.
+    /// Whether either slot of the pair `slot`, `slot ^ 1` holds a fold (`folding`).
     #[inline(always)]
-    fn holds_fold_of(
-        &self,
-        slot: usize,
-        packet: &Packet<'_>,
-        data: *const u8,
-        tcp_off: usize,
-    ) -> bool {
-        self.holds_fold(slot)
-            && same_key(
-                &self.folds[slot & (FOLD_SLOTS - 1)].key,
-                &flow_key(
-                    data,
-                    packet.ifindex,
-                    packet.direction,
-                    packet.headers.ipv6,
-                    tcp_off,
-                ),
-            )
+    fn holds_pair(&self, slot: usize) -> bool {
+        // SAFETY: as in `enter`.
+        unsafe {
+            ptr::read_volatile(&raw const self.folding) & (3 << (slot & (FOLD_SLOTS - 2))) != 0
+        }
+    }
+
+    /// The slot of the pair `slot`, `slot ^ 1` (see `fold_slot`) that holds a fold of flow
+    /// `key`, if one does. `folding` is checked first, which spares a free slot's lines.
+    #[inline(always)]
+    fn slot_of(&self, slot: usize, key: &FlowKey) -> Option<usize> {
+        let slot = slot & (FOLD_SLOTS - 1);
+        if self.holds_fold(slot) && same_key(&self.folds[slot].key, key) {
+            return Some(slot);
+        }
+        let other = slot ^ 1;
+        if self.holds_fold(other) && same_key(&self.folds[other].key, key) {
+            return Some(other);
+        }
+        None
+    }
+
+    /// Where a new fold of a flow whose pair is `slot`, `slot ^ 1` goes when neither holds one
+    /// of it: a free slot of the pair, or `slot` (whose fold is then appended).
+    #[inline(always)]
+    fn slot_for_new(&self, slot: usize) -> usize {
+        let slot = slot & (FOLD_SLOTS - 1);
+        if self.holds_fold(slot) && !self.holds_fold(slot ^ 1) {
+            slot ^ 1
+        } else {
+            slot
+        }
     }
 
     /// Folds an ACK (headers in `scratch`, `event_len` bytes with the event header) into fold
-    /// `slot` if the slot holds a fold of the same flow that it continues; false otherwise.
+    /// `slot`, which holds a fold of its flow, if the ACK continues it; false otherwise.
     #[expect(
         clippy::too_many_arguments,
         reason = "the ACK's parts the fold needs, each read once by the caller"
@@ -467,7 +478,6 @@ impl Batch {
     fn fold_into(
         &mut self,
         slot: usize,
-        key: &FlowKey,
         ack: u32,
         data_ack: u32,
         scratch: &Scratch,
@@ -475,7 +485,7 @@ impl Batch {
         counters: &mut Counters,
     ) -> bool {
         let fold = &mut self.folds[slot & (FOLD_SLOTS - 1)];
-        if !fold.continued_by(key, ack, data_ack, event_len - size_of::<EventHeader>()) {
+        if !fold.continued_by(ack, data_ack, event_len - size_of::<EventHeader>()) {
             return false;
         }
         // The last ACK's headers after the first one's event header.
@@ -748,8 +758,11 @@ fn continue_fold<const IP_LEN: usize>(
     let ack = be(7);
     // The DATA_ACK's last four bytes: word 14 (4 bytes) or 15 (8 bytes).
     let data_ack = if short { be(14) } else { be(15) };
-    let fold = &mut batch.folds[fold_slot(raw(5), direction)];
-    if !fold.continued_by(&key, ack, data_ack, IP_LEN) {
+    let Some(slot) = batch.slot_of(fold_slot(raw(5), direction), &key) else {
+        return false;
+    };
+    let fold = &mut batch.folds[slot & (FOLD_SLOTS - 1)];
+    if !fold.continued_by(ack, data_ack, IP_LEN) {
         return false;
     }
     // The last ACK's headers after the first one's event header.
@@ -1204,8 +1217,15 @@ fn emit_staged(
     let packet = Packet::of(skb, direction, headers, options_end);
     let event_len = size_of::<EventHeader>() + options_end;
     if config.fold_acks != 0 {
-        let slot = fold_slot(ports_at(data, tcp_off), direction);
-        let pending = batch.holds_fold_of(slot, &packet, data, tcp_off);
+        let pair = fold_slot(ports_at(data, tcp_off), direction);
+        // The key only if the pair holds folds: most data finds both slots free.
+        let pending = batch.holds_pair(pair)
+            && batch
+                .slot_of(
+                    pair,
+                    &flow_key(data, packet.ifindex, direction, headers.ipv6, tcp_off),
+                )
+                .is_some();
         if pending || foldable(data, headers.ipv6, tcp_off, options_end) {
             // SAFETY: whole `Event`s; the headers after the event header.
             unsafe {
@@ -1257,11 +1277,20 @@ fn emit(
     let data = scratch.event.data.as_ptr();
     if fold_acks && foldable(data, headers.ipv6, tcp_off, options_end) {
         let key = flow_key(data, packet.ifindex, direction, headers.ipv6, tcp_off);
-        let slot = fold_slot(ports_at(data, tcp_off), direction);
+        let pair = fold_slot(ports_at(data, tcp_off), direction);
         let ack = be32_at(data, tcp_off + 8);
         // The DATA_ACK's low 32 bits (4 or 8 bytes, it ends the option).
         let data_ack = be32_at(data, options_end - 4);
-        if !batch.fold_into(slot, &key, ack, data_ack, scratch, event_len, counters) {
+        let held = batch.slot_of(pair, &key);
+        let folded = match held {
+            Some(slot) => batch.fold_into(slot, ack, data_ack, scratch, event_len, counters),
+            None => false,
+        };
+        if !folded {
+            let slot = match held {
+                Some(slot) => slot,
+                None => batch.slot_for_new(pair),
+            };
             write_event_header(&mut scratch.event.header, &packet);
             batch.start_fold(
                 slot,
@@ -1282,9 +1311,12 @@ fn emit(
     write_event_header(&mut scratch.event.header, &packet);
     if fold_acks {
         // The flow's folded ACKs come before this packet.
-        let slot = fold_slot(ports_at(data, tcp_off), direction);
-        if batch.holds_fold_of(slot, &packet, data, tcp_off) {
-            batch.push_fold(slot, counters);
+        let pair = fold_slot(ports_at(data, tcp_off), direction);
+        if batch.holds_pair(pair) {
+            let key = flow_key(data, packet.ifindex, direction, headers.ipv6, tcp_off);
+            if let Some(slot) = batch.slot_of(pair, &key) {
+                batch.push_fold(slot, counters);
+            }
         }
     }
     batch.push(&raw const scratch.event, event_len, counters);
@@ -1475,10 +1507,10 @@ fn flow_key_of(
     [first, a, b, c, d, u64::from(ifindex)]
 }
 
-/// The fold slot of a flow: its ports (as `flow_key` holds them) mixed, so that subflows
-/// differing in one port get different slots, and its direction, so that a subflow's data
-/// (whose ACKs the other direction folds) finds its own direction's slot, not a slot held by
-/// its ACKs: the mix of the ports is the same both ways.
+/// The fold slot of a flow, the first of its pair (`slot ^ 1` is the other): its ports (as
+/// `flow_key` holds them) mixed, and its direction, so that a subflow's data (whose ACKs the
+/// other direction folds) finds its own direction's pair, not one held by its ACKs: the mix of
+/// the ports is the same both ways.
 #[inline(always)]
 fn fold_slot(ports: u32, direction: u8) -> usize {
     let mixed = ports ^ (ports >> 16);

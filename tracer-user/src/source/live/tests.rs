@@ -689,10 +689,16 @@ fn filters_all_tcp_and_ipv6() {
 const CRAFT: &str = r#"
 import fcntl, os, socket, struct, sys, time
 
-def tcp(options, seq, flags=0x10, ack=7):
+def tcp(options, seq, flags=0x10, ack=7, sport=40000):
     options += b"\x00" * (-len(options) % 4)
-    return struct.pack("!HHIIBBHHH", 40000, 5201, seq, ack, (5 + len(options) // 4) << 4, flags,
+    return struct.pack("!HHIIBBHHH", sport, 5201, seq, ack, (5 + len(options) // 4) << 4, flags,
                        65535, 0, 0) + options
+
+def fold_slot(sport, egress=True):
+    # The classifiers' `fold_slot`: the ports' four bytes read as a little-endian word, mixed.
+    ports = int.from_bytes(struct.pack("!HH", sport, 5201), "little")
+    mixed = ports ^ (ports >> 16)
+    return ((mixed ^ (mixed >> 8)) ^ (8 if egress else 0)) & 15
 
 DSS = bytes([30, 8, 0x20, 0x01, 0, 0, 0, 1])
 TS = bytes([1, 1, 8, 10]) + bytes(8)
@@ -762,6 +768,19 @@ elif sys.argv[1] == "acks":
             packet = ipv4("10.99.0.1", "10.99.0.2", tcp(ts + dss, seq, flags, 1000 + 100 * i))
             s.send(eth(packet, 0x0800))
         print(packet.hex(), flush=True)
+elif sys.argv[1] == "same-slot":
+    # Two flows whose ports give the same fold slot, 20 pure DATA_ACKs each, taking turns.
+    # Prints the second flow's source port.
+    other = next(p for p in range(40001, 65536) if fold_slot(p) == fold_slot(40000))
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind((sys.argv[2], 0x0800))
+    for i in range(20):
+        for seq, sport in ((700, 40000), (800, other)):
+            dss = bytes([30, 8, 0x20, 0x01]) + (5000 + 100 * i).to_bytes(4, "big")
+            ts = bytes([1, 1, 8, 10]) + struct.pack("!II", 70 + i, 90 + i)
+            tcp_ack = tcp(ts + dss, seq, 0x10, 1000 + 100 * i, sport)
+            s.send(eth(ipv4("10.99.0.1", "10.99.0.2", tcp_ack), 0x0800))
+    print(other, flush=True)
 elif sys.argv[1] == "frames":
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     s.bind((sys.argv[2], 0))
@@ -913,6 +932,54 @@ fn crafted_acks_fold() {
         assert_eq!(last_hex, last_packet, "{context}: the last event's headers");
     }
     assert!(traced.stats.folded_events >= 2, "{:?}", traced.stats);
+}
+
+/// Two flows whose ports give the same fold slot, their pure DATA_ACKs taking turns: each
+/// flow's ACKs still fold (a fold slot's pair holds both), and their wire packets add up to
+/// tcpdump's. With one slot per hash, every ACK ended the other flow's fold: 20 events a flow.
+#[test]
+fn crafted_acks_of_two_flows_in_one_fold_slot_fold() {
+    let test = "crafted_acks_of_two_flows_in_one_fold_slot_fold";
+    if skipped_without_tools(test) {
+        return;
+    }
+    let lab = one_path_lab();
+    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
+    let folding = TraceOptions {
+        write: None,
+        fold_acks: true,
+        ..options(&namespace, &[&client_if], AttachMode::Auto)
+    };
+    let traced = trace_transfers(
+        &lab,
+        &folding,
+        &client_if,
+        &["10.99.0.1"],
+        "tcp.option_kind == 30",
+        Vec::new(),
+        || {
+            in_client(&lab, &["python3", "-c", CRAFT, "same-slot", &client_if]);
+        },
+    );
+    for seq in [700, 800] {
+        let wire = traced.truth.iter().filter(|s| s.seq == seq).count();
+        assert_eq!(wire, 20, "{test}, seq {seq}: tcpdump saw {wire} ACKs");
+        let events: Vec<(&Seen, &(u32, Vec<u8>))> = traced
+            .recorder
+            .seen
+            .iter()
+            .zip(&traced.recorder.details)
+            .filter(|(s, _)| s.seq == seq)
+            .collect();
+        let packets: u32 = events.iter().map(|(_, (segments, _))| segments).sum();
+        assert_eq!(packets, 20, "{test}, seq {seq}: {events:?}");
+        // A fold also ends at a jiffy and at the reader's poll: a few events, not one.
+        assert!(
+            events.len() <= 5,
+            "{test}, seq {seq}: {} events for 20 ACKs: {events:?}",
+            events.len()
+        );
+    }
 }
 
 /// A TUN device has no link-layer header: the data starts at IP.
