@@ -8,10 +8,9 @@
 //! (this CPU's `State`: counters, batch and scratch) and, for the layout nearly every packet has
 //! (untagged Ethernet, IPv4 without options or IPv6 without extension headers, TCP headers in
 //! the skb's linear area), a parse in place: a handful of loads, no helper call, nothing
-//! copied. Only a
-//! packet that becomes an event has its headers copied, a word at a time from the packet:
-//! straight to its place in this CPU's batch (`Batch`) when it has payload (`emit_staged`: a
-//! sender's data), into the scratch first otherwise (an ACK may fold). Then
+//! copied. Only a packet that becomes an event has its headers copied, a word at a time from
+//! the packet: straight to its place in this CPU's batch (`Batch`) when it has payload
+//! (`emit_staged`: a sender's data), into the scratch first otherwise (an ACK may fold). Then
 //! `bpf_ktime_get_ns` (40–60 ns per event on real traffic in this VM: an indirect call to the
 //! clocksource and a serialising TSC read, a quarter of the egress program's time), and the
 //! append to the batch, which goes to the ring buffer as one record of some 45 events. Every

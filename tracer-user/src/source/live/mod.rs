@@ -216,7 +216,7 @@ const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(1);
 
 /// Each program's verified instruction count ("processed N insns" in the verifier log; the
 /// kernel reports the same number as `bpf_prog_info.verified_insns`) under each of
-/// `VERIFIED_SETTINGS`, named "program (settings)". Loads, does not attach.
+/// `verified_settings`, named "program (settings)". Loads, does not attach.
 pub fn verifier_stats() -> Result<Vec<(String, u32)>, LiveError> {
     privileges::check(false)?;
     privileges::raise_memlock_limit();
