@@ -684,8 +684,10 @@ fn filters_all_tcp_and_ipv6() {
 
 /// Builds packets by hand and sends them: `frames IFNAME` sends Ethernet frames out of IFNAME
 /// with an AF_PACKET socket (tags in the frame, IPv4 options, IPv6 extension headers, packets
-/// that must not match); `tun NAME ADDR PEER` creates a TUN device (no link-layer header), then
-/// on a line on stdin writes packets into it (ingress) and sends packets out of it (egress).
+/// that must not match); `acks IFNAME` and `same-slot IFNAME` send pure DATA_ACKs of two flows
+/// out of IFNAME (see `crafted_acks_fold` and the test after it); `tun NAME ADDR PEER` creates a
+/// TUN device (no link-layer header), then on a line on stdin writes packets into it (ingress)
+/// and sends packets out of it (egress).
 const CRAFT: &str = r#"
 import fcntl, os, socket, struct, sys, time
 
@@ -849,17 +851,9 @@ fn crafted_frames() {
     assert!(traced.stats.tcp_packets >= 9 * 3, "{:?}", traced.stats);
 }
 
-/// Pure DATA_ACKs made by hand in both forms the classifiers fold (a 4-byte and an 8-byte
-/// DATA_ACK), traced with folding on, beside tcpdump: each flow's ACKs come as fewer events
-/// whose wire packets and lengths add up to tcpdump's, each event carrying the acknowledgement
-/// of an ACK tcpdump saw, the flow's last one byte for byte as sent; the ACK with PSH among
-/// them is an event of its own.
-#[test]
-fn crafted_acks_fold() {
-    let test = "crafted_acks_fold";
-    if skipped_without_tools(test) {
-        return;
-    }
+/// Traces what `CRAFT MODE IFNAME` sends out of a one-path lab's client interface, folding on,
+/// beside tcpdump; returns the trace and what the script printed.
+fn trace_crafted_acks(mode: &str) -> (Traced, String) {
     let lab = one_path_lab();
     let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
     let folding = TraceOptions {
@@ -876,16 +870,41 @@ fn crafted_acks_fold() {
         "tcp.option_kind == 30",
         Vec::new(),
         || {
-            let out = in_client(&lab, &["python3", "-c", CRAFT, "acks", &client_if]);
+            let out = in_client(&lab, &["python3", "-c", CRAFT, mode, &client_if]);
             *printed.lock().expect("lock") = out;
         },
     );
+    (traced, printed.into_inner().expect("lock"))
+}
+
+/// The events of segment `seq` with their details (wire packets, headers).
+fn events_of(traced: &Traced, seq: u32) -> Vec<(&Seen, &(u32, Vec<u8>))> {
+    traced
+        .recorder
+        .seen
+        .iter()
+        .zip(&traced.recorder.details)
+        .filter(|(s, _)| s.seq == seq)
+        .collect()
+}
+
+/// Pure DATA_ACKs made by hand in both forms the classifiers fold (a 4-byte and an 8-byte
+/// DATA_ACK), traced with folding on, beside tcpdump: each flow's ACKs come as fewer events
+/// whose wire packets and lengths add up to tcpdump's, each event carrying the acknowledgement
+/// of an ACK tcpdump saw, the flow's last one byte for byte as sent; the ACK with PSH among
+/// them is an event of its own.
+#[test]
+fn crafted_acks_fold() {
+    let test = "crafted_acks_fold";
+    if skipped_without_tools(test) {
+        return;
+    }
+    let (traced, printed) = trace_crafted_acks("acks");
     assert!(
         traced.recorder.problems.is_empty(),
         "{:?}",
         traced.recorder.problems
     );
-    let printed = printed.into_inner().expect("lock");
     let last_packets: Vec<&str> = printed.lines().collect();
     assert_eq!(last_packets.len(), 2, "{printed}");
     for (seq, ip_len, last_packet) in [(500, 60, last_packets[0]), (600, 64, last_packets[1])] {
@@ -896,13 +915,7 @@ fn crafted_acks_fold() {
             wire.iter().all(|s| s.ip_len == ip_len),
             "{context}: {wire:?}"
         );
-        let events: Vec<(&Seen, &(u32, Vec<u8>))> = traced
-            .recorder
-            .seen
-            .iter()
-            .zip(&traced.recorder.details)
-            .filter(|(s, _)| s.seq == seq)
-            .collect();
+        let events = events_of(&traced, seq);
         let packets: u32 = events.iter().map(|(_, (segments, _))| segments).sum();
         let bytes: u32 = events.iter().map(|(s, _)| s.ip_len).sum();
         assert_eq!(packets as usize, wire.len(), "{context}: {events:?}");
@@ -943,34 +956,11 @@ fn crafted_acks_of_two_flows_in_one_fold_slot_fold() {
     if skipped_without_tools(test) {
         return;
     }
-    let lab = one_path_lab();
-    let (namespace, client_if) = (lab.namespace(Side::Client).to_owned(), client_if(&lab));
-    let folding = TraceOptions {
-        write: None,
-        fold_acks: true,
-        ..options(&namespace, &[&client_if], AttachMode::Auto)
-    };
-    let traced = trace_transfers(
-        &lab,
-        &folding,
-        &client_if,
-        &["10.99.0.1"],
-        "tcp.option_kind == 30",
-        Vec::new(),
-        || {
-            in_client(&lab, &["python3", "-c", CRAFT, "same-slot", &client_if]);
-        },
-    );
+    let (traced, _) = trace_crafted_acks("same-slot");
     for seq in [700, 800] {
         let wire = traced.truth.iter().filter(|s| s.seq == seq).count();
         assert_eq!(wire, 20, "{test}, seq {seq}: tcpdump saw {wire} ACKs");
-        let events: Vec<(&Seen, &(u32, Vec<u8>))> = traced
-            .recorder
-            .seen
-            .iter()
-            .zip(&traced.recorder.details)
-            .filter(|(s, _)| s.seq == seq)
-            .collect();
+        let events = events_of(&traced, seq);
         let packets: u32 = events.iter().map(|(_, (segments, _))| segments).sum();
         assert_eq!(packets, 20, "{test}, seq {seq}: {events:?}");
         // A fold also ends at a jiffy and at the reader's poll: a few events, not one.
