@@ -455,6 +455,25 @@ impl Batch {
         None
     }
 
+    /// The slot holding a fold of the flow of `packet`, whose headers are at `data`, if one
+    /// does. The pair's bits in `folding` come first: most packets with payload find both slots
+    /// free, and are spared their key and the folds' lines.
+    #[inline(always)]
+    fn fold_of(&self, packet: &Packet<'_>, data: *const u8, tcp_off: usize) -> Option<usize> {
+        let pair = fold_slot(ports_at(data, tcp_off), packet.direction);
+        if !self.holds_pair(pair) {
+            return None;
+        }
+        let key = flow_key(
+            data,
+            packet.ifindex,
+            packet.direction,
+            packet.headers.ipv6,
+            tcp_off,
+        );
+        self.slot_of(pair, &key)
+    }
+
     /// Where a new fold of a flow whose pair is `slot`, `slot ^ 1` goes when neither holds one
     /// of it: a free slot of the pair, or `slot` (whose fold is then appended).
     #[inline(always)]
@@ -1216,15 +1235,7 @@ fn emit_staged(
     let packet = Packet::of(skb, direction, headers, options_end);
     let event_len = size_of::<EventHeader>() + options_end;
     if config.fold_acks != 0 {
-        let pair = fold_slot(ports_at(data, tcp_off), direction);
-        // The key only if the pair holds folds: most data finds both slots free.
-        let pending = batch.holds_pair(pair)
-            && batch
-                .slot_of(
-                    pair,
-                    &flow_key(data, packet.ifindex, direction, headers.ipv6, tcp_off),
-                )
-                .is_some();
+        let pending = batch.fold_of(&packet, data, tcp_off).is_some();
         if pending || foldable(data, headers.ipv6, tcp_off, options_end) {
             // SAFETY: whole `Event`s; the headers after the event header.
             unsafe {
@@ -1281,15 +1292,10 @@ fn emit(
         // The DATA_ACK's low 32 bits (4 or 8 bytes, it ends the option).
         let data_ack = be32_at(data, options_end - 4);
         let held = batch.slot_of(pair, &key);
-        let folded = match held {
-            Some(slot) => batch.fold_into(slot, ack, data_ack, scratch, event_len, counters),
-            None => false,
-        };
+        let folded = held
+            .is_some_and(|slot| batch.fold_into(slot, ack, data_ack, scratch, event_len, counters));
         if !folded {
-            let slot = match held {
-                Some(slot) => slot,
-                None => batch.slot_for_new(pair),
-            };
+            let slot = held.unwrap_or_else(|| batch.slot_for_new(pair));
             write_event_header(&mut scratch.event.header, &packet);
             batch.start_fold(
                 slot,
@@ -1310,12 +1316,8 @@ fn emit(
     write_event_header(&mut scratch.event.header, &packet);
     if fold_acks {
         // The flow's folded ACKs come before this packet.
-        let pair = fold_slot(ports_at(data, tcp_off), direction);
-        if batch.holds_pair(pair) {
-            let key = flow_key(data, packet.ifindex, direction, headers.ipv6, tcp_off);
-            if let Some(slot) = batch.slot_of(pair, &key) {
-                batch.push_fold(slot, counters);
-            }
+        if let Some(slot) = batch.fold_of(&packet, data, tcp_off) {
+            batch.push_fold(slot, counters);
         }
     }
     batch.push(&raw const scratch.event, event_len, counters);
@@ -1347,10 +1349,10 @@ impl<'a> Packet<'a> {
     }
 }
 
-/// Writes the event header of `packet`, stamped now, as
-/// three whole words: the copy into the batch reads it back a word at a time, and a word read
-/// over narrower stores still in the store buffer (a field each) waits for them to reach the
-/// cache (perf: the copy was the egress program's hottest spot).
+/// Writes the event header of `packet`, stamped now, as three whole words: the copy into the
+/// batch reads it back a word at a time, and a word read over narrower stores still in the
+/// store buffer (a field each) waits for them to reach the cache (perf: the copy was the egress
+/// program's hottest spot).
 #[inline(always)]
 fn write_event_header(to: &mut EventHeader, packet: &Packet<'_>) {
     let Packet {

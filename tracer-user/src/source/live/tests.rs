@@ -696,6 +696,12 @@ def tcp(options, seq, flags=0x10, ack=7, sport=40000):
     return struct.pack("!HHIIBBHHH", sport, 5201, seq, ack, (5 + len(options) // 4) << 4, flags,
                        65535, 0, 0) + options
 
+def data_ack(i, seq, dss_len=8, dss_flags=0x01, flags=0x10, sport=40000):
+    # The i-th pure DATA_ACK of flow (sport, seq): acknowledging 100 bytes more each time.
+    dss = bytes([30, dss_len, 0x20, dss_flags]) + (5000 + 100 * i).to_bytes(dss_len - 4, "big")
+    ts = bytes([1, 1, 8, 10]) + struct.pack("!II", 70 + i, 90 + i)
+    return ipv4("10.99.0.1", "10.99.0.2", tcp(ts + dss, seq, flags, 1000 + 100 * i, sport))
+
 def fold_slot(sport, egress=True):
     # The classifiers' `fold_slot`: the ports' four bytes read as a little-endian word, mixed.
     ports = int.from_bytes(struct.pack("!HH", sport, 5201), "little")
@@ -763,11 +769,7 @@ elif sys.argv[1] == "acks":
     s.bind((sys.argv[2], 0x0800))
     for seq, dss_len, dss_flags in ((500, 8, 0x01), (600, 12, 0x03)):
         for i in range(20):
-            data_ack = (5000 + 100 * i).to_bytes(dss_len - 4, "big")
-            dss = bytes([30, dss_len, 0x20, dss_flags]) + data_ack
-            ts = bytes([1, 1, 8, 10]) + struct.pack("!II", 70 + i, 90 + i)
-            flags = 0x18 if i == 10 else 0x10
-            packet = ipv4("10.99.0.1", "10.99.0.2", tcp(ts + dss, seq, flags, 1000 + 100 * i))
+            packet = data_ack(i, seq, dss_len, dss_flags, 0x18 if i == 10 else 0x10)
             s.send(eth(packet, 0x0800))
         print(packet.hex(), flush=True)
 elif sys.argv[1] == "same-slot":
@@ -778,10 +780,7 @@ elif sys.argv[1] == "same-slot":
     s.bind((sys.argv[2], 0x0800))
     for i in range(20):
         for seq, sport in ((700, 40000), (800, other)):
-            dss = bytes([30, 8, 0x20, 0x01]) + (5000 + 100 * i).to_bytes(4, "big")
-            ts = bytes([1, 1, 8, 10]) + struct.pack("!II", 70 + i, 90 + i)
-            tcp_ack = tcp(ts + dss, seq, 0x10, 1000 + 100 * i, sport)
-            s.send(eth(ipv4("10.99.0.1", "10.99.0.2", tcp_ack), 0x0800))
+            s.send(eth(data_ack(i, seq, sport=sport), 0x0800))
     print(other, flush=True)
 elif sys.argv[1] == "frames":
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -956,7 +955,8 @@ fn crafted_acks_of_two_flows_in_one_fold_slot_fold() {
     if skipped_without_tools(test) {
         return;
     }
-    let (traced, _) = trace_crafted_acks("same-slot");
+    let (traced, other_port) = trace_crafted_acks("same-slot");
+    let test = format!("{test} (source ports 40000 and {})", other_port.trim());
     for seq in [700, 800] {
         let wire = traced.truth.iter().filter(|s| s.seq == seq).count();
         assert_eq!(wire, 20, "{test}, seq {seq}: tcpdump saw {wire} ACKs");
